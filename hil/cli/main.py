@@ -1,0 +1,51 @@
+"""Entry point of the `cobotguard` command; subcommand modules are imported only when chosen."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Modules import their heavy dependencies inside run().
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("hil.cli.check", "validate a cell configuration and print its latency budget"),
+    "run": ("hil.cli.run", "run the safety controller on serial ports"),
+    "hil": ("hil.cli.hil", "hardware-in-the-loop rig: play robot and sensor against a controller"),
+    "report": ("hil.cli.report", "timing report from trace files"),
+    "demo": ("hil.cli.demo", "the whole chain on embedded defaults, no hardware needed"),
+    "detect": ("hil.cli.detect", "run the person detector on image files"),
+    "replay": ("hil.cli.replay", "re-run the safety step on a recorded trace"),
+}
+
+EXIT_INVALID_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="cobotguard",
+        description="Safety controller for collaborative robots (not a certified safety device).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the chosen subcommand and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
