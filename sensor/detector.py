@@ -142,7 +142,7 @@ class Detector:
             np.zeros(max_detections, dtype=np.float32),
             np.zeros(max_detections, dtype=np.float32),
         )
-        self._frames = 0
+        self.frames = 0  # frames detected since warm-up; the frame counter is this modulo 256
 
     def _check_io(self) -> None:
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
@@ -183,7 +183,7 @@ class Detector:
         frame = np.zeros((height, width, 3), dtype=np.uint8)
         for _ in range(runs):
             self.detect(frame)
-        self._frames = 0
+        self.frames = 0
 
     def detect(self, frame: np.ndarray, t_exposure_ns: int = -1) -> DetectionResult:
         """Detect persons in `frame` (uint8 [H,W,3] RGB); returns the detector's reused result."""
@@ -214,8 +214,8 @@ class Detector:
         result.preprocess_us = (t1 - t0) // 1000
         result.inference_us = (t2 - t1) // 1000
         result.postprocess_us = (t3 - t2) // 1000
-        result.frame_counter = self._frames % FRAME_COUNTER_MODULO
+        result.frame_counter = self.frames % FRAME_COUNTER_MODULO
         result.t_exposure_ns = int(t_exposure_ns)
         result.t_done_ns = t3
-        self._frames += 1
+        self.frames += 1
         return result

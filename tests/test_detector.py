@@ -1,0 +1,213 @@
+"""The detector on real photos, differentially against the in-graph oracle, and its buffer contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sensor.decode import PERSON_CLASS
+from sensor.detector import FRAME_COUNTER_MODULO, DetectionResult, Detector, model_path
+from sensor.oracle import FULL_MODEL_FILE, OracleDetector
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two (y0, x0, y1, x1) boxes."""
+    inter_h = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    inter_w = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = inter_h * inter_w
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def photos() -> dict[str, np.ndarray]:
+    """The three photos of people that ship inside test dependencies."""
+    skimage_data = pytest.importorskip("skimage.data")
+    cbook = pytest.importorskip("matplotlib.cbook")
+    from PIL import Image
+
+    grey = skimage_data.camera()
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
+        grace = np.asarray(img.convert("RGB"))
+    return {
+        "astronaut": np.ascontiguousarray(skimage_data.astronaut()),
+        "camera": np.ascontiguousarray(np.stack([grey, grey, grey], axis=-1)),
+        "grace_hopper": grace,
+    }
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, np.ndarray]:
+    return photos()
+
+
+@pytest.fixture(scope="module")
+def fp32() -> Detector:
+    det = Detector("fp32", threads=2, min_score=0.5)
+    det.warm_up()
+    return det
+
+
+@pytest.fixture(scope="module")
+def int8() -> Detector:
+    det = Detector("int8", threads=2, min_score=0.5)
+    det.warm_up()
+    return det
+
+
+@pytest.fixture(scope="module")
+def oracle() -> OracleDetector:
+    return OracleDetector(threads=2, min_score=0.5)
+
+
+@pytest.fixture(scope="module")
+def oracle_results(images: dict[str, np.ndarray], oracle: OracleDetector) -> dict[str, DetectionResult]:
+    return {name: oracle.detect(img) for name, img in images.items()}
+
+
+def persons(result: DetectionResult) -> list[tuple[np.ndarray, float]]:
+    return [(result.boxes[i].copy(), float(result.scores[i])) for i in range(result.count)]
+
+
+def assert_same_persons(got: DetectionResult, want: DetectionResult, min_iou: float = 0.9) -> None:
+    """Same number of persons, and each of ours overlaps a distinct oracle person with IoU >= min_iou."""
+    assert got.count == want.count, (persons(got), persons(want))
+    unmatched = list(range(want.count))
+    for i in range(got.count):
+        ious = [box_iou(got.boxes[i], want.boxes[j]) for j in unmatched]
+        assert ious, "more persons than the oracle"
+        best = int(np.argmax(ious))
+        assert ious[best] >= min_iou, (i, ious, persons(got), persons(want))
+        unmatched.pop(best)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
+def test_fp32_finds_the_person_in_each_photo(name: str, images, fp32: Detector, oracle_results) -> None:
+    result = fp32.detect(images[name])
+    assert result.count == 1
+    assert result.scores[0] >= 0.85
+    assert result.classes[0] == PERSON_CLASS
+    y0, x0, y1, x1 = result.boxes[0]
+    assert 0.0 <= y0 < y1 <= 1.0 and 0.0 <= x0 < x1 <= 1.0
+    assert y1 - y0 > 0.8  # each photo is a portrait filling most of the height
+    assert_same_persons(result, oracle_results[name])
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
+def test_int8_finds_the_same_person_as_the_oracle(name: str, images, int8: Detector, oracle_results) -> None:
+    result = int8.detect(images[name])
+    assert result.scores[0] >= 0.85
+    assert_same_persons(result, oracle_results[name])
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
+def test_fp32_equals_the_oracle_down_to_low_scores(
+    name: str, images, fp32: Detector, oracle: OracleDetector
+) -> None:
+    """Same network, same decode and NMS: every box above 0.05 agrees, not just the confident one."""
+    fp32.min_score = oracle.min_score = 0.05
+    try:
+        got = fp32.detect(images[name]).copy()
+        want = oracle.detect(images[name])
+    finally:
+        fp32.min_score = oracle.min_score = 0.5
+    assert got.count >= 1
+    assert_same_persons(got, want, min_iou=0.99)
+    np.testing.assert_allclose(got.scores[: got.count], want.scores[: want.count], atol=1e-4)
+
+
+def composite(photo: np.ndarray, height_px: int, x0: int, background: int = 128) -> np.ndarray:
+    """A 640x480 frame with `photo` scaled to `height_px` tall, standing on the bottom edge."""
+    from PIL import Image
+
+    width_px = max(1, round(photo.shape[1] * height_px / photo.shape[0]))
+    scaled = np.asarray(Image.fromarray(photo).resize((width_px, height_px), Image.Resampling.BILINEAR))
+    frame = np.full((480, 640, 3), background, dtype=np.uint8)
+    frame[480 - height_px :, x0 : x0 + width_px] = scaled[:, : 640 - x0]
+    return frame
+
+
+def test_fp32_and_int8_agree_with_the_oracle_on_composited_frames(images, fp32, int8, oracle) -> None:
+    for photo in images.values():
+        for height_px, x0 in ((360, 20), (240, 300), (200, 100)):
+            frame = composite(photo, height_px, x0)
+            want = oracle.detect(frame)
+            assert_same_persons(fp32.detect(frame), want)
+            if want.count and want.scores[0] > 0.8:  # int8 moves scores: compare only clear cases
+                best = int8.detect(frame)
+                assert best.count >= 1
+                assert max(box_iou(best.boxes[i], want.boxes[0]) for i in range(best.count)) >= 0.9
+
+
+@pytest.mark.parametrize("model", ["fp32", "int8"])
+@pytest.mark.parametrize("frame_name", ["black", "grey", "white", "noise", "gradient", "brick"])
+def test_no_person_on_empty_frames(model: str, frame_name: str, fp32, int8) -> None:
+    rng = np.random.default_rng(11)
+    frames = {
+        "black": np.zeros((480, 640, 3), np.uint8),
+        "grey": np.full((480, 640, 3), 128, np.uint8),
+        "white": np.full((480, 640, 3), 255, np.uint8),
+        "noise": rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+        "gradient": np.broadcast_to(np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None], (480, 640, 3)),
+    }
+    if frame_name == "brick":
+        brick = pytest.importorskip("skimage.data").brick()
+        frames["brick"] = np.stack([brick] * 3, axis=-1)
+    det = fp32 if model == "fp32" else int8
+    result = det.detect(np.ascontiguousarray(frames[frame_name]))
+    assert result.count == 0
+    assert not result.boxes.any() and not result.scores.any()
+
+
+def test_result_is_reused_and_padded(images, fp32: Detector) -> None:
+    first = fp32.detect(images["astronaut"])
+    kept = first.copy()
+    boxes_buffer = first.boxes
+    second = fp32.detect(np.zeros((480, 640, 3), np.uint8))
+    assert second is first and second.boxes is boxes_buffer  # the same preallocated arrays
+    assert second.count == 0 and not second.boxes.any()  # rows past count are zeroed, nothing stale
+    assert kept.count == 1 and kept.boxes[0].any()  # a copy is not overwritten
+    assert first.boxes.shape == (100, 4) and first.scores.shape == (100,) and first.classes.shape == (100,)
+
+
+def test_frame_counter_wraps_at_8_bits_and_times_are_reported() -> None:
+    frame = np.zeros((48, 64, 3), np.uint8)
+    det = Detector("int8", threads=1, max_detections=4)
+    det.warm_up(48, 64, runs=1)
+    counters = []
+    for i in range(3):
+        result = det.detect(frame, t_exposure_ns=1000 + i)
+        counters.append(result.frame_counter)
+        assert result.t_exposure_ns == 1000 + i
+        assert result.inference_us > 0 and result.total_us >= result.inference_us
+        assert result.t_done_ns > 0
+    assert counters == [0, 1, 2]
+    det.frames = 2 * FRAME_COUNTER_MODULO - 1  # as after 511 frames
+    assert det.detect(frame).frame_counter == 255
+    assert det.detect(frame).frame_counter == 0
+    assert det.result.boxes.shape == (4, 4)
+
+
+def test_model_paths() -> None:
+    assert model_path("fp32").is_file() and model_path("int8").is_file()
+    with pytest.raises(FileNotFoundError, match="no_such_model.onnx"):
+        model_path("no_such_model.onnx")
+
+
+def test_rejects_a_model_that_is_not_the_backbone() -> None:
+    with pytest.raises(ValueError, match="not the SSDLite person backbone"):
+        Detector(Path(model_path("fp32")).with_name(FULL_MODEL_FILE))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"threads": 0}, {"min_score": 0.0}, {"min_score": 1.5}, {"max_detections": 0}]
+)
+def test_rejects_bad_options(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        Detector("int8", **kwargs)
+
+
+def test_rejects_frames_that_are_not_rgb_uint8(fp32: Detector) -> None:
+    with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
+        fp32.detect(np.zeros((480, 640), np.uint8))
