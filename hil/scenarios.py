@@ -50,14 +50,16 @@ class Walk:
     leave: bool = False  # after the dwell, walk back out the same way and disappear
 
 
+Anchor = Literal["dwell", "leave", "clear"]  # last person stopped walking in / started leaving / gone
+
+
 @dataclass(frozen=True)
 class ResetPulse:
-    """The reset input high for width_ms, starting offset_ms after an anchor of the scenario."""
+    """The reset input high between two instants, each given as an anchor of the scenario + offset_ms."""
 
-    anchor: Literal["dwell", "clear"]  # dwell = last person stopped walking in; clear = last one gone
-    offset_ms: float
-    width_ms: float
-    restarts: bool  # whether this pulse's rising edge is a valid reset (zone clear, edge, not held)
+    rise: tuple[Anchor, float]
+    fall: tuple[Anchor, float]
+    restarts: bool  # whether the rising edge is a valid reset (zone clear, an edge, not held over)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Plan:
     valid_reset_ns: int | None = None  # first instant a restart is allowed (edge or automatic)
     clear_ns: int | None = None  # last person gone
     dwell_ns: int | None = None  # last person stopped walking in
+    leave_ns: int | None = None  # last person started leaving
     notes: dict[str, float] = field(default_factory=dict)
 
 
@@ -153,8 +156,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "leave_and_restart",
-        "a person walks in (stop), a reset is pressed while inside, the person leaves with reset held "
-        "across the clear moment, then a fresh reset edge: only that edge may restart",
+        "a person walks in (stop), a reset is pressed while inside, reset is pressed again and held while "
+        "the person leaves and after, then a fresh reset edge: only that edge may restart",
         (
             Walk(
                 angle_deg=0.0,
@@ -168,9 +171,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         Expect.RESTART,
         resets=(
-            ResetPulse("dwell", offset_ms=300.0, width_ms=100.0, restarts=False),
-            ResetPulse("clear", offset_ms=-200.0, width_ms=600.0, restarts=False),
-            ResetPulse("clear", offset_ms=800.0, width_ms=100.0, restarts=True),
+            ResetPulse(rise=("dwell", 200.0), fall=("dwell", 300.0), restarts=False),
+            ResetPulse(rise=("leave", -100.0), fall=("clear", 400.0), restarts=False),
+            ResetPulse(rise=("clear", 800.0), fall=("clear", 900.0), restarts=True),
         ),
         tail_ms=800.0,
     ),
@@ -259,8 +262,8 @@ def stop_boundary_gap_m(cfg: CellConfig, angle_deg: float, required_separation_m
 # Resolving a scenario against a cell
 
 
-def _walk_track(cfg: CellConfig, walk: Walk, required_separation_m: float) -> tuple[Track, int]:
-    """The walk's track and the time (ns) it stops walking in (its arrival)."""
+def _walk_track(cfg: CellConfig, walk: Walk, required_separation_m: float) -> tuple[Track, int, int]:
+    """The walk's track, the time (ns) it stops walking in and the time it starts leaving."""
     if walk.speed_mps <= 0.0:
         raise ValueError(f"walk speed must be > 0 m/s, got {walk.speed_mps}")
     hazard = _polygon(cfg.robot.hazard_polygon_m)
@@ -287,35 +290,45 @@ def _walk_track(cfg: CellConfig, walk: Walk, required_separation_m: float) -> tu
     if walk.dwell_ms > 0.0:
         times.append(times[-1] + ns(walk.dwell_ms))
         points.append(end)
+    leave = times[-1]
     if walk.leave:
         times.append(times[-1] + walk_ns)
         points.append(start)
-    return Track(np.asarray(times, dtype=np.int64), np.asarray(points, dtype=np.float64)), t0 + walk_ns
+    track = Track(np.asarray(times, dtype=np.int64), np.asarray(points, dtype=np.float64))
+    return track, t0 + walk_ns, leave
 
 
 def build_plan(scenario: Scenario, cfg: CellConfig, required_separation_m: float) -> Plan:
     """Resolve a scenario against a cell; required_separation_m is S_p at the robot's maximum speed."""
     tracks: list[Track] = []
     arrivals: list[int] = []
+    leaves: list[int] = []
     for walk in scenario.walks:
-        track, arrival = _walk_track(cfg, walk, required_separation_m)
+        track, arrival, leave = _walk_track(cfg, walk, required_separation_m)
         tracks.append(track)
         arrivals.append(arrival)
+        leaves.append(leave)
     if len(tracks) > MAX_PERSONS:
         raise ValueError(f"{len(tracks)} people exceed MAX_PERSONS={MAX_PERSONS}")
     last_keyframe = max(int(t.t_ns[-1]) for t in tracks)
     duration = last_keyframe + ns(scenario.tail_ms)
     dwell = max(arrivals)
+    leave = max(leaves)
     clear = last_keyframe if all(w.leave for w in scenario.walks) else None
+    anchors: dict[str, int | None] = {"dwell": dwell, "leave": leave, "clear": clear}
+
+    def instant(point: tuple[Anchor, float]) -> int:
+        base = anchors[point[0]]
+        if base is None:
+            raise ValueError(f"{scenario.name}: reset anchored at {point[0]!r} but not every person leaves")
+        return base + int(round(point[1] * 1e6))
 
     changes: list[tuple[int, int]] = []
     valid_reset: int | None = None
     for pulse in scenario.resets:
-        anchor = dwell if pulse.anchor == "dwell" else clear
-        if anchor is None:
-            raise ValueError(f"{scenario.name}: reset anchored at 'clear' but not every person leaves")
-        t_on = anchor + int(round(pulse.offset_ms * 1e6))
-        t_off = t_on + ns(pulse.width_ms)
+        t_on, t_off = instant(pulse.rise), instant(pulse.fall)
+        if t_off <= t_on:
+            raise ValueError(f"{scenario.name}: reset pulse falls before it rises")
         changes += [(t_on, 1), (t_off, 0)]
         if pulse.restarts and valid_reset is None:
             valid_reset = t_on
@@ -333,6 +346,7 @@ def build_plan(scenario: Scenario, cfg: CellConfig, required_separation_m: float
         valid_reset_ns=valid_reset,
         clear_ns=clear,
         dwell_ns=dwell,
+        leave_ns=leave,
         notes={"required_separation_m": required_separation_m},
     )
 
@@ -369,6 +383,38 @@ def sensor_latency_ns(sensor: Sensor) -> int:
     return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms)
 
 
+def fill_frame(
+    frame: np.ndarray,
+    xy_m: np.ndarray,
+    sensor: Sensor,
+    sensor_index: int,
+    counter: int,
+    t_exposure_ns: int,
+    score: float = 0.9,
+) -> None:
+    """Fill a 1-element DETECTION_DTYPE array: persons at the finite rows of xy_m (P, 2), sensor timing."""
+    present = np.flatnonzero(np.isfinite(xy_m).all(axis=1)) if len(xy_m) else np.zeros(0, dtype=np.int64)
+    limit = min(MAX_PERSONS, sensor.max_persons)
+    if len(present) > limit:
+        raise ValueError(f"{len(present)} persons in a frame exceed the limit {limit}")
+    frame[:] = np.zeros(1, dtype=DETECTION_DTYPE)
+    frame["sensor_index"] = sensor_index
+    frame["frame_counter"] = counter % 256
+    frame["person_count"] = len(present)
+    frame["health"] = 0
+    frame["inference_us"] = int(round(sensor.inference_worst_ms * 1000.0))
+    frame["t_exposure_ns"] = t_exposure_ns
+    frame["t_inference_done_ns"] = t_exposure_ns + sensor_latency_ns(sensor)
+    frame["t_sent_ns"] = frame["t_inference_done_ns"]
+    persons = frame["persons"][0]
+    for slot, p in enumerate(present):
+        persons[slot]["x_m"] = xy_m[p, 0]
+        persons[slot]["y_m"] = xy_m[p, 1]
+        persons[slot]["z_d_m"] = sensor.position_uncertainty_m
+        persons[slot]["score"] = score
+        persons[slot]["box"] = (0.2, 0.45, 0.95, 0.55)
+
+
 def detection_frames(
     plan: Plan,
     sensor: Sensor,
@@ -386,31 +432,14 @@ def detection_frames(
     n = plan.duration_ns // period + 1
     t_rel = np.arange(n, dtype=np.int64) * period
     xy = positions(plan, t_rel)  # (n, P, 2)
-    present = np.isfinite(xy).all(axis=2)  # (n, P)
-    limit = min(MAX_PERSONS, sensor.max_persons)
-    counts = present.sum(axis=1)
-    if counts.size and int(counts.max()) > limit:
-        raise ValueError(f"{plan.name}: {int(counts.max())} persons in a frame exceed the limit {limit}")
-
     frames = np.zeros(n, dtype=DETECTION_DTYPE)
-    frames["sensor_index"] = sensor_index
-    frames["frame_counter"] = (counter0 + np.arange(n)) % 256
-    frames["person_count"] = counts
-    frames["health"] = 0
-    frames["inference_us"] = int(round(sensor.inference_worst_ms * 1000.0))
-    frames["t_exposure_ns"] = t0_ns + t_rel
-    frames["t_inference_done_ns"] = frames["t_exposure_ns"] + sensor_latency_ns(sensor)
-    frames["t_sent_ns"] = frames["t_inference_done_ns"]
-    frames["t_received_ns"] = 0
     for k in range(n):
-        slots = np.flatnonzero(present[k])
-        persons = frames["persons"][k]
-        for j, p in enumerate(slots):
-            persons[j]["x_m"] = xy[k, p, 0]
-            persons[j]["y_m"] = xy[k, p, 1]
-            persons[j]["z_d_m"] = sensor.position_uncertainty_m
-            persons[j]["score"] = score
-            persons[j]["box"] = (0.2, 0.45, 0.95, 0.55)
+        try:
+            fill_frame(
+                frames[k : k + 1], xy[k], sensor, sensor_index, counter0 + k, t0_ns + int(t_rel[k]), score
+            )
+        except ValueError as exc:
+            raise ValueError(f"{plan.name}: {exc}") from None
     return frames
 
 

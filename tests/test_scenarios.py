@@ -69,9 +69,15 @@ def test_restart_plan_orders_reset_pulses_around_dwell_and_clear():
     plan = sc.build_plan(sc.get_scenario("leave_and_restart"), cell, required_separation_m=0.6)
     assert plan.expect is sc.Expect.RESTART
     assert plan.dwell_ns is not None and plan.clear_ns is not None and plan.valid_reset_ns is not None
-    assert plan.dwell_ns < plan.clear_ns < plan.valid_reset_ns
-    # person inside during the first pulse, reset held high across the clear moment
-    assert sc.reset_level(plan, plan.dwell_ns + 350_000_000) == 1
+    assert plan.leave_ns is not None
+    assert plan.dwell_ns < plan.leave_ns < plan.clear_ns < plan.valid_reset_ns
+    # person inside during the first pulse, then reset pressed inside and held across the clear moment
+    assert sc.reset_level(plan, plan.dwell_ns + 250_000_000) == 1
+    assert sc.reset_level(plan, plan.dwell_ns + 350_000_000) == 0
+    rise = plan.leave_ns - 100_000_000
+    assert sc.reset_level(plan, rise - 1) == 0 and sc.reset_level(plan, rise) == 1
+    hazard_gap = sc.gaps_to_region(sc.positions(plan, np.array([rise]))[0], HAZARD)
+    assert hazard_gap[0] == pytest.approx(0.2)  # still standing next to the hazard when it is pressed
     assert sc.reset_level(plan, plan.clear_ns) == 1
     assert sc.reset_level(plan, plan.clear_ns + 500_000_000) == 0
     assert sc.reset_level(plan, plan.valid_reset_ns) == 1
