@@ -1,0 +1,213 @@
+"""Numeric parameters of the safety step, built once from a validated `CellConfig`.
+
+The step reads one `PARAMS_DTYPE` record: int64 nanosecond times, polygons padded to MAX_VERTICES,
+the stopping table for the cell's payload, and per-sensor supervision budgets. Nothing here runs in
+the loop; everything the loop needs is precomputed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from safety.config import CellConfig, Sensor, ns
+from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
+
+MAX_STOP_POINTS = 32  # rows of the stopping table after payload selection
+NO_CATEGORY = 3  # latched stop category when no stop is latched (categories are 0..2)
+
+ZONE_WARNING = 0
+ZONE_PROTECTIVE = 1
+
+# ISO 13855 approach speeds; K = 2.0 m/s applies while the total separation is at most 0.5 m.
+HUMAN_SPEED_NEAR_MPS = 2.0
+HUMAN_SPEED_FAR_MPS = 1.6
+HUMAN_SPEED_SWITCH_M = 0.5
+
+# Floor coordinates beyond this are treated as corrupt metadata (no cell is a kilometre wide).
+MAX_COORDINATE_M = 1000.0
+# Person position uncertainty beyond this is treated as corrupt metadata.
+MAX_Z_D_M = 10.0
+
+PARAMS_DTYPE = np.dtype(
+    [
+        ("n_sensors", np.int32),
+        ("reaction_time_ns", np.int64),  # T_r of the whole chain
+        ("cycle_period_ns", np.int64),
+        ("worst_step_ns", np.int64),  # declared worst-case step time (watchdog bounds in tests, sim)
+        ("robot_max_speed_mps", np.float64),  # RUN speed limit; above it the robot is overspeeding
+        ("robot_z_r_m", np.float64),
+        ("robot_state_timeout_ns", np.int64),
+        ("fault_stop_category", np.int32),  # the category the stopping data was measured for
+        ("n_stop_points", np.int32),
+        ("stop_speed_mps", np.float64, (MAX_STOP_POINTS,)),  # ascending
+        ("stop_time_ns", np.int64, (MAX_STOP_POINTS,)),
+        ("stop_distance_m", np.float64, (MAX_STOP_POINTS,)),
+        ("hazard_n", np.int32),
+        ("hazard_vertices", np.float64, (MAX_VERTICES, 2)),
+        ("hazard_bbox", np.float64, (4,)),
+        ("ssm_enabled", np.int32),
+        ("intrusion_m", np.float64),  # C
+        ("ssm_stop_category", np.int32),
+        ("human_speed_near_mps", np.float64),
+        ("human_speed_far_mps", np.float64),
+        ("human_speed_switch_m", np.float64),
+        ("n_zones", np.int32),
+        ("zone_kind", np.int32, (MAX_ZONES,)),  # ZONE_WARNING or ZONE_PROTECTIVE
+        ("zone_n", np.int32, (MAX_ZONES,)),
+        ("zone_vertices", np.float64, (MAX_ZONES, MAX_VERTICES, 2)),
+        ("zone_bbox", np.float64, (MAX_ZONES, 4)),
+        ("zone_speed_limit_mps", np.float64, (MAX_ZONES,)),
+        ("zone_stop_category", np.int32, (MAX_ZONES,)),
+        ("sensor_max_age_ns", np.int64, (MAX_SENSORS,)),  # now - t_exposure of the newest frame
+        ("sensor_max_latency_ns", np.int64, (MAX_SENSORS,)),  # t_received - t_exposure of one frame
+        ("sensor_tolerated_missed", np.int32, (MAX_SENSORS,)),
+        ("sensor_max_persons", np.int32, (MAX_SENSORS,)),
+        ("sensor_z_d_m", np.float64, (MAX_SENSORS,)),
+        ("restart_automatic", np.int32),
+        ("auto_restart_clear_ns", np.int64),
+        ("release_hysteresis_m", np.float64),
+        ("max_coordinate_m", np.float64),
+        ("max_z_d_m", np.float64),
+    ]
+)
+
+
+def frame_period_ns(sensor: Sensor) -> int:
+    """One frame period in ns, rounded up."""
+    return math.ceil(1e9 / sensor.frame_rate_hz)
+
+
+def sensor_latency_ns(sensor: Sensor) -> int:
+    """Worst case from start of exposure to metadata received: exposure/readout + inference + transport."""
+    return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms) + ns(sensor.transport_latency_ms)
+
+
+def sensor_max_age_ns(sensor: Sensor) -> int:
+    """Oldest the newest frame may be: frame period x (1 + tolerated missed frames) + worst latency."""
+    return frame_period_ns(sensor) * (1 + sensor.tolerated_missed_frames) + sensor_latency_ns(sensor)
+
+
+def _local_reaction_time_ns(cfg: CellConfig) -> int:
+    """T_r as the sum of worst-case stages (stand-in until safety.budget provides it)."""
+    sensor_term = max(sensor_max_age_ns(s) for s in cfg.sensors.values())
+    controller_term = ns(cfg.controller.cycle_period_ms) + ns(cfg.controller.worst_step_ms)
+    link_bits = cfg.link.command_frame_bytes * 10  # 8N1: start + 8 data + stop
+    link_term = math.ceil(link_bits * 1e9 / cfg.link.baud) + ns(cfg.link.receiver_cycle_ms)
+    robot_term = ns(cfg.robot.stop_input_reaction_ms)
+    return sensor_term + controller_term + link_term + robot_term
+
+
+def reaction_time_ns(cfg: CellConfig) -> int:
+    """T_r from safety.budget when available, else the local sum of the same stages."""
+    try:
+        from safety import budget
+    except ImportError:
+        return _local_reaction_time_ns(cfg)
+    return int(budget.reaction_time_ns(cfg))
+
+
+def stopping_rows(cfg: CellConfig) -> list[tuple[float, int, float]]:
+    """(speed, stop time ns, stop distance) rows for the cell's payload, ascending in speed.
+
+    Uses the rows measured with the smallest payload at or above the cell's payload (heavier stops
+    later), or the heaviest payload measured when none is at or above it.
+    """
+    payloads = sorted({p.payload_kg for p in cfg.robot.stopping})
+    heavier = [p for p in payloads if p >= cfg.robot.payload_kg]
+    chosen = heavier[0] if heavier else payloads[-1]
+    rows = sorted(
+        (p.speed_mps, ns(p.stop_time_ms), p.stop_distance_m)
+        for p in cfg.robot.stopping
+        if p.payload_kg == chosen
+    )
+    return rows
+
+
+def _bbox(points: np.ndarray) -> np.ndarray:
+    return np.array([points[:, 0].min(), points[:, 1].min(), points[:, 0].max(), points[:, 1].max()])
+
+
+def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
+    if len(points) > 1 and tuple(points[0]) == tuple(points[-1]):
+        points = points[:-1]  # closed rings are stored open
+    if not 3 <= len(points) <= MAX_VERTICES:
+        raise ValueError(f"{what}: {len(points)} vertices, expected 3..{MAX_VERTICES}")
+    out = np.zeros((MAX_VERTICES, 2))
+    out[: len(points)] = np.asarray(points, dtype=np.float64)
+    return out, len(points)
+
+
+def build_params(cfg: CellConfig) -> np.ndarray:
+    """The step's parameter record (shape (1,), PARAMS_DTYPE) for a validated configuration."""
+    if not 1 <= len(cfg.sensors) <= MAX_SENSORS:
+        raise ValueError(f"sensors: {len(cfg.sensors)} configured, expected 1..{MAX_SENSORS}")
+    if len(cfg.zones) > MAX_ZONES:
+        raise ValueError(f"zones: {len(cfg.zones)} configured, expected at most {MAX_ZONES}")
+    p = np.zeros(1, dtype=PARAMS_DTYPE)
+    r = p[0]
+    r["n_sensors"] = len(cfg.sensors)
+    r["reaction_time_ns"] = reaction_time_ns(cfg)
+    r["cycle_period_ns"] = ns(cfg.controller.cycle_period_ms)
+    r["worst_step_ns"] = ns(cfg.controller.worst_step_ms)
+    r["robot_max_speed_mps"] = cfg.robot.max_speed_mps
+    r["robot_z_r_m"] = cfg.robot.position_uncertainty_m
+    r["robot_state_timeout_ns"] = ns(cfg.controller.robot_state_timeout_ms)
+    r["fault_stop_category"] = cfg.robot.stop_category
+
+    rows = stopping_rows(cfg)
+    if not 1 <= len(rows) <= MAX_STOP_POINTS:
+        raise ValueError(f"robot.stopping: {len(rows)} rows for the payload, expected 1..{MAX_STOP_POINTS}")
+    r["n_stop_points"] = len(rows)
+    for k, (speed, time_ns, distance) in enumerate(rows):
+        r["stop_speed_mps"][k] = speed
+        r["stop_time_ns"][k] = time_ns
+        r["stop_distance_m"][k] = distance
+
+    hazard, hazard_n = _pad_polygon(list(cfg.robot.hazard_polygon_m), "robot.hazard_polygon_m")
+    r["hazard_n"] = hazard_n
+    r["hazard_vertices"] = hazard
+    r["hazard_bbox"] = _bbox(hazard[:hazard_n])
+
+    r["ssm_enabled"] = int(cfg.separation.enabled)
+    r["intrusion_m"] = cfg.separation.intrusion_distance_m
+    r["ssm_stop_category"] = cfg.separation.stop_category
+    r["human_speed_near_mps"] = HUMAN_SPEED_NEAR_MPS
+    r["human_speed_far_mps"] = HUMAN_SPEED_FAR_MPS
+    r["human_speed_switch_m"] = HUMAN_SPEED_SWITCH_M
+
+    r["n_zones"] = len(cfg.zones)
+    for k, (name, zone) in enumerate(cfg.zones.items()):
+        vertices, n = _pad_polygon(list(zone.polygon_m), f"zones.{name}.polygon_m")
+        r["zone_n"][k] = n
+        r["zone_vertices"][k] = vertices
+        r["zone_bbox"][k] = _bbox(vertices[:n])
+        if zone.type == "warning":
+            if zone.speed_limit_mps is None:
+                raise ValueError(f"zones.{name}.speed_limit_mps: missing, required for a warning zone")
+            r["zone_kind"][k] = ZONE_WARNING
+            r["zone_speed_limit_mps"][k] = zone.speed_limit_mps
+            r["zone_stop_category"][k] = NO_CATEGORY
+        else:
+            if zone.stop_category is None:
+                raise ValueError(f"zones.{name}.stop_category: missing, required for a protective zone")
+            r["zone_kind"][k] = ZONE_PROTECTIVE
+            r["zone_stop_category"][k] = zone.stop_category
+
+    for k, sensor in enumerate(cfg.sensors.values()):
+        r["sensor_max_age_ns"][k] = sensor_max_age_ns(sensor)
+        r["sensor_max_latency_ns"][k] = sensor_latency_ns(sensor)
+        r["sensor_tolerated_missed"][k] = sensor.tolerated_missed_frames
+        r["sensor_max_persons"][k] = sensor.max_persons
+        r["sensor_z_d_m"][k] = sensor.position_uncertainty_m
+
+    r["restart_automatic"] = int(cfg.controller.restart == "automatic")
+    auto_ms = cfg.controller.auto_restart_clear_ms
+    if r["restart_automatic"] and auto_ms is None:
+        raise ValueError("controller.auto_restart_clear_ms: missing, required when restart = 'automatic'")
+    r["auto_restart_clear_ns"] = ns(auto_ms) if auto_ms is not None else 0
+    r["release_hysteresis_m"] = cfg.controller.release_hysteresis_m
+    r["max_coordinate_m"] = MAX_COORDINATE_M
+    r["max_z_d_m"] = MAX_Z_D_M
+    return p

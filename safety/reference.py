@@ -1,0 +1,352 @@
+"""Plain-Python reference implementation of the safety step: the oracle for differential tests.
+
+Same signature and same effect as `safety.step.step`, written independently for reading rather than
+speed: findings are collected as a list and the most restrictive one is picked with `min`; the state
+machine is the `safety.states.TRANSITIONS` dict; geometry is `math` on Python floats. It must produce
+bit-identical commands and states for identical inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from safety.params import NO_CATEGORY, ZONE_PROTECTIVE
+from safety.reasons import CommandKind, Reason
+from safety.records import FRAME_COUNTER_MODULO, MAX_PERSONS
+from safety.states import ControllerState, Permission, event_for, next_state
+
+BBOX_SLACK_M = 1e-6
+
+
+# --- geometry -----------------------------------------------------------------------------------------
+
+
+def _inside(vertices: list[tuple[float, float]], x: float, y: float) -> bool:
+    inside = False
+    for (xi, yi), (xj, yj) in zip(vertices, vertices[-1:] + vertices[:-1], strict=True):
+        if (yi > y) != (yj > y) and x < xi + (y - yi) * (xj - xi) / (yj - yi):
+            inside = not inside
+    return inside
+
+
+def _segment_distance2(a: tuple[float, float], b: tuple[float, float], x: float, y: float) -> float:
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    px, py = x - a[0], y - a[1]
+    length2 = dx * dx + dy * dy
+    t = min(max((px * dx + py * dy) / length2, 0.0), 1.0) if length2 > 0.0 else 0.0
+    ex, ey = px - t * dx, py - t * dy
+    return ex * ex + ey * ey
+
+
+def _within(vertices: list[tuple[float, float]], x: float, y: float, radius: float) -> bool:
+    """Inside the polygon or within `radius` of its boundary."""
+    if _inside(vertices, x, y):
+        return radius >= 0.0
+    closing = vertices[-1:] + vertices[:-1]
+    distance = math.sqrt(min(_segment_distance2(a, b, x, y) for a, b in zip(closing, vertices, strict=True)))
+    return distance <= radius
+
+
+# --- parameters as Python values ----------------------------------------------------------------------
+
+
+def _polygon(vertices: np.ndarray, n: int) -> list[tuple[float, float]]:
+    return [(float(vertices[i, 0]), float(vertices[i, 1])) for i in range(int(n))]
+
+
+def separation_m(p: np.void, speed: float, z_d: float) -> float:
+    """S_p at robot `speed` for uncertainty `z_d`, from the parameter record (same rule as the step)."""
+    speeds = [float(v) for v in p["stop_speed_mps"][: p["n_stop_points"]]]
+    k = next((i for i, v in enumerate(speeds) if v >= speed), len(speeds) - 1)
+    stop_ns = int(p["stop_time_ns"][k])
+    stop_m = float(p["stop_distance_m"][k])
+    t_r_ns = int(p["reaction_time_ns"])
+    t_r = t_r_ns * 1e-9
+    t_total = (t_r_ns + stop_ns) * 1e-9
+    rest = speed * t_r + stop_m + float(p["intrusion_m"]) + float(p["robot_z_r_m"]) + z_d
+    switch = float(p["human_speed_switch_m"])
+    near = float(p["human_speed_near_mps"]) * t_total + rest
+    if near <= switch:
+        return near
+    return max(float(p["human_speed_far_mps"]) * t_total + rest, switch)
+
+
+# --- findings -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One restriction found this cycle; `order` keeps ties deterministic (first found wins)."""
+
+    order: int
+    reason: Reason
+    sensor: int
+    person: int
+    zone: int
+    category: int = NO_CATEGORY  # stops
+    limit: float = math.inf  # slows
+
+
+def _sensor_fault(p: np.void, s: np.void, d: np.void, i: int, now: int) -> Reason:
+    if d["t_received_ns"] == 0:
+        return Reason.SENSOR_NO_DATA
+    if d["sensor_index"] != i:
+        return Reason.SENSOR_BAD_VALUE
+    times = [int(d[k]) for k in ("t_exposure_ns", "t_inference_done_ns", "t_sent_ns", "t_received_ns")] + [
+        now
+    ]
+    if times != sorted(times):
+        return Reason.SENSOR_TIME_INCONSISTENT
+    if s["frame_fault"][i] != 0:
+        return Reason(int(s["frame_fault"][i]))
+    if now - int(d["t_exposure_ns"]) > int(p["sensor_max_age_ns"][i]):
+        return Reason.SENSOR_STALE
+    if int(d["t_received_ns"]) - int(d["t_exposure_ns"]) > int(p["sensor_max_latency_ns"][i]):
+        return Reason.SENSOR_STALE
+    if d["health"] != 0:
+        return Reason.SENSOR_HEALTH
+    count = int(d["person_count"])
+    if count < 0 or d["inference_us"] < 0:
+        return Reason.SENSOR_BAD_VALUE
+    if count > min(int(p["sensor_max_persons"][i]), MAX_PERSONS):
+        return Reason.SENSOR_TOO_MANY_PERSONS
+    bound = float(p["max_coordinate_m"])
+
+    def ok(v: float, lo: float, hi: float) -> bool:
+        return math.isfinite(v) and lo <= v <= hi
+
+    for person in d["persons"][:count]:
+        if not (
+            ok(float(person["x_m"]), -bound, bound)
+            and ok(float(person["y_m"]), -bound, bound)
+            and ok(float(person["z_d_m"]), 0.0, float(p["max_z_d_m"]))
+            and ok(float(person["score"]), 0.0, 1.0)
+        ):
+            return Reason.SENSOR_BAD_VALUE
+    return Reason.NONE
+
+
+def _robot_fault(p: np.void, r: np.void, now: int) -> Reason:
+    t = int(r["t_received_ns"])
+    speed = float(r["speed_mps"])
+    if t == 0:
+        return Reason.ROBOT_NO_DATA
+    if t > now:
+        return Reason.ROBOT_BAD_VALUE
+    if now - t > int(p["robot_state_timeout_ns"]):
+        return Reason.ROBOT_STALE
+    if not math.isfinite(speed) or speed < 0.0 or r["at_rest"] not in (0, 1):
+        return Reason.ROBOT_BAD_VALUE
+    if not 0 <= r["mode"] < len(CommandKind):
+        return Reason.ROBOT_BAD_VALUE
+    if speed > float(p["robot_max_speed_mps"]):
+        return Reason.ROBOT_OVERSPEED
+    return Reason.NONE
+
+
+def _receive(p: np.void, s: np.void, detections: np.ndarray) -> None:
+    for i in range(int(p["n_sensors"])):
+        d = detections[i]
+        t = int(d["t_received_ns"])
+        last_t = int(s["last_rx_ns"][i])
+        if t in (0, last_t):
+            continue
+        counter = int(d["frame_counter"])
+        last = int(s["last_counter"][i])
+        if t < last_t:
+            fault = Reason.SENSOR_TIME_INCONSISTENT
+        elif not 0 <= counter < FRAME_COUNTER_MODULO:
+            fault = Reason.SENSOR_BAD_VALUE
+        else:
+            gap = (counter - last) % FRAME_COUNTER_MODULO
+            if last < 0:
+                fault = Reason.NONE
+            elif gap == 0:
+                fault = Reason.SENSOR_COUNTER_REPEATED
+            elif gap > FRAME_COUNTER_MODULO // 2:
+                fault = Reason.SENSOR_COUNTER_OUT_OF_ORDER
+            elif gap - 1 > int(p["sensor_tolerated_missed"][i]):
+                fault = Reason.SENSOR_FRAMES_MISSED
+            else:
+                fault = Reason.NONE
+            s["last_counter"][i] = counter
+        s["last_rx_ns"][i] = t
+        s["frame_fault"][i] = int(fault)
+
+
+def _person_findings(p: np.void, detections: np.ndarray, speed: float) -> tuple[list[Finding], list[Finding]]:
+    """(strict, with hysteresis) findings for every person of every sensor."""
+    strict: list[Finding] = []
+    held: list[Finding] = []
+    h = float(p["release_hysteresis_m"])
+    hazard = _polygon(p["hazard_vertices"], p["hazard_n"])
+    zones = [_polygon(p["zone_vertices"][k], p["zone_n"][k]) for k in range(int(p["n_zones"]))]
+    order = 0
+    for i in range(int(p["n_sensors"])):
+        d = detections[i]
+        for j in range(int(d["person_count"])):
+            person = d["persons"][j]
+            x, y = float(person["x_m"]), float(person["y_m"])
+            z_d = max(float(person["z_d_m"]), float(p["sensor_z_d_m"][i]))
+            candidates = []
+            if p["ssm_enabled"]:
+                sp = separation_m(p, speed, z_d)
+                candidates.append(
+                    (hazard, sp, Reason.SEPARATION_BELOW_SP, -1, int(p["ssm_stop_category"]), math.inf)
+                )
+            for k, zone in enumerate(zones):
+                if p["zone_kind"][k] == ZONE_PROTECTIVE:
+                    candidates.append(
+                        (
+                            zone,
+                            z_d,
+                            Reason.PERSON_IN_PROTECTIVE_ZONE,
+                            k,
+                            int(p["zone_stop_category"][k]),
+                            math.inf,
+                        )
+                    )
+                else:
+                    candidates.append(
+                        (
+                            zone,
+                            z_d,
+                            Reason.PERSON_IN_WARNING_ZONE,
+                            k,
+                            NO_CATEGORY,
+                            float(p["zone_speed_limit_mps"][k]),
+                        )
+                    )
+            for polygon, radius, reason, zone_index, category, limit in candidates:
+                finding = Finding(order, reason, i, j, zone_index, category, limit)
+                order += 1
+                if _within(polygon, x, y, radius):
+                    strict.append(finding)
+                    held.append(finding)
+                elif _within(polygon, x, y, radius + h):
+                    held.append(finding)
+    return strict, held
+
+
+def _most_restrictive_stop(findings: list[Finding]) -> Finding | None:
+    stops = [f for f in findings if f.category != NO_CATEGORY]
+    return min(stops, key=lambda f: (f.category, f.order)) if stops else None
+
+
+def _slowest(findings: list[Finding]) -> Finding | None:
+    slows = [f for f in findings if f.category == NO_CATEGORY]
+    return min(slows, key=lambda f: (f.limit, f.order)) if slows else None
+
+
+def _level(stop: Finding | None, slow: Finding | None) -> int:
+    return 2 if stop is not None else 1 if slow is not None else 0
+
+
+def step(
+    params: np.ndarray,
+    state: np.ndarray,
+    detections: np.ndarray,
+    robot: np.ndarray,
+    reset_input: int,
+    overrun: int,
+    now_ns: int,
+    command_out: np.ndarray,
+) -> None:
+    """One safety cycle, in plain Python (same contract as `safety.step.step`)."""
+    p, s, r, now = params[0], state[0], robot[0], int(now_ns)
+    _receive(p, s, detections)
+
+    fault, fault_sensor = Reason.NONE, -1
+    state_valid = int(s["state"]) in set(ControllerState)
+    if not state_valid or now < int(s["last_now_ns"]):
+        fault = Reason.STATE_INVALID
+    elif overrun:
+        fault = Reason.LOOP_OVERRUN
+    else:
+        fault = _robot_fault(p, r, now)
+        if fault == Reason.NONE:
+            for i in range(int(p["n_sensors"])):
+                fault = _sensor_fault(p, s, detections[i], i, now)
+                if fault != Reason.NONE:
+                    fault_sensor = i
+                    break
+
+    strict: list[Finding] = []
+    held: list[Finding] = []
+    if fault == Reason.NONE:
+        strict, held = _person_findings(p, detections, float(r["speed_mps"]))
+    stop, slow = _most_restrictive_stop(strict), _slowest(strict)
+    hold_stop, hold_slow = _most_restrictive_stop(held), _slowest(held)
+    strict_level = 3 if fault != Reason.NONE else _level(stop, slow)
+    event = event_for(strict_level, _level(hold_stop, hold_slow))
+
+    reset_now = 1 if reset_input else 0
+    if reset_now and not s["reset_prev"]:
+        permission = Permission.RESET
+    elif p["restart_automatic"] and now - int(s["state_entered_ns"]) >= int(p["auto_restart_clear_ns"]):
+        permission = Permission.AUTO
+    else:
+        permission = Permission.NONE
+    if state_valid:
+        new = next_state(ControllerState(int(s["state"])), event, permission)
+    else:
+        new = ControllerState.FAULT_STOPPED
+    if new != s["state"]:
+        s["state"] = new
+        s["state_entered_ns"] = now
+    s["reset_prev"] = reset_now
+    s["last_now_ns"] = max(int(s["last_now_ns"]), now)
+    s["cycles"] += 1
+
+    latched = int(s["latched_category"])
+    fault_category = min(latched, int(p["fault_stop_category"]))
+
+    def emit(
+        kind: CommandKind,
+        limit: float,
+        category: int,
+        reason: Reason,
+        who: Finding | None = None,
+        sensor: int = -1,
+    ) -> None:
+        c = command_out[0]
+        c["kind"], c["speed_limit_mps"], c["stop_category"], c["reason"] = kind, limit, category, reason
+        c["reason_sensor"] = who.sensor if who else sensor
+        c["reason_person"] = who.person if who else -1
+        c["reason_zone"] = who.zone if who else -1
+        c["t_ns"] = now
+
+    if new == ControllerState.RUNNING:
+        s["latched_category"] = NO_CATEGORY
+        emit(CommandKind.RUN, float(p["robot_max_speed_mps"]), 0, Reason.NONE)
+    elif new == ControllerState.SLOWED:
+        s["latched_category"] = NO_CATEGORY
+        if hold_slow is not None:
+            s["slow_limit_mps"] = hold_slow.limit
+            emit(CommandKind.SLOW, hold_slow.limit, 0, hold_slow.reason, hold_slow)
+        else:
+            assert hold_stop is not None
+            emit(CommandKind.SLOW, float(s["slow_limit_mps"]), 0, hold_stop.reason, hold_stop)
+    elif new == ControllerState.PROTECTIVE_STOPPED:
+        cause = stop if stop is not None else hold_stop
+        assert cause is not None
+        category = min(latched, cause.category)
+        s["latched_category"] = category
+        emit(CommandKind.PROTECTIVE_STOP, 0.0, category, cause.reason, cause)
+    elif new == ControllerState.AWAITING_RESET:
+        category = latched if latched != NO_CATEGORY else fault_category
+        s["latched_category"] = category
+        emit(CommandKind.PROTECTIVE_STOP, 0.0, category, Reason.RESTART_INTERLOCK)
+    elif new == ControllerState.FAULT_STOPPED:
+        s["latched_category"] = fault_category
+        emit(CommandKind.FAULT_STOP, 0.0, fault_category, fault, sensor=fault_sensor)
+    elif new == ControllerState.AWAITING_FAULT_RESET:
+        s["latched_category"] = fault_category
+        emit(CommandKind.FAULT_STOP, 0.0, fault_category, Reason.RESTART_INTERLOCK)
+    else:
+        s["latched_category"] = fault_category
+        reason = fault if fault != Reason.NONE else Reason.NOT_ARMED
+        emit(CommandKind.FAULT_STOP, 0.0, fault_category, reason, sensor=fault_sensor)

@@ -1,0 +1,486 @@
+"""A simulated-clock, discrete-event cell: sensors, a person, the controller's cycle and an emulated robot.
+
+Everything runs on integer nanoseconds that the simulation advances itself; nothing reads a clock. The
+controller is the real compiled step called once per simulated cycle; the sensors produce DETECTION_DTYPE
+frames with the declared timing (phase, latency up to the worst case, missed frames up to the tolerated
+count); the robot reacts to a stop after the link delay and its stop-input reaction and comes to rest
+after the stopping time of the configuration's stopping model. Used by the timing-property tests, and
+reusable by the HIL rig and the demo (`example_config`, `write_frame`, `write_robot`, `CellSim`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from safety.config import CellConfig
+from safety.geometry import distance_to_region
+from safety.reasons import CommandKind, HealthFlag, Reason
+from safety.records import (
+    COMMAND_DTYPE,
+    FRAME_COUNTER_MODULO,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
+
+T0_NS = 1_000_000_000  # simulated time starts here (0 means "never received" in the records)
+
+
+def example_config(
+    *,
+    n_sensors: int = 1,
+    restart: str = "manual",
+    auto_restart_clear_ms: float | None = None,
+    separation: bool = True,
+    zones: bool = True,
+    release_hysteresis_m: float = 0.1,
+    tolerated_missed_frames: int = 2,
+) -> CellConfig:
+    """A small UR5e-class cell: a 1.8 m square hazard region, 30 fps cameras, 1 ms cycle."""
+    sensor = {
+        "frame_rate_hz": 30.0,
+        "exposure_readout_ms": 10.0,
+        "inference_worst_ms": 5.0,
+        "transport_latency_ms": 2.0,
+        "tolerated_missed_frames": tolerated_missed_frames,
+        "max_persons": 8,
+        "image_width_px": 640,
+        "image_height_px": 480,
+        "min_person_height_px": 60.0,
+        "assumed_person_height_m": 1.5,
+        "position_uncertainty_m": 0.1,
+        "min_score": 0.5,
+    }
+    zone_table = {
+        "warning": {
+            "type": "warning",
+            "polygon_m": [(-3.0, -3.0), (3.0, -3.0), (3.0, 3.0), (-3.0, 3.0)],
+            "speed_limit_mps": 0.25,
+        },
+        "protective": {
+            "type": "protective",
+            "polygon_m": [(-1.5, -1.5), (1.5, -1.5), (1.5, 1.5), (-1.5, 1.5)],
+            "stop_category": 1,
+        },
+    }
+    return CellConfig.model_validate(
+        {
+            "schema_version": 1,
+            "name": "example cell",
+            "robot": {
+                "name": "UR5e-class",
+                "max_speed_mps": 1.0,
+                "payload_kg": 3.0,
+                "stop_category": 1,
+                "stop_input_reaction_ms": 24.0,
+                "position_uncertainty_m": 0.05,
+                "hazard_polygon_m": [(-0.9, -0.9), (0.9, -0.9), (0.9, 0.9), (-0.9, 0.9)],
+                "stopping": [
+                    {"speed_mps": 0.25, "payload_kg": 5.0, "stop_time_ms": 120.0, "stop_distance_m": 0.02},
+                    {"speed_mps": 0.5, "payload_kg": 5.0, "stop_time_ms": 220.0, "stop_distance_m": 0.07},
+                    {"speed_mps": 1.0, "payload_kg": 5.0, "stop_time_ms": 380.0, "stop_distance_m": 0.22},
+                ],
+            },
+            "sensors": {f"cam{k}": dict(sensor, connection_id=k + 1) for k in range(n_sensors)},
+            "zones": zone_table if zones else {},
+            "separation": {"enabled": separation, "intrusion_distance_m": 0.2, "stop_category": 1},
+            "controller": {
+                "cycle_period_ms": 1.0,
+                "worst_step_ms": 0.2,
+                "restart": restart,
+                "auto_restart_clear_ms": auto_restart_clear_ms,
+                "release_hysteresis_m": release_hysteresis_m,
+                "robot_state_timeout_ms": 20.0,
+            },
+            "link": {
+                "baud": 1_000_000,
+                "connection_id": 100,
+                "command_frame_bytes": 24,
+                "state_frame_bytes": 32,
+                "receiver_cycle_ms": 1.0,
+                "command_watchdog_ms": 20.0,
+                "max_delay_ms": 10.0,
+            },
+        }
+    )
+
+
+def write_frame(
+    detections: np.ndarray,
+    sensor_index: int,
+    counter: int,
+    t_exposure_ns: int,
+    t_received_ns: int,
+    persons: Sequence[tuple[float, float, float]] = (),
+    *,
+    health: int = 0,
+    person_count: int | None = None,
+    score: float = 0.9,
+) -> None:
+    """Fill detections[sensor_index] with one frame; persons are (x_m, y_m, z_d_m) floor points."""
+    d = detections[sensor_index]
+    d["sensor_index"] = sensor_index
+    d["frame_counter"] = counter
+    d["person_count"] = len(persons) if person_count is None else person_count
+    d["health"] = health
+    d["inference_us"] = 3100
+    d["t_exposure_ns"] = t_exposure_ns
+    d["t_inference_done_ns"] = t_exposure_ns + (t_received_ns - t_exposure_ns) // 2
+    d["t_sent_ns"] = t_received_ns
+    d["t_received_ns"] = t_received_ns
+    d["persons"] = np.zeros_like(d["persons"])
+    for j, (x, y, z_d) in enumerate(persons):
+        d["persons"][j]["x_m"] = x
+        d["persons"][j]["y_m"] = y
+        d["persons"][j]["z_d_m"] = z_d
+        d["persons"][j]["score"] = score
+
+
+def write_robot(
+    robot: np.ndarray, speed_mps: float, t_received_ns: int, *, mode: int = 0, at_rest: int = 0
+) -> None:
+    """Fill robot[0] with a state report received at t_received_ns."""
+    r = robot[0]
+    r["speed_mps"] = speed_mps
+    r["mode"] = mode
+    r["at_rest"] = at_rest
+    r["t_sent_ns"] = t_received_ns
+    r["t_received_ns"] = t_received_ns
+
+
+def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, int, int, int]]:
+    """Inputs that take the step through every state and check, as (detections, robot, reset, overrun, now).
+
+    The buffers are reused between items; consume each item (call the step) before the next.
+    """
+    p = params[0]
+    n = int(p["n_sensors"])
+    period = int(p["cycle_period_ns"])
+    detections = empty_detections(MAX_SENSORS)
+    robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+    now = T0_NS
+    counter = 0
+    hazard = p["hazard_vertices"][: p["hazard_n"]]
+    far = (float(hazard[:, 0].max()) + 50.0, 0.0, 0.1)
+    near = (float(hazard[:, 0].max()) + 0.01, 0.0, 0.1)
+    zone_points = []
+    for k in range(int(p["n_zones"])):
+        vertices = p["zone_vertices"][k][: p["zone_n"][k]]
+        inner = vertices[0] + 0.01 * (vertices.mean(axis=0) - vertices[0])  # just inside a corner
+        zone_points.append((float(inner[0]), float(inner[1]), 0.1))
+    placements: list[list[tuple[float, float, float]]] = [
+        [far],
+        [near],
+        *[[z] for z in zone_points],
+        [far],
+        [],
+    ]
+
+    def fresh(persons: Sequence[tuple[float, float, float]], **kw: int) -> None:
+        nonlocal counter
+        counter = (counter + 1) % FRAME_COUNTER_MODULO
+        for i in range(n):
+            write_frame(detections, i, counter, now - 2 * period, now - period, persons, **kw)
+        write_robot(robot, 0.5, now - period)
+
+    yield detections, robot, 0, 0, now  # never received anything
+    for persons in placements:
+        for reset in (0, 1, 0, 1, 0):
+            now += period
+            fresh(persons)
+            yield detections, robot, reset, 0, now
+    for kw in ({"health": int(HealthFlag.FROZEN)}, {"person_count": 999}, {}):
+        now += period
+        fresh([far], **kw)
+        yield detections, robot, 0, 0, now
+    now += period
+    yield detections, robot, 0, 1, now  # overrun
+    now += period * 1000
+    yield detections, robot, 0, 0, now  # everything stale
+    for reset in (0, 1, 0):
+        now += period
+        fresh([far])
+        yield detections, robot, reset, 0, now
+
+
+# --- discrete-event cell simulation ---------------------------------------------------------------------
+
+
+class Fault(Enum):
+    """Faults beyond the declared assumptions, injected from `Run.fault_at_ns` on."""
+
+    NONE = "none"
+    SENSOR_SILENT = "sensor silent"  # no more frames
+    FRAMES_LATE = "frames late"  # frames arrive later than the declared worst-case latency
+    COUNTER_JUMP = "counter jump"  # the frame counter skips, repeats or goes backwards
+    CORRUPT_METADATA = "corrupt metadata"  # NaN position, health flag, too many persons, wrong sensor index
+    LOOP_OVERRUN = "loop overrun"  # the executor reports a missed deadline
+    ROBOT_SILENT = "robot silent"  # no more robot state reports
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A person walking straight from `start_gap_m` outside the hazard region toward a point inside it."""
+
+    angle_deg: float  # where the person comes from, seen from the hazard region's centre
+    speed_mps: float
+    start_gap_m: float
+    aim_offset_m: tuple[float, float] = (0.0, 0.0)  # aim point relative to the hazard centre
+    error_fraction: float = 1.0  # measured position is this fraction of Z_d farther away than the truth
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulated run: robot speed, sensor timing, link and step delays, a walk and/or a fault."""
+
+    robot_speed_mps: float
+    walk: Walk | None
+    sensor_phase_ns: tuple[int, ...]  # exposure phase of each sensor within its frame period
+    latency_fraction: float  # each frame's latency = fraction x declared worst case (jittered by seed)
+    missed: tuple[int, ...] = ()  # frame numbers (all sensors) that never arrive
+    link_delay_fraction: float = 1.0  # command link delay as a fraction of the declared link term
+    step_fraction: float = 1.0  # step duration as a fraction of the declared worst-case step time
+    seed: int = 0  # per-frame latency jitter
+    fault: Fault = Fault.NONE
+    fault_at_ns: int = 0  # relative to the walk/run start
+    fault_variant: int = 0  # which flavour of the fault (counter jump size, corruption kind)
+    counter_start: int = 0
+
+
+@dataclass
+class Outcome:
+    """What happened: when the controller armed, first commanded a stop, and the robot came to rest."""
+
+    armed_ns: int | None = None
+    start_ns: int = 0  # the walk / the fault clock starts here
+    stop_command_ns: int | None = None  # command written (cycle start + step time)
+    stop_kind: int = -1
+    stop_reason: int = -1
+    brake_ns: int | None = None
+    rest_ns: int | None = None
+    commands: list[tuple[int, int, int]] = field(default_factory=list)  # (t, kind, reason) when it changed
+
+    def describe(self) -> str:
+        """One line per command change, readable in a shrunk counterexample."""
+        lines = [f"armed at {self.armed_ns}, run starts at {self.start_ns}"]
+        for t, kind, reason in self.commands:
+            lines.append(f"  t={t - self.start_ns:+d} ns  {CommandKind(kind).name:<16} {Reason(reason).name}")
+        return "\n".join(lines)
+
+
+class CellSim:
+    """The cell on a simulated clock: call `run(spec)` to get an `Outcome`."""
+
+    def __init__(self, cfg: CellConfig, params: np.ndarray, step_fn=None) -> None:
+        from safety.step import new_state, step
+
+        self.cfg = cfg
+        self.params = params
+        self.p = params[0]
+        self.step = step if step_fn is None else step_fn
+        self.new_state = new_state
+        sensor = next(iter(cfg.sensors.values()))
+        self.frame_period_ns = math.ceil(1e9 / sensor.frame_rate_hz)
+        self.cycle_ns = int(self.p["cycle_period_ns"])
+        self.worst_step_ns = int(self.p["worst_step_ns"])
+        self.link_ns = math.ceil(cfg.link.command_frame_bytes * 10 * 1e9 / cfg.link.baud) + round(
+            cfg.link.receiver_cycle_ms * 1e6
+        )
+        self.robot_reaction_ns = round(cfg.robot.stop_input_reaction_ms * 1e6)
+        hazard = self.p["hazard_vertices"][: self.p["hazard_n"]]
+        self.hazard_centre = (float(hazard[:, 0].mean()), float(hazard[:, 1].mean()))
+
+    # -- geometry of a walk --
+    def walk_position(self, walk: Walk, t_ns: int) -> tuple[float, float]:
+        """True floor position at t_ns (walk starts at 0)."""
+        start, direction = self._walk_line(walk)
+        s = walk.speed_mps * t_ns * 1e-9
+        return start[0] + direction[0] * s, start[1] + direction[1] * s
+
+    def _walk_line(self, walk: Walk) -> tuple[tuple[float, float], tuple[float, float]]:
+        cx, cy = self.hazard_centre
+        ax, ay = cx + walk.aim_offset_m[0], cy + walk.aim_offset_m[1]
+        a = math.radians(walk.angle_deg)
+        ux, uy = math.cos(a), math.sin(a)
+        # walk outward from the aim point until the gap to the hazard region is start_gap_m
+        lo, hi = 0.0, 100.0
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            if self.distance_to_hazard((ax + ux * mid, ay + uy * mid)) < walk.start_gap_m:
+                lo = mid
+            else:
+                hi = mid
+        start = (ax + ux * hi, ay + uy * hi)
+        return start, (-ux, -uy)
+
+    def distance_to_hazard(self, xy: tuple[float, float]) -> float:
+        """True distance from a floor point to the hazard region."""
+        return float(distance_to_region(self.p["hazard_vertices"], self.p["hazard_n"], xy[0], xy[1]))
+
+    def first_time_within(self, walk: Walk, gap_m: float) -> int:
+        """First walk time (ns) at which the true distance to the hazard region is <= gap_m."""
+        lo, hi = 0, int((walk.start_gap_m + 50.0) / walk.speed_mps * 1e9)
+        if self.distance_to_hazard(self.walk_position(walk, lo)) <= gap_m:
+            return 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.distance_to_hazard(self.walk_position(walk, mid)) <= gap_m:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    # -- the run --
+    def run(self, spec: Run, *, until_ns: int) -> Outcome:
+        """Simulate from T0 until `until_ns` after the run start (or the robot is at rest)."""
+        from safety.step import stopping_at
+
+        p = self.p
+        n_sensors = int(p["n_sensors"])
+        rng = np.random.default_rng(spec.seed)
+        state = self.new_state(self.params)
+        detections = empty_detections(MAX_SENSORS)
+        robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+        command = np.zeros(1, dtype=COMMAND_DTYPE)
+        out = Outcome()
+        max_latency = [int(v) for v in p["sensor_max_latency_ns"][:n_sensors]]
+        z_d = [float(v) for v in p["sensor_z_d_m"][:n_sensors]]
+        # arm: frames flowing, then a reset pulse; the walk and the fault clock start after arming
+        arm_at = T0_NS + int(max(p["sensor_max_age_ns"][:n_sensors])) + 2 * self.cycle_ns
+        next_frame = [0] * n_sensors
+        pending: list[list[tuple[int, int, int, bool]]] = [[] for _ in range(n_sensors)]
+        robot_speed = spec.robot_speed_mps
+        last_kind = -1
+        t = T0_NS
+        reset_high_until = 0
+        while True:
+            start = out.start_ns if out.armed_ns is not None else None
+            if start is not None and t > start + until_ns:
+                break
+            if out.rest_ns is not None and t > out.rest_ns:
+                break
+            rel = t - start if start is not None else None
+            fault_on = spec.fault is not Fault.NONE and rel is not None and rel >= spec.fault_at_ns
+            # sensors: schedule every frame exposed up to now, deliver those received by now
+            for i in range(n_sensors):
+                while True:
+                    k = next_frame[i]
+                    exposure = (
+                        T0_NS + spec.sensor_phase_ns[i % len(spec.sensor_phase_ns)] + k * self.frame_period_ns
+                    )
+                    if exposure > t:
+                        break
+                    next_frame[i] += 1
+                    jitter = 1.0 - 0.5 * float(rng.random()) if spec.latency_fraction > 0 else 0.0
+                    latency = int(max_latency[i] * min(1.0, spec.latency_fraction * jitter))
+                    exp_rel = exposure - start if start is not None else None
+                    beyond = (
+                        spec.fault is not Fault.NONE and exp_rel is not None and exp_rel >= spec.fault_at_ns
+                    )
+                    if beyond and spec.fault is Fault.SENSOR_SILENT:
+                        continue
+                    if beyond and spec.fault is Fault.FRAMES_LATE:
+                        latency = max_latency[i] + 1 + spec.fault_variant * 1_000_000
+                    if k in spec.missed and not beyond:
+                        continue
+                    pending[i].append((exposure, exposure + latency, k, beyond))
+                while pending[i] and pending[i][0][1] <= t:
+                    exposure, received, k, beyond = pending[i].pop(0)
+                    self._deliver(detections, i, spec, exposure, received, k, beyond, z_d[i], start)
+            # robot state report: every cycle, just received, unless silent
+            robot_silent = fault_on and spec.fault is Fault.ROBOT_SILENT
+            if not robot_silent:
+                at_rest = out.rest_ns is not None and t >= out.rest_ns
+                write_robot(
+                    robot, 0.0 if at_rest else robot_speed, t - self.cycle_ns // 2, at_rest=int(at_rest)
+                )
+            reset = 1 if t < reset_high_until else 0
+            if out.armed_ns is None and t >= arm_at and reset_high_until == 0:
+                reset_high_until = t + 3 * self.cycle_ns
+                reset = 1
+            overrun = 1 if fault_on and spec.fault is Fault.LOOP_OVERRUN else 0
+            self.step(self.params, state, detections, robot, reset, overrun, t, command)
+            kind = int(command[0]["kind"])
+            written = t + int(self.worst_step_ns * spec.step_fraction)
+            if kind != last_kind:
+                out.commands.append((written, kind, int(command[0]["reason"])))
+                last_kind = kind
+            if out.armed_ns is None:
+                if kind in (int(CommandKind.RUN), int(CommandKind.SLOW)):
+                    out.armed_ns = t
+                    out.start_ns = t + self.cycle_ns
+            elif out.stop_command_ns is None and kind >= int(CommandKind.PROTECTIVE_STOP):
+                out.stop_command_ns = written
+                out.stop_kind = kind
+                out.stop_reason = int(command[0]["reason"])
+                out.brake_ns = written + int(self.link_ns * spec.link_delay_fraction) + self.robot_reaction_ns
+                if robot_speed > 0.0:
+                    stop_ns, _ = stopping_at(p, robot_speed)
+                    out.rest_ns = out.brake_ns + int(stop_ns)
+                else:
+                    out.rest_ns = out.brake_ns
+            if out.armed_ns is None and t > arm_at + 100 * self.cycle_ns:
+                raise RuntimeError("simulated controller did not arm:\n" + out.describe())
+            t += self.cycle_ns
+        return out
+
+    def _deliver(
+        self,
+        detections: np.ndarray,
+        i: int,
+        spec: Run,
+        exposure: int,
+        received: int,
+        k: int,
+        beyond: bool,
+        z_d: float,
+        start: int | None,
+    ) -> None:
+        counter = (spec.counter_start + k) % FRAME_COUNTER_MODULO
+        persons: list[tuple[float, float, float]] = []
+        if spec.walk is not None and start is not None and exposure >= start:
+            x, y = self.walk_position(spec.walk, exposure - start)
+            # worst case: the measurement is off by up to Z_d, away from the hazard region
+            _, (dx, dy) = self._walk_line(spec.walk)
+            e = spec.walk.error_fraction * z_d
+            persons.append((x - dx * e, y - dy * e, z_d))
+        elif spec.walk is not None and start is not None:
+            x, y = self.walk_position(spec.walk, 0)
+            persons.append((x, y, z_d))
+        health = 0
+        count = None
+        index_override = None
+        if beyond and spec.fault is Fault.COUNTER_JUMP:
+            # offset of every frame from the fault on: -1 repeats a counter, -2/-5 go back, the others skip
+            jumps = (-1, -2, -5, 2 + int(self.p["sensor_tolerated_missed"][i]), 100, 128, 200)
+            counter = (counter + jumps[spec.fault_variant % len(jumps)]) % FRAME_COUNTER_MODULO
+        if beyond and spec.fault is Fault.CORRUPT_METADATA:
+            variant = spec.fault_variant % 4
+            if variant == 0:
+                persons = [(float("nan"), 0.0, z_d)]
+            elif variant == 1:
+                health = int(HealthFlag.LENS_COVERED)
+            elif variant == 2:
+                count = int(self.p["sensor_max_persons"][i]) + 1
+            else:
+                index_override = (i + 1) % MAX_SENSORS
+        write_frame(detections, i, counter, exposure, received, persons, health=health, person_count=count)
+        if index_override is not None:
+            detections[i]["sensor_index"] = index_override
+
+
+def watchdog_ns(params: np.ndarray, fault: Fault) -> int:
+    """Longest time from a fault's onset to the stop command that the configuration promises."""
+    p = params[0]
+    n = int(p["n_sensors"])
+    tail = int(p["cycle_period_ns"]) + int(p["worst_step_ns"])
+    if fault is Fault.LOOP_OVERRUN:
+        return tail
+    if fault is Fault.ROBOT_SILENT:
+        return int(p["robot_state_timeout_ns"]) + tail
+    return int(max(p["sensor_max_age_ns"][:n])) + tail

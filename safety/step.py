@@ -1,0 +1,432 @@
+"""The deterministic safety step: (params, state, inputs, now_ns) -> (state, command), compiled with numba.
+
+One call per controller cycle. No I/O, no clock reads, no allocation: the caller passes preallocated
+record arrays and the time, the step updates `state` in place and writes one COMMAND_DTYPE record.
+
+    params = build_params(cfg)          # safety.params, once
+    state = new_state(params)           # NOT_ARMED
+    warm_up(params)                     # compile and run every branch before arming
+    step(params, state, detections, robot, reset_input, overrun, now_ns, command_out)
+
+What it decides, each cycle (most restrictive wins, a stop short-circuits any release):
+1. faults: the executor's overrun flag, an invalid state or time running backwards, robot state missing,
+   stale or invalid, and per sensor: never received, frame older than its budget, late frame, counter
+   repeated / out of order / gap beyond the tolerated missed frames (8-bit wrapping), health flags,
+   too many persons, NaN or out-of-range values. Any fault -> FAULT_STOP naming the sensor.
+2. per person of every sensor: ISO/TS 15066 separation (distance to the hazard region vs S_p at the
+   robot's current speed, Z_d included) and static warning (slow) / protective (stop) zones, each
+   inflated by the person's Z_d.
+3. the same with the release hysteresis added: only used to decide whether a restriction may be released.
+4. one `Event` and one `Permission` -> `safety.states.TRANSITION_TABLE` -> next state -> command.
+
+The command's stop_category is 0 for RUN and SLOW (ignored there); speed_limit_mps is 0 for stops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from safety.geometry import within_distance
+from safety.params import NO_CATEGORY, ZONE_PROTECTIVE
+from safety.reasons import CommandKind, Reason
+from safety.records import (
+    COMMAND_DTYPE,
+    DETECTION_DTYPE,
+    FRAME_COUNTER_MODULO,
+    MAX_PERSONS,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+)
+from safety.states import TRANSITION_TABLE, ControllerState, Event, Permission
+
+STATE_DTYPE = np.dtype(
+    [
+        ("state", np.int32),  # ControllerState
+        ("state_entered_ns", np.int64),  # when the current state was entered (auto-restart clear time)
+        ("reset_prev", np.int32),  # reset input of the previous cycle (edge detection)
+        ("latched_category", np.int32),  # most restrictive stop category of the current stop; 3 = none
+        ("slow_limit_mps", np.float64),  # speed limit held while SLOWED
+        ("last_now_ns", np.int64),
+        ("cycles", np.int64),
+        ("last_rx_ns", np.int64, (MAX_SENSORS,)),  # t_received_ns of the newest frame seen; 0 = none
+        ("last_counter", np.int32, (MAX_SENSORS,)),  # its frame counter; -1 = none
+        ("frame_fault", np.int32, (MAX_SENSORS,)),  # Reason found when the newest frame arrived; 0 = none
+    ]
+)
+
+# Plain ints for the compiled code (numba folds module-level ints into constants).
+_RUN = int(CommandKind.RUN)
+_SLOW = int(CommandKind.SLOW)
+_PSTOP = int(CommandKind.PROTECTIVE_STOP)
+_FSTOP = int(CommandKind.FAULT_STOP)
+
+_S_NOT_ARMED = int(ControllerState.NOT_ARMED)
+_S_RUNNING = int(ControllerState.RUNNING)
+_S_SLOWED = int(ControllerState.SLOWED)
+_S_PSTOPPED = int(ControllerState.PROTECTIVE_STOPPED)
+_S_AWAITING = int(ControllerState.AWAITING_RESET)
+_S_FSTOPPED = int(ControllerState.FAULT_STOPPED)
+_S_AWAITING_FAULT = int(ControllerState.AWAITING_FAULT_RESET)
+_N_STATES = len(ControllerState)
+
+_E_FAULT = int(Event.FAULT)
+_E_STOP = int(Event.STOP)
+_E_SLOW_HOLD_STOP = int(Event.SLOW_HOLD_STOP)
+_E_HOLD_STOP = int(Event.HOLD_STOP)
+_E_SLOW = int(Event.SLOW)
+_E_HOLD_SLOW = int(Event.HOLD_SLOW)
+_E_CLEAR = int(Event.CLEAR)
+
+_P_NONE = int(Permission.NONE)
+_P_AUTO = int(Permission.AUTO)
+_P_RESET = int(Permission.RESET)
+
+_R_NONE = int(Reason.NONE)
+_R_WARNING = int(Reason.PERSON_IN_WARNING_ZONE)
+_R_PROTECTIVE = int(Reason.PERSON_IN_PROTECTIVE_ZONE)
+_R_SEPARATION = int(Reason.SEPARATION_BELOW_SP)
+_R_INTERLOCK = int(Reason.RESTART_INTERLOCK)
+_R_NOT_ARMED = int(Reason.NOT_ARMED)
+_R_NO_DATA = int(Reason.SENSOR_NO_DATA)
+_R_STALE = int(Reason.SENSOR_STALE)
+_R_MISSED = int(Reason.SENSOR_FRAMES_MISSED)
+_R_REPEATED = int(Reason.SENSOR_COUNTER_REPEATED)
+_R_OUT_OF_ORDER = int(Reason.SENSOR_COUNTER_OUT_OF_ORDER)
+_R_HEALTH = int(Reason.SENSOR_HEALTH)
+_R_TOO_MANY = int(Reason.SENSOR_TOO_MANY_PERSONS)
+_R_BAD_VALUE = int(Reason.SENSOR_BAD_VALUE)
+_R_TIME = int(Reason.SENSOR_TIME_INCONSISTENT)
+_R_ROBOT_NO_DATA = int(Reason.ROBOT_NO_DATA)
+_R_ROBOT_STALE = int(Reason.ROBOT_STALE)
+_R_ROBOT_BAD = int(Reason.ROBOT_BAD_VALUE)
+_R_ROBOT_OVERSPEED = int(Reason.ROBOT_OVERSPEED)
+_R_OVERRUN = int(Reason.LOOP_OVERRUN)
+_R_STATE_INVALID = int(Reason.STATE_INVALID)
+
+_N_KINDS = len(CommandKind)
+_HALF_COUNTER = FRAME_COUNTER_MODULO // 2
+_TABLE = TRANSITION_TABLE
+
+
+def new_state(params: np.ndarray) -> np.ndarray:
+    """A fresh controller state (shape (1,), STATE_DTYPE): NOT_ARMED, no frame seen yet, reset not armed."""
+    del params  # the state layout does not depend on the configuration; kept for API symmetry
+    state = np.zeros(1, dtype=STATE_DTYPE)
+    state[0]["state"] = _S_NOT_ARMED
+    state[0]["latched_category"] = NO_CATEGORY
+    state[0]["reset_prev"] = 1  # a reset input already high at start-up is not a rising edge
+    state[0]["last_counter"][:] = -1
+    return state
+
+
+@njit(cache=False)
+def stopping_at(p, speed: float) -> tuple[int, float]:
+    """Stop time (ns) and distance (m) at `speed`: the first table row at or above it (conservative)."""
+    n = p.n_stop_points
+    k = n - 1
+    for i in range(n):
+        if p.stop_speed_mps[i] >= speed:
+            k = i
+            break
+    return p.stop_time_ns[k], p.stop_distance_m[k]
+
+
+@njit(cache=False)
+def protective_separation_m(p, speed: float, z_d: float) -> float:
+    """ISO/TS 15066 S_p at robot `speed` for a person with uncertainty `z_d` (ISO 13855 human speed)."""
+    stop_ns, stop_m = stopping_at(p, speed)
+    t_r = p.reaction_time_ns * 1e-9
+    t_total = (p.reaction_time_ns + stop_ns) * 1e-9
+    rest = speed * t_r + stop_m + p.intrusion_m + p.robot_z_r_m + z_d
+    s = p.human_speed_near_mps * t_total + rest
+    if s > p.human_speed_switch_m:
+        s = p.human_speed_far_mps * t_total + rest
+        if s < p.human_speed_switch_m:
+            s = p.human_speed_switch_m
+    return s
+
+
+@njit(cache=False)
+def receive_frames(p, s, detections) -> None:
+    """Check the frame counter of every frame that arrived since the last cycle; remember the result."""
+    for i in range(p.n_sensors):
+        d = detections[i]
+        t = d.t_received_ns
+        if t == 0 or t == s.last_rx_ns[i]:
+            continue
+        fault = _R_NONE
+        c = d.frame_counter
+        if t < s.last_rx_ns[i]:
+            fault = _R_TIME
+        elif c < 0 or c >= FRAME_COUNTER_MODULO:
+            fault = _R_BAD_VALUE
+        elif s.last_counter[i] >= 0:
+            gap = (c - s.last_counter[i]) % FRAME_COUNTER_MODULO
+            if gap == 0:
+                fault = _R_REPEATED
+            elif gap > _HALF_COUNTER:
+                fault = _R_OUT_OF_ORDER
+            elif gap - 1 > p.sensor_tolerated_missed[i]:
+                fault = _R_MISSED
+        if fault != _R_TIME and fault != _R_BAD_VALUE:
+            s.last_counter[i] = c
+        s.last_rx_ns[i] = t
+        s.frame_fault[i] = fault
+
+
+@njit(cache=False)
+def _finite_within(value: float, low: float, high: float) -> bool:
+    return math.isfinite(value) and low <= value <= high
+
+
+@njit(cache=False)
+def check_sensor(p, s, d, i: int, now_ns: int) -> int:
+    """The first fault of sensor i's newest frame, or Reason.NONE."""
+    if d.t_received_ns == 0:
+        return _R_NO_DATA
+    if d.sensor_index != i:
+        return _R_BAD_VALUE
+    if not (d.t_exposure_ns <= d.t_inference_done_ns <= d.t_sent_ns <= d.t_received_ns <= now_ns):
+        return _R_TIME
+    if s.frame_fault[i] != _R_NONE:
+        return s.frame_fault[i]
+    if now_ns - d.t_exposure_ns > p.sensor_max_age_ns[i]:
+        return _R_STALE
+    if d.t_received_ns - d.t_exposure_ns > p.sensor_max_latency_ns[i]:
+        return _R_STALE
+    if d.health != 0:
+        return _R_HEALTH
+    if d.person_count < 0 or d.inference_us < 0:
+        return _R_BAD_VALUE
+    if d.person_count > p.sensor_max_persons[i] or d.person_count > MAX_PERSONS:
+        return _R_TOO_MANY
+    limit = p.max_coordinate_m
+    for j in range(d.person_count):
+        person = d.persons[j]
+        if not (
+            _finite_within(person.x_m, -limit, limit)
+            and _finite_within(person.y_m, -limit, limit)
+            and _finite_within(person.z_d_m, 0.0, p.max_z_d_m)
+            and _finite_within(person.score, 0.0, 1.0)
+        ):
+            return _R_BAD_VALUE
+    return _R_NONE
+
+
+@njit(cache=False)
+def check_robot(p, r, now_ns: int) -> int:
+    """The first fault of the robot's reported state, or Reason.NONE."""
+    if r.t_received_ns == 0:
+        return _R_ROBOT_NO_DATA
+    if r.t_received_ns > now_ns:
+        return _R_ROBOT_BAD
+    if now_ns - r.t_received_ns > p.robot_state_timeout_ns:
+        return _R_ROBOT_STALE
+    if not math.isfinite(r.speed_mps) or r.speed_mps < 0.0:
+        return _R_ROBOT_BAD
+    if r.at_rest != 0 and r.at_rest != 1:
+        return _R_ROBOT_BAD
+    if r.mode < 0 or r.mode >= _N_KINDS:
+        return _R_ROBOT_BAD
+    if r.speed_mps > p.robot_max_speed_mps:
+        return _R_ROBOT_OVERSPEED
+    return _R_NONE
+
+
+@njit(cache=False)
+def _write(
+    c, kind: int, limit: float, category: int, reason: int, sensor: int, person: int, zone: int, now: int
+) -> None:
+    c.kind = kind
+    c.speed_limit_mps = limit
+    c.stop_category = category
+    c.reason = reason
+    c.reason_sensor = sensor
+    c.reason_person = person
+    c.reason_zone = zone
+    c.t_ns = now
+
+
+@njit(cache=False)
+def step(params, state, detections, robot, reset_input: int, overrun: int, now_ns: int, command_out) -> None:
+    """One safety cycle: update `state[0]` in place and write `command_out[0]` (see the module doc)."""
+    p = params[0]
+    s = state[0]
+    r = robot[0]
+
+    receive_frames(p, s, detections)
+
+    # 1. faults, first found wins: executor, state, robot, sensors in index order
+    fault = _R_NONE
+    fault_sensor = -1
+    state_valid = 0 <= s.state < _N_STATES
+    if not state_valid or now_ns < s.last_now_ns:
+        fault = _R_STATE_INVALID
+    elif overrun != 0:
+        fault = _R_OVERRUN
+    else:
+        fault = check_robot(p, r, now_ns)
+        if fault == _R_NONE:
+            for i in range(p.n_sensors):
+                f = check_sensor(p, s, detections[i], i, now_ns)
+                if f != _R_NONE:
+                    fault = f
+                    fault_sensor = i
+                    break
+
+    # 2./3. persons against separation and zones, strict and with release hysteresis. A finding is
+    # (category or speed limit, reason, sensor, person, zone); a later one replaces it only when it is
+    # strictly more restrictive, so ties go to the first found (sensor, then person, then SSM, then zones).
+    stop = (NO_CATEGORY, _R_NONE, -1, -1, -1)
+    hold_stop = stop
+    slow = (np.inf, _R_NONE, -1, -1, -1)
+    hold_slow = slow
+    if fault == _R_NONE:
+        h = p.release_hysteresis_m
+        speed = r.speed_mps
+        for i in range(p.n_sensors):
+            d = detections[i]
+            for j in range(d.person_count):
+                person = d.persons[j]
+                x = person.x_m
+                y = person.y_m
+                z_d = max(person.z_d_m, p.sensor_z_d_m[i])
+                if p.ssm_enabled != 0:
+                    sp = protective_separation_m(p, speed, z_d)
+                    found = (int(p.ssm_stop_category), _R_SEPARATION, i, j, -1)
+                    if within_distance(p.hazard_vertices, p.hazard_n, p.hazard_bbox, x, y, sp):
+                        stop = found if found[0] < stop[0] else stop
+                        hold_stop = found if found[0] < hold_stop[0] else hold_stop
+                    elif within_distance(p.hazard_vertices, p.hazard_n, p.hazard_bbox, x, y, sp + h):
+                        hold_stop = found if found[0] < hold_stop[0] else hold_stop
+                for k in range(p.n_zones):
+                    vertices = p.zone_vertices[k]
+                    n = p.zone_n[k]
+                    bbox = p.zone_bbox[k]
+                    strict = within_distance(vertices, n, bbox, x, y, z_d)
+                    if not (strict or within_distance(vertices, n, bbox, x, y, z_d + h)):
+                        continue
+                    if p.zone_kind[k] == ZONE_PROTECTIVE:
+                        found = (int(p.zone_stop_category[k]), _R_PROTECTIVE, i, j, k)
+                        if strict and found[0] < stop[0]:
+                            stop = found
+                        hold_stop = found if found[0] < hold_stop[0] else hold_stop
+                    else:
+                        limited = (float(p.zone_speed_limit_mps[k]), _R_WARNING, i, j, k)
+                        if strict and limited[0] < slow[0]:
+                            slow = limited
+                        hold_slow = limited if limited[0] < hold_slow[0] else hold_slow
+
+    # 4. event and permission -> transition table -> next state
+    if fault != _R_NONE:
+        event = _E_FAULT
+    elif stop[1] != _R_NONE:
+        event = _E_STOP
+    elif slow[1] != _R_NONE:
+        event = _E_SLOW_HOLD_STOP if hold_stop[1] != _R_NONE else _E_SLOW
+    elif hold_stop[1] != _R_NONE:
+        event = _E_HOLD_STOP
+    elif hold_slow[1] != _R_NONE:
+        event = _E_HOLD_SLOW
+    else:
+        event = _E_CLEAR
+    reset_now = 1 if reset_input != 0 else 0
+    if reset_now == 1 and s.reset_prev == 0:
+        permission = _P_RESET
+    elif p.restart_automatic != 0 and now_ns - s.state_entered_ns >= p.auto_restart_clear_ns:
+        permission = _P_AUTO
+    else:
+        permission = _P_NONE
+    nxt = _TABLE[s.state, event, permission] if state_valid else _S_FSTOPPED
+    if nxt != s.state:
+        s.state = nxt
+        s.state_entered_ns = now_ns
+    s.reset_prev = reset_now
+    if now_ns > s.last_now_ns:
+        s.last_now_ns = now_ns
+    s.cycles += 1
+
+    # 5. the command of the new state
+    c = command_out[0]
+    fault_cat = min(s.latched_category, p.fault_stop_category)
+    if nxt == _S_RUNNING:
+        s.latched_category = NO_CATEGORY
+        _write(c, _RUN, p.robot_max_speed_mps, 0, _R_NONE, -1, -1, -1, now_ns)
+    elif nxt == _S_SLOWED:
+        s.latched_category = NO_CATEGORY
+        if hold_slow[1] != _R_NONE:
+            s.slow_limit_mps = hold_slow[0]
+            _write(c, _SLOW, hold_slow[0], 0, hold_slow[1], hold_slow[2], hold_slow[3], hold_slow[4], now_ns)
+        else:  # held by a stop criterion's hysteresis band: keep the last limit
+            _write(
+                c, _SLOW, s.slow_limit_mps, 0, hold_stop[1], hold_stop[2], hold_stop[3], hold_stop[4], now_ns
+            )
+    elif nxt == _S_PSTOPPED:
+        cause = stop if stop[1] != _R_NONE else hold_stop
+        cat = min(s.latched_category, cause[0])
+        s.latched_category = cat
+        _write(c, _PSTOP, 0.0, cat, cause[1], cause[2], cause[3], cause[4], now_ns)
+    elif nxt == _S_AWAITING:
+        cat = s.latched_category if s.latched_category != NO_CATEGORY else fault_cat
+        s.latched_category = cat
+        _write(c, _PSTOP, 0.0, cat, _R_INTERLOCK, -1, -1, -1, now_ns)
+    elif nxt == _S_FSTOPPED:
+        s.latched_category = fault_cat
+        _write(c, _FSTOP, 0.0, fault_cat, fault, fault_sensor, -1, -1, now_ns)
+    elif nxt == _S_AWAITING_FAULT:
+        s.latched_category = fault_cat
+        _write(c, _FSTOP, 0.0, fault_cat, _R_INTERLOCK, -1, -1, -1, now_ns)
+    else:  # NOT_ARMED
+        s.latched_category = fault_cat
+        if fault != _R_NONE:
+            _write(c, _FSTOP, 0.0, fault_cat, fault, fault_sensor, -1, -1, now_ns)
+        else:
+            _write(c, _FSTOP, 0.0, fault_cat, _R_NOT_ARMED, -1, -1, -1, now_ns)
+
+
+def check_buffers(
+    params: np.ndarray, state: np.ndarray, detections: np.ndarray, robot: np.ndarray, command_out: np.ndarray
+) -> None:
+    """Raise ValueError unless the arrays have the dtypes and shapes the step expects."""
+    from safety.params import PARAMS_DTYPE
+
+    expected = (
+        ("params", params, PARAMS_DTYPE, 1),
+        ("state", state, STATE_DTYPE, 1),
+        ("detections", detections, DETECTION_DTYPE, MAX_SENSORS),
+        ("robot", robot, ROBOT_STATE_DTYPE, 1),
+        ("command_out", command_out, COMMAND_DTYPE, 1),
+    )
+    for name, array, dtype, length in expected:
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != (length,):
+            got = f"{getattr(array, 'dtype', type(array))} {getattr(array, 'shape', '')}"
+            raise ValueError(f"{name}: expected a ({length},) array of its record dtype, got {got}")
+
+
+def step_py(
+    params: np.ndarray,
+    state: np.ndarray,
+    detections: np.ndarray,
+    robot: np.ndarray,
+    reset_input: int,
+    overrun: int,
+    now_ns: int,
+) -> np.ndarray:
+    """Checked Python entry point (replay, HIL, tests): run one step and return a copy of the command."""
+    command = np.zeros(1, dtype=COMMAND_DTYPE)
+    check_buffers(params, state, detections, robot, command)
+    step(params, state, detections, robot, int(reset_input), int(overrun), int(now_ns), command)
+    return command
+
+
+def warm_up(params: np.ndarray) -> None:
+    """Compile the step and run every branch on scratch buffers, so nothing compiles after arming."""
+    from safety.sim import warm_up_inputs
+
+    state = new_state(params)
+    command = np.zeros(1, dtype=COMMAND_DTYPE)
+    for detections, robot, reset_input, overrun, now_ns in warm_up_inputs(params):
+        step(params, state, detections, robot, reset_input, overrun, now_ns, command)
