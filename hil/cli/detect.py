@@ -1,17 +1,272 @@
-"""`cobotguard detect` (not yet available)."""
+"""`cobotguard detect`: run the person detector on image files and show what a mounted camera would report.
+
+With a cell configuration and a sensor, each person's foot point (bottom centre of the box) is mapped to
+the floor through that sensor's camera model, with Z_d from the pixel footprint at that range.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from safety.camera import CameraModel
+    from safety.config import Sensor
+    from sensor.detector import DetectionResult
+
+EXIT_OK = 0
+EXIT_INVALID_INPUT = 2
+DEFAULT_MIN_SCORE = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    parser.add_argument("--config", metavar="CONFIG", help="cell configuration (TOML): adds floor positions")
+    parser.add_argument(
+        "--sensor", metavar="ID", help="sensor name in the configuration (default: the only one)"
+    )
+    parser.add_argument("--int8", action="store_true", help="use the int8 model instead of fp32")
+    parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help=f"lowest score reported (default: the sensor's min_score, or {DEFAULT_MIN_SCORE})",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+@dataclass
+class Floor:
+    """The configured sensor whose camera maps boxes to the floor."""
+
+    name: str
+    sensor: Sensor
+    camera: CameraModel
+
+
+@dataclass
+class ImageReport:
+    """What the detector saw in one image."""
+
+    path: str
+    width: int
+    height: int
+    persons: list[dict[str, Any]] = field(default_factory=list)
+    preprocess_us: int = 0
+    inference_us: int = 0
+    postprocess_us: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code."""
-    print("cobotguard detect: not yet available", file=sys.stderr)
-    return 2
+    floor: Floor | None = None
+    if args.sensor is not None and args.config is None:
+        return _fail("--sensor needs --config")
+    if args.config is not None:
+        floor_or_error = _load_floor(args.config, args.sensor)
+        if isinstance(floor_or_error, str):
+            return _fail(floor_or_error)
+        floor = floor_or_error
+    if args.threads < 1:
+        return _fail(f"--threads must be at least 1, got {args.threads}")
+    min_score = args.min_score
+    if min_score is None:
+        min_score = floor.sensor.min_score if floor is not None else DEFAULT_MIN_SCORE
+    if not 0.0 < min_score <= 1.0:
+        return _fail(f"--min-score must be in (0, 1], got {min_score}")
+
+    from sensor.detector import Detector
+
+    model = "int8" if args.int8 else "fp32"
+    detector = Detector(model, threads=args.threads, min_score=min_score)
+    detector.warm_up(runs=2)  # compile and allocate first, so the reported times are steady-state
+    reports: list[ImageReport] = []
+    errors: list[dict[str, str]] = []
+    for path in args.images:
+        frame_or_error = _read_rgb(path)
+        if isinstance(frame_or_error, str):
+            print(f"cobotguard detect: {path}: {frame_or_error}", file=sys.stderr)
+            errors.append({"path": path, "error": frame_or_error})
+            continue
+        frame = frame_or_error
+        result = detector.detect(frame)
+        reports.append(_report(path, frame, result, floor))
+
+    if args.json:
+        print(json.dumps(_as_json(reports, errors, model, min_score, floor), indent=2))
+    else:
+        _print_text(reports, model, floor)
+    return EXIT_INVALID_INPUT if errors else EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"cobotguard detect: {message}", file=sys.stderr)
+    return EXIT_INVALID_INPUT
+
+
+def _load_floor(config_path: str, sensor_name: str | None) -> Floor | str:
+    """The chosen sensor's camera model, or a one-line (or multi-line) error."""
+    from safety.camera import CameraModel, CameraModelError
+    from safety.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        return "invalid configuration:\n  " + "\n  ".join(exc.problems)
+    except OSError as exc:
+        return f"{config_path}: cannot read the configuration: {exc.strerror or exc}"
+    names = list(cfg.sensors)
+    if sensor_name is None:
+        if len(names) != 1:
+            listed = ", ".join(names)
+            return f"{config_path}: {len(names)} sensors configured ({listed}); choose one with --sensor"
+        sensor_name = names[0]
+    if sensor_name not in cfg.sensors:
+        return f"{config_path}: no sensor {sensor_name!r}; configured sensors: {', '.join(names) or 'none'}"
+    sensor = cfg.sensors[sensor_name]
+    try:
+        camera = CameraModel.from_config(sensor)
+    except CameraModelError as exc:
+        return f"{config_path}: sensors.{sensor_name}: {exc}"
+    return Floor(sensor_name, sensor, camera)
+
+
+def _read_rgb(path: str) -> np.ndarray | str:
+    """The image as uint8 RGB [H, W, 3], or why it could not be read."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.width < 1 or img.height < 1:
+                return "image has no pixels"
+            return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    except IsADirectoryError:
+        return "is a directory; expected a PNG or JPEG file"
+    except FileNotFoundError:
+        return "no such file"
+    except PermissionError:
+        return "permission denied"
+    except Image.UnidentifiedImageError:
+        return "not an image Pillow can read; expected a PNG or JPEG file"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"cannot decode the image ({exc}); expected a PNG or JPEG file"
+
+
+def _report(path: str, frame: np.ndarray, result: DetectionResult, floor: Floor | None) -> ImageReport:
+    height, width = frame.shape[:2]
+    report = ImageReport(
+        path, width, height, [], result.preprocess_us, result.inference_us, result.postprocess_us
+    )
+    if floor is not None:
+        cam = floor.camera
+        if abs(width * cam.height_px - height * cam.width_px) > max(width, height):
+            report.notes.append(
+                f"image is {width}x{height} but sensor {floor.name!r} is configured for "
+                f"{cam.width_px}x{cam.height_px}: floor positions assume the configured field of view"
+            )
+    for i in range(result.count):
+        y0, x0, y1, x1 = (float(v) for v in result.boxes[i])
+        person: dict[str, Any] = {"box": [y0, x0, y1, x1], "score": float(result.scores[i])}
+        if floor is not None:
+            person.update(_floor_position(floor, y0, x0, y1, x1))
+        report.persons.append(person)
+    return report
+
+
+def _floor_position(floor: Floor, y0: float, x0: float, y1: float, x1: float) -> dict[str, Any]:
+    """Foot point (bottom centre of the box) on the floor and its Z_d.
+
+    The footprint Z_d is the floor size of one *network* pixel at the foot point (the detector sees the
+    frame at 300x300, so it cannot place a box edge finer than that); the effective Z_d is the larger of
+    it and the sensor's declared position uncertainty, as the safety step uses it.
+    """
+    from sensor.preprocess import NET_SIZE
+
+    cam = floor.camera
+    u = (x0 + x1) / 2.0 * cam.width_px
+    v = y1 * cam.height_px
+    declared = floor.sensor.position_uncertainty_m
+    x, y = cam.pixel_to_floor(u, v)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return {"floor_m": None, "z_d_m": None, "footprint_z_d_m": None, "declared_z_d_m": declared,
+                "foot_px": [u, v]}  # fmt: skip
+    net_pixel_px = max(cam.width_px, cam.height_px) / NET_SIZE
+    footprint = float(cam.footprint_uncertainty_m(u, v, pixels=net_pixel_px))
+    finite = math.isfinite(footprint)
+    return {
+        "floor_m": [float(x), float(y)],
+        "z_d_m": max(footprint, declared) if finite else None,
+        "footprint_z_d_m": footprint if finite else None,
+        "declared_z_d_m": declared,
+        "foot_px": [u, v],
+    }
+
+
+def _as_json(
+    reports: list[ImageReport],
+    errors: list[dict[str, str]],
+    model: str,
+    min_score: float,
+    floor: Floor | None,
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "min_score": min_score,
+        "sensor": floor.name if floor is not None else None,
+        "images": [
+            {
+                "path": r.path,
+                "width": r.width,
+                "height": r.height,
+                "persons": r.persons,
+                "preprocess_us": r.preprocess_us,
+                "inference_us": r.inference_us,
+                "postprocess_us": r.postprocess_us,
+                "notes": r.notes,
+            }
+            for r in reports
+        ],
+        "errors": errors,
+    }
+
+
+def _print_text(reports: list[ImageReport], model: str, floor: Floor | None) -> None:
+    for r in reports:
+        n = len(r.persons)
+        print(
+            f"{r.path} ({r.width}x{r.height}): {n} person{'' if n == 1 else 's'}; "
+            f"inference {r.inference_us / 1000:.1f} ms ({model}), "
+            f"preprocess {r.preprocess_us / 1000:.1f} ms, decode+NMS {r.postprocess_us / 1000:.2f} ms"
+        )
+        for note in r.notes:
+            print(f"  note: {note}")
+        for k, p in enumerate(r.persons, start=1):
+            y0, x0, y1, x1 = p["box"]
+            line = (
+                f"  person {k}: score {p['score']:.3f}  box y0={y0:.3f} x0={x0:.3f} y1={y1:.3f} x1={x1:.3f}"
+            )
+            if floor is not None:
+                if p["floor_m"] is None:
+                    line += "  floor: foot point does not meet the floor (above the horizon)"
+                else:
+                    fx, fy = p["floor_m"]
+                    if p["z_d_m"] is None:
+                        z_d = "unbounded (footprint leaves the floor)"
+                    else:
+                        z_d = (
+                            f"{p['z_d_m']:.3f} m (footprint {p['footprint_z_d_m']:.3f} m, "
+                            f"declared {p['declared_z_d_m']:.3f} m)"
+                        )
+                    line += f"  floor x={fx:.2f} m y={fy:.2f} m  Z_d={z_d}"
+            print(line)
