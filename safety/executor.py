@@ -1,0 +1,488 @@
+"""The cyclic executor: runs the safety step on a fixed tick with absolute deadlines (the imperative shell).
+
+Library use::
+
+    from safety.config import load_config
+    from safety.executor import Controller
+    from safety.ports import QueueRobotPort, QueueSensorSource
+
+    cfg = load_config("cell.toml")
+    sensors, robot = QueueSensorSource(), QueueRobotPort()
+    controller = Controller(cfg, sensors, robot, trace_path="run.cgtrace", expected_checksum="1a2b3c4d")
+    controller.arm()            # compiles and warms the step, checks the checksum; raises ArmError
+    controller.run(duration_ns=10_000_000_000)   # or run(until=callable), or stop() from another thread
+    controller.close()          # final stop command, trace flushed and closed
+
+Each cycle k is released at t0 + k * period and must have written its command by the next release.
+Per cycle: wake at the release (sleep, then spin), take in at most one new frame per sensor and the
+newest robot state, run the step, send its command (the robot's heartbeat), record the cycle. A cycle
+that writes its command after its deadline sets the step's overrun input for the next cycle (the step
+then fault-stops); releases missed entirely are skipped and counted, never run back to back.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safety.clock import Clock, MonotonicClock
+from safety.ports import RobotPort, SensorSource
+from safety.reasons import CommandKind, Reason
+from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceRecorder, TraceWriter, header_for_config
+
+log = logging.getLogger("cobotguard.executor")
+
+PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; more is a LINK_LOSS fault
+RECEIVE_BATCH = MAX_SENSORS * 4  # frames taken from the sensor source per cycle
+TRACE_RING_SECONDS = 2.0  # ring capacity in seconds of cycles: the drain thread may stall this long
+GIL_SWITCH_INTERVAL_S = 5e-5  # while armed: bounds how long the drain thread can keep the loop waiting
+
+
+class ArmError(RuntimeError):
+    """The controller refuses to arm (checksum mismatch, unsafe budget, step not compilable)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class LoopStats:
+    """Counters of a run, for the CLI and the trace summary."""
+
+    cycles: int = 0  # cycles executed
+    overruns: int = 0  # cycles that wrote their command after their deadline
+    skipped_releases: int = 0  # releases missed entirely (the loop was more than a period late)
+    max_wake_latency_ns: int = 0
+    max_cycle_ns: int = 0  # release to command written
+    frames_in: int = 0
+    frames_lost: int = 0  # frames dropped because a sensor's pending queue was full
+    link_faults: int = 0  # cycles with a receive error fed to the step
+    trace_dropped: int = 0  # trace records lost to a full ring
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict (JSON-ready)."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Core:
+    """The functional core the executor drives: parameter building, state, warm-up and the step."""
+
+    build_params: Callable[[Any], np.ndarray]
+    new_state: Callable[[np.ndarray], np.ndarray]
+    warm_up: Callable[[np.ndarray], None]
+    step: Callable[..., None]
+
+
+def default_core() -> Core:
+    """The numba-compiled core: safety.params.build_params and safety.step."""
+    from safety import step
+    from safety.params import build_params
+
+    return Core(build_params, step.new_state, step.warm_up, step.step)
+
+
+StepCaller = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, int, int, np.ndarray], None]
+
+
+def step_caller(core: Core) -> StepCaller:
+    """`call(params, state, detections, robot, reset, overrun, link_fault, now_ns, command)` for a core.
+
+    A step with a `link_fault` input gets it directly (the step latches the fault and needs a reset).
+    A step without one is called as is, and a link fault then overrides its command with a fault stop
+    naming the link Reason for that cycle (not latched by the step; the step's own staleness checks stop
+    the cell if the link stays broken). Replay uses the same caller, so it reproduces either behaviour.
+    """
+    import inspect
+
+    fn = core.step
+    py_func = getattr(fn, "py_func", fn)
+    if "link_fault" in inspect.signature(py_func).parameters:
+        return fn
+
+    def call(
+        params: np.ndarray,
+        state: np.ndarray,
+        detections: np.ndarray,
+        robot: np.ndarray,
+        reset: int,
+        overrun: int,
+        link_fault: int,
+        now_ns: int,
+        command: np.ndarray,
+    ) -> None:
+        fn(params, state, detections, robot, reset, overrun, now_ns, command)
+        if link_fault:
+            c = command[0]
+            fault_category = int(params[0]["fault_stop_category"])
+            if int(c["kind"]) >= _PROTECTIVE_STOP:  # never weaken a stop the step already chose
+                fault_category = min(fault_category, int(c["stop_category"]))
+            c["kind"] = _FAULT_STOP
+            c["speed_limit_mps"] = 0.0
+            c["stop_category"] = fault_category
+            c["reason"] = link_fault
+            c["reason_sensor"] = -1
+            c["reason_person"] = -1
+            c["reason_zone"] = -1
+
+    return call
+
+
+_FAULT_STOP = int(CommandKind.FAULT_STOP)
+_PROTECTIVE_STOP = int(CommandKind.PROTECTIVE_STOP)
+
+
+class Controller:
+    """The safety controller: the step on a fixed tick, talking through a sensor source and a robot port.
+
+    cfg: a validated CellConfig. sensor_source / robot_port: see safety.ports. trace_path: where to write
+    the trace (None: no trace). expected_checksum: short or long configuration checksum that must match,
+    or arming is refused. clock: MonotonicClock by default; a SimulatedClock makes runs exact and instant.
+    realtime: try SCHED_FIFO / affinity (`cpu`) / mlockall while running (warnings in `.warnings`).
+    reset_input: callable giving the reset input level each cycle (default: the level set by `set_reset`).
+    core: the functional core (default: `default_core()`), replaceable for tests.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        sensor_source: SensorSource,
+        robot_port: RobotPort,
+        trace_path: str | Path | None = None,
+        expected_checksum: str | None = None,
+        *,
+        clock: Clock | None = None,
+        realtime: bool = True,
+        cpu: int | None = None,
+        rt_priority: int = 80,
+        reset_input: Callable[[], bool] | None = None,
+        producer: str = "cobotguard controller",
+        core: Core | None = None,
+    ) -> None:
+        from safety.checksum import config_checksum
+        from safety.config import ns
+
+        self.cfg = cfg
+        self.sensor_source = sensor_source
+        self.robot_port = robot_port
+        self.trace_path = Path(trace_path) if trace_path is not None else None
+        self.expected_checksum = expected_checksum
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self.realtime = realtime
+        self.cpu = cpu
+        self.rt_priority = rt_priority
+        self.producer = producer
+        self.core = core if core is not None else default_core()
+        self._step = step_caller(self.core)
+        self.checksum_short, self.checksum_long = config_checksum(cfg)
+        self.period_ns = ns(cfg.controller.cycle_period_ms)
+        self.n_sensors = len(cfg.sensors)
+        self.stats = LoopStats()
+        self.warnings: list[str] = []
+        self.armed = False
+        self._reset_fn = reset_input
+        self._reset_level = False
+        self._reset_pulse = 0
+        self._stop_requested = threading.Event()
+        self._recorder: TraceRecorder | None = None
+        self._next_release_ns = 0
+        self._cycle = 0
+        self._pending_overrun = 0
+        self._seq = 0
+        self._closed = False
+
+        # Everything the loop touches is allocated here, once.
+        self.params = self.core.build_params(cfg)
+        self.state = self.core.new_state(self.params)
+        self.detections = empty_detections(MAX_SENSORS)  # the frame held per sensor, as the step sees it
+        self.robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+        self.command = np.zeros(1, dtype=COMMAND_DTYPE)
+        self._stop_command()
+        self._received = np.zeros(RECEIVE_BATCH, dtype=DETECTION_DTYPE)
+        self._pending = np.zeros((MAX_SENSORS, PENDING_FRAMES_PER_SENSOR), dtype=DETECTION_DTYPE)
+        self._pending_head = [0] * MAX_SENSORS
+        self._pending_count = [0] * MAX_SENSORS
+        self._cycle_rec = np.zeros(1, dtype=CYCLE_DTYPE)
+        self._frame_rec = np.zeros(1, dtype=DETECTION_TRACE_DTYPE)
+        # The trace record starts with the detection's fields in the same packed layout: copy as one.
+        self._frame_as_detection = self._frame_rec.view(np.uint8)[: DETECTION_DTYPE.itemsize].view(
+            DETECTION_DTYPE
+        )
+
+    # ----------------------------------------------------------------- public API
+
+    def arm(self) -> None:
+        """Check the configuration checksum, compile and warm the step, open the trace. Raises ArmError."""
+        if self.armed:
+            return
+        if self.expected_checksum is not None:
+            expected = self.expected_checksum.strip().lower()
+            if expected not in (self.checksum_short, self.checksum_long):
+                raise ArmError(
+                    Reason.CHECKSUM_MISMATCH,
+                    f"configuration checksum {self.checksum_short} ({self.checksum_long}) does not match the "
+                    f"expected {self.expected_checksum}; refusing to arm",
+                )
+        try:
+            self.core.warm_up(self.params)
+        except Exception as exc:  # a step that cannot compile must never run
+            raise ArmError(Reason.STATE_INVALID, f"safety step failed to compile or warm up: {exc}") from exc
+        self.state = self.core.new_state(self.params)
+        if self.trace_path is not None:
+            header = header_for_config(
+                self.cfg, self.producer, n_sensors=self.n_sensors, detections_stream="detections"
+            )
+            writer = TraceWriter(
+                self.trace_path, header, {"cycles": CYCLE_DTYPE, "detections": DETECTION_TRACE_DTYPE}
+            )
+            capacity = max(1024, int(TRACE_RING_SECONDS * 1e9 / self.period_ns))
+            self._recorder = TraceRecorder(writer, capacity={"cycles": capacity, "detections": capacity})
+            self._recorder.start()
+        self._cycles_ring = self._recorder.ring("cycles") if self._recorder else None
+        self._frames_ring = self._recorder.ring("detections") if self._recorder else None
+        self._next_release_ns = self.clock.now_ns() + self.period_ns
+        self.armed = True
+
+    def run(self, duration_ns: int | None = None, until: Callable[[], bool] | None = None) -> LoopStats:
+        """Run cycles until `duration_ns` has passed, `until()` is true (checked each cycle) or `stop()`.
+
+        Arms first if needed. The calling thread becomes the loop thread (real-time settings apply to it
+        while this call runs). Returns the counters; call again to continue, `close()` to finish.
+        """
+        self.arm()
+        end_ns = self._next_release_ns + duration_ns if duration_ns is not None else None
+        settings = None
+        if self.realtime:
+            from safety.realtime import apply_realtime
+
+            settings = apply_realtime(self.rt_priority, self.cpu)
+            for warning in settings.warnings:
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+                    log.warning(warning)
+        old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        gc.collect()
+        gc.freeze()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while not self._stop_requested.is_set():
+                if end_ns is not None and self._next_release_ns >= end_ns:
+                    break
+                if until is not None and until():
+                    break
+                self._run_cycle()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            gc.unfreeze()
+            sys.setswitchinterval(old_switch)
+            if settings is not None:
+                settings.restore()
+        return self.stats
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current cycle (safe from other threads and signal handlers)."""
+        self._stop_requested.set()
+
+    def close(self) -> None:
+        """Send a final stop command, then flush and close the trace. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        now = self.clock.now_ns()
+        self._stop_command()
+        self.command[0]["t_ns"] = now
+        self._seq += 1
+        try:
+            self.robot_port.send_command(self.command, self._seq, now)
+        finally:
+            if self._recorder is not None:
+                self.stats.trace_dropped = sum(self._recorder.dropped.values())
+                self._recorder.close(
+                    stats=self.stats.as_dict(), final_command_seq=self._seq, warnings=self.warnings
+                )
+                self._recorder = None
+
+    def set_reset(self, level: bool) -> None:
+        """Set the reset input level (a restart needs a rising edge: low, then high)."""
+        self._reset_level = bool(level)
+
+    def press_reset(self, cycles: int = 1) -> None:
+        """A reset pulse: the input reads high for `cycles` cycles, then low again."""
+        self._reset_pulse = max(1, cycles)
+
+    def __enter__(self) -> Controller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- the loop
+
+    def _stop_command(self) -> None:
+        cmd = self.command[0]
+        cmd["kind"] = int(CommandKind.FAULT_STOP)
+        cmd["speed_limit_mps"] = 0.0
+        cmd["stop_category"] = int(self.cfg.robot.stop_category)
+        cmd["reason"] = int(Reason.NOT_ARMED)
+        cmd["reason_sensor"] = -1
+        cmd["reason_person"] = -1
+        cmd["reason_zone"] = -1
+
+    def _reset_now(self) -> int:
+        if self._reset_pulse > 0:
+            self._reset_pulse -= 1
+            return 1
+        if self._reset_fn is not None:
+            return int(bool(self._reset_fn()))
+        return int(self._reset_level)
+
+    def _take_in_frames(self, now_ns: int) -> int:
+        """Queue received frames per sensor; move at most one per sensor into the held set. Returns a mask."""
+        received = self.sensor_source.receive(now_ns, self._received)
+        fault = 0
+        for i in range(received):
+            frame = self._received[i]
+            s = int(frame["sensor_index"])
+            if not 0 <= s < self.n_sensors:
+                fault = fault or int(Reason.LINK_ADDRESSING)
+                continue
+            if self._pending_count[s] >= PENDING_FRAMES_PER_SENSOR:
+                self.stats.frames_lost += 1
+                fault = fault or int(Reason.LINK_LOSS)
+                continue
+            slot = (self._pending_head[s] + self._pending_count[s]) % PENDING_FRAMES_PER_SENSOR
+            self._pending[s, slot] = frame
+            self._pending_count[s] += 1
+        self._frames_fault = fault
+        mask = 0
+        for s in range(self.n_sensors):
+            if self._pending_count[s]:
+                head = self._pending_head[s]
+                previous_rx = int(self.detections[s]["t_received_ns"])
+                self.detections[s] = self._pending[s, head]
+                if int(self.detections[s]["t_received_ns"]) <= previous_rx:
+                    # arrived in the same batch as the previous frame and held back a cycle: it reaches
+                    # the step now, so that is its receive time (the step tells frames apart by it)
+                    self.detections[s]["t_received_ns"] = now_ns
+                self._pending_head[s] = (head + 1) % PENDING_FRAMES_PER_SENSOR
+                self._pending_count[s] -= 1
+                mask |= 1 << s
+                self.stats.frames_in += 1
+        return mask
+
+    def _run_cycle(self) -> None:
+        clock = self.clock
+        release = self._next_release_ns
+        deadline = release + self.period_ns
+        t_wake = clock.sleep_until(release)
+        overrun = self._pending_overrun
+        if t_wake >= deadline:  # woke after this cycle's whole slot: it cannot meet its deadline
+            overrun = 1
+        new_frames = self._take_in_frames(t_wake)
+        self.robot_port.receive_state(t_wake, self.robot)
+        link_fault = self._frames_fault or self.sensor_source.take_fault() or self.robot_port.take_fault()
+        if link_fault:
+            self.stats.link_faults += 1
+        reset = self._reset_now()
+        now = clock.now_ns()
+        t_step_start = now
+        self._step(
+            self.params,
+            self.state,
+            self.detections,
+            self.robot,
+            reset,
+            overrun,
+            link_fault,
+            now,
+            self.command,
+        )
+        t_step_end = clock.now_ns()
+        self._seq += 1
+        self.robot_port.send_command(self.command, self._seq, t_step_end)
+        t_written = clock.now_ns()
+
+        self._pending_overrun = 1 if t_written > deadline else 0
+        stats = self.stats
+        if self._pending_overrun:
+            stats.overruns += 1
+        stats.cycles += 1
+        stats.max_wake_latency_ns = max(stats.max_wake_latency_ns, t_wake - release)
+        stats.max_cycle_ns = max(stats.max_cycle_ns, t_written - release)
+
+        if self._cycles_ring is not None:
+            self._record(
+                release,
+                t_wake,
+                now,
+                t_step_start,
+                t_step_end,
+                t_written,
+                overrun,
+                reset,
+                link_fault,
+                new_frames,
+            )
+
+        self._cycle += 1
+        self._next_release_ns = release + self.period_ns
+        late = clock.now_ns() - self._next_release_ns
+        if late >= self.period_ns:  # the next release's slot is already over: skip to the current one
+            skipped = late // self.period_ns
+            self._cycle += skipped
+            self._next_release_ns += skipped * self.period_ns
+            stats.skipped_releases += skipped
+            self._pending_overrun = 1
+
+    def _record(
+        self,
+        release: int,
+        t_wake: int,
+        now: int,
+        t_step_start: int,
+        t_step_end: int,
+        t_written: int,
+        overrun: int,
+        reset: int,
+        link_fault: int,
+        new_frames: int,
+    ) -> None:
+        rec = self._cycle_rec[0]
+        rec["cycle"] = self._cycle
+        rec["t_scheduled_ns"] = release
+        rec["t_wake_ns"] = t_wake
+        rec["t_inputs_ns"] = now
+        rec["now_ns"] = now
+        rec["t_step_start_ns"] = t_step_start
+        rec["t_step_end_ns"] = t_step_end
+        rec["t_command_written_ns"] = t_written
+        rec["overrun"] = overrun
+        rec["reset_input"] = reset
+        rec["link_fault"] = link_fault
+        rec["new_frames"] = new_frames
+        rec["frame_counter"] = self.detections["frame_counter"]
+        rec["robot"] = self.robot[0]
+        rec["command_seq"] = self._seq
+        rec["command"] = self.command[0]
+        assert self._cycles_ring is not None and self._frames_ring is not None
+        self._cycles_ring.push(self._cycle_rec)
+        if new_frames:
+            frame = self._frame_rec[0]
+            for s in range(self.n_sensors):
+                if new_frames & (1 << s):
+                    self._frame_as_detection[0] = self.detections[s]
+                    frame["cycle"] = self._cycle
+                    self._frames_ring.push(self._frame_rec)

@@ -1,0 +1,206 @@
+"""Test helpers for the executor, replay and `cobotguard run`: a small cell and scripted ports.
+
+The scripted ports run against a SimulatedClock: the sensor emits frames at its frame rate with
+consistent stage timestamps, the robot reports a state every cycle and follows the last command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from safety.clock import SimulatedClock
+from safety.config import CellConfig
+from safety.reasons import CommandKind
+from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, ROBOT_STATE_DTYPE
+
+MS = 1_000_000
+
+
+def make_cell(restart: str = "manual", cycle_period_ms: float = 1.0) -> CellConfig:
+    """A 1 m hazard square with a protective ring to 1.5 m and a warning ring to 2.5 m; one 30 Hz camera."""
+    return CellConfig.model_validate(
+        {
+            "schema_version": 1,
+            "name": "loop test cell",
+            "robot": {
+                "name": "arm",
+                "max_speed_mps": 1.0,
+                "payload_kg": 2.0,
+                "stop_category": 1,
+                "stop_input_reaction_ms": 8.0,
+                "position_uncertainty_m": 0.05,
+                "hazard_polygon_m": [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)],
+                "stopping": [
+                    {"speed_mps": 0.0, "payload_kg": 2.0, "stop_time_ms": 0.0, "stop_distance_m": 0.0},
+                    {"speed_mps": 1.0, "payload_kg": 2.0, "stop_time_ms": 250.0, "stop_distance_m": 0.15},
+                ],
+            },
+            "sensors": {
+                "cam": {
+                    "connection_id": 0x0101,
+                    "frame_rate_hz": 30.0,
+                    "exposure_readout_ms": 10.0,
+                    "inference_worst_ms": 12.0,
+                    "transport_latency_ms": 2.0,
+                    "tolerated_missed_frames": 1,
+                    "max_persons": 8,
+                    "image_width_px": 640,
+                    "image_height_px": 480,
+                    "min_person_height_px": 120.0,
+                    "assumed_person_height_m": 1.5,
+                    "position_uncertainty_m": 0.1,
+                    "min_score": 0.5,
+                }
+            },
+            "zones": {
+                "protective": {
+                    "type": "protective",
+                    "polygon_m": [(-1.5, -1.5), (1.5, -1.5), (1.5, 1.5), (-1.5, 1.5)],
+                    "stop_category": 1,
+                },
+                "warning": {
+                    "type": "warning",
+                    "polygon_m": [(-2.5, -2.5), (2.5, -2.5), (2.5, 2.5), (-2.5, 2.5)],
+                    "speed_limit_mps": 0.25,
+                },
+            },
+            "separation": {"enabled": True, "intrusion_distance_m": 0.2, "stop_category": 1},
+            "controller": {
+                "cycle_period_ms": cycle_period_ms,
+                "worst_step_ms": 0.1,
+                "restart": restart,
+                "auto_restart_clear_ms": 500.0 if restart == "automatic" else None,
+                "release_hysteresis_m": 0.1,
+                "robot_state_timeout_ms": 20.0,
+            },
+            "link": {
+                "baud": 1_000_000,
+                "connection_id": 0x0201,
+                "command_frame_bytes": 32,
+                "state_frame_bytes": 32,
+                "receiver_cycle_ms": 1.0,
+                "command_watchdog_ms": 20.0,
+                "max_delay_ms": 5.0,
+            },
+        }
+    )
+
+
+# person positions as a function of time: list of (x, y) on the floor
+Persons = Callable[[int], list[tuple[float, float]]]
+
+
+def nobody(_t: int) -> list[tuple[float, float]]:
+    """No person in the cell."""
+    return []
+
+
+class ScriptedSensor:
+    """A 30 Hz camera on the simulated clock: exposure, +12 ms inference, +1 ms sent, received on poll."""
+
+    def __init__(self, clock: SimulatedClock, persons: Persons = nobody, period_ns: int = 33_333_334) -> None:
+        self.clock = clock
+        self.persons = persons
+        self.period_ns = period_ns
+        self.next_exposure_ns = clock.now_ns() - 20 * MS
+        self.counter = 0
+        self.silent = False  # frames are lost
+        self.hold = False  # frames are held back and delivered together later
+        self.pending: list[np.ndarray] = []
+        self.fault = 0
+
+    def _frame(self, t_exposure: int) -> np.ndarray:
+        frame = np.zeros(1, dtype=DETECTION_DTYPE)
+        f = frame[0]
+        f["sensor_index"] = 0
+        f["frame_counter"] = self.counter
+        f["t_exposure_ns"] = t_exposure
+        f["t_inference_done_ns"] = t_exposure + 12 * MS
+        f["t_sent_ns"] = t_exposure + 13 * MS
+        people = self.persons(t_exposure)
+        f["person_count"] = len(people)
+        for j, (x, y) in enumerate(people):
+            f["persons"][j]["x_m"] = x
+            f["persons"][j]["y_m"] = y
+            f["persons"][j]["z_d_m"] = 0.1
+            f["persons"][j]["score"] = 0.9
+        self.counter = (self.counter + 1) % 256
+        return frame
+
+    def receive(self, now_ns: int, frames: np.ndarray) -> int:
+        """Frames whose send time has passed (all at once after `hold` is lifted), oldest first."""
+        while self.next_exposure_ns + 13 * MS <= now_ns:
+            frame = self._frame(self.next_exposure_ns)
+            self.next_exposure_ns += self.period_ns
+            if not self.silent:
+                self.pending.append(frame)
+        n = 0
+        while self.pending and not self.hold and n < len(frames):
+            frame = self.pending.pop(0)
+            frame[0]["t_received_ns"] = now_ns
+            frames[n] = frame[0]
+            n += 1
+        return n
+
+    def take_fault(self) -> int:
+        """A fault planted by the test, once."""
+        fault, self.fault = self.fault, 0
+        return fault
+
+
+class ScriptedRobot:
+    """A robot that reports its state every cycle and moves at the commanded limit (instant response)."""
+
+    def __init__(self, clock: SimulatedClock, send_delay_ns: Callable[[int], int] | None = None) -> None:
+        self.clock = clock
+        self.commands: list[tuple[int, np.ndarray]] = []
+        self.speed = 0.0
+        self.mode = int(CommandKind.FAULT_STOP)
+        self.send_delay_ns = send_delay_ns
+        self.fault = 0
+
+    def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
+        """A fresh state every call."""
+        s = state[0]
+        s["speed_mps"] = self.speed
+        s["mode"] = self.mode
+        s["at_rest"] = 1 if self.speed == 0.0 else 0
+        s["last_command_seq"] = self.commands[-1][0] if self.commands else 0
+        s["t_sent_ns"] = now_ns
+        s["t_received_ns"] = now_ns
+        return True
+
+    def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
+        """Keep a copy; follow it; optionally spend simulated time (a slow port)."""
+        self.commands.append((seq, command.copy()))
+        kind = int(command[0]["kind"])
+        self.mode = kind
+        self.speed = float(min(command[0]["speed_limit_mps"], 0.5)) if kind <= CommandKind.SLOW else 0.0
+        if self.send_delay_ns is not None:
+            self.clock.advance(self.send_delay_ns(len(self.commands)))
+
+    def take_fault(self) -> int:
+        """A fault planted by the test, once."""
+        fault, self.fault = self.fault, 0
+        return fault
+
+    def kinds(self) -> list[int]:
+        """Command kinds in order."""
+        return [int(c[0]["kind"]) for _, c in self.commands]
+
+
+def command_array(commands: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """The commands as one COMMAND_DTYPE array."""
+    return np.concatenate([c for _, c in commands]) if commands else np.zeros(0, dtype=COMMAND_DTYPE)
+
+
+def robot_state(speed: float = 0.0, t_ns: int = 1) -> np.ndarray:
+    """One robot state record."""
+    state = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+    state[0]["speed_mps"] = speed
+    state[0]["at_rest"] = int(speed == 0.0)
+    state[0]["t_sent_ns"] = t_ns
+    state[0]["t_received_ns"] = t_ns
+    return state

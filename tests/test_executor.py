@@ -1,0 +1,232 @@
+"""The cyclic executor on a simulated clock: heartbeat, overruns, checksum refusal, trace round trip."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safety.checksum import config_checksum
+
+from safety.clock import SimulatedClock
+from safety.executor import ArmError, Controller
+from safety.ports import QueueRobotPort, QueueSensorSource
+from safety.reasons import CommandKind, Reason
+from safety.trace import TraceError, read_trace
+from tests.loop_support import MS, ScriptedRobot, ScriptedSensor, command_array, make_cell
+
+START_NS = 1_000 * MS
+
+
+def _controller(
+    tmp_path: Path | None = None, **kwargs: object
+) -> tuple[Controller, ScriptedSensor, ScriptedRobot]:
+    wake_latency = kwargs.pop("wake_latency_ns", None)
+    send_delay = kwargs.pop("send_delay_ns", None)
+    clock = SimulatedClock(START_NS, wake_latency_ns=wake_latency)  # type: ignore[arg-type]
+    sensor = ScriptedSensor(clock, persons=kwargs.pop("persons", lambda _t: []))  # type: ignore[arg-type]
+    robot = ScriptedRobot(clock, send_delay_ns=send_delay)  # type: ignore[arg-type]
+    trace = tmp_path / "run.cgtrace" if tmp_path is not None else None
+    controller = Controller(
+        make_cell(),
+        sensor,
+        robot,
+        trace_path=trace,
+        clock=clock,
+        realtime=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return controller, sensor, robot
+
+
+def _run_and_reset(controller: Controller, before_ms: int = 50, after_ms: int = 50) -> None:
+    controller.run(duration_ns=before_ms * MS)
+    controller.press_reset()
+    controller.run(duration_ns=after_ms * MS)
+
+
+def test_a_command_every_cycle_on_the_period_grid(tmp_path: Path) -> None:
+    controller, _sensor, robot = _controller(tmp_path)
+    controller.run(duration_ns=100 * MS)
+    controller.close()
+    cycles = read_trace(tmp_path / "run.cgtrace").streams["cycles"]
+    assert len(cycles) == 100
+    assert controller.stats.cycles == 100 and controller.stats.overruns == 0
+    assert list(cycles["cycle"]) == list(range(100))
+    assert np.all(np.diff(cycles["t_scheduled_ns"]) == MS)
+    assert list(cycles["command_seq"]) == list(range(1, 101))
+    # the port got exactly those commands, plus the final stop on close
+    assert [seq for seq, _ in robot.commands] == list(range(1, 102))
+    np.testing.assert_array_equal(cycles["command"], command_array(robot.commands[:100]))
+
+
+def test_starts_stopped_and_runs_only_after_a_reset_edge() -> None:
+    controller, _sensor, robot = _controller()
+    controller.run(duration_ns=50 * MS)
+    assert set(robot.kinds()) == {CommandKind.FAULT_STOP}
+    assert int(robot.commands[-1][1][0]["reason"]) == Reason.NOT_ARMED
+    controller.press_reset()
+    controller.run(duration_ns=10 * MS)
+    assert robot.kinds()[-1] == CommandKind.RUN
+
+
+def test_a_person_close_by_stops_the_robot() -> None:
+    controller, _sensor, robot = _controller(
+        persons=lambda t: [(1.0, 0.0)] if t > START_NS + 100 * MS else []
+    )
+    _run_and_reset(controller, 50, 200)
+    last = robot.commands[-1][1][0]
+    assert int(last["kind"]) == CommandKind.PROTECTIVE_STOP
+    assert int(last["reason_sensor"]) == 0 and int(last["reason_person"]) == 0
+
+
+def test_a_late_wake_up_is_an_overrun_and_fault_stops() -> None:
+    late_release = START_NS + 40 * MS  # the release of one cycle, woken 2.5 periods late
+
+    def wake_latency(deadline: int) -> int:
+        return 5 * MS // 2 if deadline == late_release else 0
+
+    controller, _sensor, robot = _controller(wake_latency_ns=wake_latency)
+    _run_and_reset(controller, 10, 20)
+    assert robot.kinds()[-1] == CommandKind.RUN
+    controller.run(duration_ns=30 * MS)
+    reasons = [int(c[0]["reason"]) for _, c in robot.commands]
+    assert Reason.LOOP_OVERRUN in reasons
+    first = reasons.index(Reason.LOOP_OVERRUN)
+    assert robot.kinds()[first] == CommandKind.FAULT_STOP
+    assert all(k == CommandKind.FAULT_STOP for k in robot.kinds()[first:])  # latched until reset
+    assert controller.stats.overruns >= 1
+    assert controller.stats.skipped_releases >= 1
+
+
+def test_a_command_written_after_the_deadline_fault_stops_the_next_cycle(tmp_path: Path) -> None:
+    slow_cycle = 30
+
+    def send_delay(n: int) -> int:
+        return 2 * MS if n == slow_cycle else 0
+
+    controller, _sensor, robot = _controller(tmp_path, send_delay_ns=send_delay)
+    _run_and_reset(controller, 10, 50)
+    controller.close()
+    kinds = robot.kinds()
+    assert kinds[slow_cycle - 1] == CommandKind.RUN  # the slow cycle itself already wrote RUN
+    assert kinds[slow_cycle] == CommandKind.FAULT_STOP
+    assert int(robot.commands[slow_cycle][1][0]["reason"]) == Reason.LOOP_OVERRUN
+    cycles = read_trace(tmp_path / "run.cgtrace").streams["cycles"]
+    assert cycles["overrun"][slow_cycle] == 1
+    assert np.diff(cycles["cycle"]).max() > 1  # the missed releases were skipped, not run back to back
+    assert controller.stats.overruns == 1
+
+
+def test_checksum_mismatch_refuses_to_arm(tmp_path: Path) -> None:
+    controller, _sensor, robot = _controller(tmp_path, expected_checksum="deadbeef")
+    with pytest.raises(ArmError) as info:
+        controller.arm()
+    assert info.value.reason == Reason.CHECKSUM_MISMATCH
+    assert not controller.armed
+    with pytest.raises(ArmError):
+        controller.run(duration_ns=10 * MS)
+    assert robot.commands == []
+    assert not (tmp_path / "run.cgtrace").exists()
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_matching_checksum_short_or_long_arms(which: int) -> None:
+    expected = config_checksum(make_cell())[which].upper()
+    controller, _sensor, _robot = _controller(expected_checksum=expected)
+    controller.arm()
+    assert controller.armed
+
+
+def test_trace_round_trip_header_and_inputs(tmp_path: Path) -> None:
+    controller, _sensor, _robot = _controller(tmp_path, persons=lambda t: [(2.0, 0.0)])
+    _run_and_reset(controller, 20, 80)
+    controller.close()
+    trace = read_trace(tmp_path / "run.cgtrace")
+    assert trace.complete
+    short, long = config_checksum(make_cell())
+    assert trace.header["config_checksum"] == short
+    assert trace.header["config_checksum_long"] == long
+    assert trace.header["cycle_period_ns"] == MS
+    assert trace.header["reaction_time_ns"] > 0
+    cycles, frames = trace.streams["cycles"], trace.streams["detections"]
+    assert len(frames) >= 3
+    # every frame is tagged with the cycle that took it in, and that cycle says so
+    for frame in frames:
+        rec = cycles[cycles["cycle"] == frame["cycle"]][0]
+        assert rec["new_frames"] & 1
+        assert rec["frame_counter"][0] == frame["frame_counter"]
+        assert frame["t_exposure_ns"] < frame["t_received_ns"] <= rec["now_ns"]
+    assert int((cycles["new_frames"] != 0).sum()) == len(frames)
+    assert np.all(cycles["t_wake_ns"] <= cycles["t_step_start_ns"])
+    assert np.all(cycles["t_step_start_ns"] <= cycles["t_step_end_ns"])
+    assert np.all(cycles["t_step_end_ns"] <= cycles["t_command_written_ns"])
+    assert trace.summary is not None and trace.summary["stats"]["cycles"] == 100
+
+
+def test_torn_trace_is_detected(tmp_path: Path) -> None:
+    controller, _sensor, _robot = _controller(tmp_path)
+    controller.run(duration_ns=20 * MS)
+    controller.close()
+    path = tmp_path / "run.cgtrace"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(TraceError, match="byte"):
+        read_trace(path)
+
+
+def test_link_fault_fault_stops_with_the_link_reason() -> None:
+    controller, sensor, robot = _controller()
+    _run_and_reset(controller, 20, 20)
+    assert robot.kinds()[-1] == CommandKind.RUN
+    sensor.fault = int(Reason.LINK_CORRUPTION)
+    controller.run(duration_ns=1 * MS)
+    last = robot.commands[-1][1][0]
+    assert int(last["kind"]) == CommandKind.FAULT_STOP
+    assert int(last["reason"]) == Reason.LINK_CORRUPTION
+
+
+def test_frames_arriving_together_enter_one_per_cycle_in_order(tmp_path: Path) -> None:
+    controller, sensor, robot = _controller(tmp_path)
+    _run_and_reset(controller, 20, 20)
+    sensor.hold = True
+    controller.run(duration_ns=70 * MS)
+    assert len(sensor.pending) == 2  # two frames pile up, then arrive in one poll
+    sensor.hold = False
+    controller.run(duration_ns=5 * MS)
+    controller.close()
+    frames = read_trace(tmp_path / "run.cgtrace").streams["detections"]
+    last_two = frames[-2:]
+    assert list(np.diff(last_two["cycle"])) == [1]  # consecutive cycles, none dropped
+    assert (int(last_two["frame_counter"][1]) - int(last_two["frame_counter"][0])) % 256 == 1
+    assert last_two["t_received_ns"][0] < last_two["t_received_ns"][1]
+    # they arrived far beyond their latency budget: that is a fault, never silently accepted
+    last = robot.commands[-2][1][0]
+    assert int(last["kind"]) == CommandKind.FAULT_STOP and int(last["reason"]) == Reason.SENSOR_STALE
+
+
+def test_close_sends_a_final_stop_and_is_idempotent() -> None:
+    controller, _sensor, robot = _controller()
+    _run_and_reset(controller, 20, 20)
+    controller.close()
+    controller.close()
+    seq, last = robot.commands[-1]
+    assert int(last[0]["kind"]) == CommandKind.FAULT_STOP
+    assert seq == controller.stats.cycles + 1
+
+
+def test_gc_is_frozen_and_disabled_only_while_running() -> None:
+    controller, _sensor, _robot = _controller()
+    seen: list[bool] = []
+    controller.run(until=lambda: seen.append(gc.isenabled()) or len(seen) > 5)
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+
+def test_queue_ports_carry_frames_and_commands() -> None:
+    clock = SimulatedClock(START_NS)
+    sensors, robot = QueueSensorSource(), QueueRobotPort(history=8)
+    controller = Controller(make_cell(), sensors, robot, clock=clock, realtime=False)
+    controller.run(duration_ns=5 * MS)
+    assert robot.commands_sent == 5 and robot.last_seq == 5 and len(robot.history) == 5
+    assert int(robot.last_command[0]["reason"]) == Reason.ROBOT_NO_DATA
