@@ -64,14 +64,13 @@ def separation_m(p: np.void, speed: float, z_d: float) -> float:
     stop_ns = int(p["stop_time_ns"][k])
     stop_m = float(p["stop_distance_m"][k])
     t_r_ns = int(p["reaction_time_ns"])
-    t_r = t_r_ns * 1e-9
-    t_total = (t_r_ns + stop_ns) * 1e-9
-    rest = speed * t_r + stop_m + float(p["intrusion_m"]) + float(p["robot_z_r_m"]) + z_d
+    rest = speed * t_r_ns / 1_000_000_000 + stop_m + float(p["intrusion_m"]) + z_d + float(p["robot_z_r_m"])
+    t = (t_r_ns + stop_ns) / 1_000_000_000
     switch = float(p["human_speed_switch_m"])
-    near = float(p["human_speed_near_mps"]) * t_total + rest
+    near = float(p["human_speed_near_mps"]) * t + rest
     if near <= switch:
         return near
-    return max(float(p["human_speed_far_mps"]) * t_total + rest, switch)
+    return max(float(p["human_speed_far_mps"]) * t + rest, switch)
 
 
 # --- findings -----------------------------------------------------------------------------------------

@@ -484,3 +484,85 @@ def watchdog_ns(params: np.ndarray, fault: Fault) -> int:
     if fault is Fault.ROBOT_SILENT:
         return int(p["robot_state_timeout_ns"]) + tail
     return int(max(p["sensor_max_age_ns"][:n])) + tail
+
+
+class Harness:
+    """The step with its buffers and a simulated clock, driven one cycle at a time (tests, demos, HIL).
+
+    `frame()` delivers a sensor frame received "now", `tick()` advances the clock one cycle (refreshing
+    the robot report unless `robot_silent`) and runs the step, returning a copy of the command.
+    """
+
+    def __init__(self, cfg: CellConfig, step_fn=None, *, robot_speed_mps: float = 0.5) -> None:
+        from safety.params import build_params
+        from safety.step import new_state, step
+
+        self.cfg = cfg
+        self.params = build_params(cfg)
+        self.state = new_state(self.params)
+        self.step = step if step_fn is None else step_fn
+        self.detections = empty_detections(MAX_SENSORS)
+        self.robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+        self.command = np.zeros(1, dtype=COMMAND_DTYPE)
+        self.now = T0_NS
+        self.cycle_ns = int(self.params[0]["cycle_period_ns"])
+        self.counters = [-1] * MAX_SENSORS
+        self.robot_speed_mps = robot_speed_mps
+        self.robot_silent = False
+        self.reset = 0
+
+    def frame(
+        self,
+        persons: Sequence[tuple[float, float]] = (),
+        *,
+        sensor: int = 0,
+        z_d_m: float = 0.1,
+        counter_step: int = 1,
+        latency_ns: int = 5_000_000,
+        health: int = 0,
+        person_count: int | None = None,
+    ) -> None:
+        """Deliver a frame from `sensor` with persons at (x, y), received now, exposed latency_ns ago."""
+        self.counters[sensor] = (self.counters[sensor] + counter_step) % FRAME_COUNTER_MODULO
+        points = [(x, y, z_d_m) for x, y in persons]
+        write_frame(
+            self.detections,
+            sensor,
+            self.counters[sensor],
+            self.now - latency_ns,
+            self.now,
+            points,
+            health=health,
+            person_count=person_count,
+        )
+
+    def all_frames(self, persons: Sequence[tuple[float, float]] = (), **kw) -> None:
+        """Deliver the same scene from every configured sensor."""
+        for i in range(int(self.params[0]["n_sensors"])):
+            self.frame(persons, sensor=i, **kw)
+
+    def tick(self, *, reset: int | None = None, overrun: int = 0, advance_ns: int | None = None) -> np.void:
+        """Advance one cycle (or advance_ns), run the step, return the command record."""
+        self.now += self.cycle_ns if advance_ns is None else advance_ns
+        if reset is not None:
+            self.reset = reset
+        if not self.robot_silent:
+            write_robot(self.robot, self.robot_speed_mps, self.now - self.cycle_ns // 2)
+        self.step(
+            self.params, self.state, self.detections, self.robot, self.reset, overrun, self.now, self.command
+        )
+        return self.command[0].copy()
+
+    def arm(self, persons: Sequence[tuple[float, float]] = ()) -> np.void:
+        """Fresh frames from every sensor, then a reset pulse: the cell runs (or slows) afterwards."""
+        self.all_frames(persons)
+        self.tick(reset=0)
+        self.all_frames(persons)
+        command = self.tick(reset=1)
+        self.tick(reset=0)
+        return command
+
+    @property
+    def controller_state(self) -> int:
+        """The controller's ControllerState value."""
+        return int(self.state[0]["state"])

@@ -109,6 +109,7 @@ _R_STATE_INVALID = int(Reason.STATE_INVALID)
 _N_KINDS = len(CommandKind)
 _HALF_COUNTER = FRAME_COUNTER_MODULO // 2
 _TABLE = TRANSITION_TABLE
+_NS_PER_S = 1_000_000_000
 
 
 def new_state(params: np.ndarray) -> np.ndarray:
@@ -136,17 +137,18 @@ def stopping_at(p, speed: float) -> tuple[int, float]:
 
 @njit(cache=False)
 def protective_separation_m(p, speed: float, z_d: float) -> float:
-    """ISO/TS 15066 S_p at robot `speed` for a person with uncertainty `z_d` (ISO 13855 human speed)."""
+    """ISO/TS 15066 S_p at robot `speed` for a person with uncertainty `z_d` (as safety.budget computes it).
+
+    S_p = v_h (T_r + T_s) + v_r T_r + S_s + C + Z_d + Z_r, v_h = 2.0 m/s, or 1.6 m/s (S_p >= 0.5 m) where
+    2.0 m/s gives more than 0.5 m (ISO 13855).
+    """
     stop_ns, stop_m = stopping_at(p, speed)
-    t_r = p.reaction_time_ns * 1e-9
-    t_total = (p.reaction_time_ns + stop_ns) * 1e-9
-    rest = speed * t_r + stop_m + p.intrusion_m + p.robot_z_r_m + z_d
-    s = p.human_speed_near_mps * t_total + rest
-    if s > p.human_speed_switch_m:
-        s = p.human_speed_far_mps * t_total + rest
-        if s < p.human_speed_switch_m:
-            s = p.human_speed_switch_m
-    return s
+    rest = speed * p.reaction_time_ns / _NS_PER_S + stop_m + p.intrusion_m + z_d + p.robot_z_r_m
+    t = (p.reaction_time_ns + stop_ns) / _NS_PER_S
+    near = p.human_speed_near_mps * t + rest
+    if near <= p.human_speed_switch_m:
+        return near
+    return max(p.human_speed_far_mps * t + rest, p.human_speed_switch_m)
 
 
 @njit(cache=False)

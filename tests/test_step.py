@@ -1,0 +1,361 @@
+"""Behaviour of the compiled safety step, one rule at a time, on the example cell and a simulated clock."""
+
+import math
+
+import numpy as np
+import pytest
+
+from safety.params import build_params
+from safety.reasons import CommandKind, HealthFlag, Reason
+from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from safety.reference import separation_m
+from safety.sim import Harness, example_config
+from safety.states import ControllerState
+from safety.step import new_state, step_py, warm_up
+
+K, R = CommandKind, Reason
+WARNING_ZONE, PROTECTIVE_ZONE = 0, 1  # zone indices in example_config
+HAZARD_EDGE_X = 0.9  # the example hazard region is the square |x|, |y| <= 0.9
+
+
+def zones_only(**kw):
+    return Harness(example_config(separation=False, **kw))
+
+
+def assert_command(c, kind, reason, *, sensor=-1, person=-1, zone=-1):
+    got = (
+        K(c["kind"]),
+        R(c["reason"]),
+        int(c["reason_sensor"]),
+        int(c["reason_person"]),
+        int(c["reason_zone"]),
+    )
+    assert got == (kind, reason, sensor, person, zone)
+
+
+def test_not_armed_until_a_reset_edge():
+    cell = zones_only()
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_NO_DATA, sensor=0)  # robot reports, sensor never did
+    cell.frame()
+    assert_command(cell.tick(), K.FAULT_STOP, R.NOT_ARMED)
+    cell.frame()
+    assert K(cell.tick(reset=1)["kind"]) == K.RUN
+    assert cell.controller_state == ControllerState.RUNNING
+
+
+def test_a_reset_held_high_from_start_up_does_not_arm():
+    cell = zones_only()
+    for _ in range(5):
+        cell.frame()
+        assert_command(cell.tick(reset=1), K.FAULT_STOP, R.NOT_ARMED)
+    cell.frame()
+    cell.tick(reset=0)
+    cell.frame()
+    assert K(cell.tick(reset=1)["kind"]) == K.RUN
+
+
+def test_run_carries_the_robot_maximum_speed():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0)])
+    c = cell.tick()
+    assert_command(c, K.RUN, R.NONE)
+    assert c["speed_limit_mps"] == 1.0
+
+
+def test_warning_zone_slows_to_its_limit_and_names_sensor_person_zone():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0), (2.5, 0.0)])
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=1, zone=WARNING_ZONE)
+    assert c["speed_limit_mps"] == 0.25
+
+
+def test_protective_zone_stops_with_its_category_then_needs_clear_zones_and_a_reset_edge():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(1.4, 0.0)])
+    c = cell.tick()
+    assert_command(
+        c, K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=PROTECTIVE_ZONE
+    )
+    assert c["stop_category"] == 1
+    cell.frame([(1.4, 0.0)])
+    assert K(cell.tick(reset=1)["kind"]) == K.PROTECTIVE_STOP  # reset while the zone is occupied: ignored
+    cell.frame([])
+    assert_command(cell.tick(reset=1), K.PROTECTIVE_STOP, R.RESTART_INTERLOCK)  # clear, reset still held
+    for _ in range(20):
+        cell.frame([])
+        assert_command(cell.tick(reset=1), K.PROTECTIVE_STOP, R.RESTART_INTERLOCK)  # held high: no restart
+    cell.frame([])
+    cell.tick(reset=0)
+    cell.frame([])
+    assert_command(cell.tick(reset=1), K.RUN, R.NONE)
+
+
+def test_restart_into_a_warning_zone_is_slowed_not_run():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(1.4, 0.0)])
+    cell.tick()
+    cell.frame([(2.5, 0.0)])
+    cell.tick()
+    cell.frame([(2.5, 0.0)])
+    assert K(cell.tick(reset=1)["kind"]) == K.SLOW
+
+
+def test_hysteresis_only_delays_release():
+    cell = zones_only()  # release hysteresis 0.1 m, Z_d 0.1 m, warning zone edge at x = 3.0
+    cell.arm([(5.0, 0.0)])
+    cell.frame([(3.15, 0.0)])
+    assert K(cell.tick()["kind"]) == K.RUN  # within the hysteresis band only: nothing starts
+    cell.frame([(3.05, 0.0)])
+    assert K(cell.tick()["kind"]) == K.SLOW  # strictly inside (with Z_d): slows at once
+    cell.frame([(3.15, 0.0)])
+    c = cell.tick()
+    assert K(c["kind"]) == K.SLOW and c["reason_zone"] == WARNING_ZONE  # held until beyond the band
+    cell.frame([(3.25, 0.0)])
+    assert K(cell.tick()["kind"]) == K.RUN
+
+
+def test_a_protective_stop_is_held_within_the_hysteresis_band():
+    cell = zones_only()  # protective zone edge 1.5: strict within 1.6, held within 1.7
+    cell.arm([(5.0, 0.0)])
+    cell.frame([(1.55, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    cell.frame([(1.65, 0.0)])
+    assert_command(
+        cell.tick(), K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=PROTECTIVE_ZONE
+    )
+    cell.frame([(1.75, 0.0)])
+    assert_command(cell.tick(), K.PROTECTIVE_STOP, R.RESTART_INTERLOCK)
+
+
+def test_automatic_restart_after_the_configured_clear_time():
+    cell = Harness(example_config(separation=False, restart="automatic", auto_restart_clear_ms=50.0))
+    cell.arm()
+    cell.frame([(1.4, 0.0)])
+    cell.tick()
+    cell.frame([])
+    cell.tick()
+    waited = 0
+    while K(cell.command[0]["kind"]) != K.RUN:
+        assert R(cell.command[0]["reason"]) == R.RESTART_INTERLOCK
+        cell.frame([])
+        cell.tick()
+        waited += cell.cycle_ns
+        assert waited <= 60_000_000
+    assert waited == 50_000_000
+
+
+def test_automatic_restart_never_follows_a_fault():
+    cell = Harness(example_config(separation=False, restart="automatic", auto_restart_clear_ms=10.0))
+    cell.arm()
+    cell.frame([], health=int(HealthFlag.LENS_COVERED))
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_HEALTH, sensor=0)
+    for _ in range(100):
+        cell.frame([])
+        assert_command(cell.tick(), K.FAULT_STOP, R.RESTART_INTERLOCK)
+    cell.frame([])
+    assert K(cell.tick(reset=1)["kind"]) == K.RUN
+
+
+def ssm_cell(speed=0.5):
+    return Harness(example_config(zones=False), robot_speed_mps=speed)
+
+
+def test_separation_stops_inside_sp_at_the_current_speed_and_not_outside():
+    cell = ssm_cell(0.5)
+    sp = separation_m(cell.params[0], 0.5, 0.1)
+    cell.arm()
+    cell.frame([(HAZARD_EDGE_X + sp + 0.1 + 1e-3, 0.0)])  # beyond S_p + hysteresis
+    assert K(cell.tick()["kind"]) == K.RUN
+    cell.frame([(HAZARD_EDGE_X + sp - 1e-6, 0.0)])
+    c = cell.tick()
+    assert_command(c, K.PROTECTIVE_STOP, R.SEPARATION_BELOW_SP, sensor=0, person=0)
+    assert c["stop_category"] == 1
+
+
+def test_separation_depends_on_the_robots_current_speed():
+    slow_sp = separation_m(build_params(example_config())[0], 0.1, 0.1)
+    fast_sp = separation_m(build_params(example_config())[0], 1.0, 0.1)
+    assert fast_sp > slow_sp + 0.3
+    x = HAZARD_EDGE_X + (slow_sp + fast_sp) / 2
+    slow, fast = ssm_cell(0.1), ssm_cell(1.0)
+    for cell, expected in ((slow, K.RUN), (fast, K.PROTECTIVE_STOP)):
+        cell.arm()
+        cell.frame([(x, 0.0)])
+        assert K(cell.tick()["kind"]) == expected
+
+
+def test_separation_uses_the_larger_of_reported_and_declared_z_d():
+    cell = ssm_cell(0.5)
+    sp_declared = separation_m(cell.params[0], 0.5, 0.1)
+    cell.arm()
+    x = HAZARD_EDGE_X + sp_declared + 0.3  # clear with the sensor's declared Z_d = 0.1 ...
+    cell.frame([(x, 0.0)], z_d_m=0.05)
+    assert K(cell.tick()["kind"]) == K.RUN
+    cell.frame([(x, 0.0)], z_d_m=0.5)  # ... but not with this frame's larger uncertainty
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+
+
+def test_separation_and_stopping_match_the_budget_module():
+    budget = pytest.importorskip("safety.budget")
+    from safety.step import protective_separation_m, stopping_at
+
+    for cfg in (example_config(), example_config(n_sensors=3, tolerated_missed_frames=0)):
+        p = build_params(cfg)[0]
+        assert p["reaction_time_ns"] == budget.reaction_time_ns(cfg)
+        for speed in (0.0, 0.1, 0.25, 0.26, 0.4, 0.5, 0.9, 1.0):
+            assert tuple(stopping_at(p, speed)) == budget.stopping_at(cfg.robot, speed), speed
+            for z_d in (0.0, 0.1, 0.35):
+                expected = budget.separation_required_m(cfg, speed, z_d_m=z_d)
+                assert protective_separation_m(p, speed, z_d) == expected, (speed, z_d)
+                assert separation_m(p, speed, z_d) == expected, (speed, z_d)
+
+
+SENSOR_FAULTS = {
+    "stale": (lambda c: c.tick(advance_ns=200_000_000), R.SENSOR_STALE),
+    "late frame": (lambda c: (c.frame(latency_ns=40_000_000), c.tick()), R.SENSOR_STALE),
+    "repeated counter": (lambda c: (c.frame(counter_step=0), c.tick()), R.SENSOR_COUNTER_REPEATED),
+    "counter backwards": (lambda c: (c.frame(counter_step=-3), c.tick()), R.SENSOR_COUNTER_OUT_OF_ORDER),
+    "too many missed": (lambda c: (c.frame(counter_step=4), c.tick()), R.SENSOR_FRAMES_MISSED),
+    "health flag": (lambda c: (c.frame(health=int(HealthFlag.FROZEN)), c.tick()), R.SENSOR_HEALTH),
+    "too many persons": (lambda c: (c.frame(person_count=9), c.tick()), R.SENSOR_TOO_MANY_PERSONS),
+    "nan position": (lambda c: (c.frame([(math.nan, 1.0)]), c.tick()), R.SENSOR_BAD_VALUE),
+    "far away position": (lambda c: (c.frame([(1e6, 1.0)]), c.tick()), R.SENSOR_BAD_VALUE),
+    "negative count": (lambda c: (c.frame(person_count=-1), c.tick()), R.SENSOR_BAD_VALUE),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SENSOR_FAULTS))
+def test_sensor_faults_fault_stop_naming_the_sensor(name):
+    act, reason = SENSOR_FAULTS[name]
+    cell = zones_only()
+    cell.arm()
+    act(cell)
+    assert_command(cell.command[0], K.FAULT_STOP, reason, sensor=0)
+    assert cell.command[0]["stop_category"] == 1  # the category the stopping data was measured for
+
+
+def test_tolerated_missed_frames_and_counter_wrap_are_fine():
+    cell = zones_only()  # tolerates 2 missed frames
+    cell.arm()
+    cell.frame(counter_step=3)
+    assert K(cell.tick()["kind"]) == K.RUN
+    cell.counters[0] = 254
+    cell.detections[0]["frame_counter"] = 254
+    cell.state[0]["last_counter"][0] = 254
+    for _ in range(4):  # 255, 0, 1, 2
+        cell.frame()
+        assert K(cell.tick()["kind"]) == K.RUN
+
+
+def test_frame_from_the_wrong_sensor_slot_is_a_fault():
+    cell = zones_only()
+    cell.arm()
+    cell.frame()
+    cell.detections[0]["sensor_index"] = 2
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_BAD_VALUE, sensor=0)
+
+
+def test_timestamps_out_of_order_are_a_fault():
+    cell = zones_only()
+    cell.arm()
+    cell.frame()
+    cell.detections[0]["t_sent_ns"] = cell.detections[0]["t_received_ns"] + 1
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_TIME_INCONSISTENT, sensor=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda c: setattr(c, "robot_silent", True) or c.tick(advance_ns=25_000_000), R.ROBOT_STALE),
+        (lambda c: setattr(c, "robot_speed_mps", math.nan) or c.tick(), R.ROBOT_BAD_VALUE),
+        (lambda c: setattr(c, "robot_speed_mps", -0.1) or c.tick(), R.ROBOT_BAD_VALUE),
+        (lambda c: setattr(c, "robot_speed_mps", 1.2) or c.tick(), R.ROBOT_OVERSPEED),
+    ],
+)
+def test_robot_state_faults(change, reason):
+    cell = zones_only()
+    cell.arm()
+    cell.frame()
+    change(cell)
+    assert_command(cell.command[0], K.FAULT_STOP, reason)
+
+
+def test_overrun_flag_fault_stops():
+    cell = zones_only()
+    cell.arm()
+    cell.frame()
+    assert_command(cell.tick(overrun=1), K.FAULT_STOP, R.LOOP_OVERRUN)
+
+
+def test_invalid_state_value_and_time_going_backwards_fail_closed():
+    cell = zones_only()
+    cell.arm()
+    cell.state[0]["state"] = 99
+    cell.frame()
+    assert_command(cell.tick(), K.FAULT_STOP, R.STATE_INVALID)
+    assert cell.controller_state == ControllerState.FAULT_STOPPED
+    cell = zones_only()
+    cell.arm()
+    cell.frame()
+    assert_command(cell.tick(advance_ns=-5), K.FAULT_STOP, R.STATE_INVALID)
+
+
+def test_several_sensors_most_restrictive_wins_and_a_faulty_one_stops_the_cell():
+    cell = Harness(example_config(n_sensors=3, separation=False))
+    cell.arm()
+    cell.frame([(2.5, 0.0)], sensor=0)
+    cell.frame([(10.0, 0.0), (1.4, 0.0)], sensor=1)
+    cell.frame([], sensor=2)
+    assert_command(
+        cell.tick(), K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=1, person=1, zone=PROTECTIVE_ZONE
+    )
+    cell = Harness(example_config(n_sensors=3, separation=False))
+    cell.arm()
+    cell.frame([], sensor=0)
+    cell.frame([], sensor=1)
+    cell.frame([], sensor=2, health=int(HealthFlag.INVALID))
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_HEALTH, sensor=2)
+
+
+def test_no_data_never_means_no_person():
+    cell = Harness(example_config(n_sensors=2, separation=False))
+    cell.arm()
+    cell.frame([], sensor=0)  # sensor 1 delivered once during arming, then nothing
+    c = cell.tick(advance_ns=150_000_000)
+    assert K(c["kind"]) == K.FAULT_STOP and c["reason"] == R.SENSOR_STALE
+
+
+def test_a_stop_category_never_relaxes_during_a_stop():
+    cfg = example_config(separation=False)
+    zones = dict(cfg.zones)
+    zones["inner"] = zones["protective"].model_copy(
+        update={"polygon_m": [(-1.2, -1.2), (1.2, -1.2), (1.2, 1.2), (-1.2, 1.2)], "stop_category": 0}
+    )
+    cell = Harness(cfg.model_copy(update={"zones": zones}))
+    cell.arm()
+    cell.frame([(1.1, 0.0)])
+    assert cell.tick()["stop_category"] == 0
+    cell.frame([(1.45, 0.0)])  # only the category-1 zone now, but the stop stays category 0
+    assert cell.tick()["stop_category"] == 0
+
+
+def test_step_py_checks_buffers_and_returns_a_command():
+    params = build_params(example_config())
+    state = new_state(params)
+    detections = empty_detections(MAX_SENSORS)
+    robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+    command = step_py(params, state, detections, robot, 0, 0, 1_000)
+    assert command.dtype == COMMAND_DTYPE and K(command[0]["kind"]) == K.FAULT_STOP
+    with pytest.raises(ValueError, match="detections"):
+        step_py(params, state, detections[:2], robot, 0, 0, 2_000)
+
+
+def test_warm_up_leaves_no_trace_in_a_fresh_state():
+    params = build_params(example_config(n_sensors=2))
+    warm_up(params)
+    assert new_state(params)[0]["cycles"] == 0
