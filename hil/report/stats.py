@@ -127,18 +127,20 @@ class Histogram:
 
 
 def histogram(latencies_ns: np.ndarray, bins_per_decade: int = 10) -> Histogram:
-    """Log-spaced histogram from 1 µs (or the minimum) up to the maximum, like cyclictest's."""
-    values = np.asarray(latencies_ns, dtype=np.int64)
+    """Log-spaced histogram from the minimum to the maximum (cyclictest's, on a log axis).
+
+    Latencies below 1 ns (only possible with clocks that disagree) are counted in the first bin.
+    """
+    values = np.maximum(np.asarray(latencies_ns, dtype=np.int64), 1)
     if values.size == 0:
-        return Histogram(np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64))
-    low = max(1, min(int(values.min()), 1_000))
-    high = max(int(values.max()), low + 1)
-    decades = np.log10(high) - np.log10(low)
-    n_bins = max(1, int(np.ceil(decades * bins_per_decade)))
+        return Histogram(np.array([1, 2], dtype=np.int64), np.zeros(1, dtype=np.int64))
+    low, high = int(values.min()), int(values.max())
+    n_bins = max(1, int(np.ceil((np.log10(high) - np.log10(low)) * bins_per_decade)))
     edges = np.unique(np.ceil(np.logspace(np.log10(low), np.log10(high), n_bins + 1)).astype(np.int64))
-    edges[0] = min(edges[0], int(values.min()))
-    edges[-1] = max(edges[-1], high)
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    edges[0] = low
+    if edges.size < 2 or edges[-1] <= high:
+        edges = np.append(edges[edges <= high], high + 1)  # the last bin holds the maximum
+    counts, _ = np.histogram(values, bins=edges)
     return Histogram(edges, counts.astype(np.int64))
 
 
@@ -187,8 +189,17 @@ class WorstCaseEstimate:
     curve_probability: np.ndarray = field(repr=False)  # per-sample exceedance probability on the grid
     note: str = EVIDENCE_NOTE
 
+    @property
+    def poor_fit(self) -> bool:
+        """True when a goodness-of-fit test rejects the model used at the 5 % level."""
+        used = "gev" if self.model == "gev" else "gumbel"
+        return any(t.pvalue < 0.05 for t in self.tests if t.distribution == used)
+
 
 MIN_BLOCKS = 10
+# Block maxima that take only a few values (a quantised clock, a synthetic trace) have no tail to fit;
+# a continuous distribution fitted to them says more about the optimiser than about the latencies.
+MIN_DISTINCT_MAXIMA = 5
 RETURN_PROBABILITIES = (1e-3, 1e-6, 1e-9)
 
 
@@ -203,10 +214,10 @@ def fit_worst_case(
     deadline_ns: int | None = None,
     block_size: int | None = None,
     probabilities: tuple[float, ...] = RETURN_PROBABILITIES,
-    mc_samples: int = 499,
+    mc_samples: int = 199,
     seed: int = 0,
 ) -> WorstCaseEstimate | None:
-    """Fit Gumbel and GEV to block maxima; None when there are fewer than MIN_BLOCKS blocks.
+    """Fit Gumbel and GEV to block maxima; None with too few blocks or too few distinct maxima.
 
     Return levels use the GEV when its shape says the tail is heavier than Gumbel (xi > 0) and the Gumbel
     otherwise: a fitted bounded tail (xi < 0) is optimistic beyond the data, so it is never used alone.
@@ -219,12 +230,10 @@ def fit_worst_case(
     values = np.asarray(latencies_ns, dtype=np.int64)
     size = block_size or choose_block_size(values.size)
     maxima = block_maxima(values, size) if size >= 1 else np.empty(0, np.int64)
-    if maxima.size < MIN_BLOCKS:
+    if maxima.size < MIN_BLOCKS or np.unique(maxima).size < MIN_DISTINCT_MAXIMA:
         return None
     # fit in microseconds: the optimisers are better conditioned near 1 than near 1e6
     x = maxima.astype(np.float64) / 1_000.0
-    if np.ptp(x) == 0.0:
-        x = x + np.linspace(0.0, 1e-6, x.size)  # degenerate (constant) maxima: keep the fit defined
     gumbel_loc, gumbel_scale = stats.gumbel_r.fit(x)
     c, gev_loc, gev_scale = stats.genextreme.fit(x)
     xi = -float(c)  # scipy's shape c is minus the usual xi
