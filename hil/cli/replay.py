@@ -1,17 +1,85 @@
-"""`cobotguard replay` (not yet available)."""
+"""`cobotguard replay TRACE`: re-run the safety step on a recorded trace and report the first divergence.
+
+Exit codes: 0 identical, 1 divergence, 2 invalid input (unreadable, corrupt or non-replayable trace).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
+
+EXIT_IDENTICAL = 0
+EXIT_DIVERGED = 1
+EXIT_INVALID_INPUT = 2
+
+_ENUM_FIELDS = {
+    "command.kind": "CommandKind",
+    "command.reason": "Reason",
+    "command.stop_category": "StopCategory",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "trace", metavar="TRACE", help="trace file written by `cobotguard run` or the library"
+    )
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="replay the cycles before a torn or unclosed end instead of refusing the file",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def _named(field: str, value: Any) -> str:
+    """A value with its enum name where the field is an enum."""
+    from safety import reasons
+
+    enum_name = _ENUM_FIELDS.get(field)
+    if enum_name is not None and isinstance(value, int):
+        enum = getattr(reasons, enum_name)
+        try:
+            return f"{value} ({enum(value).name})"
+        except ValueError:
+            return f"{value} (not a {enum_name})"
+    return repr(value)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; returns the exit code."""
-    print("cobotguard replay: not yet available", file=sys.stderr)
-    return 2
+    """Replay the trace; returns the exit code."""
+    from safety.replay import ReplayError, replay
+    from safety.trace import TraceError, read_trace
+
+    try:
+        trace = read_trace(args.trace, allow_incomplete=args.allow_incomplete)
+        result = replay(trace)
+    except (TraceError, ReplayError) as exc:
+        print(f"cobotguard replay: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    d = result.divergence
+    if args.json:
+        out: dict[str, Any] = {"trace": args.trace, "cycles_replayed": result.cycles, "identical": d is None}
+        if d is not None:
+            out["divergence"] = {
+                "index": d.index,
+                "cycle": d.cycle,
+                "field": d.field,
+                "recorded": d.recorded,
+                "replayed": d.replayed,
+            }
+        out["notes"] = list(result.notes)
+        print(json.dumps(out))
+    else:
+        for note in result.notes:
+            print(f"note: {note}")
+        if d is None:
+            print(f"{args.trace}: {result.cycles} cycles replayed, identical")
+        else:
+            print(
+                f"{args.trace}: first divergence at cycle {d.cycle} (record {d.index}), {d.field}: "
+                f"recorded {_named(d.field, d.recorded)}, replayed {_named(d.field, d.replayed)}"
+            )
+    return EXIT_IDENTICAL if d is None else EXIT_DIVERGED
