@@ -1,24 +1,46 @@
 """The cell configuration: schema, loading and validation.
 
 Units are in the key names (_ms, _m, _mps, _hz, _px, _deg, _kg). Required keys have no default, so a
-missing key fails loudly. Unknown keys are rejected. Durations are converted to int64 nanoseconds by
-the accessors that the core uses (see `ns`).
+missing key fails loudly. Unknown keys are rejected, and numbers are not accepted as strings or booleans
+(nor booleans as numbers). Durations are converted to int64 nanoseconds by the accessors that the core
+uses (see `ns`).
+
+`load_config(path)` is the one entry point: TOML (stdlib `tomllib`) -> schema (pydantic) -> the rules
+that span fields (`safety.config_rules`). Every problem found becomes one line of
+`ConfigError.problems`, "FILE: key.path: what was wrong; expected ...", and all of them are reported at
+once. Field reference: docs/configuration.md.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Point2 = tuple[Annotated[float, Field(allow_inf_nan=False)], Annotated[float, Field(allow_inf_nan=False)]]
-Point3 = tuple[
-    Annotated[float, Field(allow_inf_nan=False)],
-    Annotated[float, Field(allow_inf_nan=False)],
-    Annotated[float, Field(allow_inf_nan=False)],
-]
+NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
+PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+Point2 = tuple[FiniteFloat, FiniteFloat]
+Point3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
+StrictBool = Annotated[bool, Field(strict=True)]
+
+
+def _exact_int(value: Any) -> Any:
+    """Reject booleans and floats where an integer code is expected (a Literal alone accepts them)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be the integer 0, 1 or 2")
+    return value
+
+
+StopCategoryCode = Annotated[Literal[0, 1, 2], BeforeValidator(_exact_int)]
 
 
 def ns(ms: float) -> int:
@@ -46,7 +68,7 @@ class Robot(_Strict):
     name: str
     max_speed_mps: PosFloat
     payload_kg: NonNegFloat  # the payload the cell runs with; selects the stopping curve
-    stop_category: Literal[0, 1, 2]  # category the stopping data was measured for
+    stop_category: StopCategoryCode  # category the stopping data was measured for
     stop_input_reaction_ms: NonNegFloat  # command received -> braking starts
     position_uncertainty_m: NonNegFloat  # Z_r
     hazard_polygon_m: list[Point2]  # floor projection of everything the robot can reach
@@ -58,17 +80,17 @@ class Intrinsics(_Strict):
 
     fx_px: PosFloat
     fy_px: PosFloat
-    cx_px: float
-    cy_px: float
+    cx_px: FiniteFloat
+    cy_px: FiniteFloat
 
 
 class Mounting(_Strict):
     """Camera pose in the cell frame: position and yaw/pitch/roll (pitch > 0 looks down)."""
 
     position_m: Point3
-    yaw_deg: float
-    pitch_deg: float
-    roll_deg: float
+    yaw_deg: FiniteFloat
+    pitch_deg: FiniteFloat
+    roll_deg: FiniteFloat
 
 
 class CalibrationPoint(_Strict):
@@ -81,19 +103,19 @@ class CalibrationPoint(_Strict):
 class Sensor(_Strict):
     """One person-detection camera: timing, geometry and detection capability."""
 
-    connection_id: Annotated[int, Field(ge=1, le=0xFFFF)]
+    connection_id: Annotated[int, Field(ge=1, le=0xFFFF, strict=True)]
     frame_rate_hz: PosFloat
     exposure_readout_ms: NonNegFloat
     inference_worst_ms: NonNegFloat
     transport_latency_ms: NonNegFloat
-    tolerated_missed_frames: Annotated[int, Field(ge=0, le=16)]
-    max_persons: Annotated[int, Field(ge=1)]
-    image_width_px: Annotated[int, Field(gt=0)]
-    image_height_px: Annotated[int, Field(gt=0)]
+    tolerated_missed_frames: Annotated[int, Field(ge=0, le=16, strict=True)]
+    max_persons: Annotated[int, Field(ge=1, strict=True)]
+    image_width_px: Annotated[int, Field(gt=0, strict=True)]
+    image_height_px: Annotated[int, Field(gt=0, strict=True)]
     min_person_height_px: PosFloat  # detection capability: smallest person the detector finds
     assumed_person_height_m: PosFloat  # smallest person the cell must protect
     position_uncertainty_m: NonNegFloat  # Z_d declared for this sensor
-    min_score: Annotated[float, Field(gt=0.0, lt=1.0)]
+    min_score: Annotated[float, Field(gt=0.0, lt=1.0, strict=True)]
     intrinsics: Intrinsics | None = None
     mounting: Mounting | None = None
     calibration_points: list[CalibrationPoint] | None = None
@@ -105,15 +127,15 @@ class Zone(_Strict):
     type: Literal["warning", "protective"]
     polygon_m: list[Point2]
     speed_limit_mps: NonNegFloat | None = None  # warning zones: slow to this speed
-    stop_category: Literal[0, 1, 2] | None = None  # protective zones
+    stop_category: StopCategoryCode | None = None  # protective zones
 
 
 class Separation(_Strict):
     """Dynamic speed and separation monitoring (ISO/TS 15066) around the hazard region."""
 
-    enabled: bool
+    enabled: StrictBool
     intrusion_distance_m: NonNegFloat  # C
-    stop_category: Literal[0, 1, 2]
+    stop_category: StopCategoryCode
 
 
 class Controller(_Strict):
@@ -122,7 +144,7 @@ class Controller(_Strict):
     cycle_period_ms: PosFloat
     worst_step_ms: PosFloat
     restart: Literal["manual", "automatic"]
-    auto_restart_clear_ms: NonNegFloat | None = None  # required when restart = "automatic"
+    auto_restart_clear_ms: PosFloat | None = None  # required when restart = "automatic", else absent
     release_hysteresis_m: NonNegFloat  # extra clearance before a restriction is released
     robot_state_timeout_ms: PosFloat
 
@@ -130,10 +152,10 @@ class Controller(_Strict):
 class Link(_Strict):
     """The serial safety link to the robot."""
 
-    baud: Annotated[int, Field(gt=0)]
-    connection_id: Annotated[int, Field(ge=1, le=0xFFFF)]
-    command_frame_bytes: Annotated[int, Field(gt=0)]
-    state_frame_bytes: Annotated[int, Field(gt=0)]
+    baud: Annotated[int, Field(gt=0, strict=True)]
+    connection_id: Annotated[int, Field(ge=1, le=0xFFFF, strict=True)]
+    command_frame_bytes: Annotated[int, Field(gt=0, strict=True)]
+    state_frame_bytes: Annotated[int, Field(gt=0, strict=True)]
     receiver_cycle_ms: NonNegFloat  # robot side: how often it polls its port
     command_watchdog_ms: PosFloat  # robot stops itself when no valid command arrives in this time
     max_delay_ms: PosFloat  # a message older than this on arrival is an unacceptable delay
@@ -150,3 +172,210 @@ class CellConfig(_Strict):
     separation: Separation
     controller: Controller
     link: Link
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+_UNITS = {
+    "_ms": "milliseconds",
+    "_mps": "metres per second",
+    "_m": "metres",
+    "_hz": "hertz",
+    "_px": "pixels",
+    "_deg": "degrees",
+    "_kg": "kilograms",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; `.problems` holds one line per problem, all of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def load_config(path: str | PathLike[str]) -> CellConfig:
+    """Read, parse and validate a cell configuration file; raises ConfigError listing every problem."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            [f"{source}: cannot read the file ({exc.strerror}); expected a readable TOML file"]
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{source}: byte {exc.start}: not UTF-8 ({exc.reason}); expected a UTF-8 encoded TOML file"]
+        ) from None
+    return loads_config(text, source)
+
+
+def loads_config(text: str, source: str = "<string>") -> CellConfig:
+    """Parse and validate configuration TOML text; `source` names it in problem messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([_toml_problem(source, str(exc))]) from None
+    return config_from_dict(raw, source)
+
+
+def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> CellConfig:
+    """Validate an already-parsed configuration (TOML tables as dicts); raises ConfigError."""
+    from safety.config_rules import cell_problems, partial_problems
+
+    try:
+        cfg = CellConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_schema_problem(err) for err in exc.errors()]
+        problems += partial_problems(raw)  # rules for the sections that did validate
+        raise ConfigError([f"{source}: {p}" for p in _unique(problems)]) from None
+    problems = cell_problems(cfg)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in _unique(problems)])
+    return cfg
+
+
+def _unique(items: list[str]) -> list[str]:
+    """Drop repeated lines, keep order."""
+    return list(dict.fromkeys(items))
+
+
+def _toml_problem(source: str, message: str) -> str:
+    """One line for a TOML syntax error, with its line and column."""
+    match = re.match(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", message)
+    if match is None:
+        return f"{source}: TOML syntax error: {message}; expected valid TOML (toml.io)"
+    what = match["what"][0].lower() + match["what"][1:]
+    return (
+        f"{source}: line {match['line']}, column {match['col']}: TOML syntax error: {what}; "
+        "expected valid TOML (toml.io)"
+    )
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as a TOML key path: robot.stopping[2].speed_mps, sensors."a.b".frame_rate_hz."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else '"' + part.replace('"', '\\"') + '"'
+            out += ("." if out else "") + name
+    return out or "(top level)"
+
+
+def _short_repr(value: Any) -> str:
+    """repr() cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def unit_of(key: str) -> str | None:
+    """The unit a key name declares by its suffix, e.g. 'milliseconds' for stop_time_ms."""
+    for suffix, unit in _UNITS.items():
+        if key.endswith(suffix):
+            return unit
+    return None
+
+
+def _schema_problem(err: Mapping[str, Any]) -> str:
+    """One pydantic error as 'key.path: what was wrong; expected ...'."""
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    last_key = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    unit = unit_of(last_key)
+    unit_note = f" in {unit}" if unit else ""
+    if kind == "missing" and loc and isinstance(loc[-1], int):
+        size = _tuple_size(loc[:-1])
+        return (
+            f"{key_path(loc[:-1])}: too few values ({_short_repr(err['input'])}); "
+            f"expected a list of {size} numbers{unit_note}"
+        )
+    if kind == "missing":
+        return f"{key_path(loc)}: required key is missing; expected a value{unit_note} (no default)"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = ""
+        if allowed:
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint += "; expected one of: " + ", ".join(allowed)
+        else:
+            hint = "; expected no such key"
+        return f"{key_path(loc)}: unknown key{hint}"
+    if kind == "too_long":
+        return (
+            f"{key_path(loc)}: too many values ({_short_repr(err['input'])}); "
+            f"expected a list of {_tuple_size(loc)} numbers{unit_note}"
+        )
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{key_path(loc)}: got {_short_repr(err['input'])}; expected a table"
+    if kind in ("list_type", "tuple_type"):
+        return f"{key_path(loc)}: got {_short_repr(err['input'])}; expected an array"
+    message = str(err["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    expected = re.sub(r"^Input should be ", "", message)
+    if kind in ("float_type", "int_type", "float_parsing", "int_parsing") and isinstance(err["input"], str):
+        expected += f"{unit_note} (a bare number: the unit is in the key name)"
+    elif unit and kind not in ("literal_error",):
+        expected += f" ({unit})"
+    return f"{key_path(loc)}: got {_short_repr(err['input'])}; expected {expected}"
+
+
+def _annotation_at(loc: tuple[int | str, ...]) -> Any:
+    """The type annotation the schema declares at `loc` (None if the path leaves the schema)."""
+    current: Any = CellConfig
+    for part in loc:
+        current = _strip(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        origin = typing.get_origin(current)
+        args = typing.get_args(current)
+        if origin is dict:
+            current = args[1]
+        elif origin is list:
+            current = args[0]
+        elif origin is tuple and isinstance(part, int) and part < len(args):
+            current = args[part]
+        else:
+            return None
+    return _strip(current)
+
+
+def _strip(annotation: Any) -> Any:
+    """Remove Annotated wrappers and a '| None'."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = rest[0] if len(rest) == 1 else annotation
+            if len(rest) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a table at `loc` may hold (empty when unknown)."""
+    model = _annotation_at(loc)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _tuple_size(loc: tuple[int | str, ...]) -> int:
+    """How many numbers the tuple at `loc` holds (2 when unknown)."""
+    annotation = _annotation_at(loc)
+    if typing.get_origin(annotation) is tuple:
+        return len(typing.get_args(annotation))
+    return 2

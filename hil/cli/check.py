@@ -1,17 +1,106 @@
-"""`cobotguard check` (not yet available)."""
+"""`cobotguard check CONFIG [--json] [--expect-checksum C]`: validate a cell and print its budget.
+
+Exit codes: 0 = safe, 1 = unsafe (the reasons are printed), 2 = invalid input (one line per problem).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+EXIT_SAFE = 0
+EXIT_UNSAFE = 1
+EXIT_INVALID = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("config", metavar="CONFIG", help="cell configuration (TOML)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument(
+        "--expect-checksum",
+        metavar="C",
+        help="fail (exit 1) unless the configuration's checksum (short or long) is C",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; returns the exit code."""
-    print("cobotguard check: not yet available", file=sys.stderr)
-    return 2
+    """Validate, evaluate and print; returns the exit code."""
+    from safety.budget import evaluate
+    from safety.checksum import checksum_matches, config_checksum
+    from safety.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        if args.json:
+            print(json.dumps({"verdict": "invalid", "problems": exc.problems}, indent=2))
+        else:
+            for line in exc.problems:
+                print(line, file=sys.stderr)
+            print(f"cobotguard check: {len(exc.problems)} problem(s); configuration invalid", file=sys.stderr)
+        return EXIT_INVALID
+    report = evaluate(cfg)
+    short, long = config_checksum(cfg)
+    reasons = list(report.reasons)
+    verdict = report.verdict
+    if args.expect_checksum is not None and not checksum_matches(cfg, args.expect_checksum):
+        reasons.insert(0, f"checksum {short} ({long}) differs from the expected {args.expect_checksum}")
+        verdict = "unsafe"
+    if args.json:
+        out = report.to_dict()
+        out.update(checksum=short, checksum_sha256=long, verdict=verdict, reasons=reasons)
+        out["config"] = str(args.config)
+        print(json.dumps(out, indent=2))
+    else:
+        print(_table(cfg.name, str(args.config), report, short, long, verdict, reasons))
+    return EXIT_SAFE if verdict == "safe" else EXIT_UNSAFE
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    """A value with its unit; ms with three decimals, metres with three, speeds with four."""
+    if value is None:
+        return "-"
+    digits = {"ms": 3, "m": 3, "m/s": 4}.get(unit, 4)
+    return f"{value:.{digits}f} {unit}"
+
+
+def _table(
+    name: str, path: str, report: object, short: str, long: str, verdict: str, reasons: list[str]
+) -> str:
+    """The human-readable budget: every term, its value and source; zones; speed limit; verdict."""
+    from safety.budget import BudgetReport
+
+    assert isinstance(report, BudgetReport)
+    lines = [f"cell: {name}", f"file: {path}", "", f"{'term':<20} {'value':>14}  meaning  [source]"]
+    lines.append("-" * 100)
+    for term in report.terms:
+        lines.append(
+            f"{term.symbol:<20} {_fmt(term.value, term.unit):>14}  {term.source}: {term.description}"
+        )
+    lines += ["", f"{'zone':<20} {'type':<11} {'distance':>10} {'required':>10} {'margin':>10}  note"]
+    lines.append("-" * 100)
+    for z in report.zones:
+        lines.append(
+            f"{z.name:<20} {z.type:<11} {_fmt(z.distance_m, 'm'):>10} {_fmt(z.required_m, 'm'):>10} "
+            f"{_fmt(z.margin_m, 'm'):>10}  {z.note}".rstrip()
+        )
+    if report.coverage_margin_m is not None:
+        lines.append(
+            f"{'(separation)':<20} {'coverage':<11} {'':>10} {_fmt(report.protective_separation_m, 'm'):>10} "
+            f"{_fmt(report.coverage_margin_m, 'm'):>10}  sensed reach around the hazard region - S_p"
+        )
+    lines += [
+        "",
+        f"reaction time T_r            {report.reaction_time_ns / 1e6:.3f} ms",
+        f"protective separation S_p    {report.protective_separation_m:.3f} m (ISO/TS 15066, at "
+        f"{report.max_speed_mps} m/s)",
+        f"static zone distance S       {report.zone_separation_m:.3f} m (ISO 13855)",
+        f"max safe robot speed         {report.max_safe_robot_speed_mps:.4f} m/s "
+        f"(configured max {report.max_speed_mps} m/s)",
+        f"checksum                     {short}  (sha256 {long})",
+        f"verdict                      {verdict.upper()}",
+    ]
+    lines += [f"  reason: {r}" for r in reasons]
+    return "\n".join(lines)

@@ -1,0 +1,390 @@
+"""The checked latency budget: reaction time, ISO/TS 15066 separation, ISO 13855 zone distances, verdict.
+
+Everything here runs at configuration time (never in the loop). Times are int64 nanoseconds; the
+configuration's milliseconds are converted with `safety.config.ns` (rounded up). The arithmetic and the
+standards are explained in docs/budget.md.
+
+- T_r (reaction time) = worst sensor stage + controller stage + link stage + robot stop input, where
+  sensor = frame period x (1 + tolerated missed frames) + exposure/readout + inference + transport,
+  controller = cycle period + worst-case step, link = command frame bits / baud + receiver cycle.
+- ISO/TS 15066: S_p = S_h + S_r + S_s + C + Z_d + Z_r with S_h = v_h (T_r + T_s), S_r = v_r T_r.
+- ISO 13855 for static protective zones: S = K T + C (+ Z_d + Z_r), T = T_r + T_s.
+- Human speed per ISO 13855: K = 2.0 m/s; where that gives more than 0.5 m, K = 1.6 m/s with at least
+  0.5 m.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import shapely
+
+from safety.config import CellConfig, Robot, StoppingPoint, ns
+from safety.config_rules import BITS_PER_BYTE_ON_LINE, covered_area
+
+HUMAN_SPEED_MPS = 1.6  # ISO 13855 K beyond 0.5 m
+HUMAN_SPEED_NEAR_MPS = 2.0  # ISO 13855 K within 0.5 m
+NEAR_LIMIT_M = 0.5  # ISO 13855: the distance at which K switches, and the minimum with K = 1.6
+SPEED_RESOLUTION_MPS = 1e-4  # bisection stops when the bracket is this narrow
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Term:
+    """One line of the budget: a named quantity, its value, its unit and where it came from."""
+
+    symbol: str
+    description: str
+    value: float
+    unit: str  # "ms", "m", "m/s", "s"
+    source: str  # configuration key paths, a standard, or the formula
+
+
+@dataclass(frozen=True)
+class ZoneMargin:
+    """A zone's distance from the hazard region against what it needs."""
+
+    name: str
+    type: str  # "warning" or "protective"
+    distance_m: float | None  # shortest way from outside the zone to the hazard region
+    required_m: float | None  # ISO 13855 S (protective zones)
+    margin_m: float | None  # distance - required; None for warning zones (not credited)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """The whole budget of a configuration, as `cobotguard check` shows it."""
+
+    terms: tuple[Term, ...]
+    reaction_time_ns: int
+    stop_time_ns: int  # T_s at the robot's maximum speed
+    stop_distance_m: float  # S_s at the robot's maximum speed
+    human_speed_mps: float  # K used for S_p
+    protective_separation_m: float  # S_p at the robot's maximum speed
+    zone_separation_m: float  # ISO 13855 S for static protective zones at the maximum speed
+    zones: tuple[ZoneMargin, ...]
+    coverage_margin_m: float | None  # separation monitoring: sensed reach beyond the hazard - S_p
+    max_speed_mps: float
+    max_safe_robot_speed_mps: float
+    verdict: str  # "safe" or "unsafe"
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def safe(self) -> bool:
+        """True when every checked margin is >= 0 at the robot's maximum speed."""
+        return self.verdict == "safe"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the keys `cobotguard check --json` prints)."""
+        return {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "reaction_time_s": self.reaction_time_ns / NS_PER_S,
+            "reaction_time_ns": self.reaction_time_ns,
+            "stop_time_s": self.stop_time_ns / NS_PER_S,
+            "stop_distance_m": self.stop_distance_m,
+            "human_speed_mps": self.human_speed_mps,
+            "protective_separation_m": self.protective_separation_m,
+            "zone_separation_m": self.zone_separation_m,
+            "coverage_margin_m": self.coverage_margin_m,
+            "max_speed_mps": self.max_speed_mps,
+            "max_safe_robot_speed_mps": self.max_safe_robot_speed_mps,
+            "zones": [asdict(z) for z in self.zones],
+            "terms": [asdict(t) for t in self.terms],
+        }
+
+
+# -- reaction time ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One worst-case stage of the reaction time."""
+
+    symbol: str
+    description: str
+    ns: int
+    source: str
+
+
+def frame_period_ns(frame_rate_hz: float) -> int:
+    """One frame period in ns, rounded up."""
+    return math.ceil(NS_PER_S / frame_rate_hz)
+
+
+def sensor_stages(cfg: CellConfig) -> dict[str, list[Stage]]:
+    """Per sensor: waiting for the frames it may miss, exposure/readout, inference, transport."""
+    out: dict[str, list[Stage]] = {}
+    for name, s in cfg.sensors.items():
+        key = f"sensors.{name}"
+        out[name] = [
+            Stage(
+                f"T_frames[{name}]",
+                f"frame period x (1 + {s.tolerated_missed_frames} tolerated missed)",
+                frame_period_ns(s.frame_rate_hz) * (1 + s.tolerated_missed_frames),
+                f"{key}.frame_rate_hz, {key}.tolerated_missed_frames",
+            ),
+            Stage(f"T_exposure[{name}]", "exposure + readout", ns(s.exposure_readout_ms),
+                  f"{key}.exposure_readout_ms"),
+            Stage(f"T_inference[{name}]", "worst-case inference", ns(s.inference_worst_ms),
+                  f"{key}.inference_worst_ms"),
+            Stage(f"T_transport[{name}]", "metadata transport", ns(s.transport_latency_ms),
+                  f"{key}.transport_latency_ms"),
+        ]  # fmt: skip
+    return out
+
+
+def worst_sensor(cfg: CellConfig) -> tuple[str, int]:
+    """The sensor with the longest stage and that stage in ns (a person may be seen by it alone)."""
+    totals = {name: sum(st.ns for st in stages) for name, stages in sensor_stages(cfg).items()}
+    name = max(totals, key=lambda n: totals[n])
+    return name, totals[name]
+
+
+def command_frame_ns(cfg: CellConfig) -> int:
+    """Time the command frame occupies the serial line (UART 8N1), rounded up."""
+    bits = cfg.link.command_frame_bytes * BITS_PER_BYTE_ON_LINE
+    return -(-bits * NS_PER_S // cfg.link.baud)
+
+
+def reaction_stages(cfg: CellConfig) -> list[Stage]:
+    """The stages summed into T_r after the worst sensor: controller, link, robot stop input."""
+    name, sensor_ns = worst_sensor(cfg)
+    return [
+        Stage("T_sensor", f"worst sensor stage ({name})", sensor_ns, f"sensors.{name}.*"),
+        Stage("T_cycle", "controller cycle (data waits for the next step)",
+              ns(cfg.controller.cycle_period_ms), "controller.cycle_period_ms"),
+        Stage("T_step", "worst-case step until the command is written", ns(cfg.controller.worst_step_ms),
+              "controller.worst_step_ms"),
+        Stage("T_frame", f"command frame on the line ({cfg.link.command_frame_bytes} B x "
+              f"{BITS_PER_BYTE_ON_LINE} bit / {cfg.link.baud} baud)", command_frame_ns(cfg),
+              "link.command_frame_bytes, link.baud"),
+        Stage("T_receiver", "robot polls its port", ns(cfg.link.receiver_cycle_ms), "link.receiver_cycle_ms"),
+        Stage("T_stop_input", "robot stop input -> braking starts", ns(cfg.robot.stop_input_reaction_ms),
+              "robot.stop_input_reaction_ms"),
+    ]  # fmt: skip
+
+
+def reaction_time_ns(cfg: CellConfig) -> int:
+    """T_r: the sum of the worst-case stages, in ns."""
+    return sum(stage.ns for stage in reaction_stages(cfg))
+
+
+# -- stopping --------------------------------------------------------------------------------------------
+
+
+def stopping_rows(robot: Robot) -> list[StoppingPoint]:
+    """The stopping curve that applies: the lightest tabulated payload >= the cell's, sorted by speed."""
+    heavier = [row.payload_kg for row in robot.stopping if row.payload_kg >= robot.payload_kg]
+    if not heavier:
+        raise ValueError(f"payload {robot.payload_kg} kg is beyond the stopping table")
+    payload = min(heavier)
+    return sorted((r for r in robot.stopping if r.payload_kg == payload), key=lambda r: r.speed_mps)
+
+
+def stopping_at(robot: Robot, speed_mps: float) -> tuple[int, float]:
+    """(T_s in ns, S_s in m) at `speed_mps`: the row at the next tabulated speed at or above it.
+
+    Conservative for any monotone table: values are never interpolated downwards. Speeds beyond the
+    fastest row raise ValueError (validation keeps robot.max_speed_mps within the table).
+    """
+    if not speed_mps >= 0.0:
+        raise ValueError(f"speed must be >= 0, got {speed_mps}")
+    for row in stopping_rows(robot):
+        if row.speed_mps >= speed_mps:
+            return ns(row.stop_time_ms), row.stop_distance_m
+    raise ValueError(f"speed {speed_mps} m/s is beyond the stopping table")
+
+
+# -- distances -------------------------------------------------------------------------------------------
+
+
+def iso13855_distance_m(time_ns: int, constant_m: float) -> tuple[float, float]:
+    """(K, S) for S = K T + constant: K = 2.0 m/s; if S > 0.5 m, K = 1.6 m/s and S >= 0.5 m."""
+    t = time_ns / NS_PER_S
+    near = HUMAN_SPEED_NEAR_MPS * t + constant_m
+    if near <= NEAR_LIMIT_M:
+        return HUMAN_SPEED_NEAR_MPS, near
+    return HUMAN_SPEED_MPS, max(HUMAN_SPEED_MPS * t + constant_m, NEAR_LIMIT_M)
+
+
+def sensor_uncertainty_m(cfg: CellConfig) -> float:
+    """Z_d: the largest declared position uncertainty among the sensors."""
+    return max(s.position_uncertainty_m for s in cfg.sensors.values())
+
+
+def separation_required_m(
+    cfg: CellConfig,
+    robot_speed_mps: float,
+    *,
+    reaction_ns: int | None = None,
+    z_d_m: float | None = None,
+) -> float:
+    """ISO/TS 15066 S_p at a robot speed: v_h (T_r + T_s) + v_r T_r + S_s + C + Z_d + Z_r.
+
+    v_h follows ISO 13855 (2.0 m/s, or 1.6 m/s where S_p > 0.5 m). `reaction_ns` and `z_d_m` default
+    to the configuration's T_r and worst declared Z_d; the controller may pass a detection's own Z_d.
+    """
+    t_r = reaction_time_ns(cfg) if reaction_ns is None else reaction_ns
+    z_d = sensor_uncertainty_m(cfg) if z_d_m is None else z_d_m
+    t_s, s_s = stopping_at(cfg.robot, robot_speed_mps)
+    rest = (
+        robot_speed_mps * t_r / NS_PER_S
+        + s_s
+        + cfg.separation.intrusion_distance_m
+        + z_d
+        + cfg.robot.position_uncertainty_m
+    )
+    return iso13855_distance_m(t_r + t_s, rest)[1]
+
+
+def zone_required_m(cfg: CellConfig, robot_speed_mps: float, *, reaction_ns: int | None = None) -> float:
+    """ISO 13855 S = K (T_r + T_s) + C, plus Z_d + Z_r, for a static protective zone."""
+    t_r = reaction_time_ns(cfg) if reaction_ns is None else reaction_ns
+    t_s, _ = stopping_at(cfg.robot, robot_speed_mps)
+    _, s = iso13855_distance_m(t_r + t_s, cfg.separation.intrusion_distance_m)
+    return s + sensor_uncertainty_m(cfg) + cfg.robot.position_uncertainty_m
+
+
+def distance_to_outside_m(area: Any, hazard: Any) -> float:
+    """Shortest distance from the hazard region to any point outside `area` (0 if it is not inside)."""
+    if area.is_empty or not area.contains(hazard):
+        return 0.0
+    return float(hazard.distance(area.boundary))
+
+
+def zone_distances_m(cfg: CellConfig) -> dict[str, float]:
+    """Per zone: the shortest way from outside it to the hazard region."""
+    hazard = shapely.Polygon(cfg.robot.hazard_polygon_m)
+    return {
+        name: distance_to_outside_m(shapely.Polygon(z.polygon_m), hazard) for name, z in cfg.zones.items()
+    }
+
+
+def sensed_reach_m(cfg: CellConfig) -> float:
+    """How far around the hazard region the sensors see the smallest person without a gap."""
+    seen = shapely.union_all([covered_area(s) for s in cfg.sensors.values()])
+    return distance_to_outside_m(seen, shapely.Polygon(cfg.robot.hazard_polygon_m))
+
+
+# -- evaluation ------------------------------------------------------------------------------------------
+
+
+def _margins(
+    cfg: CellConfig, speed: float, t_r: int, distances: dict[str, float], reach: float | None
+) -> list[float]:
+    """Every checked margin at a robot speed (protective zones, then separation coverage)."""
+    required = zone_required_m(cfg, speed, reaction_ns=t_r)
+    out = [distances[name] - required for name, z in cfg.zones.items() if z.type == "protective"]
+    if cfg.separation.enabled and reach is not None:
+        out.append(reach - separation_required_m(cfg, speed, reaction_ns=t_r))
+    return out
+
+
+def max_safe_speed_mps(cfg: CellConfig) -> float:
+    """The highest robot speed (<= max_speed_mps) at which every checked margin is >= 0; 0 if none."""
+    t_r = reaction_time_ns(cfg)
+    distances = zone_distances_m(cfg)
+    reach = sensed_reach_m(cfg) if cfg.separation.enabled else None
+    return _max_safe_speed(cfg, t_r, distances, reach)
+
+
+def _max_safe_speed(cfg: CellConfig, t_r: int, distances: dict[str, float], reach: float | None) -> float:
+    def safe(v: float) -> bool:
+        return all(m >= 0.0 for m in _margins(cfg, v, t_r, distances, reach))
+
+    low, high = 0.0, cfg.robot.max_speed_mps
+    if safe(high):
+        return high
+    if not safe(low):
+        return 0.0
+    while high - low > SPEED_RESOLUTION_MPS:  # every margin falls with speed: bisection is exact
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if safe(mid) else (low, mid)
+    return low
+
+
+def evaluate(cfg: CellConfig) -> BudgetReport:
+    """The full budget of a validated configuration."""
+    robot, sep = cfg.robot, cfg.separation
+    v_max = robot.max_speed_mps
+    t_r = reaction_time_ns(cfg)
+    t_s, s_s = stopping_at(robot, v_max)
+    z_d = sensor_uncertainty_m(cfg)
+    z_r = robot.position_uncertainty_m
+    rest = v_max * t_r / NS_PER_S + s_s + sep.intrusion_distance_m + z_d + z_r
+    k, s_p = iso13855_distance_m(t_r + t_s, rest)
+    s_zone = zone_required_m(cfg, v_max, reaction_ns=t_r)
+    distances = zone_distances_m(cfg)
+    reach = sensed_reach_m(cfg) if sep.enabled else None
+
+    terms: list[Term] = []
+    for stages in sensor_stages(cfg).values():
+        terms += [Term(st.symbol, st.description, st.ns / 1e6, "ms", st.source) for st in stages]
+    for stage in reaction_stages(cfg):
+        terms.append(Term(stage.symbol, stage.description, stage.ns / 1e6, "ms", stage.source))
+    terms += [
+        Term("T_r", "reaction time (sum of the stages above from T_sensor)", t_r / 1e6, "ms", "sum"),
+        Term("v_r", "robot speed (maximum)", v_max, "m/s", "robot.max_speed_mps"),
+        Term("T_s", "robot stopping time at v_r", t_s / 1e6, "ms",
+             f"robot.stopping (payload {stopping_rows(robot)[0].payload_kg} kg, next row at or above v_r)"),
+        Term("v_h", "human speed", k, "m/s", "ISO 13855: 2.0 m/s, 1.6 m/s beyond 0.5 m"),
+        Term("S_h", "human travel v_h (T_r + T_s)", k * (t_r + t_s) / NS_PER_S, "m", "formula"),
+        Term("S_r", "robot travel v_r T_r", v_max * t_r / NS_PER_S, "m", "formula"),
+        Term("S_s", "robot stopping distance at v_r", s_s, "m", "robot.stopping"),
+        Term("C", "intrusion distance (reach)", sep.intrusion_distance_m, "m",
+             "separation.intrusion_distance_m"),
+        Term("Z_d", "sensor position uncertainty (worst sensor)", z_d, "m",
+             "sensors.*.position_uncertainty_m"),
+        Term("Z_r", "robot position uncertainty", z_r, "m", "robot.position_uncertainty_m"),
+        Term("S_p", "ISO/TS 15066 protective separation", s_p, "m", "S_h + S_r + S_s + C + Z_d + Z_r"),
+        Term("S", "ISO 13855 distance for static protective zones", s_zone, "m",
+             "K (T_r + T_s) + C + Z_d + Z_r"),
+    ]  # fmt: skip
+
+    zones: list[ZoneMargin] = []
+    reasons: list[str] = []
+    for name, zone in cfg.zones.items():
+        d = distances[name]
+        if zone.type == "warning":
+            zones.append(ZoneMargin(name, "warning", d, None, None, "slows the robot; not credited"))
+            continue
+        margin = d - s_zone
+        note = "" if d > 0.0 else "does not enclose the hazard region"
+        zones.append(ZoneMargin(name, "protective", d, s_zone, margin, note))
+        if margin < 0.0:
+            reasons.append(
+                f"zone {name}: {d:.3f} m from the hazard region, needs {s_zone:.3f} m "
+                f"(short by {-margin:.3f} m{'; ' + note if note else ''})"
+            )
+    coverage_margin = None
+    if reach is not None:
+        coverage_margin = reach - s_p
+        if coverage_margin < 0.0:
+            reasons.append(
+                f"separation monitoring: sensors see {reach:.3f} m around the hazard region, S_p needs "
+                f"{s_p:.3f} m (short by {-coverage_margin:.3f} m)"
+            )
+        terms.append(Term("R_seen", "sensed reach around the hazard region", reach, "m",
+                          "sensors.* geometry and detection capability"))  # fmt: skip
+    v_safe = _max_safe_speed(cfg, t_r, distances, reach)
+    if reasons:
+        reasons.append(f"highest safe robot speed with these zones: {v_safe:.4f} m/s (max {v_max} m/s)")
+    return BudgetReport(
+        terms=tuple(terms),
+        reaction_time_ns=t_r,
+        stop_time_ns=t_s,
+        stop_distance_m=s_s,
+        human_speed_mps=k,
+        protective_separation_m=s_p,
+        zone_separation_m=s_zone,
+        zones=tuple(zones),
+        coverage_margin_m=coverage_margin,
+        max_speed_mps=v_max,
+        max_safe_robot_speed_mps=v_safe,
+        verdict="unsafe" if reasons else "safe",
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,436 @@
+"""Validation rules that span fields of the cell configuration (the schema checks each field alone).
+
+Each rule returns problem lines "key.path: what was wrong; expected ...". `cell_problems` runs them all on
+a schema-valid configuration; `partial_problems` runs those whose sections did validate when others did
+not, so one pass reports every problem. Geometry uses shapely (configuration time only, never the loop).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import shapely
+from pydantic import BaseModel, ValidationError
+
+from safety.config import (
+    CellConfig,
+    Controller,
+    Link,
+    Robot,
+    Sensor,
+    Separation,
+    Zone,
+    key_path,
+)
+from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
+
+AREA_TOLERANCE_M2 = 1e-4  # a zone may stick out of the covered area by at most this much (1 cm^2)
+BITS_PER_BYTE_ON_LINE = 10  # UART 8N1: start bit, 8 data bits, stop bit
+
+
+def cell_problems(cfg: CellConfig) -> list[str]:
+    """Every cross-field problem of a schema-valid configuration."""
+    return _problems(
+        cfg.robot, dict(cfg.sensors), dict(cfg.zones), cfg.separation, cfg.controller, cfg.link,
+        len(cfg.sensors), len(cfg.zones),
+    )  # fmt: skip
+
+
+def partial_problems(raw: Mapping[str, Any]) -> list[str]:
+    """Cross-field problems among the sections that validate on their own (the rest failed the schema)."""
+    if not isinstance(raw, Mapping):
+        return []
+    sections = {name: _try(model, raw.get(name)) for name, model in _SECTION_MODELS.items()}
+    raw_sensors = _table(raw.get("sensors"))
+    raw_zones = _table(raw.get("zones"))
+    sensors = {k: s for k, v in raw_sensors.items() if (s := _try(Sensor, v)) is not None}
+    zones = {k: z for k, v in raw_zones.items() if (z := _try(Zone, v)) is not None}
+    return _problems(
+        sections["robot"], sensors, zones, sections["separation"], sections["controller"], sections["link"],
+        len(raw_sensors), len(raw_zones), complete=False,
+    )  # fmt: skip
+
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "robot": Robot,
+    "separation": Separation,
+    "controller": Controller,
+    "link": Link,
+}
+
+
+def _table(value: Any) -> Mapping[str, Any]:
+    """A TOML table, or an empty one when the value is something else (reported by the schema)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _try(model: type[BaseModel], raw: Any) -> Any:
+    """The validated section, or None when it has schema errors of its own (reported elsewhere)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _problems(
+    robot: Robot | None,
+    sensors: dict[str, Sensor],
+    zones: dict[str, Zone],
+    separation: Separation | None,
+    controller: Controller | None,
+    link: Link | None,
+    n_sensors: int,
+    n_zones: int,
+    complete: bool = True,
+) -> list[str]:
+    """All rules over whatever sections are available."""
+    out: list[str] = []
+    if n_sensors > MAX_SENSORS:
+        out.append(f"sensors: {n_sensors} sensors; expected at most {MAX_SENSORS} (MAX_SENSORS)")
+    if n_sensors == 0 and complete:
+        out.append("sensors: no sensor declared; expected at least one [sensors.NAME] table")
+    if n_zones > MAX_ZONES:
+        out.append(f"zones: {n_zones} zones; expected at most {MAX_ZONES} (MAX_ZONES)")
+    if robot is not None:
+        out += robot_problems(robot)
+    for name, sensor in sensors.items():
+        out += sensor_problems(name, sensor)
+    for name, zone in zones.items():
+        out += zone_problems(name, zone, robot)
+    if separation is not None:
+        out += separation_problems(separation, robot, zones, complete)
+    if controller is not None:
+        out += controller_problems(controller)
+    if link is not None:
+        out += link_problems(link, controller, sensors)
+    out += coverage_problems(sensors, zones)
+    return out
+
+
+# -- polygons ------------------------------------------------------------------------------------------
+
+
+def polygon_problems(path: str, points: Sequence[tuple[float, float]]) -> list[str]:
+    """A floor polygon must have 3..MAX_VERTICES distinct vertices, no self-intersection, and an area."""
+    n = len(points)
+    if n < 3:
+        return [f"{path}: {n} vertices; expected at least 3 [x, y] vertices in metres (a polygon)"]
+    out: list[str] = []
+    if n > MAX_VERTICES:
+        out.append(f"{path}: {n} vertices; expected at most {MAX_VERTICES} (MAX_VERTICES)")
+    for i in range(n):
+        if tuple(points[i]) == tuple(points[i - 1]):
+            which = "the last vertex" if i == 0 else f"vertex {i - 1}"
+            out.append(
+                f"{path}[{i % n}]: repeats {which} {list(points[i])}; expected distinct consecutive "
+                "vertices (the polygon closes itself, do not repeat the first vertex)"
+            )
+    if out:
+        return out
+    polygon = shapely.Polygon(points)
+    if not polygon.is_valid:
+        reason = shapely.is_valid_reason(polygon)
+        return [f"{path}: invalid polygon ({reason}); expected a simple polygon whose edges do not cross"]
+    if polygon.area <= 1e-9:
+        return [f"{path}: the polygon has no area; expected at least 3 vertices not on one line"]
+    return []
+
+
+# -- robot ---------------------------------------------------------------------------------------------
+
+
+def robot_problems(robot: Robot) -> list[str]:
+    """Hazard polygon, stopping table monotonicity, payload and speed within the table."""
+    out = polygon_problems("robot.hazard_polygon_m", robot.hazard_polygon_m)
+    if not robot.stopping:
+        return [*out, "robot.stopping: empty; expected the robot maker's stopping data, one row per speed"]
+    rows = list(enumerate(robot.stopping))
+    payloads = sorted({row.payload_kg for _, row in rows})
+    by_payload = {
+        p: sorted((r for r in rows if r[1].payload_kg == p), key=lambda r: r[1].speed_mps) for p in payloads
+    }
+    for payload, group in by_payload.items():
+        for (i_prev, prev), (i_row, row) in zip(group, group[1:], strict=False):
+            if row.speed_mps == prev.speed_mps:
+                out.append(
+                    f"robot.stopping[{i_row}].speed_mps: {row.speed_mps} m/s at {payload} kg repeats row "
+                    f"{i_prev}; expected one row per speed and payload"
+                )
+                continue
+            for key, unit in (("stop_time_ms", "ms"), ("stop_distance_m", "m")):
+                if getattr(row, key) < getattr(prev, key):
+                    out.append(
+                        f"robot.stopping[{i_row}].{key}: {getattr(row, key)} {unit} at {row.speed_mps} m/s "
+                        f"is less than {getattr(prev, key)} {unit} at {prev.speed_mps} m/s (row {i_prev}, "
+                        f"{payload} kg); expected stopping to grow with speed (non-monotone stopping table)"
+                    )
+    for lighter, heavier in zip(payloads, payloads[1:], strict=False):
+        light_rows = {r.speed_mps: (i, r) for i, r in by_payload[lighter]}
+        for i_row, row in by_payload[heavier]:
+            if row.speed_mps not in light_rows:
+                continue
+            i_light, light = light_rows[row.speed_mps]
+            for key in ("stop_time_ms", "stop_distance_m"):
+                if getattr(row, key) < getattr(light, key):
+                    out.append(
+                        f"robot.stopping[{i_row}].{key}: {getattr(row, key)} at {heavier} kg is less than "
+                        f"{getattr(light, key)} at {lighter} kg (row {i_light}) for {row.speed_mps} m/s; "
+                        "expected stopping to grow with payload (non-monotone stopping table)"
+                    )
+    if robot.payload_kg > payloads[-1]:
+        out.append(
+            f"robot.payload_kg: {robot.payload_kg} kg is beyond the stopping table (heaviest "
+            f"{payloads[-1]} kg); expected stopping data for this payload or a heavier one"
+        )
+        return out
+    curve_payload = min(p for p in payloads if p >= robot.payload_kg)
+    fastest = by_payload[curve_payload][-1][1].speed_mps
+    if robot.max_speed_mps > fastest:
+        out.append(
+            f"robot.max_speed_mps: {robot.max_speed_mps} m/s is beyond the stopping table (fastest row "
+            f"{fastest} m/s for {curve_payload} kg); expected at most {fastest} m/s, or stopping data "
+            "at the maximum speed"
+        )
+    return out
+
+
+# -- sensors -------------------------------------------------------------------------------------------
+
+
+def sensor_problems(name: str, sensor: Sensor) -> list[str]:
+    """Geometry source, person count, inference against frame period, and that the camera model builds."""
+    path = key_path(("sensors", name))
+    out: list[str] = []
+    if sensor.max_persons > MAX_PERSONS:
+        out.append(f"{path}.max_persons: {sensor.max_persons}; expected at most {MAX_PERSONS} (MAX_PERSONS)")
+    period_ms = 1000.0 / sensor.frame_rate_hz
+    if sensor.inference_worst_ms > period_ms:
+        out.append(
+            f"{path}.inference_worst_ms: {sensor.inference_worst_ms} ms is longer than a frame "
+            f"({period_ms:.3f} ms at {sensor.frame_rate_hz} Hz); expected at most one frame period "
+            "(a slower network hands back stale results), or a lower frame_rate_hz"
+        )
+    has_pose = sensor.intrinsics is not None and sensor.mounting is not None
+    n_points = len(sensor.calibration_points or [])
+    if sensor.mounting is not None and sensor.intrinsics is None:
+        out.append(f"{path}.intrinsics: missing while mounting is given; expected fx_px, fy_px, cx_px, cy_px")
+    elif sensor.mounting is not None and sensor.calibration_points is not None:
+        out.append(
+            f"{path}.calibration_points: given together with mounting; expected one geometry source, "
+            "either intrinsics + mounting or calibration_points"
+        )
+    elif not has_pose and n_points < 4:
+        out.append(
+            f"{path}: no floor geometry ({n_points} calibration points, no mounting); expected intrinsics + "
+            "mounting, or at least 4 calibration_points"
+        )
+    if out:
+        return out
+    from safety.camera import CameraModelError
+
+    try:
+        covered = covered_area(sensor)
+    except CameraModelError as exc:
+        return [f"{path}: camera geometry: {exc}"]
+    if covered.is_empty:
+        out.append(
+            f"{path}: covers no floor: nowhere is a person of {sensor.assumed_person_height_m} m both fully "
+            f"in the image and at least {sensor.min_person_height_px} px tall; expected a mounting that "
+            "sees the cell"
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _covered_area_cached(sensor_json: str) -> shapely.Polygon:
+    from safety.camera import covered_polygon
+
+    polygon = covered_polygon(Sensor.model_validate_json(sensor_json))
+    if len(polygon) < 3:
+        return shapely.Polygon()
+    area = shapely.Polygon(polygon)
+    return area if area.is_valid else shapely.make_valid(area)
+
+
+def covered_area(sensor: Sensor) -> Any:
+    """The floor area (shapely geometry) where this sensor sees the smallest declared person (cached)."""
+    return _covered_area_cached(sensor.model_dump_json())
+
+
+def coverage_problems(sensors: dict[str, Sensor], zones: dict[str, Zone]) -> list[str]:
+    """Each zone must lie inside the union of the sensors' covered areas."""
+    if not zones or not sensors:
+        return []
+    from safety.camera import CameraModelError
+
+    areas = []
+    for sensor in sensors.values():
+        try:
+            areas.append(covered_area(sensor))
+        except CameraModelError:
+            continue  # reported by sensor_problems
+    seen = shapely.union_all(areas) if areas else shapely.Polygon()
+    out: list[str] = []
+    for name, zone in zones.items():
+        path = key_path(("zones", name, "polygon_m"))
+        if polygon_problems(path, zone.polygon_m):
+            continue
+        polygon = shapely.Polygon(zone.polygon_m)
+        blind = polygon.difference(seen)
+        if blind.area <= AREA_TOLERANCE_M2:
+            continue
+        where = blind.representative_point()
+        share = 100.0 * blind.area / polygon.area
+        what = (
+            "lies outside every sensor's covered area"
+            if share > 99.99
+            else (f"is {share:.1f} % ({blind.area:.2f} m^2) outside every sensor's covered area")
+        )
+        out.append(
+            f"{path}: the zone {what} (e.g. at x={where.x:.2f}, y={where.y:.2f} m); expected the zone "
+            "inside the floor area where some sensor sees the smallest declared person"
+        )
+    return out
+
+
+# -- zones, separation, controller, link ---------------------------------------------------------------
+
+
+def zone_problems(name: str, zone: Zone, robot: Robot | None) -> list[str]:
+    """Polygon validity and the fields each zone type needs."""
+    path = key_path(("zones", name))
+    out = polygon_problems(f"{path}.polygon_m", zone.polygon_m)
+    if zone.type == "warning":
+        if zone.speed_limit_mps is None:
+            out.append(f"{path}.speed_limit_mps: missing; expected the speed (m/s) a warning zone slows to")
+        elif robot is not None and zone.speed_limit_mps >= robot.max_speed_mps:
+            out.append(
+                f"{path}.speed_limit_mps: {zone.speed_limit_mps} m/s does not slow the robot (max "
+                f"{robot.max_speed_mps} m/s); expected less than robot.max_speed_mps"
+            )
+        if zone.stop_category is not None:
+            out.append(f"{path}.stop_category: set on a warning zone; expected it only on protective zones")
+    else:
+        if zone.stop_category is None:
+            out.append(f"{path}.stop_category: missing; expected 0, 1 or 2 on a protective zone")
+        elif robot is not None and zone.stop_category != robot.stop_category:
+            out.append(_category_problem(f"{path}.stop_category", zone.stop_category, robot.stop_category))
+        if zone.speed_limit_mps is not None:
+            out.append(
+                f"{path}.speed_limit_mps: set on a protective zone; expected it only on warning zones "
+                "(a protective zone stops)"
+            )
+    return out
+
+
+def _category_problem(path: str, category: int, measured: int) -> str:
+    return (
+        f"{path}: stop category {category}, but the robot's stopping data is for category {measured}; "
+        f"expected {measured} (robot.stop_category), the category the stopping times hold for"
+    )
+
+
+def separation_problems(
+    separation: Separation, robot: Robot | None, zones: dict[str, Zone], complete: bool
+) -> list[str]:
+    """Stop category consistent with the stopping data; at least one protective function."""
+    out: list[str] = []
+    if separation.enabled and robot is not None and separation.stop_category != robot.stop_category:
+        out.append(
+            _category_problem("separation.stop_category", separation.stop_category, robot.stop_category)
+        )
+    if complete and not separation.enabled and not any(z.type == "protective" for z in zones.values()):
+        out.append(
+            "separation.enabled: false and no protective zone; expected separation monitoring or at least "
+            "one protective zone (nothing would stop the robot)"
+        )
+    return out
+
+
+def controller_problems(controller: Controller) -> list[str]:
+    """Restart policy fields and a step that fits in its cycle."""
+    out: list[str] = []
+    if controller.restart == "automatic" and controller.auto_restart_clear_ms is None:
+        out.append(
+            'controller.auto_restart_clear_ms: missing with restart = "automatic"; expected how long '
+            "(ms) the zones must stay clear before the robot restarts by itself"
+        )
+    if controller.restart == "manual" and controller.auto_restart_clear_ms is not None:
+        out.append(
+            'controller.auto_restart_clear_ms: set with restart = "manual"; expected it only with '
+            'restart = "automatic" (a manual reset does not time out)'
+        )
+    if controller.worst_step_ms > controller.cycle_period_ms:
+        out.append(
+            f"controller.worst_step_ms: {controller.worst_step_ms} ms is longer than the cycle "
+            f"({controller.cycle_period_ms} ms); expected at most cycle_period_ms (else every cycle overruns)"
+        )
+    return out
+
+
+def link_frame_ms(link: Link, frame_bytes: int) -> float:
+    """Time one frame occupies the line, in ms (UART 8N1: 10 bits per byte)."""
+    return frame_bytes * BITS_PER_BYTE_ON_LINE * 1000.0 / link.baud
+
+
+def link_problems(link: Link, controller: Controller | None, sensors: dict[str, Sensor]) -> list[str]:
+    """Frame sizes the protocol needs, a watchdog the normal traffic can meet, unique connection ids."""
+    out: list[str] = []
+    for key, needed in _protocol_frame_sizes().items():
+        if getattr(link, key) < needed:
+            out.append(
+                f"link.{key}: {getattr(link, key)} bytes; expected at least {needed} "
+                "(the link protocol's frame)"
+            )
+    frame_ms = link_frame_ms(link, link.command_frame_bytes)
+    if link.max_delay_ms < frame_ms:
+        out.append(
+            f"link.max_delay_ms: {link.max_delay_ms} ms is shorter than one command frame on the line "
+            f"({frame_ms:.3f} ms at {link.baud} baud); expected more, or every frame counts as late"
+        )
+    if controller is not None:
+        normal_gap_ms = (
+            controller.cycle_period_ms + controller.worst_step_ms + frame_ms + link.receiver_cycle_ms
+        )
+        if link.command_watchdog_ms <= normal_gap_ms:
+            out.append(
+                f"link.command_watchdog_ms: {link.command_watchdog_ms} ms; expected more than "
+                f"{normal_gap_ms:.3f} ms (cycle + worst step + one frame + receiver cycle), or the robot "
+                "stops on normal jitter"
+            )
+    owners: dict[int, str] = {}
+    for name, sensor in sensors.items():
+        path = key_path(("sensors", name, "connection_id"))
+        if sensor.connection_id in owners:
+            out.append(
+                f"{path}: {sensor.connection_id} is also used by {owners[sensor.connection_id]}; expected "
+                "a unique connection id per channel (addressing errors must be detectable)"
+            )
+        owners.setdefault(sensor.connection_id, path)
+    if link.connection_id in owners:
+        out.append(
+            f"link.connection_id: {link.connection_id} is also used by {owners[link.connection_id]}; "
+            "expected a unique connection id per channel (addressing errors must be detectable)"
+        )
+    return out
+
+
+def _protocol_frame_sizes() -> dict[str, int]:
+    """Minimum frame sizes published by safety.link, if that module declares them."""
+    try:
+        import safety.link as protocol
+    except ImportError:
+        return {}
+    sizes = {}
+    for key, names in (
+        ("command_frame_bytes", ("COMMAND_FRAME_BYTES", "COMMAND_FRAME_SIZE")),
+        ("state_frame_bytes", ("ROBOT_STATE_FRAME_BYTES", "STATE_FRAME_BYTES", "ROBOT_STATE_FRAME_SIZE")),
+    ):
+        for attr in names:
+            value = getattr(protocol, attr, None)
+            if isinstance(value, int):
+                sizes[key] = value
+                break
+    return sizes
