@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safety.checksum import config_checksum
+from loop_support import MS, ScriptedRobot, ScriptedSensor, command_array, make_cell
 
+from safety.checksum import config_checksum
 from safety.clock import SimulatedClock
 from safety.executor import ArmError, Controller
 from safety.ports import QueueRobotPort, QueueSensorSource
 from safety.reasons import CommandKind, Reason
 from safety.trace import TraceError, read_trace
-from tests.loop_support import MS, ScriptedRobot, ScriptedSensor, command_array, make_cell
 
 START_NS = 1_000 * MS
 

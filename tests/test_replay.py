@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loop_support import MS, ScriptedRobot, ScriptedSensor, make_cell
 
 from hil.cli.main import main
 from safety.clock import SimulatedClock
@@ -13,7 +14,6 @@ from safety.executor import Controller, default_core
 from safety.reasons import CommandKind, Reason
 from safety.replay import ReplayError, replay
 from safety.trace import TraceWriter, read_trace
-from tests.loop_support import MS, ScriptedRobot, ScriptedSensor, make_cell
 
 START_NS = 1_000 * MS
 
