@@ -11,26 +11,17 @@ import pytest
 from hil.cli.main import main
 from hil.report.stages import stages_from_trace
 from safety.reasons import CommandKind, Reason
-from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceWriter, read_trace
+from safety.sim import example_config
+from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceWriter, header_for_config, read_trace
 
 US = 1_000
 MS = 1_000_000
 
-HEADER = {
-    "producer": "test",
-    "config_name": "synthetic",
-    "config_checksum": "c0ffee42",
-    "config_checksum_long": "c0ffee42" * 8,
-    "reaction_time_ns": 120 * MS,
-    "cycle_period_ns": 1 * MS,
-    "config": {
-        "sensors": {
-            "cam": {"exposure_readout_ms": 10.0, "inference_worst_ms": 20.0, "transport_latency_ms": 2.0}
-        },
-        "controller": {"cycle_period_ms": 1.0, "worst_step_ms": 0.5},
-        "link": {"command_frame_bytes": 40, "baud": 115200, "receiver_cycle_ms": 1.0, "max_delay_ms": 5.0},
-    },
-}
+# the example cell: T_exposure 10 ms, T_inference 5 ms, T_transport 2 ms, T_cycle 1 ms, T_step 0.2 ms,
+# T_frame 24 B x 10 bit / 1 Mbaud = 0.24 ms, T_receiver 1 ms, T_stop_input 24 ms, T_s(1 m/s) 380 ms
+CFG = example_config()
+HEADER = header_for_config(CFG, "test")
+CHECKSUM = HEADER["config_checksum"]
 
 STALL_CYCLE = 1000  # wakes 30 ms late; the loop then skips the releases it slept through
 STALL_NS = 30 * MS
@@ -96,7 +87,7 @@ def write_trace(path: Path, stall: bool = True, close: bool = True, jitter: bool
 
 def test_stages_have_the_known_latencies(tmp_path: Path) -> None:
     t = stages_from_trace(read_trace(write_trace(tmp_path / "a.cgtrace")))
-    assert t.checksum == "c0ffee42"
+    assert t.checksum == CHECKSUM
     assert t.frames == FRAME_CYCLES.size and t.frames_missed == 0
 
     def values(name: str) -> np.ndarray:
@@ -112,7 +103,10 @@ def test_stages_have_the_known_latencies(tmp_path: Path) -> None:
     assert set(values("command written -> robot acknowledged").tolist()) == {300 * US}
     # 8 + 0.2 + 0.18 + 0.01 ms
     assert set(values("end to end: exposure -> command written").tolist()) == {8_390 * US}
-    assert t.stage("end to end: exposure -> command written").deadline_ns == 33_500 * US  # 10+20+2+1+0.5 ms
+    # deadlines are budget terms: 10 + 5 + 2 + 1 + 0.2 ms, and 0.24 + 1 ms for the link
+    assert t.stage("end to end: exposure -> command written").deadline_ns == 18_200 * US
+    assert t.stage("command written -> robot acknowledged").deadline_ns == 1_240 * US
+    assert t.stage("robot acknowledged -> robot at rest").deadline_ns == 404 * MS
 
     # one person stop: acknowledged in the state of cycle 1501 (written(1500) + 0.3 ms), at rest in the
     # state of cycle 1651 (written(1650) + 0.3 ms): 150 ms apart. The triggering frame is the last one taken
@@ -144,7 +138,7 @@ def test_report_json_counts_the_misses_and_fails_on_them(
     assert main(["report", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     (trace,) = doc["traces"]
-    assert trace["checksum"] == "c0ffee42"
+    assert trace["checksum"] == CHECKSUM
     loop = next(s for s in trace["stages"] if s["name"] == "loop: scheduled -> command written")
     # jitter of at most 0.2 ms moves no latency across the 1 ms deadline: the stalled cycle and the
     # skipped slots 1001..1029 still miss it, slot 1030 (0.09 ms + jitter) still meets it
@@ -162,7 +156,7 @@ def test_clean_trace_holds_its_deadlines(tmp_path: Path, capsys: pytest.CaptureF
     path = write_trace(tmp_path / "clean.cgtrace", stall=False)
     assert main(["report", str(path), "--fail-on-miss", "--no-fit"]) == 0
     out = capsys.readouterr().out
-    assert "c0ffee42" in out
+    assert CHECKSUM in out
     assert "every deadline held" in out
 
 
@@ -177,7 +171,7 @@ def test_two_traces_side_by_side_with_plots(tmp_path: Path, capsys: pytest.Captu
     assert "[1]" in out and "[2]" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = html.read_text()
-    assert "data:image/png;base64," in page and "c0ffee42" in page
+    assert "data:image/png;base64," in page and CHECKSUM in page
 
 
 def test_truncated_trace_names_the_byte_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,3 +207,17 @@ def test_missing_and_foreign_files(tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "absent.cgtrace" in err and "cannot read" in err
     assert "notes.txt" in err and "not a cobotguard trace" in err
+
+
+def test_trace_without_a_valid_configuration_has_no_deadlines(tmp_path: Path) -> None:
+    cycles, detections = synthetic_streams(stall=False)
+    header = dict(HEADER, config={"schema_version": 1, "name": "half a cell"})
+    path = tmp_path / "odd.cgtrace"
+    with TraceWriter(path, header, {"cycles": CYCLE_DTYPE, "detections": DETECTION_TRACE_DTYPE}) as w:
+        w.write("cycles", cycles)
+        w.write("detections", detections)
+    t = stages_from_trace(read_trace(path))
+    assert t.notes and "does not validate" in t.notes[0]
+    assert all(s.deadline_ns is None for s in t.stages if not s.name.startswith("loop"))
+    # the loop is still judged by the cycle period recorded in the header
+    assert t.stage("loop: scheduled -> command written").deadline_ns == HEADER["cycle_period_ns"]

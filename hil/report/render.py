@@ -50,6 +50,8 @@ def trace_heading(result: TraceResult, index: int = 0, count: int = 1) -> list[s
     lost = {k: v for k, v in t.dropped.items() if v}
     if lost:
         lines.append(f"    RECORDS LOST to full trace buffers: {lost}")
+    for note in t.notes:
+        lines.append(f"    NOTE: {note}")
     if not t.complete:
         lines.append("    INCOMPLETE: the trace was not closed cleanly; statistics cover what was read")
     return lines
@@ -227,6 +229,7 @@ def to_json(results: Sequence[TraceResult]) -> dict[str, Any]:
                 "person_stops": t.stops,
                 "overruns": t.overruns,
                 "dropped": t.dropped,
+                "notes": t.notes,
                 "deadline_misses": r.deadline_misses,
                 "deadline_held": r.deadline_held,
                 "stages": [_summary_json(s) for s in r.stages],

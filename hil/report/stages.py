@@ -13,14 +13,15 @@ the stop was acknowledged. The loop itself is measured per cycle against its *sc
 releases a stalled loop skipped filled in (see `stats.latencies_against_schedule`), so a stall is counted
 at its full length instead of as one slow cycle.
 
-Deadlines come from the configuration stored in the trace header (the same numbers the budget adds up),
-so a trace is judged by the configuration it was recorded under. Everything here is pure: arrays in,
+Deadlines are the budget's terms (safety.budget) for the configuration stored in the trace header, so a
+trace is judged by the configuration it was recorded under: exposure -> inference done by T_exposure +
+T_inference, then T_transport, T_cycle + T_step, T_frame + T_receiver, T_stop_input + T_s, and the end-to-end
+stages by the sums along the way. Everything here is pure: arrays in,
 arrays out.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,7 @@ class TraceStages:
     stops: int  # person-caused stops measured to robot at rest
     dropped: dict[str, int] = field(default_factory=dict)
     complete: bool = True
+    notes: list[str] = field(default_factory=list)  # why something could not be judged
 
     @property
     def checksum(self) -> str:
@@ -90,58 +92,64 @@ class TraceStages:
         return next((s for s in self.stages if s.name == name), None)
 
 
-def _ms_ns(ms: float) -> int:
-    """Configuration milliseconds as int64 ns, rounded up (as safety.config.ns does)."""
-    return int(math.ceil(ms * 1_000_000 - 1e-6))
-
-
 class _Deadlines:
-    """Per-stage deadlines read from the trace header's configuration (None when a number is absent)."""
+    """Per-stage deadlines: the budget's terms for the configuration stored in the trace header.
+
+    Each stage is judged by the budget terms that cover it (safety.budget.reaction_stages): the wait
+    for a frame (T_frames) is not part of any measured stage, because every latency here starts at the
+    exposure of a frame that was taken.
+    """
 
     def __init__(self, header: dict[str, Any]) -> None:
-        cfg = header.get("config") if isinstance(header.get("config"), dict) else {}
-        assert isinstance(cfg, dict)
-        self.sensors: list[dict[str, Any]] = list((cfg.get("sensors") or {}).values())
-        self.sensor_names: list[str] = list((cfg.get("sensors") or {}).keys())
-        self.controller: dict[str, Any] = cfg.get("controller") or {}
-        self.link: dict[str, Any] = cfg.get("link") or {}
-        self.robot: dict[str, Any] = cfg.get("robot") or {}
+        self.problem = ""
+        self.terms: dict[str, tuple[int, str]] = {}
         self.cycle_period_ns: int | None = header.get("cycle_period_ns")
-        if self.cycle_period_ns is None and "cycle_period_ms" in self.controller:
-            self.cycle_period_ns = _ms_ns(self.controller["cycle_period_ms"])
+        raw = header.get("config")
+        if not isinstance(raw, dict):
+            self.problem = "the trace header holds no configuration: stages have no deadlines"
+            return
+        try:
+            from safety import budget
+            from safety.config import CellConfig, ns
 
-    def _max_sensor(self, *keys: str) -> tuple[int | None, str]:
-        if not self.sensors or any(k not in s for s in self.sensors for k in keys):
+            cfg = CellConfig.model_validate(raw)
+            sensors = budget.sensor_stages(cfg)
+            by_symbol = {st.symbol: st for st in budget.reaction_stages(cfg)}
+            stop_ns, _ = budget.stopping_at(cfg.robot, cfg.robot.max_speed_mps)
+        except Exception as exc:  # any schema drift: report without deadlines rather than fail
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.problem = f"the configuration in the trace header does not validate ({first}): no deadlines"
+            return
+
+        def worst(prefix: str) -> tuple[int, str]:
+            rows = [st for stages in sensors.values() for st in stages if st.symbol.startswith(prefix)]
+            top = max(rows, key=lambda st: st.ns)
+            return top.ns, top.symbol
+
+        def term(symbol: str) -> tuple[int, str]:
+            return by_symbol[symbol].ns, symbol
+
+        exposure, inference = worst("T_exposure"), worst("T_inference")
+        self.terms = {
+            "exposure": exposure,
+            "inference": inference,
+            "transport": worst("T_transport"),
+            "cycle": term("T_cycle"),
+            "step": term("T_step"),
+            "frame": term("T_frame"),
+            "receiver": term("T_receiver"),
+            "stop_input": term("T_stop_input"),
+            "stop": (stop_ns, "T_s(robot.max_speed_mps)"),
+        }
+        if self.cycle_period_ns is None:
+            self.cycle_period_ns = ns(cfg.controller.cycle_period_ms)
+
+    def sum_of(self, *names: str) -> tuple[int | None, str]:
+        """The sum of budget terms and how it was formed, or (None, "") without a configuration."""
+        if not self.terms:
             return None, ""
-        total = max(sum(float(s[k]) for k in keys) for s in self.sensors)
-        return _ms_ns(total), "max over sensors of " + " + ".join(f"sensors.*.{k}" for k in keys)
-
-    def inference(self) -> tuple[int | None, str]:
-        return self._max_sensor("exposure_readout_ms", "inference_worst_ms")
-
-    def transport(self) -> tuple[int | None, str]:
-        return self._max_sensor("transport_latency_ms")
-
-    def controller_term(self) -> tuple[int | None, str]:
-        c = self.controller
-        if "cycle_period_ms" not in c or "worst_step_ms" not in c:
-            return None, ""
-        return (
-            _ms_ns(float(c["cycle_period_ms"]) + float(c["worst_step_ms"])),
-            "controller.cycle_period_ms + controller.worst_step_ms",
-        )
-
-    def link_term(self) -> tuple[int | None, str]:
-        k = self.link
-        if not {"command_frame_bytes", "baud", "receiver_cycle_ms", "max_delay_ms"} <= k.keys():
-            return None, ""
-        # the receiver accepts a command up to link.max_delay_ms old; that is the wire-side deadline
-        return _ms_ns(float(k["max_delay_ms"])), "link.max_delay_ms"
-
-    def sum_of(self, *terms: tuple[int | None, str]) -> tuple[int | None, str]:
-        if any(value is None for value, _ in terms):
-            return None, ""
-        return sum(int(v) for v, _ in terms if v is not None), " + ".join(f"({s})" for _, s in terms)
+        picked = [self.terms[n] for n in names]
+        return sum(v for v, _ in picked), " + ".join(symbol for _, symbol in picked)
 
 
 def _ack_times(cycles: np.ndarray, rig: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -215,35 +223,51 @@ def stages_from_streams(
     acked = _first_ack(ack_seq, ack_t, cyc["command_seq"].astype(np.int64)) if det.size else np.empty(0)
     has_ack = acked >= 0
 
-    inference = d.inference()
-    transport = d.transport()
-    controller = d.controller_term()
-    link = d.link_term()
-    add("exposure -> inference done", det["t_inference_done_ns"] - det["t_exposure_ns"], inference)
-    add("inference done -> metadata received", det["t_received_ns"] - det["t_inference_done_ns"], transport)
-    add("metadata received -> step done", cyc["t_step_end_ns"] - det["t_received_ns"], controller)
+    add(
+        "exposure -> inference done",
+        det["t_inference_done_ns"] - det["t_exposure_ns"],
+        d.sum_of("exposure", "inference"),
+    )
+    add(
+        "inference done -> metadata received",
+        det["t_received_ns"] - det["t_inference_done_ns"],
+        d.sum_of("transport"),
+    )
+    add(
+        "metadata received -> step done",
+        cyc["t_step_end_ns"] - det["t_received_ns"],
+        d.sum_of("cycle", "step"),
+    )
     if cycles.size:
         add("step done -> command written", cycles["t_command_written_ns"] - cycles["t_step_end_ns"])
     if det.size:
-        add("command written -> robot acknowledged", (acked - cyc["t_command_written_ns"])[has_ack], link)
+        add(
+            "command written -> robot acknowledged",
+            (acked - cyc["t_command_written_ns"])[has_ack],
+            d.sum_of("frame", "receiver"),
+        )
 
     # stops caused by a person: from the frame that triggered them to the robot at rest
     at_rest_lat, e2e_rest = _stops_to_rest(cycles, detections, ack_seq, ack_t, rig)
-    add("robot acknowledged -> robot at rest", at_rest_lat)
+    add("robot acknowledged -> robot at rest", at_rest_lat, d.sum_of("stop_input", "stop"))
 
-    e2e_written = d.sum_of(inference, transport, controller)
+    to_controller = ("exposure", "inference", "transport", "cycle", "step")
     add(
         "end to end: exposure -> command written",
         cyc["t_command_written_ns"] - det["t_exposure_ns"],
-        e2e_written,
+        d.sum_of(*to_controller),
     )
     if det.size:
         add(
             "end to end: exposure -> robot acknowledged",
             (acked - det["t_exposure_ns"])[has_ack],
-            d.sum_of(inference, transport, controller, link),
+            d.sum_of(*to_controller, "frame", "receiver"),
         )
-    add("end to end: exposure -> robot at rest", e2e_rest)
+    add(
+        "end to end: exposure -> robot at rest",
+        e2e_rest,
+        d.sum_of(*to_controller, "frame", "receiver", "stop_input", "stop"),
+    )
 
     # the loop, per release, against its schedule
     overruns = 0
@@ -257,7 +281,7 @@ def stages_from_streams(
             add(
                 "loop: scheduled -> command written",
                 measured.latencies_ns,
-                (int(period), "controller.cycle_period_ms (the next release)"),
+                (int(period), "cycle period (the next release)"),
                 measured.omitted,
             )
         overruns = int(np.count_nonzero(cycles["overrun"]))
@@ -273,6 +297,7 @@ def stages_from_streams(
         stops=int(at_rest_lat.size),
         dropped=dict(dropped or {}),
         complete=complete,
+        notes=[d.problem] if d.problem else [],
     )
 
 
