@@ -77,7 +77,7 @@ def _table(
     lines.append("-" * 100)
     for term in report.terms:
         lines.append(
-            f"{term.symbol:<20} {_fmt(term.value, term.unit):>14}  {term.source}: {term.description}"
+            f"{term.symbol:<20} {_fmt(term.value, term.unit):>14}  {term.description}  [{term.source}]"
         )
     lines += ["", f"{'zone':<20} {'type':<11} {'distance':>10} {'required':>10} {'margin':>10}  note"]
     lines.append("-" * 100)
