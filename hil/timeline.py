@@ -54,6 +54,7 @@ RIG_EVENT_DTYPE = np.dtype(
 STOP_KINDS = (int(CommandKind.PROTECTIVE_STOP), int(CommandKind.FAULT_STOP))
 PERSON_REASONS = frozenset({Reason.PERSON_IN_PROTECTIVE_ZONE, Reason.SEPARATION_BELOW_SP})
 SAMPLE_NS = 1_000_000  # ground truth is sampled every millisecond
+CONTACT_M = 1e-6  # a gap this small is contact (geometry is computed in float64)
 
 
 def event(kind: RigEvent, t_ns: int, **values: Any) -> np.ndarray:
@@ -224,7 +225,7 @@ def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Bud
                         f"reaction time {reaction / 1e6:.1f} ms exceeds T_r "
                         f"{budget.reaction_time_ns / 1e6:.1f} ms"
                     )
-        if out.min_separation_m is not None and out.min_separation_m <= 0.0:
+        if out.min_separation_m is not None and out.min_separation_m <= CONTACT_M:
             out.failures.append("a person reached the hazard region while the robot was moving")
     if plan.expect is sc.Expect.RESTART:
         out.failures += _restart_failures(plan, events, t0_ns, stop, budget, out)

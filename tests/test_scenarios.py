@@ -33,16 +33,16 @@ def test_stop_boundary_is_the_farther_of_protective_zone_and_separation():
     assert sc.stop_boundary_gap_m(make_cell(with_zones=False), 0.0, 0.6) == pytest.approx(0.6)
 
 
-def test_walk_in_track_starts_outside_the_boundary_and_ends_in_the_hazard_centre():
+def test_walk_in_track_starts_outside_the_boundary_and_ends_at_the_hazard_region():
     cell = make_cell()
     plan = sc.build_plan(sc.get_scenario("walk_in_front_1.6"), cell, required_separation_m=0.6)
     (track,) = plan.tracks
-    # start: boundary 1.0 m + lead-in 1.0 m beyond the hazard edge at x = 0.5 -> x = 2.5
-    np.testing.assert_allclose(track.xy_m[0], [2.5, 0.0], atol=1e-6)
-    np.testing.assert_allclose(track.xy_m[-1], [0.0, 0.0], atol=1e-9)
-    # 2.5 m at 1.6 m/s
-    assert track.t_ns[-1] == pytest.approx(2.5 / 1.6 * 1e9, abs=1)
-    assert plan.duration_ns == track.t_ns[-1] + 600_000_000
+    # from the front (180 deg): boundary 1.0 m + lead-in 1.0 m beyond the hazard edge at x = -0.5
+    np.testing.assert_allclose(track.xy_m[0], [-2.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(track.xy_m[-1], [-0.5, 0.0], atol=1e-6)
+    # 2.0 m at 1.6 m/s
+    assert track.t_ns[-1] == pytest.approx(2.0 / 1.6 * 1e9, abs=10)
+    assert plan.duration_ns == track.t_ns[-1] + 400_000_000
     assert plan.expect is sc.Expect.STOP
 
 
@@ -141,15 +141,16 @@ def test_cell_frames_merge_sensors_in_send_order():
     speed=st.floats(0.1, 2.0),
     start_gap=st.floats(0.05, 3.0),
 )
-def test_every_walk_in_approaches_monotonically_and_reaches_the_hazard(angle, speed, start_gap):
+def test_every_walk_in_approaches_monotonically_and_reaches_the_hazard_centre(angle, speed, start_gap):
     cell = make_cell()
-    walk = sc.Walk(angle_deg=angle, speed_mps=speed, start_gap_m=start_gap)
+    walk = sc.Walk(angle_deg=angle, speed_mps=speed, start_gap_m=start_gap, stop_gap_m=None)
     plan = sc.build_plan(sc.Scenario("w", "", (walk,), sc.Expect.STOP), cell, 0.6)
     (track,) = plan.tracks
     t = np.linspace(track.t_ns[0], track.t_ns[-1], 200).astype(np.int64)
     gaps = sc.gaps_to_region(track.position(t), HAZARD)
     assert gaps[0] == pytest.approx(sc.stop_boundary_gap_m(cell, angle, 0.6) + start_gap, abs=1e-6)
     assert gaps[-1] == 0.0
+    np.testing.assert_allclose(track.xy_m[-1], [0.0, 0.0], atol=1e-9)
     assert (np.diff(gaps) <= 1e-9).all()
     # walking speed as specified
     step = np.linalg.norm(np.diff(track.xy_m, axis=0), axis=1) / (np.diff(track.t_ns) / 1e9)
