@@ -76,6 +76,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "astronaut": root / "astronaut.png",
         "camera": root / "camera man.jpg",
         "empty": root / "empty.png",
+        "standing": root / "standing.png",
         "text": root / "notes.png",
         "truncated": root / "truncated.jpg",
         "cell": root / "cell.toml",
@@ -83,6 +84,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.fromarray(skimage_data.astronaut()).save(paths["astronaut"])
     Image.fromarray(skimage_data.camera()).save(paths["camera"], quality=95)  # greyscale JPEG
     Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(paths["empty"])
+    standing = np.full((512, 512, 3), 128, np.uint8)  # feet inside the image, well above its bottom edge
+    standing[150:450, 150:450] = np.asarray(Image.fromarray(skimage_data.astronaut()).resize((300, 300)))
+    Image.fromarray(standing).save(paths["standing"])
     paths["text"].write_text("this is not an image\n")
     paths["truncated"].write_bytes(paths["camera"].read_bytes()[:600])
     paths["cell"].write_text(CELL_TOML)
@@ -133,19 +137,18 @@ def test_config_adds_floor_positions_that_map_back_to_the_foot_point(files, caps
     from safety.camera import CameraModel
     from safety.config import load_config
 
-    code, doc, err = run_json(capsys, "--int8", "--config", str(files["cell"]), str(files["astronaut"]))
+    code, doc, err = run_json(capsys, "--int8", "--config", str(files["cell"]), str(files["standing"]))
     assert code == 0, err
     assert doc["model"] == "int8" and doc["sensor"] == "front"
     (person,) = doc["images"][0]["persons"]
     x, y = person["floor_m"]
     y0, x0, y1, x1 = person["box"]
-    u, v = person["foot_px"]
-    assert u == pytest.approx((x0 + x1) / 2 * 512) and v == pytest.approx(y1 * 512)
+    assert 0.8 < y1 < 0.95
     camera = CameraModel.from_config(load_config(files["cell"]).sensors["front"])
-    assert camera.floor_to_pixel(x, y) == pytest.approx((u, v), abs=1e-6)
+    foot = ((x0 + x1) / 2 * 512, y1 * 512)  # bottom centre of the box
+    assert camera.floor_to_pixel(x, y) == pytest.approx(foot, abs=1e-6)
     assert x > 0.0  # in front of the camera, which looks along +x
-    assert 0.0 < person["footprint_z_d_m"] < 0.5
-    assert person["z_d_m"] == max(person["footprint_z_d_m"], 0.05)
+    assert 0.05 <= person["z_d_m"] < 0.5  # never below the declared Z_d
     assert person["declared_z_d_m"] == 0.05
 
 

@@ -1,7 +1,8 @@
 """`cobotguard detect`: run the person detector on image files and show what a mounted camera would report.
 
-With a cell configuration and a sensor, each person's foot point (bottom centre of the box) is mapped to
-the floor through that sensor's camera model, with Z_d from the pixel footprint at that range.
+With a cell configuration and a sensor, each person's floor position and Z_d are computed exactly as the
+sensor publishes them (`sensor.metadata`): the foot point (bottom centre of the box) through that sensor's
+camera model, Z_d from the pixel footprint at that range and never below the declared uncertainty.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Floor:
     """The configured sensor whose camera maps boxes to the floor."""
 
     name: str
+    index: int  # position in the configuration's sensor list
     sensor: Sensor
     camera: CameraModel
 
@@ -137,7 +139,7 @@ def _load_floor(config_path: str, sensor_name: str | None) -> Floor | str:
         camera = CameraModel.from_config(sensor)
     except CameraModelError as exc:
         return f"{config_path}: sensors.{sensor_name}: {exc}"
-    return Floor(sensor_name, sensor, camera)
+    return Floor(sensor_name, names.index(sensor_name), sensor, camera)
 
 
 def _read_rgb(path: str) -> np.ndarray | str:
@@ -168,6 +170,9 @@ def _report(path: str, frame: np.ndarray, result: DetectionResult, floor: Floor 
     report = ImageReport(
         path, width, height, [], result.preprocess_us, result.inference_us, result.postprocess_us
     )
+    for i in range(result.count):
+        y0, x0, y1, x1 = (float(v) for v in result.boxes[i])
+        report.persons.append({"box": [y0, x0, y1, x1], "score": float(result.scores[i])})
     if floor is not None:
         cam = floor.camera
         if abs(width * cam.height_px - height * cam.width_px) > max(width, height):
@@ -175,42 +180,32 @@ def _report(path: str, frame: np.ndarray, result: DetectionResult, floor: Floor 
                 f"image is {width}x{height} but sensor {floor.name!r} is configured for "
                 f"{cam.width_px}x{cam.height_px}: floor positions assume the configured field of view"
             )
-    for i in range(result.count):
-        y0, x0, y1, x1 = (float(v) for v in result.boxes[i])
-        person: dict[str, Any] = {"box": [y0, x0, y1, x1], "score": float(result.scores[i])}
-        if floor is not None:
-            person.update(_floor_position(floor, y0, x0, y1, x1))
-        report.persons.append(person)
+        _add_floor_positions(floor, result, report.persons)
     return report
 
 
-def _floor_position(floor: Floor, y0: float, x0: float, y1: float, x1: float) -> dict[str, Any]:
-    """Foot point (bottom centre of the box) on the floor and its Z_d.
+def _add_floor_positions(floor: Floor, result: DetectionResult, persons: list[dict[str, Any]]) -> None:
+    """Floor position and Z_d of each person, exactly as the sensor publishes them (sensor.metadata)."""
+    from safety.records import MAX_PERSONS
+    from sensor.metadata import MetadataBuilder
 
-    The footprint Z_d is the floor size of one *network* pixel at the foot point (the detector sees the
-    frame at 300x300, so it cannot place a box edge finer than that); the effective Z_d is the larger of
-    it and the sensor's declared position uncertainty, as the safety step uses it.
-    """
-    from sensor.preprocess import NET_SIZE
-
-    cam = floor.camera
-    u = (x0 + x1) / 2.0 * cam.width_px
-    v = y1 * cam.height_px
-    declared = floor.sensor.position_uncertainty_m
-    x, y = cam.pixel_to_floor(u, v)
-    if not (math.isfinite(x) and math.isfinite(y)):
-        return {"floor_m": None, "z_d_m": None, "footprint_z_d_m": None, "declared_z_d_m": declared,
-                "foot_px": [u, v]}  # fmt: skip
-    net_pixel_px = max(cam.width_px, cam.height_px) / NET_SIZE
-    footprint = float(cam.footprint_uncertainty_m(u, v, pixels=net_pixel_px))
-    finite = math.isfinite(footprint)
-    return {
-        "floor_m": [float(x), float(y)],
-        "z_d_m": max(footprint, declared) if finite else None,
-        "footprint_z_d_m": footprint if finite else None,
-        "declared_z_d_m": declared,
-        "foot_px": [u, v],
-    }
+    builder = MetadataBuilder(floor.camera, floor.index, floor.sensor.position_uncertainty_m)
+    for start in range(0, result.count, MAX_PERSONS):  # one record holds MAX_PERSONS persons
+        n = min(MAX_PERSONS, result.count - start)
+        record = builder.build(
+            result.boxes[start : start + n], result.scores[start : start + n], n, 0, 0, 0, 0, 0, 0
+        )
+        for k in range(n):
+            placed = record["persons"][0][k]
+            x, y, z_d = float(placed["x_m"]), float(placed["y_m"]), float(placed["z_d_m"])
+            on_floor = math.isfinite(x) and math.isfinite(y)
+            persons[start + k].update(
+                {
+                    "floor_m": [x, y] if on_floor else None,
+                    "z_d_m": z_d if on_floor and math.isfinite(z_d) else None,
+                    "declared_z_d_m": floor.sensor.position_uncertainty_m,
+                }
+            )
 
 
 def _as_json(
@@ -258,15 +253,9 @@ def _print_text(reports: list[ImageReport], model: str, floor: Floor | None) -> 
             )
             if floor is not None:
                 if p["floor_m"] is None:
-                    line += "  floor: foot point does not meet the floor (above the horizon)"
+                    line += "  floor: none (the foot point's ray does not meet the floor)"
                 else:
                     fx, fy = p["floor_m"]
-                    if p["z_d_m"] is None:
-                        z_d = "unbounded (footprint leaves the floor)"
-                    else:
-                        z_d = (
-                            f"{p['z_d_m']:.3f} m (footprint {p['footprint_z_d_m']:.3f} m, "
-                            f"declared {p['declared_z_d_m']:.3f} m)"
-                        )
+                    z_d = "unbounded" if p["z_d_m"] is None else f"{p['z_d_m']:.3f} m"
                     line += f"  floor x={fx:.2f} m y={fy:.2f} m  Z_d={z_d}"
             print(line)
