@@ -1,0 +1,161 @@
+"""Fault injectors as stream transforms: what each one writes, and when, for a run of frames."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+from hil_cell import make_cell
+
+from hil import faults as fl
+from safety.reasons import Reason
+
+MS = 1_000_000
+
+
+class ToyCodec:
+    """A transparent stand-in for the link's encoder: header, payload, CRC, then a 0x00 delimiter."""
+
+    head = struct.Struct("<BHQq")
+
+    def encode(self, msg_type: int, connection_id: int, seq: int, t_sent_ns: int, payload: bytes) -> bytes:
+        body = self.head.pack(msg_type, connection_id, seq, t_sent_ns) + payload
+        return body + struct.pack("<I", zlib.crc32(body)) + b"\x00"
+
+    def flip_bit(self, wire: bytes, bit: int) -> bytes:
+        out = bytearray(wire)
+        out[bit // 8] ^= 1 << (bit % 8)
+        return bytes(out)
+
+    def decode(self, wire: bytes) -> tuple[int, int, int, int, bytes, bool]:
+        body, crc = wire[:-5], struct.unpack("<I", wire[-5:-1])[0]
+        msg_type, cid, seq, t = self.head.unpack_from(body)
+        return msg_type, cid, seq, t, body[self.head.size :], zlib.crc32(body) == crc
+
+
+CODEC = ToyCodec()
+
+
+def frames(n: int, start_seq: int = 7, period_ns: int = 10 * MS) -> list[fl.OutFrame]:
+    out = []
+    for i in range(n):
+        t = 1_000 * MS + i * period_ns
+        payload = bytes([i]) * 5
+        wire = CODEC.encode(3, 101, start_seq + i, t, payload)
+        out.append(fl.OutFrame(t, 3, 101, start_seq + i, t, payload, wire))
+    return out
+
+
+def run(injector: fl.Injector, n: int = 4) -> list[tuple[int, bytes]]:
+    writes = []
+    for f in frames(n):
+        writes += injector.push(f, CODEC)
+    return writes
+
+
+def seqs(writes: list[tuple[int, bytes]]) -> list[int]:
+    return [CODEC.decode(w)[2] for _, w in writes if w.endswith(b"\x00") and len(w) > 20]
+
+
+def test_pass_through_base_injector_changes_nothing():
+    writes = run(fl.Injector())
+    assert writes == [(f.t_ns, f.wire) for f in frames(4)]
+
+
+def test_corrupt_flips_one_bit_of_the_first_frame_only():
+    inj = fl.Corrupt(bit=13)
+    writes = run(inj)
+    original = frames(4)
+    assert [t for t, _ in writes] == [f.t_ns for f in original]
+    diff = [bin(a ^ b).count("1") for a, b in zip(writes[0][1], original[0].wire, strict=True)]
+    assert sum(diff) == 1
+    assert CODEC.decode(writes[0][1])[5] is False
+    assert [w for _, w in writes[1:]] == [f.wire for f in original[1:]]
+    assert inj.acted_ns == original[0].t_ns
+
+
+def test_repeat_writes_the_same_bytes_twice_once():
+    assert seqs(run(fl.Repeat())) == [7, 7, 8, 9, 10]
+
+
+def test_swap_exchanges_two_consecutive_frames():
+    inj = fl.Swap()
+    writes = run(inj)
+    assert seqs(writes) == [8, 7, 9, 10]
+    # the held frame goes out with its successor, at the successor's time
+    assert writes[0][0] == writes[1][0] == frames(4)[1].t_ns
+    assert inj.acted_ns == frames(4)[1].t_ns
+
+
+def test_drop_loses_exactly_one_frame():
+    inj = fl.Drop()
+    assert seqs(run(inj)) == [8, 9, 10]
+    assert inj.acted_ns == frames(1)[0].t_ns
+
+
+def test_delay_shifts_every_frame_and_keeps_order():
+    writes = run(fl.Delay(30 * MS))
+    assert [t for t, _ in writes] == [f.t_ns + 30 * MS for f in frames(4)]
+    assert seqs(writes) == [7, 8, 9, 10]
+
+
+def test_insert_adds_a_valid_frame_with_a_far_sequence_number():
+    writes = run(fl.Insert(seq_offset=1000))
+    assert seqs(writes) == [1007, 7, 8, 9, 10]
+    assert CODEC.decode(writes[0][1])[5] is True  # correctly protected: only the sequence gives it away
+
+
+def test_masquerade_and_readdress_re_encode_with_a_valid_crc():
+    m = run(fl.Masquerade(msg_type=1))[0][1]
+    assert CODEC.decode(m)[0] == 1 and CODEC.decode(m)[5]
+    a = run(fl.Readdress(0xBEEF))[0][1]
+    assert CODEC.decode(a)[1] == 0xBEEF and CODEC.decode(a)[5]
+    # the payload and sequence number are untouched
+    assert CODEC.decode(a)[2] == 7 and CODEC.decode(a)[4] == bytes([0]) * 5
+
+
+def test_garbage_precedes_the_frame_and_ends_with_a_delimiter():
+    writes = run(fl.Garbage())
+    assert writes[0][1].endswith(b"\x00")
+    assert seqs(writes[1:]) == [7, 8, 9, 10]
+
+
+def test_silence_writes_nothing_at_all():
+    inj = fl.Silence()
+    assert run(inj) == []
+    assert inj.acted_ns == frames(1)[0].t_ns
+
+
+def test_catalogue_covers_every_iec_61784_3_class_and_the_extra_faults():
+    names = fl.fault_names()
+    assert len(names) == len(set(names))
+    link_reasons = {r for f in fl.FAULTS if "iec61784-3" in f.tags for r in f.expected}
+    assert link_reasons == {
+        Reason.LINK_CORRUPTION,
+        Reason.LINK_REPETITION,
+        Reason.LINK_INCORRECT_SEQUENCE,
+        Reason.LINK_LOSS,
+        Reason.LINK_UNACCEPTABLE_DELAY,
+        Reason.LINK_INSERTION,
+        Reason.LINK_MASQUERADE,
+        Reason.LINK_ADDRESSING,
+    }
+    for extra in ("sensor_silence", "robot_heartbeat_loss", "garbage_bytes", "wrong_connection_id"):
+        assert extra in names
+    with pytest.raises(KeyError, match="known"):
+        fl.get_fault("nope")
+
+
+def test_deadlines_follow_the_configuration():
+    cell = make_cell()  # cycle 1 ms, worst step 0.1 ms, max delay 10 ms, 30 Hz, state timeout 20 ms
+    assert fl.receipt_deadline_ns(cell) == 10 * MS + 1 * MS + 100_000
+    assert fl.frame_gap_deadline_ns(cell) == 33_333_333 + fl.receipt_deadline_ns(cell)
+    assert fl.delay_injected_ns(cell) == 20 * MS
+    assert fl.heartbeat_deadline_ns(cell) == 20 * MS + 1_100_000
+    for fault in fl.FAULTS:
+        assert fault.deadline_ns(cell) > 0
+        assert isinstance(fault.make(cell, 1), fl.Injector)
+    # a misrouted sensor frame carries the robot link's ID, a misrouted robot frame a sensor's
+    assert fl._foreign_id(cell, "sensor") == cell.link.connection_id
+    assert fl._foreign_id(cell, "robot") == cell.sensors["cam"].connection_id
