@@ -36,7 +36,7 @@ StrictBool = Annotated[bool, Field(strict=True)]
 def _exact_int(value: Any) -> Any:
     """Reject booleans and floats where an integer code is expected (a Literal alone accepts them)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be the integer 0, 1 or 2")
+        raise ValueError("the integer 0, 1 or 2")
     return value
 
 

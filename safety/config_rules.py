@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import shapely
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from safety.config import (
     CellConfig,
@@ -21,6 +21,7 @@ from safety.config import (
     Robot,
     Sensor,
     Separation,
+    StoppingPoint,
     Zone,
     key_path,
 )
@@ -43,11 +44,24 @@ def partial_problems(raw: Mapping[str, Any]) -> list[str]:
     if not isinstance(raw, Mapping):
         return []
     sections = {name: _try(model, raw.get(name)) for name, model in _SECTION_MODELS.items()}
+    out: list[str] = []
+    raw_robot = _table(raw.get("robot"))
+    if sections["robot"] is None and raw_robot:  # check the parts of a broken robot table that are fine
+        hazard = _try_field(Robot, "hazard_polygon_m", raw_robot)
+        if hazard is not None:
+            out += polygon_problems("robot.hazard_polygon_m", hazard)
+        stopping = _try_field(Robot, "stopping", raw_robot)
+        if stopping is not None:
+            out += stopping_problems(
+                stopping,
+                _try_field(Robot, "payload_kg", raw_robot),
+                _try_field(Robot, "max_speed_mps", raw_robot),
+            )
     raw_sensors = _table(raw.get("sensors"))
     raw_zones = _table(raw.get("zones"))
     sensors = {k: s for k, v in raw_sensors.items() if (s := _try(Sensor, v)) is not None}
     zones = {k: z for k, v in raw_zones.items() if (z := _try(Zone, v)) is not None}
-    return _problems(
+    return out + _problems(
         sections["robot"], sensors, zones, sections["separation"], sections["controller"], sections["link"],
         len(raw_sensors), len(raw_zones), complete=False,
     )  # fmt: skip
@@ -64,6 +78,17 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
 def _table(value: Any) -> Mapping[str, Any]:
     """A TOML table, or an empty one when the value is something else (reported by the schema)."""
     return value if isinstance(value, Mapping) else {}
+
+
+def _try_field(model: type[BaseModel], name: str, raw: Mapping[str, Any]) -> Any:
+    """One field of a section validated on its own, or None when missing or invalid."""
+    if name not in raw:
+        return None
+    field = model.model_fields[name]
+    try:
+        return TypeAdapter(field.rebuild_annotation()).validate_python(raw[name])
+    except ValidationError:
+        return None
 
 
 def _try(model: type[BaseModel], raw: Any) -> Any:
@@ -143,10 +168,19 @@ def polygon_problems(path: str, points: Sequence[tuple[float, float]]) -> list[s
 
 def robot_problems(robot: Robot) -> list[str]:
     """Hazard polygon, stopping table monotonicity, payload and speed within the table."""
-    out = polygon_problems("robot.hazard_polygon_m", robot.hazard_polygon_m)
-    if not robot.stopping:
-        return [*out, "robot.stopping: empty; expected the robot maker's stopping data, one row per speed"]
-    rows = list(enumerate(robot.stopping))
+    return polygon_problems("robot.hazard_polygon_m", robot.hazard_polygon_m) + stopping_problems(
+        robot.stopping, robot.payload_kg, robot.max_speed_mps
+    )
+
+
+def stopping_problems(
+    stopping: Sequence[StoppingPoint], payload_kg: float | None, max_speed_mps: float | None
+) -> list[str]:
+    """Stopping rows grow with speed and payload; the cell's payload and maximum speed are tabulated."""
+    if not stopping:
+        return ["robot.stopping: empty; expected the robot maker's stopping data, one row per speed"]
+    out: list[str] = []
+    rows = list(enumerate(stopping))
     payloads = sorted({row.payload_kg for _, row in rows})
     by_payload = {
         p: sorted((r for r in rows if r[1].payload_kg == p), key=lambda r: r[1].speed_mps) for p in payloads
@@ -179,17 +213,19 @@ def robot_problems(robot: Robot) -> list[str]:
                         f"{getattr(light, key)} at {lighter} kg (row {i_light}) for {row.speed_mps} m/s; "
                         "expected stopping to grow with payload (non-monotone stopping table)"
                     )
-    if robot.payload_kg > payloads[-1]:
+    if payload_kg is None:
+        return out
+    if payload_kg > payloads[-1]:
         out.append(
-            f"robot.payload_kg: {robot.payload_kg} kg is beyond the stopping table (heaviest "
+            f"robot.payload_kg: {payload_kg} kg is beyond the stopping table (heaviest "
             f"{payloads[-1]} kg); expected stopping data for this payload or a heavier one"
         )
         return out
-    curve_payload = min(p for p in payloads if p >= robot.payload_kg)
+    curve_payload = min(p for p in payloads if p >= payload_kg)
     fastest = by_payload[curve_payload][-1][1].speed_mps
-    if robot.max_speed_mps > fastest:
+    if max_speed_mps is not None and max_speed_mps > fastest:
         out.append(
-            f"robot.max_speed_mps: {robot.max_speed_mps} m/s is beyond the stopping table (fastest row "
+            f"robot.max_speed_mps: {max_speed_mps} m/s is beyond the stopping table (fastest row "
             f"{fastest} m/s for {curve_payload} kg); expected at most {fastest} m/s, or stopping data "
             "at the maximum speed"
         )
