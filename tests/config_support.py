@@ -1,4 +1,4 @@
-"""Helpers for the configuration, budget, checksum and check-CLI tests: cells as raw TOML data, a TOML writer."""
+"""Helpers for the config, budget, checksum and check-CLI tests: cells as raw TOML data, a TOML writer."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def round_number_raw() -> dict[str, Any]:
         position_uncertainty_m=0.1,
     )
     raw["controller"].update(cycle_period_ms=5.0, worst_step_ms=5.0)
-    raw["link"].update(baud=100_000, command_frame_bytes=100, receiver_cycle_ms=5.0, command_watchdog_ms=100.0)
+    raw["link"].update(
+        baud=100_000, command_frame_bytes=100, receiver_cycle_ms=5.0, command_watchdog_ms=100.0
+    )
     raw["separation"].update(enabled=False, intrusion_distance_m=0.85)
     raw["zones"] = {"protective": {"type": "protective", "polygon_m": square(1.9), "stop_category": 1}}
     return raw

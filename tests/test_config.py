@@ -40,9 +40,7 @@ def one_problem(raw: dict[str, Any], key_path: str, *words: str) -> str:
 # -- valid files ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", [DEFAULT_CELL, *sorted(EXAMPLES.glob("*.toml"))], ids=lambda p: Path(p).name
-)
+@pytest.mark.parametrize("path", [DEFAULT_CELL, *sorted(EXAMPLES.glob("*.toml"))], ids=lambda p: Path(p).name)
 def test_shipped_configurations_are_valid(path: Path) -> None:
     cfg = load_config(path)
     assert isinstance(cfg, CellConfig)
@@ -84,7 +82,8 @@ def test_wrong_unit_in_the_key_name_is_an_unknown_key() -> None:
     raw["controller"]["cycle_period_s"] = 0.002
     del raw["controller"]["cycle_period_ms"]
     problems = problems_of(raw)
-    assert any("controller.cycle_period_s: unknown key (did you mean 'cycle_period_ms'?)" in p for p in problems)
+    expected = "controller.cycle_period_s: unknown key (did you mean 'cycle_period_ms'?)"
+    assert any(expected in p for p in problems), problems
 
 
 def test_unit_written_into_the_value() -> None:
