@@ -24,7 +24,7 @@ class RigEvent(IntEnum):
 
     RUN_START = 0  # scenario or fault run starts (scenario time 0); value = run index
     DETECTION_SENT = 1  # a detection frame written: sensor_index, frame_counter, seq; t_ref = exposure
-    COMMAND_RECEIVED = 2  # a valid command read: seq, command_kind, reason, speed_limit; t_ref = step time
+    COMMAND_RECEIVED = 2  # a valid command read: command_seq, kind, reason, speed limit; t_ref = step time
     ROBOT_STATE_SENT = 3  # a robot state written: speed, at_rest, reset level, seq
     ROBOT_AT_REST = 4  # the emulated robot came to rest
     ROBOT_MOVING = 5  # the emulated robot started moving
@@ -34,6 +34,8 @@ class RigEvent(IntEnum):
     LINK_ERROR = 9  # the rig's own receiver rejected controller bytes; reason = the link error
 
 
+# One record per event. `command_seq`/`t_command_received_ns` (commands) and `t_at_rest_ns` (robot at
+# rest) are filled only on their own events, so the timing report can use them as columns directly.
 RIG_EVENT_DTYPE = np.dtype(
     [
         ("t_ns", np.int64),
@@ -45,7 +47,10 @@ RIG_EVENT_DTYPE = np.dtype(
         ("at_rest", np.int32),
         ("reset", np.int32),
         ("value", np.int32),
-        ("seq", np.int64),  # link sequence number of the message
+        ("seq", np.int64),  # link sequence number of a message the rig sent
+        ("command_seq", np.int64),  # sequence number of a received command; -1 on other events
+        ("t_command_received_ns", np.int64),  # = t_ns on COMMAND_RECEIVED, else 0
+        ("t_at_rest_ns", np.int64),  # = t_ns on ROBOT_AT_REST, else 0
         ("t_ref_ns", np.int64),  # exposure time of a detection, step time of a command
         ("speed_mps", np.float64),  # robot speed (robot states) or commanded speed limit (commands)
     ]
@@ -62,6 +67,11 @@ def event(kind: RigEvent, t_ns: int, **values: Any) -> np.ndarray:
     rec = np.zeros(1, dtype=RIG_EVENT_DTYPE)
     rec["t_ns"] = t_ns
     rec["kind"] = int(kind)
+    rec["command_seq"] = -1
+    if kind == RigEvent.COMMAND_RECEIVED:
+        rec["t_command_received_ns"] = t_ns
+    elif kind == RigEvent.ROBOT_AT_REST:
+        rec["t_at_rest_ns"] = t_ns
     for name, value in values.items():
         rec[name] = value
     return rec
