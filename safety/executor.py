@@ -62,6 +62,7 @@ class LoopStats:
     cycles: int = 0  # cycles executed
     overruns: int = 0  # cycles that wrote their command after their deadline
     skipped_releases: int = 0  # releases missed entirely (the loop was more than a period late)
+    paused_releases: int = 0  # releases that fell between run() calls (not running: no overrun)
     max_wake_latency_ns: int = 0
     max_cycle_ns: int = 0  # release to command written
     frames_in: int = 0
@@ -260,7 +261,6 @@ class Controller:
         while this call runs). Returns the counters; call again to continue, `close()` to finish.
         """
         self.arm()
-        end_ns = self._next_release_ns + duration_ns if duration_ns is not None else None
         settings = None
         if self.realtime:
             from safety.realtime import apply_realtime
@@ -276,6 +276,15 @@ class Controller:
         gc.freeze()
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        # Releases that fell between run() calls (or into the set-up above: mlockall can take 100+ ms)
+        # were never due: the loop was not running. Skip them without flagging an overrun.
+        now = self.clock.now_ns()
+        if self._next_release_ns <= now:
+            gap = (now - self._next_release_ns) // self.period_ns + 1
+            self._next_release_ns += gap * self.period_ns
+            self._cycle += gap
+            self.stats.paused_releases += gap
+        end_ns = self._next_release_ns + duration_ns if duration_ns is not None else None
         try:
             while not self._stop_requested.is_set():
                 if end_ns is not None and self._next_release_ns >= end_ns:
