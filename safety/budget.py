@@ -304,7 +304,9 @@ def _max_safe_speed(cfg: CellConfig, t_r: int, distances: dict[str, float], reac
     while high - low > SPEED_RESOLUTION_MPS:  # every margin falls with speed: bisection is exact
         mid = 0.5 * (low + high)
         low, high = (mid, high) if safe(mid) else (low, mid)
-    return low
+    # The stopping data is a step function of speed, so the edge is often a table row: land on it exactly.
+    rows = [r.speed_mps for r in stopping_rows(cfg.robot) if low < r.speed_mps < high and safe(r.speed_mps)]
+    return max(rows, default=low)
 
 
 def evaluate(cfg: CellConfig) -> BudgetReport:

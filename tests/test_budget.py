@@ -1,0 +1,277 @@
+"""The latency budget: hand-computed cases (arithmetic shown) and properties of the formulas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from config_support import DEFAULT_CELL, EXAMPLES, default_raw, round_number_raw, square
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from safety.budget import (
+    evaluate,
+    iso13855_distance_m,
+    reaction_time_ns,
+    separation_required_m,
+    stopping_at,
+    zone_required_m,
+)
+from safety.config import CellConfig, config_from_dict, load_config
+
+MS = 1_000_000
+
+
+def schema_only(raw: dict[str, Any]) -> CellConfig:
+    """Schema validation only: fast, for properties that do not need geometry checks."""
+    return CellConfig.model_validate(raw)
+
+
+# -- hand-computed ------------------------------------------------------------------------------------
+
+
+def test_reaction_time_by_hand() -> None:
+    cfg = config_from_dict(round_number_raw())
+    # sensor:     frame period 1000/20 = 50 ms, x (1 + 1 missed)  = 100 ms
+    #             + exposure/readout 10 + inference 20 + transport 5 = 135 ms
+    # controller: cycle 5 + worst step 5                            =  10 ms
+    # link:       100 B x 10 bit / 100 000 baud = 10 ms, + receiver 5 = 15 ms
+    # robot:      stop input reaction                               =  40 ms
+    # T_r = 135 + 10 + 15 + 40                                      = 200 ms
+    assert reaction_time_ns(cfg) == 200 * MS
+
+
+def test_iso13855_static_zone_by_hand() -> None:
+    cfg = config_from_dict(round_number_raw())
+    report = evaluate(cfg)
+    # T = T_r + T_s(0.5 m/s) = 200 + 300 = 500 ms.
+    # K = 2.0: S = 2.0 x 0.5 + 0.85 = 1.85 m > 0.5 m, so K = 1.6: S = 1.6 x 0.5 + 0.85 = 1.65 m (>= 0.5 m).
+    # Supplements Z_d + Z_r = 0.10 + 0.05: S = 1.80 m.
+    assert report.zone_separation_m == pytest.approx(1.80, abs=1e-12)
+    # The zone (half-width 1.9 m) around the hazard square (half-width 0.5 m): distance 1.4 m.
+    # Margin 1.4 - 1.8 = -0.4 m: unsafe.
+    (zone,) = report.zones
+    assert zone.distance_m == pytest.approx(1.4)
+    assert zone.margin_m == pytest.approx(-0.4)
+    assert report.verdict == "unsafe"
+    assert "short by 0.400 m" in report.reasons[0]
+    # Highest safe speed: at 0.25 m/s, T = 200 + 200 = 400 ms, S = 1.6 x 0.4 + 0.85 + 0.15 = 1.64 m > 1.4 m;
+    # every row is too slow to stop, so the answer is 0 m/s.
+    assert report.max_safe_robot_speed_mps == 0.0
+
+
+def test_iso13855_safe_when_the_zone_is_wide_enough() -> None:
+    raw = round_number_raw()
+    raw["robot"]["hazard_polygon_m"] = square(0.05)
+    cfg = schema_only(raw)  # the zone distance is now 1.9 - 0.05 = 1.85 m against 1.80 m
+    report = evaluate(cfg)
+    assert report.zones[0].margin_m == pytest.approx(0.05)
+    assert report.verdict == "safe"
+    assert report.max_safe_robot_speed_mps == 0.5
+
+
+def test_iso13855_near_rules() -> None:
+    # K = 2.0 while S <= 0.5 m: T = 0.2 s, C = 0 -> S = 0.4 m.
+    assert iso13855_distance_m(200 * MS, 0.0) == pytest.approx((2.0, 0.4))
+    # T = 0.28 s, C = 0: 2.0 x 0.28 = 0.56 > 0.5, so K = 1.6: 0.448 m, but never below 0.5 m.
+    assert iso13855_distance_m(280 * MS, 0.0) == pytest.approx((1.6, 0.5))
+    # T = 0.5 s, C = 0.85: 1.85 > 0.5, K = 1.6: 0.8 + 0.85 = 1.65 m.
+    assert iso13855_distance_m(500 * MS, 0.85) == pytest.approx((1.6, 1.65))
+
+
+def test_iso_ts_15066_separation_by_hand() -> None:
+    raw = round_number_raw()
+    raw["separation"]["enabled"] = True
+    cfg = schema_only(raw)
+    # T_r = 0.2 s, v_r = 0.5 m/s, T_s = 0.3 s, S_s = 0.1 m, C = 0.85, Z_d = 0.1, Z_r = 0.05.
+    # S_h = 1.6 x (0.2 + 0.3) = 0.8    (2.0 m/s would give 1.0 + ... > 0.5 m, so 1.6 m/s)
+    # S_r = 0.5 x 0.2         = 0.1
+    # S_s                     = 0.1
+    # S_p = 0.8 + 0.1 + 0.1 + 0.85 + 0.1 + 0.05 = 2.0 m
+    assert separation_required_m(cfg, 0.5) == pytest.approx(2.0)
+    report = evaluate(cfg)
+    assert report.protective_separation_m == pytest.approx(2.0)
+    assert report.human_speed_mps == 1.6
+    terms = {t.symbol: t.value for t in report.terms}
+    assert terms["S_h"] == pytest.approx(0.8)
+    assert terms["S_r"] == pytest.approx(0.1)
+    assert terms["S_s"] == pytest.approx(0.1)
+    assert terms["T_r"] == pytest.approx(200.0)
+    assert terms["T_s"] == pytest.approx(300.0)
+    # At 0.25 m/s: T_s = 0.2 s, S_s = 0.05 m:
+    # S_p = 1.6 x 0.4 + 0.25 x 0.2 + 0.05 + 0.85 + 0.1 + 0.05 = 0.64 + 0.05 + 0.05 + 1.0 = 1.74 m
+    assert separation_required_m(cfg, 0.25) == pytest.approx(1.74)
+    # A detection with its own, smaller Z_d (0.02 m) needs 0.08 m less.
+    assert separation_required_m(cfg, 0.25, z_d_m=0.02) == pytest.approx(1.66)
+
+
+def test_stopping_uses_the_next_row_up_and_the_next_payload_up() -> None:
+    cfg = load_config(DEFAULT_CELL)  # payload 2.0 kg -> the 2.5 kg curve
+    assert stopping_at(cfg.robot, 0.25) == (100 * MS, 0.015)
+    assert stopping_at(cfg.robot, 0.26) == (160 * MS, 0.045)  # between rows: the faster row
+    assert stopping_at(cfg.robot, 0.0) == (60 * MS, 0.005)  # below the first row: the first row
+    heavier = cfg.robot.model_copy(update={"payload_kg": 3.0})  # -> the 5 kg curve
+    assert stopping_at(heavier, 0.25) == (120 * MS, 0.02)
+    with pytest.raises(ValueError, match="beyond the stopping table"):
+        stopping_at(cfg.robot, 1.01)
+
+
+def test_every_term_has_a_source_and_the_stages_add_up() -> None:
+    report = evaluate(load_config(DEFAULT_CELL))
+    terms = {t.symbol: t for t in report.terms}
+    assert all(t.source for t in report.terms)
+    stages = ("T_sensor", "T_cycle", "T_step", "T_frame", "T_receiver", "T_stop_input")
+    assert sum(terms[s].value for s in stages) == pytest.approx(terms["T_r"].value)
+    sensor_parts = ("T_frames[cam0]", "T_exposure[cam0]", "T_inference[cam0]", "T_transport[cam0]")
+    assert sum(terms[s].value for s in sensor_parts) == pytest.approx(terms["T_sensor"].value)
+    assert terms["T_cycle"].source == "controller.cycle_period_ms"
+
+
+def test_default_cell_budget() -> None:
+    report = evaluate(load_config(DEFAULT_CELL))
+    # 2 x 66.667 + 8 + 50 + 4 = 195.333 ms sensor, + 2 + 2 + 2.778 + 2 + 24 = 228.111 ms.
+    assert report.reaction_time_ns == pytest.approx(228.111 * MS, abs=0.001 * MS)
+    assert report.verdict == "safe"
+    assert report.max_safe_robot_speed_mps == 0.25
+
+
+def test_slowest_sensor_sets_the_sensor_stage() -> None:
+    cfg = load_config(EXAMPLES / "two_camera_cell.toml")
+    raw = cfg.model_dump()
+    raw["sensors"]["east"]["transport_latency_ms"] += 7.0
+    slower = schema_only(raw)
+    assert reaction_time_ns(slower) == reaction_time_ns(cfg) + 7 * MS
+
+
+def test_unsafe_example_says_why_and_how_fast_is_safe() -> None:
+    report = evaluate(load_config(EXAMPLES / "unsafe_full_speed.toml"))
+    assert report.verdict == "unsafe"
+    assert any("zone protective" in r and "short by" in r for r in report.reasons)
+    assert 0.0 < report.max_safe_robot_speed_mps < 1.0
+    slowed = load_config(EXAMPLES / "unsafe_full_speed.toml").model_dump()
+    slowed["robot"]["max_speed_mps"] = report.max_safe_robot_speed_mps
+    assert evaluate(schema_only(slowed)).verdict == "safe"
+
+
+def test_to_dict_has_the_documented_keys() -> None:
+    out = evaluate(load_config(DEFAULT_CELL)).to_dict()
+    for key in ("verdict", "reaction_time_s", "protective_separation_m", "max_safe_robot_speed_mps", "zones"):
+        assert key in out
+    assert {"name", "margin_m"} <= set(out["zones"][0])
+
+
+# -- properties ----------------------------------------------------------------------------------------
+
+TIME_TERMS: list[tuple[str, ...]] = [
+    ("sensors", "cam0", "exposure_readout_ms"),
+    ("sensors", "cam0", "inference_worst_ms"),
+    ("sensors", "cam0", "transport_latency_ms"),
+    ("controller", "cycle_period_ms"),
+    ("controller", "worst_step_ms"),
+    ("link", "receiver_cycle_ms"),
+    ("robot", "stop_input_reaction_ms"),
+]
+
+
+def _set(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _get(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = raw
+    for part in path:
+        node = node[part]
+    return node
+
+
+@given(
+    term=st.sampled_from(TIME_TERMS),
+    extra_ms=st.floats(0.0, 500.0),
+    speed=st.floats(0.0, 0.25),
+)
+def test_separation_grows_with_every_time_term(term: tuple[str, ...], extra_ms: float, speed: float) -> None:
+    raw = default_raw()
+    base = schema_only(raw)
+    _set(raw, term, _get(raw, term) + extra_ms)
+    longer = schema_only(raw)
+    assert reaction_time_ns(longer) >= reaction_time_ns(base)
+    assert separation_required_m(longer, speed) >= separation_required_m(base, speed)
+    assert zone_required_m(longer, speed) >= zone_required_m(base, speed)
+
+
+@given(
+    missed=st.integers(0, 15),
+    slower_hz=st.floats(1.0, 15.0),
+    slower_baud=st.integers(1200, 115200),
+    more_bytes=st.integers(0, 200),
+)
+def test_separation_grows_with_frame_and_link_terms(
+    missed: int, slower_hz: float, slower_baud: int, more_bytes: int
+) -> None:
+    raw = default_raw()
+    base = schema_only(raw)
+    cam = raw["sensors"]["cam0"]
+    cam.update(tolerated_missed_frames=cam["tolerated_missed_frames"] + missed, frame_rate_hz=slower_hz)
+    raw["link"].update(baud=slower_baud, command_frame_bytes=raw["link"]["command_frame_bytes"] + more_bytes)
+    worse = schema_only(raw)
+    assert reaction_time_ns(worse) >= reaction_time_ns(base)
+    assert separation_required_m(worse, 0.25) >= separation_required_m(base, 0.25)
+
+
+@given(low=st.floats(0.0, 1.0), high=st.floats(0.0, 1.0), t_r_ms=st.floats(0.0, 2000.0))
+def test_separation_grows_with_robot_speed(low: float, high: float, t_r_ms: float) -> None:
+    low, high = sorted((low, high))
+    cfg = schema_only(default_raw())
+    t_r = int(t_r_ms * MS)
+    assert separation_required_m(cfg, low, reaction_ns=t_r) <= separation_required_m(
+        cfg, high, reaction_ns=t_r
+    )
+    assert zone_required_m(cfg, low, reaction_ns=t_r) <= zone_required_m(cfg, high, reaction_ns=t_r)
+
+
+@given(t1=st.integers(0, 3_000_000_000), t2=st.integers(0, 3_000_000_000), c=st.floats(0.0, 2.0))
+def test_iso13855_distance_is_monotone_and_continuous_in_time(t1: int, t2: int, c: float) -> None:
+    t1, t2 = sorted((t1, t2))
+    assert iso13855_distance_m(t1, c)[1] <= iso13855_distance_m(t2, c)[1]
+    # no jump at the 0.5 m switch: a nanosecond more never adds more than 2 m/s x 1 ns
+    assert iso13855_distance_m(t1 + 1, c)[1] - iso13855_distance_m(t1, c)[1] <= 2.0e-9 + 1e-12
+
+
+@given(margin=st.floats(-0.5, 0.5))
+def test_verdict_flips_exactly_where_the_zone_margin_crosses_zero(margin: float) -> None:
+    assume(abs(margin) > 1e-9)
+    raw = round_number_raw()  # S = 1.80 m, hazard half-width 0.5 m
+    raw["zones"]["protective"]["polygon_m"] = square(0.5 + 1.80 + margin)
+    report = evaluate(schema_only(raw))
+    assert report.zones[0].margin_m == pytest.approx(margin, abs=1e-9)
+    assert report.verdict == ("safe" if margin >= 0 else "unsafe")
+    assert (report.max_safe_robot_speed_mps == 0.5) == (margin >= 0)
+
+
+@given(extra_c=st.floats(-0.3, 0.3))
+def test_verdict_flips_where_the_separation_coverage_margin_crosses_zero(extra_c: float) -> None:
+    raw = default_raw()
+    del raw["zones"]["protective"]
+    raw["separation"]["intrusion_distance_m"] += extra_c
+    report = evaluate(schema_only(raw))
+    assert report.coverage_margin_m is not None
+    assume(abs(report.coverage_margin_m) > 1e-9)
+    assert report.verdict == ("safe" if report.coverage_margin_m >= 0 else "unsafe")
+
+
+@given(speed_limit=st.floats(0.0, 0.5))
+def test_max_safe_speed_is_the_edge_of_safety(speed_limit: float) -> None:
+    raw = round_number_raw()
+    raw["robot"]["hazard_polygon_m"] = square(0.12)  # distance 1.78 m: safe up to 0.25 m/s rows only
+    cfg = schema_only(raw)
+    v_safe = evaluate(cfg).max_safe_robot_speed_mps
+    assert v_safe == 0.25  # the edge is the 0.25 m/s row: above it the 0.5 m/s row's stopping applies
+    raw["robot"]["max_speed_mps"] = max(speed_limit, 1e-6)
+    verdict = evaluate(schema_only(raw)).verdict
+    if raw["robot"]["max_speed_mps"] <= v_safe:
+        assert verdict == "safe"
+    elif raw["robot"]["max_speed_mps"] > v_safe + 1e-4:
+        assert verdict == "unsafe"

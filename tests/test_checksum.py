@@ -1,0 +1,146 @@
+"""The configuration checksum: formatting does not change it, any value does."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from config_support import DEFAULT_CELL, default_raw, to_toml
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from safety.checksum import (
+    canonical_dict,
+    canonical_json,
+    checksum_matches,
+    config_checksum,
+    config_from_canonical,
+)
+from safety.config import CellConfig, load_config, loads_config
+
+BASE = CellConfig.model_validate(default_raw())
+BASE_SUM = config_checksum(BASE)
+
+
+def leaves(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every scalar's path in nested dicts/lists (the canonical form's values)."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in leaves(v, (*path, k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in leaves(v, (*path, i))]
+    return [path]
+
+
+def raw_leaves() -> list[tuple[Any, ...]]:
+    return leaves(default_raw())
+
+
+def changed(value: Any, step: float) -> Any:
+    """A different value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + step if value >= 0 else value - step
+    if isinstance(value, str):
+        return {"manual": "automatic", "warning": "protective", "protective": "warning"}.get(
+            value, value + "x"
+        )
+    raise AssertionError(value)
+
+
+def mutated(path: tuple[Any, ...], step: float) -> tuple[dict[str, Any], CellConfig]:
+    """The default cell with one value changed (skips the example if that leaves the schema)."""
+    raw = default_raw()
+    node: Any = raw
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = changed(node[path[-1]], step)
+    try:
+        return raw, CellConfig.model_validate(raw)
+    except ValidationError:
+        assume(False)  # e.g. min_score >= 1 or schema_version 2: not a configuration at all
+        raise
+
+
+def test_checksum_shapes() -> None:
+    short, long = BASE_SUM
+    assert len(short) == 8 and len(long) == 64
+    assert long.startswith(short)
+    assert int(long, 16) >= 0
+
+
+def test_checksum_matches_short_or_long_in_any_case() -> None:
+    short, long = BASE_SUM
+    assert checksum_matches(BASE, short) and checksum_matches(BASE, long.upper())
+    assert not checksum_matches(BASE, "00000000")
+
+
+def test_comments_key_order_and_number_spelling_do_not_change_it() -> None:
+    plain = loads_config(to_toml(default_raw()))
+    raw = default_raw()
+    raw["controller"]["cycle_period_ms"] = 2  # integer spelling of 2.0
+    shuffled = loads_config(to_toml(raw, shuffle=random.Random(7), comments=True))
+    assert config_checksum(plain) == config_checksum(shuffled) == BASE_SUM
+
+
+def test_defaults_written_out_do_not_change_it() -> None:
+    raw = default_raw()
+    raw["controller"]["auto_restart_clear_ms"] = None  # same as leaving it out
+    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
+
+
+def test_sensor_order_changes_it() -> None:
+    raw = default_raw()
+    second = dict(raw["sensors"]["cam0"], connection_id=102)
+    raw["sensors"] = {"cam0": raw["sensors"]["cam0"], "cam1": second}
+    swapped = dict(raw, sensors={"cam1": second, "cam0": raw["sensors"]["cam0"]})
+    a = config_checksum(CellConfig.model_validate(raw))
+    b = config_checksum(CellConfig.model_validate(swapped))
+    assert a != b  # sensor index = position: swapping them changes which frames mean what
+
+
+def test_canonical_form_is_sorted_compact_ascii() -> None:
+    text = canonical_json(BASE)
+    assert text.isascii()
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":")).encode()
+    assert canonical_dict(BASE)["sensors"][0][0] == "cam0"
+
+
+def test_file_round_trip() -> None:
+    cfg = load_config(DEFAULT_CELL)
+    assert config_checksum(config_from_canonical(canonical_json(cfg))) == config_checksum(cfg)
+
+
+@given(path=st.sampled_from(raw_leaves()), step=st.sampled_from([1e-9, 1e-3, 0.5, 7.0]))
+def test_any_value_change_changes_the_checksum(path: tuple[Any, ...], step: float) -> None:
+    raw, cfg = mutated(path, step)
+    assert config_checksum(cfg) != BASE_SUM
+
+
+@given(path=st.sampled_from(raw_leaves()), step=st.sampled_from([1e-6, 0.25, 3.0]))
+def test_parse_canonical_parse_keeps_the_checksum(path: tuple[Any, ...], step: float) -> None:
+    raw, cfg = mutated(path, step)
+    again = config_from_canonical(canonical_json(cfg))
+    assert again == cfg
+    assert config_checksum(again) == config_checksum(cfg)
+    # and through TOML text again
+    assert config_checksum(loads_config_schema(to_toml(raw))) == config_checksum(cfg)
+
+
+def loads_config_schema(text: str) -> CellConfig:
+    """TOML text -> schema-valid config (no cross-field rules: the mutation may break those)."""
+    import tomllib
+
+    return CellConfig.model_validate(tomllib.loads(text))
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0])
+def test_negative_zero_is_zero(value: float) -> None:
+    raw = default_raw()
+    raw["sensors"]["cam0"]["mounting"]["roll_deg"] = value
+    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
