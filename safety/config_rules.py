@@ -454,19 +454,20 @@ def link_problems(link: Link, controller: Controller | None, sensors: dict[str, 
 
 
 def _protocol_frame_sizes() -> dict[str, int]:
-    """Minimum frame sizes published by safety.link, if that module declares them."""
-    try:
-        import safety.link as protocol
-    except ImportError:
-        return {}
-    sizes = {}
-    for key, names in (
-        ("command_frame_bytes", ("COMMAND_FRAME_BYTES", "COMMAND_FRAME_SIZE")),
-        ("state_frame_bytes", ("ROBOT_STATE_FRAME_BYTES", "STATE_FRAME_BYTES", "ROBOT_STATE_FRAME_SIZE")),
-    ):
-        for attr in names:
+    """Minimum frame sizes the link protocol declares (safety.link or safety.link.codec), if any."""
+    import importlib
+
+    sizes: dict[str, int] = {}
+    for module_name in ("safety.link", "safety.link.codec"):
+        try:
+            protocol = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for key, attr in (
+            ("command_frame_bytes", "COMMAND_FRAME_BYTES"),
+            ("state_frame_bytes", "ROBOT_STATE_FRAME_BYTES"),
+        ):
             value = getattr(protocol, attr, None)
-            if isinstance(value, int):
+            if isinstance(value, int) and key not in sizes:
                 sizes[key] = value
-                break
     return sizes
