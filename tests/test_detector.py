@@ -211,3 +211,68 @@ def test_rejects_bad_options(kwargs: dict) -> None:
 def test_rejects_frames_that_are_not_rgb_uint8(fp32: Detector) -> None:
     with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
         fp32.detect(np.zeros((480, 640), np.uint8))
+
+
+# -- a synthetic walk-in: recall against the size of the person in the image -----------------------------
+
+# Measured on walk-ins like this one (photo cut-outs, see sensor.scene): every person at least half the
+# frame height is found by both models; counting from 25 % of the height, recall is only ~87-92 % (fp32)
+# and ~75-86 % (int8), so a configured detection capability (min_person_height_px) below half the frame
+# height promises more than this detector delivers on these scenes.
+CAPABILITY_HEIGHT_FRACTION = 0.5
+WALK_LANES_M = (-0.8, 0.8)
+WALK_START_NS = 1_000_000_000  # the first second shows the empty cell
+
+
+@pytest.fixture(scope="module")
+def walk_in(fp32: Detector, int8: Detector) -> dict[str, dict[str, list]]:
+    """Per model: (height fraction, found) of each fully visible person, and counts on empty frames."""
+    from safety.camera import CameraModel
+    from sensor.scene import Scene, Trajectory, Walker, load_sprite
+
+    camera = CameraModel.from_pose(500, 500, 320, 240, (0.0, 0.0, 2.2), 0.0, 20.0, 0.0, 640, 480)
+    outcome: dict[str, dict[str, list]] = {m: {"persons": [], "empty_counts": []} for m in ("fp32", "int8")}
+    for name in ("astronaut", "cameraman", "grace_hopper"):
+        sprite = load_sprite(name)
+        for lane in WALK_LANES_M:
+            path = Trajectory.walk((7.0, lane), (1.5, lane), 1.1, t_start_ns=WALK_START_NS)
+            scene = Scene(camera, [Walker(sprite, path, 1.75)])
+            for t_ns in range(0, 6_000_000_000, 400_000_000):
+                frame, truths = scene.render(t_ns)
+                for model, det in (("fp32", fp32), ("int8", int8)):
+                    result = det.detect(frame)
+                    if not truths:
+                        outcome[model]["empty_counts"].append(result.count)
+                    for truth in truths:
+                        found = any(box_iou(result.boxes[i], truth.box) >= 0.5 for i in range(result.count))
+                        if truth.fully_visible:
+                            outcome[model]["persons"].append((truth.height_fraction, found))
+    return outcome
+
+
+def recall(persons: list[tuple[float, bool]], min_fraction: float) -> tuple[float, int]:
+    hits = [found for fraction, found in persons if fraction >= min_fraction]
+    return (sum(hits) / len(hits) if hits else float("nan")), len(hits)
+
+
+@pytest.mark.parametrize("model", ["fp32", "int8"])
+def test_walk_in_finds_people_above_the_detection_capability(model: str, walk_in) -> None:
+    value, n = recall(walk_in[model]["persons"], CAPABILITY_HEIGHT_FRACTION)
+    assert n >= 8, "the walk-in must bring people close enough to test the capability"
+    assert value >= 0.95, f"{model}: recall {value:.2f} over {n} frames"
+
+
+@pytest.mark.parametrize("model", ["fp32", "int8"])
+def test_walk_in_reports_nobody_in_the_empty_cell(model: str, walk_in) -> None:
+    counts = walk_in[model]["empty_counts"]
+    assert len(counts) >= 12 and not any(counts)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="25 % of the frame height is not reached with photo cut-outs (recall 87-92 % fp32, 75-86 % int8)",
+)
+@pytest.mark.parametrize("model", ["fp32", "int8"])
+def test_walk_in_finds_people_a_quarter_of_the_frame_tall(model: str, walk_in) -> None:
+    value, _ = recall(walk_in[model]["persons"], 0.25)
+    assert value >= 0.95
