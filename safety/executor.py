@@ -48,7 +48,7 @@ GIL_SWITCH_INTERVAL_S = 5e-5  # while armed: bounds how long the drain thread ca
 
 
 class ArmError(RuntimeError):
-    """The controller refuses to arm (checksum mismatch, unsafe budget, step not compilable)."""
+    """The controller refuses to arm: checksum mismatch, unsafe budget, step not compilable (`.reason`)."""
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
@@ -152,6 +152,8 @@ class Controller:
     realtime: try SCHED_FIFO / affinity (`cpu`) / mlockall while running (warnings in `.warnings`).
     reset_input: callable giving the reset input level each cycle (default: the level set by `set_reset`).
     core: the functional core (default: `default_core()`), replaceable for tests.
+    allow_unsafe_budget: arm even when `safety.budget.evaluate` says the configuration is unsafe (for
+    demonstrations of what goes wrong; never in a cell with people).
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class Controller:
         reset_input: Callable[[], bool] | None = None,
         producer: str = "cobotguard controller",
         core: Core | None = None,
+        allow_unsafe_budget: bool = False,
     ) -> None:
         from safety.checksum import config_checksum
         from safety.config import ns
@@ -183,6 +186,7 @@ class Controller:
         self.cpu = cpu
         self.rt_priority = rt_priority
         self.producer = producer
+        self.allow_unsafe_budget = allow_unsafe_budget
         self.core = core if core is not None else default_core()
         self._step = step_caller(self.core)
         self.checksum_short, self.checksum_long = config_checksum(cfg)
@@ -223,17 +227,24 @@ class Controller:
     # ----------------------------------------------------------------- public API
 
     def arm(self) -> None:
-        """Check the configuration checksum, compile and warm the step, open the trace. Raises ArmError."""
+        """Check the checksum and the budget, compile and warm the step, open the trace. Raises ArmError."""
         if self.armed:
             return
-        if self.expected_checksum is not None:
-            expected = self.expected_checksum.strip().lower()
-            if expected not in (self.checksum_short, self.checksum_long):
-                raise ArmError(
-                    Reason.CHECKSUM_MISMATCH,
-                    f"configuration checksum {self.checksum_short} ({self.checksum_long}) does not match the "
-                    f"expected {self.expected_checksum}; refusing to arm",
-                )
+        from safety.budget import evaluate
+        from safety.checksum import checksum_matches
+
+        if self.expected_checksum is not None and not checksum_matches(self.cfg, self.expected_checksum):
+            raise ArmError(
+                Reason.CHECKSUM_MISMATCH,
+                f"configuration checksum {self.checksum_short} ({self.checksum_long}) does not match the "
+                f"expected {self.expected_checksum}; refusing to arm",
+            )
+        report = evaluate(self.cfg)
+        if not report.safe and not self.allow_unsafe_budget:
+            raise ArmError(
+                Reason.BUDGET_UNSAFE,
+                "the configuration's latency budget is unsafe; refusing to arm: " + "; ".join(report.reasons),
+            )
         try:
             self.core.warm_up(self.params)
         except Exception as exc:  # a step that cannot compile must never run

@@ -62,6 +62,8 @@ class Reason(IntEnum):
     LINK_MASQUERADE = 46
     LINK_ADDRESSING = 47
     LINK_TIMEOUT = 48  # watchdog: nothing valid received in time
+    # executor, appended (fault)
+    BUDGET_UNSAFE = 33  # the configuration's latency budget is unsafe: the controller refuses to arm
 
 
 class HealthFlag(IntFlag):

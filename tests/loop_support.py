@@ -6,86 +6,37 @@ consistent stage timestamps, the robot reports a state every cycle and follows t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from safety.clock import SimulatedClock
-from safety.config import CellConfig
+from safety.config import CellConfig, config_from_dict, load_config
 from safety.reasons import CommandKind
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, ROBOT_STATE_DTYPE
 
 MS = 1_000_000
 
 
+DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
+
+
 def make_cell(restart: str = "manual", cycle_period_ms: float = 1.0) -> CellConfig:
-    """A 1 m hazard square with a protective ring to 1.5 m and a warning ring to 2.5 m; one 30 Hz camera."""
-    return CellConfig.model_validate(
-        {
-            "schema_version": 1,
-            "name": "loop test cell",
-            "robot": {
-                "name": "arm",
-                "max_speed_mps": 1.0,
-                "payload_kg": 2.0,
-                "stop_category": 1,
-                "stop_input_reaction_ms": 8.0,
-                "position_uncertainty_m": 0.05,
-                "hazard_polygon_m": [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)],
-                "stopping": [
-                    {"speed_mps": 0.0, "payload_kg": 2.0, "stop_time_ms": 0.0, "stop_distance_m": 0.0},
-                    {"speed_mps": 1.0, "payload_kg": 2.0, "stop_time_ms": 250.0, "stop_distance_m": 0.15},
-                ],
-            },
-            "sensors": {
-                "cam": {
-                    "connection_id": 0x0101,
-                    "frame_rate_hz": 30.0,
-                    "exposure_readout_ms": 10.0,
-                    "inference_worst_ms": 12.0,
-                    "transport_latency_ms": 2.0,
-                    "tolerated_missed_frames": 1,
-                    "max_persons": 8,
-                    "image_width_px": 640,
-                    "image_height_px": 480,
-                    "min_person_height_px": 120.0,
-                    "assumed_person_height_m": 1.5,
-                    "position_uncertainty_m": 0.1,
-                    "min_score": 0.5,
-                }
-            },
-            "zones": {
-                "protective": {
-                    "type": "protective",
-                    "polygon_m": [(-1.5, -1.5), (1.5, -1.5), (1.5, 1.5), (-1.5, 1.5)],
-                    "stop_category": 1,
-                },
-                "warning": {
-                    "type": "warning",
-                    "polygon_m": [(-2.5, -2.5), (2.5, -2.5), (2.5, 2.5), (-2.5, 2.5)],
-                    "speed_limit_mps": 0.25,
-                },
-            },
-            "separation": {"enabled": True, "intrusion_distance_m": 0.2, "stop_category": 1},
-            "controller": {
-                "cycle_period_ms": cycle_period_ms,
-                "worst_step_ms": 0.1,
-                "restart": restart,
-                "auto_restart_clear_ms": 500.0 if restart == "automatic" else None,
-                "release_hysteresis_m": 0.1,
-                "robot_state_timeout_ms": 20.0,
-            },
-            "link": {
-                "baud": 1_000_000,
-                "connection_id": 0x0201,
-                "command_frame_bytes": 32,
-                "state_frame_bytes": 32,
-                "receiver_cycle_ms": 1.0,
-                "command_watchdog_ms": 20.0,
-                "max_delay_ms": 5.0,
-            },
-        }
-    )
+    """The default demo cell (one 15 Hz camera, UR5e-class robot at 0.25 m/s, 0.6 m hazard square,
+    protective square to 1.95 m, warning area to |y| 3.1 m) with a 1 ms cycle unless told otherwise."""
+    raw = load_config(DEFAULT_CELL).model_dump(mode="python")
+    raw["controller"]["cycle_period_ms"] = cycle_period_ms
+    raw["controller"]["worst_step_ms"] = cycle_period_ms
+    raw["controller"]["restart"] = restart
+    raw["controller"]["auto_restart_clear_ms"] = 500.0 if restart == "automatic" else None
+    return config_from_dict(raw, "loop test cell")
+
+
+def frame_period_ns(cfg: CellConfig) -> int:
+    """The first sensor's frame period."""
+    return math.ceil(1e9 / next(iter(cfg.sensors.values())).frame_rate_hz)
 
 
 # person positions as a function of time: list of (x, y) on the floor
@@ -98,9 +49,9 @@ def nobody(_t: int) -> list[tuple[float, float]]:
 
 
 class ScriptedSensor:
-    """A 30 Hz camera on the simulated clock: exposure, +12 ms inference, +1 ms sent, received on poll."""
+    """A camera on the simulated clock: exposure, +12 ms inference done, +1 ms sent, received on poll."""
 
-    def __init__(self, clock: SimulatedClock, persons: Persons = nobody, period_ns: int = 33_333_334) -> None:
+    def __init__(self, clock: SimulatedClock, persons: Persons = nobody, period_ns: int = 66_666_667) -> None:
         self.clock = clock
         self.persons = persons
         self.period_ns = period_ns

@@ -141,7 +141,7 @@ def test_matching_checksum_short_or_long_arms(which: int) -> None:
 
 def test_trace_round_trip_header_and_inputs(tmp_path: Path) -> None:
     controller, _sensor, _robot = _controller(tmp_path, persons=lambda t: [(2.0, 0.0)])
-    _run_and_reset(controller, 20, 80)
+    _run_and_reset(controller, 20, 280)
     controller.close()
     trace = read_trace(tmp_path / "run.cgtrace")
     assert trace.complete
@@ -162,7 +162,7 @@ def test_trace_round_trip_header_and_inputs(tmp_path: Path) -> None:
     assert np.all(cycles["t_wake_ns"] <= cycles["t_step_start_ns"])
     assert np.all(cycles["t_step_start_ns"] <= cycles["t_step_end_ns"])
     assert np.all(cycles["t_step_end_ns"] <= cycles["t_command_written_ns"])
-    assert trace.summary is not None and trace.summary["stats"]["cycles"] == 100
+    assert trace.summary is not None and trace.summary["stats"]["cycles"] == 300
 
 
 def test_torn_trace_is_detected(tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_frames_arriving_together_enter_one_per_cycle_in_order(tmp_path: Path) -
     controller, sensor, robot = _controller(tmp_path)
     _run_and_reset(controller, 20, 20)
     sensor.hold = True
-    controller.run(duration_ns=70 * MS)
+    controller.run(duration_ns=140 * MS)
     assert len(sensor.pending) == 2  # two frames pile up, then arrive in one poll
     sensor.hold = False
     controller.run(duration_ns=5 * MS)
@@ -230,3 +230,20 @@ def test_queue_ports_carry_frames_and_commands() -> None:
     controller.run(duration_ns=5 * MS)
     assert robot.commands_sent == 5 and robot.last_seq == 5 and len(robot.history) == 5
     assert int(robot.last_command[0]["reason"]) == Reason.ROBOT_NO_DATA
+
+
+def test_an_unsafe_budget_refuses_to_arm_unless_explicitly_allowed() -> None:
+    raw = make_cell().model_dump(mode="python")
+    raw["robot"]["max_speed_mps"] = 1.0  # far too fast for this cell's zones
+    from safety.config import config_from_dict
+
+    unsafe = config_from_dict(raw, "unsafe")
+    clock = SimulatedClock(START_NS)
+    sensor, robot = ScriptedSensor(clock), ScriptedRobot(clock)
+    controller = Controller(unsafe, sensor, robot, clock=clock, realtime=False)
+    with pytest.raises(ArmError) as info:
+        controller.arm()
+    assert info.value.reason == Reason.BUDGET_UNSAFE and "unsafe" in str(info.value)
+    allowed = Controller(unsafe, sensor, robot, clock=clock, realtime=False, allow_unsafe_budget=True)
+    allowed.arm()
+    assert allowed.armed

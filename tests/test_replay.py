@@ -19,10 +19,12 @@ START_NS = 1_000 * MS
 
 
 def _walk_in(t: int) -> list[tuple[float, float]]:
-    """A person walks from 4 m towards the robot at 1.6 m/s from 150 ms, and a second stands at 3 m."""
-    seconds = (t - START_NS - 150 * MS) / 1e9
-    x = 4.0 - 1.6 * seconds if seconds > 0 else 4.0
-    return [(max(x, 0.6), 0.2), (0.0, 3.0)]
+    """From 150 ms a person walks at 1.6 m/s from (4, 2.5) to (1, 2.5) (warning area: slow), then to
+    (1, 0.2) (protective zone: stop); a second person stands far away the whole time."""
+    walked = max(0.0, (t - START_NS - 150 * MS) / 1e9 * 1.6)
+    leg1 = min(walked, 3.0)
+    leg2 = min(max(walked - 3.0, 0.0), 2.3)
+    return [(4.0 - leg1, 2.5 - leg2), (-4.0, 0.0)]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     controller = Controller(make_cell(), sensor, robot, trace_path=path, clock=clock, realtime=False)
     controller.run(duration_ns=20 * MS)
     controller.press_reset()
-    controller.run(duration_ns=2500 * MS)
+    controller.run(duration_ns=4000 * MS)
     sensor.fault = int(Reason.LINK_CORRUPTION)
     controller.run(duration_ns=10 * MS)
     controller.press_reset()
@@ -108,7 +110,7 @@ def test_cli_exit_codes(recorded: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "identical" in capsys.readouterr().out
 
     def edit(streams: dict[str, np.ndarray]) -> None:
-        streams["cycles"]["command"]["kind"][1200] = CommandKind.RUN
+        streams["cycles"]["command"]["kind"][1200] = CommandKind.PROTECTIVE_STOP
 
     changed = tmp_path / "changed"
     _rewrite(recorded, changed, edit)
