@@ -292,6 +292,7 @@ class CellSim:
             cfg.link.receiver_cycle_ms * 1e6
         )
         self.robot_reaction_ns = round(cfg.robot.stop_input_reaction_ms * 1e6)
+        self._lines: dict[Walk, tuple[tuple[float, float], tuple[float, float], float]] = {}
         hazard = self.p["hazard_vertices"][: self.p["hazard_n"]]
         self.hazard_centre = (float(hazard[:, 0].mean()), float(hazard[:, 1].mean()))
 
@@ -303,6 +304,10 @@ class CellSim:
         return start[0] + direction[0] * s, start[1] + direction[1] * s
 
     def _walk_line(self, walk: Walk) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(start point, unit direction) of a walk; the aim point is walk_length_m(walk) ahead."""
+        cached = self._lines.get(walk)
+        if cached is not None:
+            return cached[0], cached[1]
         cx, cy = self.hazard_centre
         ax, ay = cx + walk.aim_offset_m[0], cy + walk.aim_offset_m[1]
         a = math.radians(walk.angle_deg)
@@ -316,7 +321,13 @@ class CellSim:
             else:
                 hi = mid
         start = (ax + ux * hi, ay + uy * hi)
+        self._lines[walk] = (start, (-ux, -uy), hi)
         return start, (-ux, -uy)
+
+    def walk_length_m(self, walk: Walk) -> float:
+        """Distance from the walk's start to its aim point inside the hazard region."""
+        self._walk_line(walk)
+        return self._lines[walk][2]
 
     def distance_to_hazard(self, xy: tuple[float, float]) -> float:
         """True distance from a floor point to the hazard region."""
@@ -324,7 +335,8 @@ class CellSim:
 
     def first_time_within(self, walk: Walk, gap_m: float) -> int:
         """First walk time (ns) at which the true distance to the hazard region is <= gap_m."""
-        lo, hi = 0, int((walk.start_gap_m + 50.0) / walk.speed_mps * 1e9)
+        # the distance falls monotonically until the aim point (convex hazard region, aim inside it)
+        lo, hi = 0, int(self.walk_length_m(walk) / walk.speed_mps * 1e9)
         if self.distance_to_hazard(self.walk_position(walk, lo)) <= gap_m:
             return 0
         while hi - lo > 1:

@@ -1,0 +1,172 @@
+"""Worst-case timing properties on a simulated clock (discrete-event, no wall clock).
+
+Inside the configuration's assumptions (a person approaching from any angle at up to the ISO 13855 speed,
+frame latency up to the declared worst case, up to the tolerated missed frames, link and step times up to
+their declared worst case, Z_d measurement error away from the hazard), the stop is commanded and braking
+starts no later than T_r after the person first comes within S_p, and the emulated robot is at rest before
+the person reaches the hazard region. Beyond the assumptions (sensor silent, late frames, counter jumps,
+corrupt metadata, loop overrun, robot silent) a fault stop is commanded within the watchdog time. Inside
+the assumptions, nothing stops a cell where nobody comes near.
+"""
+
+from functools import cache
+
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from safety.budget import separation_required_m
+from safety.params import build_params, frame_period_ns
+from safety.reasons import CommandKind, Reason
+from safety.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
+
+Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
+
+
+@cache
+def cell(n_sensors: int, tolerated: int, zones: bool) -> CellSim:
+    cfg = example_config(n_sensors=n_sensors, tolerated_missed_frames=tolerated, zones=zones)
+    return CellSim(cfg, build_params(cfg))
+
+
+@st.composite
+def missed_frames(draw, tolerated: int, horizon: int = 120):
+    """Frame numbers that never arrive, never more than `tolerated` in a row."""
+    pattern = draw(st.lists(st.booleans(), min_size=horizon, max_size=horizon))
+    missed, run = [], 0
+    for k, miss in enumerate(pattern):
+        if miss and run < tolerated:
+            missed.append(k)
+            run += 1
+        else:
+            run = 0
+    return tuple(missed)
+
+
+@st.composite
+def approaches(draw):
+    n_sensors = draw(st.integers(1, 2))
+    tolerated = draw(st.integers(0, 3))
+    zones = draw(st.booleans())
+    sim = cell(n_sensors, tolerated, zones)
+    p = sim.p
+    speed = draw(st.floats(0.05, 1.0))
+    sp = separation_required_m(sim.cfg, speed, z_d_m=Z_D)
+    human = 2.0 if sp <= 0.5 else 1.6  # the ISO 13855 speed the separation was computed for
+    walk = Walk(
+        angle_deg=draw(st.floats(0.0, 360.0)),
+        speed_mps=draw(st.floats(0.2, human)),
+        start_gap_m=sp + float(p["release_hysteresis_m"]) + draw(st.floats(0.05, 0.6)),
+        aim_offset_m=(draw(st.floats(-0.8, 0.8)), draw(st.floats(-0.8, 0.8))),
+        error_fraction=draw(st.floats(0.0, 1.0)),
+    )
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())))
+    run = Run(
+        robot_speed_mps=speed,
+        walk=walk,
+        sensor_phase_ns=tuple(draw(st.integers(0, period - 1)) for _ in range(n_sensors)),
+        latency_fraction=draw(st.floats(0.0, 1.0)),
+        missed=draw(missed_frames(tolerated)),
+        link_delay_fraction=draw(st.floats(0.0, 1.0)),
+        step_fraction=draw(st.floats(0.0, 1.0)),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    return (n_sensors, tolerated, zones), run
+
+
+@given(approaches())
+def test_stop_within_reaction_time_and_robot_at_rest_before_the_person_arrives(case):
+    (n_sensors, tolerated, zones), run = case
+    sim = cell(n_sensors, tolerated, zones)
+    p = sim.p
+    t_r = int(p["reaction_time_ns"])
+    walk = run.walk
+    sp = separation_required_m(sim.cfg, run.robot_speed_mps, z_d_m=Z_D)  # the budget's S_p, not the step's
+    within = sim.first_time_within(walk, sp - Z_D)  # true distance <= S_p without the measurement error
+    reach = sim.first_time_within(walk, sim.cfg.separation.intrusion_distance_m + float(p["robot_z_r_m"]))
+    out = sim.run(run, until_ns=reach + 1_000_000_000)
+    note(f"S_p {sp:.4f} m, within S_p at {within} ns, reaches the hazard at {reach} ns, T_r {t_r} ns")
+    note(out.describe())
+    assert out.stop_command_ns is not None, "never stopped"
+    command, brake, rest = (t - out.start_ns for t in (out.stop_command_ns, out.brake_ns, out.rest_ns))
+    note(f"stop commanded at {command} ns, braking at {brake} ns, at rest at {rest} ns")
+    assert CommandKind(out.stop_kind) == CommandKind.PROTECTIVE_STOP
+    assert command <= within + t_r
+    assert brake <= within + t_r
+    assert rest < reach
+
+
+EXPECTED_REASONS = {
+    Fault.SENSOR_SILENT: {Reason.SENSOR_STALE},
+    Fault.FRAMES_LATE: {Reason.SENSOR_STALE},
+    Fault.COUNTER_JUMP: {
+        Reason.SENSOR_COUNTER_REPEATED,
+        Reason.SENSOR_COUNTER_OUT_OF_ORDER,
+        Reason.SENSOR_FRAMES_MISSED,
+    },
+    Fault.CORRUPT_METADATA: {Reason.SENSOR_BAD_VALUE, Reason.SENSOR_HEALTH, Reason.SENSOR_TOO_MANY_PERSONS},
+    Fault.LOOP_OVERRUN: {Reason.LOOP_OVERRUN},
+    Fault.ROBOT_SILENT: {Reason.ROBOT_STALE},
+}
+
+
+@st.composite
+def faults(draw):
+    n_sensors = draw(st.integers(1, 2))
+    tolerated = draw(st.integers(0, 3))
+    sim = cell(n_sensors, tolerated, True)
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())))
+    run = Run(
+        robot_speed_mps=draw(st.floats(0.0, 1.0)),
+        walk=None,
+        sensor_phase_ns=tuple(draw(st.integers(0, period - 1)) for _ in range(n_sensors)),
+        latency_fraction=draw(st.floats(0.0, 1.0)),
+        missed=draw(missed_frames(tolerated)),
+        step_fraction=draw(st.floats(0.0, 1.0)),
+        seed=draw(st.integers(0, 2**16)),
+        fault=draw(st.sampled_from([f for f in Fault if f is not Fault.NONE])),
+        fault_at_ns=draw(st.integers(0, 200_000_000)),
+        fault_variant=draw(st.integers(0, 20)),
+    )
+    return (n_sensors, tolerated), run
+
+
+@given(faults())
+def test_faults_beyond_the_assumptions_stop_within_the_watchdog_time(case):
+    (n_sensors, tolerated), run = case
+    sim = cell(n_sensors, tolerated, True)
+    limit = watchdog_ns(sim.params, run.fault)
+    out = sim.run(run, until_ns=run.fault_at_ns + limit + 50_000_000)
+    note(out.describe())
+    assert out.stop_command_ns is not None, "never stopped"
+    after_fault = out.stop_command_ns - out.start_ns - run.fault_at_ns
+    note(f"fault at {run.fault_at_ns} ns, stop {after_fault} ns later, watchdog {limit} ns")
+    assert CommandKind(out.stop_kind) == CommandKind.FAULT_STOP
+    assert Reason(out.stop_reason) in EXPECTED_REASONS[run.fault]
+    assert 0 <= after_fault <= limit
+
+
+@st.composite
+def quiet_runs(draw):
+    n_sensors = draw(st.integers(1, 2))
+    tolerated = draw(st.integers(0, 3))
+    sim = cell(n_sensors, tolerated, True)
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())))
+    run = Run(
+        robot_speed_mps=draw(st.floats(0.0, 1.0)),
+        walk=None,
+        sensor_phase_ns=tuple(draw(st.integers(0, period - 1)) for _ in range(n_sensors)),
+        latency_fraction=draw(st.floats(0.0, 1.0)),
+        missed=draw(missed_frames(tolerated)),
+        step_fraction=draw(st.floats(0.0, 1.0)),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    return (n_sensors, tolerated), run
+
+
+@given(quiet_runs())
+def test_inside_the_assumptions_an_empty_cell_never_stops(case):
+    (n_sensors, tolerated), run = case
+    sim = cell(n_sensors, tolerated, True)
+    out = sim.run(run, until_ns=2_000_000_000)
+    note(out.describe())
+    assert out.stop_command_ns is None
