@@ -1,0 +1,107 @@
+"""The serial safety link ("black channel" protocol), sans-IO.
+
+    ep = Endpoint(Role.CONTROLLER, connection_id, LinkPolicy(max_delay_ns=..., watchdog_ns=...), now_ns)
+    port.write(ep.send(Command(CommandKind.RUN, 1.0), now_ns))
+    ep.feed(port.read(), now_ns)
+    while (event := ep.next_event()) is not NEED_DATA:
+        ...  # Received(message, seq, t_sent_ns, t_received_ns) or LinkError(reason, detail, t_ns)
+    ep.check_watchdog(now_ns)
+    if ep.state is not ReceiverState.CONNECTED: ...  # no data yet, or latched error: stop
+
+Frame layout, CRC parameters and test vectors: docs/protocol.md. Transports: safety.link.transport.
+"""
+
+from safety.link.acceptance import LinkPolicy
+from safety.link.cobs import cobs_decode, cobs_encode
+from safety.link.codec import (
+    COMMAND_FRAME_BYTES,
+    CRC_BYTES,
+    HEADER_BYTES,
+    MAX_DETECTIONS_FRAME_BYTES,
+    MAX_FRAME_BYTES,
+    PERSON_WIRE_BYTES,
+    PROTOCOL_VERSION,
+    ROBOT_STATE_FRAME_BYTES,
+    FrameError,
+    Header,
+    decode_frame,
+    detections_frame_bytes,
+    encode_frame,
+    encode_payload,
+    encode_raw_frame,
+    parse_frame,
+)
+from safety.link.crc import crc32, warm_up
+from safety.link.endpoint import (
+    NEED_DATA,
+    ROLE_ACCEPTS,
+    ROLE_SENDS,
+    Endpoint,
+    Event,
+    LinkError,
+    LinkStats,
+    LocalProtocolError,
+    NeedData,
+    Received,
+    Role,
+    link_error_reasons,
+)
+from safety.link.messages import Command, Detections, Message, MessageType, RobotState
+from safety.link.pair import Pair, drain
+from safety.link.setup import (
+    robot_link_endpoint,
+    robot_link_policy,
+    sensor_link_endpoint,
+    sensor_link_policy,
+)
+from safety.link.states import TRANSITIONS, Input, ReceiverState
+
+__all__ = [
+    "COMMAND_FRAME_BYTES",
+    "CRC_BYTES",
+    "HEADER_BYTES",
+    "MAX_DETECTIONS_FRAME_BYTES",
+    "MAX_FRAME_BYTES",
+    "NEED_DATA",
+    "PERSON_WIRE_BYTES",
+    "PROTOCOL_VERSION",
+    "ROBOT_STATE_FRAME_BYTES",
+    "ROLE_ACCEPTS",
+    "ROLE_SENDS",
+    "TRANSITIONS",
+    "Command",
+    "Detections",
+    "Endpoint",
+    "Event",
+    "FrameError",
+    "Header",
+    "Input",
+    "LinkError",
+    "LinkPolicy",
+    "LinkStats",
+    "LocalProtocolError",
+    "Message",
+    "MessageType",
+    "NeedData",
+    "Pair",
+    "ReceiverState",
+    "Received",
+    "RobotState",
+    "Role",
+    "cobs_decode",
+    "cobs_encode",
+    "crc32",
+    "decode_frame",
+    "detections_frame_bytes",
+    "drain",
+    "encode_frame",
+    "encode_payload",
+    "encode_raw_frame",
+    "link_error_reasons",
+    "parse_frame",
+    "robot_link_endpoint",
+    "robot_link_policy",
+    "sensor_link_endpoint",
+    "sensor_link_policy",
+    "warm_up",
+]

@@ -1,0 +1,55 @@
+"""Consistent Overhead Byte Stuffing (Cheshire and Baker, 1999): frames without 0x00 bytes inside.
+
+Encoding: split the data at every 0x00; each piece of up to 254 bytes is written as (length + 1) followed by
+the bytes; a piece longer than 254 is written as 0xFF blocks of 254 bytes (which imply no zero) followed by
+the remainder block. The decoder re-inserts a 0x00 after every block except 0xFF blocks and the last block.
+Overhead: 1 + floor(n / 254) bytes for n bytes of data. The frame delimiter 0x00 is added by the caller.
+"""
+
+from __future__ import annotations
+
+
+class CobsError(ValueError):
+    """The bytes are not a valid COBS encoding."""
+
+
+def cobs_encoded_size(n: int) -> int:
+    """Encoded length of n data bytes (without the delimiter): worst case is also the exact size here."""
+    return n + 1 + n // 254
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """COBS-encode `data`; the result contains no 0x00 byte."""
+    out = bytearray()
+    for piece in data.split(b"\x00"):
+        while len(piece) >= 254:
+            out.append(0xFF)
+            out += piece[:254]
+            piece = piece[254:]
+        out.append(len(piece) + 1)
+        out += piece
+    return bytes(out)
+
+
+def cobs_decode(encoded: bytes | bytearray | memoryview) -> bytes:
+    """Decode one COBS block sequence (no delimiter); raises CobsError on a zero byte or a short block."""
+    out = bytearray()
+    n = len(encoded)
+    pos = 0
+    if n == 0:
+        raise CobsError("empty frame")
+    while pos < n:
+        code = encoded[pos]
+        if code == 0:
+            raise CobsError(f"zero byte at offset {pos} inside a frame")
+        end = pos + code
+        if end > n:
+            raise CobsError(f"block at offset {pos} claims {code - 1} bytes, only {n - pos - 1} left")
+        block = encoded[pos + 1 : end]
+        if 0 in block:
+            raise CobsError(f"zero byte inside the block at offset {pos}")
+        out += block
+        pos = end
+        if code != 0xFF and pos < n:
+            out.append(0)
+    return bytes(out)

@@ -1,0 +1,45 @@
+"""Endpoints built from the cell configuration: which connection ID, which timeouts, for which end."""
+
+from __future__ import annotations
+
+from safety.config import CellConfig, ns
+from safety.link.acceptance import LinkPolicy
+from safety.link.endpoint import Endpoint, Role
+
+
+def robot_link_policy(cfg: CellConfig, role: Role) -> LinkPolicy:
+    """Timing of the robot link: the controller's watchdog is robot_state_timeout_ms, the robot's is
+    link.command_watchdog_ms; both reject frames older than link.max_delay_ms. No loss is tolerated."""
+    if role is Role.CONTROLLER:
+        watchdog = ns(cfg.controller.robot_state_timeout_ms)
+    elif role is Role.ROBOT:
+        watchdog = ns(cfg.link.command_watchdog_ms)
+    else:
+        raise ValueError(f"{role} is not an end of the robot link")
+    return LinkPolicy(max_delay_ns=ns(cfg.link.max_delay_ms), watchdog_ns=watchdog)
+
+
+def sensor_link_policy(cfg: CellConfig, sensor_name: str) -> LinkPolicy:
+    """Timing of a sensor link: frames older than the sensor's transport_latency_ms are late; the watchdog
+    allows the tolerated missed frames plus one period, and the same number of lost link frames."""
+    sensor = cfg.sensors[sensor_name]
+    period_ms = 1000.0 / sensor.frame_rate_hz
+    watchdog_ms = period_ms * (sensor.tolerated_missed_frames + 1) + sensor.transport_latency_ms
+    return LinkPolicy(
+        max_delay_ns=max(1, ns(sensor.transport_latency_ms)),
+        watchdog_ns=ns(watchdog_ms),
+        tolerated_losses=sensor.tolerated_missed_frames,
+    )
+
+
+def robot_link_endpoint(cfg: CellConfig, role: Role, now_ns: int) -> Endpoint:
+    """The controller's (Role.CONTROLLER) or the robot's (Role.ROBOT) end of the robot link."""
+    return Endpoint(role, cfg.link.connection_id, robot_link_policy(cfg, role), now_ns)
+
+
+def sensor_link_endpoint(cfg: CellConfig, sensor_name: str, role: Role, now_ns: int) -> Endpoint:
+    """The sensor's (Role.SENSOR) or the controller's (Role.SENSOR_RECEIVER) end of a sensor link."""
+    if role not in (Role.SENSOR, Role.SENSOR_RECEIVER):
+        raise ValueError(f"{role} is not an end of a sensor link")
+    sensor = cfg.sensors[sensor_name]
+    return Endpoint(role, sensor.connection_id, sensor_link_policy(cfg, sensor_name), now_ns)
