@@ -20,6 +20,7 @@ from safety.config import CellConfig, ns
 from safety.reasons import Reason
 
 LinkName = Literal["sensor", "robot"]
+ROBOT_STATE_PERIOD_NS = 4_000_000  # the rig's emulated robot reports its state this often
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,12 @@ class Repeat(Once):
         return [(frame.t_ns, frame.wire), (frame.t_ns, frame.wire)]
 
 
-class Swap(Injector):
-    """Incorrect sequence: two consecutive frames written in the opposite order."""
+class Reorder(Injector):
+    """Incorrect sequence: a frame arrives again after its successor (an out-of-order, late copy).
+
+    Unlike swapping two frames, this never shows a sequence gap first, so the receiver names it an
+    incorrect sequence whatever its tolerance for lost frames.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,22 +120,31 @@ class Swap(Injector):
         self._done = False
 
     def push(self, frame: OutFrame, codec: Codec) -> Writes:
-        """Hold the first frame, then write the second before it."""
+        """Pass the first frame and remember it; write it again right after the second."""
         if self._done:
             return [(frame.t_ns, frame.wire)]
         if self._held is None:
             self._held = frame
-            return []
+            return [(frame.t_ns, frame.wire)]
         self._done = True
         self._act(frame.t_ns)
         return [(frame.t_ns, frame.wire), (frame.t_ns, self._held.wire)]
 
 
-class Drop(Once):
-    """Loss: one frame never written (the next one shows the gap in the sequence numbers)."""
+class Drop(Injector):
+    """Loss: `count` consecutive frames never written (the next one shows the gap in the sequence)."""
 
-    def first(self, frame: OutFrame, codec: Codec) -> Writes:
-        """Nothing."""
+    def __init__(self, count: int = 1) -> None:
+        super().__init__()
+        self.count = count
+        self._dropped = 0
+
+    def push(self, frame: OutFrame, codec: Codec) -> Writes:
+        """Nothing for the first `count` frames, then pass."""
+        if self._dropped >= self.count:
+            return [(frame.t_ns, frame.wire)]
+        self._act(frame.t_ns)
+        self._dropped += 1
         return []
 
 
@@ -148,19 +162,19 @@ class Delay(Injector):
 
 
 class Insert(Once):
-    """Insertion: an extra, correctly protected frame that no sender sent, ahead of the real one.
+    """Insertion: an extra, correctly protected frame that the peer never sent, ahead of the real one.
 
-    It reuses the connection ID and a plausible sequence number far from the expected one, so only the
-    sequence check can tell it from a real frame.
+    It carries the expected connection ID and the next sequence number, but a sender time from long ago
+    (a frame replayed from elsewhere): only the sender-time check can tell it from a real frame.
     """
 
-    def __init__(self, seq_offset: int = 1000) -> None:
+    def __init__(self, age_ns: int = 10_000_000_000) -> None:
         super().__init__()
-        self.seq_offset = seq_offset
+        self.age_ns = age_ns
 
     def first(self, frame: OutFrame, codec: Codec) -> Writes:
         """The inserted frame, then the real one."""
-        extra = reencode(codec, frame, seq=frame.seq + self.seq_offset)
+        extra = reencode(codec, frame, t_sent_ns=frame.t_sent_ns - self.age_ns)
         return [(frame.t_ns, extra), (frame.t_ns, frame.wire)]
 
 
@@ -217,25 +231,24 @@ def _cycle_ns(cfg: CellConfig) -> int:
     return ns(cfg.controller.cycle_period_ms) + ns(cfg.controller.worst_step_ms)
 
 
+def link_max_delay_ns(cfg: CellConfig, link: LinkName) -> int:
+    """The receiving endpoint's delay tolerance on this link (safety.link.setup decides it)."""
+    from safety.link.endpoint import Role
+    from safety.link.setup import robot_link_policy, sensor_link_policy
+
+    if link == "sensor":
+        return max(sensor_link_policy(cfg, name).max_delay_ns for name in cfg.sensors)
+    return robot_link_policy(cfg, Role.CONTROLLER).max_delay_ns
+
+
 def receipt_deadline_ns(cfg: CellConfig) -> int:
     """Errors seen on receipt: the link's delay tolerance for the frame, then one controller cycle."""
     return ns(cfg.link.max_delay_ms) + _cycle_ns(cfg)
 
 
-def frame_gap_deadline_ns(cfg: CellConfig) -> int:
-    """Errors seen at the next frame (loss): one sensor frame period more than a receipt error."""
-    slowest = min(s.frame_rate_hz for s in cfg.sensors.values())
-    return int(round(1e9 / slowest)) + receipt_deadline_ns(cfg)
-
-
-def delay_deadline_ns(cfg: CellConfig) -> int:
-    """A delayed frame is judged when it arrives: the injected delay plus a receipt error."""
-    return delay_injected_ns(cfg) + receipt_deadline_ns(cfg)
-
-
-def delay_injected_ns(cfg: CellConfig) -> int:
-    """The delay injected: 10 ms beyond the link's tolerance."""
-    return ns(cfg.link.max_delay_ms) + 10_000_000
+def delay_injected_ns(cfg: CellConfig, link: LinkName) -> int:
+    """The delay injected: 10 ms beyond the receiving end's tolerance."""
+    return link_max_delay_ns(cfg, link) + 10_000_000
 
 
 def sensor_silence_deadline_ns(cfg: CellConfig) -> int:
@@ -246,8 +259,8 @@ def sensor_silence_deadline_ns(cfg: CellConfig) -> int:
 
 
 def heartbeat_deadline_ns(cfg: CellConfig) -> int:
-    """Robot states missing: the robot state timeout, then one controller cycle."""
-    return ns(cfg.controller.robot_state_timeout_ms) + _cycle_ns(cfg)
+    """Robot states missing: the robot state timeout, then one controller cycle, then a receipt error."""
+    return ns(cfg.controller.robot_state_timeout_ms) + receipt_deadline_ns(cfg)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -263,7 +276,7 @@ class Fault:
     link: LinkName
     expected: frozenset[Reason]
     deadline_ns: Callable[[CellConfig], int]
-    make: Callable[[CellConfig, int], Injector]  # (cell, foreign message type) -> a fresh injector
+    make: Callable[[CellConfig], Injector]  # a fresh injector for this cell
     tags: tuple[str, ...] = field(default=())
 
 
@@ -275,6 +288,8 @@ def _foreign_id(cfg: CellConfig, link: LinkName) -> int:
 
 
 UNKNOWN_CONNECTION_ID = 0xBEEF
+COMMAND_TYPE = 1  # safety.link.messages.MessageType.COMMAND: what a masquerading frame claims to be
+IEC = ("iec61784-3",)
 
 FAULTS: tuple[Fault, ...] = (
     Fault(
@@ -283,8 +298,8 @@ FAULTS: tuple[Fault, ...] = (
         "sensor",
         frozenset({Reason.LINK_CORRUPTION}),
         receipt_deadline_ns,
-        lambda cfg, other: Corrupt(),
-        ("iec61784-3",),
+        lambda cfg: Corrupt(),
+        IEC,
     ),
     Fault(
         "repetition",
@@ -292,53 +307,53 @@ FAULTS: tuple[Fault, ...] = (
         "sensor",
         frozenset({Reason.LINK_REPETITION}),
         receipt_deadline_ns,
-        lambda cfg, other: Repeat(),
-        ("iec61784-3",),
+        lambda cfg: Repeat(),
+        IEC,
     ),
     Fault(
         "incorrect_sequence",
-        "two detection frames delivered in the wrong order",
+        "a detection frame delivered again after its successor",
         "sensor",
         frozenset({Reason.LINK_INCORRECT_SEQUENCE}),
-        frame_gap_deadline_ns,
-        lambda cfg, other: Swap(),
-        ("iec61784-3",),
+        receipt_deadline_ns,
+        lambda cfg: Reorder(),
+        IEC,
     ),
     Fault(
         "loss",
-        "one detection frame lost",
-        "sensor",
+        "one robot state frame lost (the robot link tolerates no loss)",
+        "robot",
         frozenset({Reason.LINK_LOSS}),
-        frame_gap_deadline_ns,
-        lambda cfg, other: Drop(),
-        ("iec61784-3",),
+        lambda cfg: ROBOT_STATE_PERIOD_NS + receipt_deadline_ns(cfg),
+        lambda cfg: Drop(1),
+        IEC,
     ),
     Fault(
         "unacceptable_delay",
-        "detection frames held back beyond the link's delay tolerance",
+        "detection frames held back 10 ms beyond the sensor link's delay tolerance",
         "sensor",
         frozenset({Reason.LINK_UNACCEPTABLE_DELAY}),
-        delay_deadline_ns,
-        lambda cfg, other: Delay(delay_injected_ns(cfg)),
-        ("iec61784-3",),
+        lambda cfg: delay_injected_ns(cfg, "sensor") + receipt_deadline_ns(cfg),
+        lambda cfg: Delay(delay_injected_ns(cfg, "sensor")),
+        IEC,
     ),
     Fault(
         "insertion",
-        "a correctly protected frame nobody sent, with a sequence number far from the expected one",
+        "a correctly protected frame with the next sequence number but a sender time from long ago",
         "sensor",
         frozenset({Reason.LINK_INSERTION}),
         receipt_deadline_ns,
-        lambda cfg, other: Insert(),
-        ("iec61784-3",),
+        lambda cfg: Insert(),
+        IEC,
     ),
     Fault(
         "masquerade",
-        "a correctly protected frame of another message type posing as a detection frame",
+        "a correctly protected COMMAND frame posing on the sensor link",
         "sensor",
         frozenset({Reason.LINK_MASQUERADE}),
         receipt_deadline_ns,
-        lambda cfg, other: Masquerade(other),
-        ("iec61784-3",),
+        lambda cfg: Masquerade(COMMAND_TYPE),
+        IEC,
     ),
     Fault(
         "addressing",
@@ -346,8 +361,8 @@ FAULTS: tuple[Fault, ...] = (
         "sensor",
         frozenset({Reason.LINK_ADDRESSING}),
         receipt_deadline_ns,
-        lambda cfg, other: Readdress(_foreign_id(cfg, "sensor")),
-        ("iec61784-3",),
+        lambda cfg: Readdress(_foreign_id(cfg, "sensor")),
+        IEC,
     ),
     Fault(
         "sensor_silence",
@@ -355,7 +370,7 @@ FAULTS: tuple[Fault, ...] = (
         "sensor",
         frozenset({Reason.SENSOR_STALE, Reason.SENSOR_FRAMES_MISSED, Reason.LINK_TIMEOUT}),
         sensor_silence_deadline_ns,
-        lambda cfg, other: Silence(),
+        lambda cfg: Silence(),
     ),
     Fault(
         "robot_heartbeat_loss",
@@ -363,7 +378,7 @@ FAULTS: tuple[Fault, ...] = (
         "robot",
         frozenset({Reason.ROBOT_STALE, Reason.ROBOT_NO_DATA, Reason.LINK_TIMEOUT}),
         heartbeat_deadline_ns,
-        lambda cfg, other: Silence(),
+        lambda cfg: Silence(),
     ),
     Fault(
         "garbage_bytes",
@@ -371,7 +386,7 @@ FAULTS: tuple[Fault, ...] = (
         "robot",
         frozenset({Reason.LINK_CORRUPTION}),
         receipt_deadline_ns,
-        lambda cfg, other: Garbage(),
+        lambda cfg: Garbage(),
     ),
     Fault(
         "wrong_connection_id",
@@ -379,7 +394,7 @@ FAULTS: tuple[Fault, ...] = (
         "robot",
         frozenset({Reason.LINK_ADDRESSING}),
         receipt_deadline_ns,
-        lambda cfg, other: Readdress(UNKNOWN_CONNECTION_ID),
+        lambda cfg: Readdress(UNKNOWN_CONNECTION_ID),
     ),
     Fault(
         "robot_corruption",
@@ -387,7 +402,7 @@ FAULTS: tuple[Fault, ...] = (
         "robot",
         frozenset({Reason.LINK_CORRUPTION}),
         receipt_deadline_ns,
-        lambda cfg, other: Corrupt(bit=21),
+        lambda cfg: Corrupt(bit=21),
     ),
 )
 
@@ -403,3 +418,37 @@ def get_fault(name: str) -> Fault:
         if f.name == name:
             return f
     raise KeyError(f"unknown fault {name!r}; known: {', '.join(fault_names())}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The link's codec, as injectors need it
+
+
+class LinkCodec:
+    """`Codec` over safety.link: re-encode frames with any header values, damage their content."""
+
+    def encode(self, msg_type: int, connection_id: int, seq: int, t_sent_ns: int, payload: bytes) -> bytes:
+        """A correctly framed and CRC-protected frame with these fields."""
+        from safety.link.cobs import cobs_encode
+        from safety.link.codec import DELIMITER, PROTOCOL_VERSION, Header, encode_raw_frame
+
+        header = Header(PROTOCOL_VERSION, msg_type, connection_id, seq % (1 << 32), t_sent_ns)
+        return cobs_encode(encode_raw_frame(header, payload)) + DELIMITER
+
+    def flip_bit(self, wire: bytes, bit: int) -> bytes:
+        """The frame with one bit of header, payload or CRC inverted, re-framed (COBS stays valid)."""
+        from safety.link.cobs import cobs_decode, cobs_encode
+
+        lead = len(wire) - len(wire.lstrip(b"\x00"))
+        raw = bytearray(cobs_decode(wire[lead:].rstrip(b"\x00")))
+        raw[(bit // 8) % len(raw)] ^= 1 << (bit % 8)
+        return wire[:lead] + cobs_encode(bytes(raw)) + b"\x00"
+
+    def out_frame(self, t_ns: int, wire: bytes) -> OutFrame:
+        """Describe a frame the rig's endpoint produced (a leading delimiter is kept in `wire`)."""
+        from safety.link.codec import parse_frame
+
+        header, payload = parse_frame(wire.strip(b"\x00"))
+        return OutFrame(
+            t_ns, header.message_type, header.connection_id, header.seq, header.t_sent_ns, payload, wire
+        )

@@ -79,19 +79,20 @@ def test_repeat_writes_the_same_bytes_twice_once():
     assert seqs(run(fl.Repeat())) == [7, 7, 8, 9, 10]
 
 
-def test_swap_exchanges_two_consecutive_frames():
-    inj = fl.Swap()
+def test_reorder_writes_a_frame_again_after_its_successor():
+    inj = fl.Reorder()
     writes = run(inj)
-    assert seqs(writes) == [8, 7, 9, 10]
-    # the held frame goes out with its successor, at the successor's time
-    assert writes[0][0] == writes[1][0] == frames(4)[1].t_ns
+    assert seqs(writes) == [7, 8, 7, 9, 10]
+    # the late copy goes out with its successor, at the successor's time
+    assert writes[1][0] == writes[2][0] == frames(4)[1].t_ns
     assert inj.acted_ns == frames(4)[1].t_ns
 
 
-def test_drop_loses_exactly_one_frame():
+def test_drop_loses_exactly_count_frames():
     inj = fl.Drop()
     assert seqs(run(inj)) == [8, 9, 10]
     assert inj.acted_ns == frames(1)[0].t_ns
+    assert seqs(run(fl.Drop(2))) == [9, 10]
 
 
 def test_delay_shifts_every_frame_and_keeps_order():
@@ -100,10 +101,12 @@ def test_delay_shifts_every_frame_and_keeps_order():
     assert seqs(writes) == [7, 8, 9, 10]
 
 
-def test_insert_adds_a_valid_frame_with_a_far_sequence_number():
-    writes = run(fl.Insert(seq_offset=1000))
-    assert seqs(writes) == [1007, 7, 8, 9, 10]
-    assert CODEC.decode(writes[0][1])[5] is True  # correctly protected: only the sequence gives it away
+def test_insert_adds_a_valid_frame_with_the_next_sequence_number_but_an_old_time():
+    writes = run(fl.Insert(age_ns=5_000 * MS))
+    assert seqs(writes) == [7, 7, 8, 9, 10]
+    inserted = CODEC.decode(writes[0][1])
+    assert inserted[5] is True  # correctly protected
+    assert inserted[3] == frames(1)[0].t_sent_ns - 5_000 * MS
 
 
 def test_masquerade_and_readdress_re_encode_with_a_valid_crc():
@@ -148,14 +151,87 @@ def test_catalogue_covers_every_iec_61784_3_class_and_the_extra_faults():
 
 
 def test_deadlines_follow_the_configuration():
-    cell = make_cell()  # cycle 1 ms, worst step 0.1 ms, max delay 10 ms, 30 Hz, state timeout 20 ms
+    cell = make_cell()  # cycle 1 ms, worst step 0.1 ms, max delay 10 ms, transport 2 ms, state timeout 20 ms
     assert fl.receipt_deadline_ns(cell) == 10 * MS + 1 * MS + 100_000
-    assert fl.frame_gap_deadline_ns(cell) == 33_333_333 + fl.receipt_deadline_ns(cell)
-    assert fl.delay_injected_ns(cell) == 20 * MS
-    assert fl.heartbeat_deadline_ns(cell) == 20 * MS + 1_100_000
+    assert fl.delay_injected_ns(cell, "sensor") == 2 * MS + 10 * MS  # sensor link: transport latency
+    assert fl.delay_injected_ns(cell, "robot") == 10 * MS + 10 * MS  # robot link: link.max_delay_ms
+    assert fl.heartbeat_deadline_ns(cell) == 20 * MS + fl.receipt_deadline_ns(cell)
     for fault in fl.FAULTS:
         assert fault.deadline_ns(cell) > 0
-        assert isinstance(fault.make(cell, 1), fl.Injector)
+        assert isinstance(fault.make(cell), fl.Injector)
     # a misrouted sensor frame carries the robot link's ID, a misrouted robot frame a sensor's
     assert fl._foreign_id(cell, "sensor") == cell.link.connection_id
     assert fl._foreign_id(cell, "robot") == cell.sensors["cam"].connection_id
+
+
+# ---------------------------------------------------------------------------------------------------
+# Against the real link: each injected fault is detected by the receiving endpoint and named as expected
+
+
+def link_run(fault: fl.Fault, n: int = 12, latency_ns: int = 300_000) -> list:
+    """Simulated time: the rig's endpoint sends a frame per period through the injector; the controller's
+    endpoint receives it `latency_ns` later and checks its watchdog every millisecond."""
+    from safety.link import NEED_DATA, Detections, LinkError, RobotState, Role
+    from safety.link.setup import robot_link_endpoint, sensor_link_endpoint
+    from safety.reasons import CommandKind
+
+    cell = make_cell()
+    t = 1_000_000 * MS
+    if fault.link == "sensor":
+        tx = sensor_link_endpoint(cell, "cam", Role.SENSOR, t)
+        rx = sensor_link_endpoint(cell, "cam", Role.SENSOR_RECEIVER, t)
+        period = round(1e9 / cell.sensors["cam"].frame_rate_hz)
+
+        def message(i: int):
+            return Detections(0, i % 256, 0, 0, 12_000, t + i * period - 22 * MS, t + i * period)
+
+    else:
+        tx = robot_link_endpoint(cell, Role.ROBOT, t)
+        rx = robot_link_endpoint(cell, Role.CONTROLLER, t)
+        period = fl.ROBOT_STATE_PERIOD_NS
+
+        def message(i: int):
+            return RobotState(1.0, CommandKind.RUN, False, -1)
+
+    codec = fl.LinkCodec()
+    injector = fault.make(cell)
+    writes: list[tuple[int, bytes]] = []
+    for i in range(n):
+        now = t + i * period
+        out = codec.out_frame(now, tx.send(message(i), now))
+        writes += injector.push(out, codec) if i >= 3 else [(out.t_ns, out.wire)]
+    errors = []
+    end = t + n * period + 200 * MS
+    pending = sorted(writes, key=lambda w: w[0])
+    now = t
+    while now < end:
+        while pending and pending[0][0] + latency_ns <= now:
+            rx.feed(pending.pop(0)[1], now)
+        while (event := rx.next_event()) is not NEED_DATA:
+            if isinstance(event, LinkError):
+                errors.append(event)
+        if (err := rx.check_watchdog(now)) is not None:
+            errors.append(err)
+        now += MS
+    return errors, injector
+
+
+@pytest.mark.parametrize("name", fl.fault_names())
+def test_each_fault_is_named_by_the_receiving_endpoint(name):
+    fault = fl.get_fault(name)
+    errors, injector = link_run(fault)
+    assert errors, f"{name}: the receiver noticed nothing"
+    assert errors[0].reason in fault.expected, f"{name}: {errors[0]}"
+    assert injector.acted_ns is not None
+    # detected within the fault's deadline (simulated time: the receiver's own view)
+    assert errors[0].t_ns - injector.acted_ns <= fault.deadline_ns(make_cell())
+
+
+def test_unfaulted_stream_is_accepted_without_errors():
+    clean = fl.Fault("none", "", "sensor", frozenset(), lambda c: 1, lambda c: fl.Injector())
+    errors, _ = link_run(clean, n=6)
+    # only the watchdog after the stream ends
+    assert [e.reason for e in errors] == [Reason.LINK_TIMEOUT]
+    clean_robot = fl.Fault("none", "", "robot", frozenset(), lambda c: 1, lambda c: fl.Injector())
+    errors, _ = link_run(clean_robot, n=6)
+    assert [e.reason for e in errors] == [Reason.LINK_TIMEOUT]
