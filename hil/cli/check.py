@@ -8,6 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from safety.budget import BudgetReport
 
 EXIT_SAFE = 0
 EXIT_UNSAFE = 1
@@ -67,12 +71,9 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def _table(
-    name: str, path: str, report: object, short: str, long: str, verdict: str, reasons: list[str]
+    name: str, path: str, report: BudgetReport, short: str, long: str, verdict: str, reasons: list[str]
 ) -> str:
     """The human-readable budget: every term, its value and source; zones; speed limit; verdict."""
-    from safety.budget import BudgetReport
-
-    assert isinstance(report, BudgetReport)
     lines = [f"cell: {name}", f"file: {path}", "", f"{'term':<20} {'value':>14}  meaning  [source]"]
     lines.append("-" * 100)
     for term in report.terms:
