@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from config_support import DEFAULT_CELL, EXAMPLES, default_raw, square, to_toml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from safety.config import CellConfig, ConfigError, config_from_dict, load_config, loads_config, ns
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
@@ -532,3 +534,47 @@ def test_loads_config_round_trips_the_writer() -> None:
 def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         loads_config("schema_version = 2\n")
+
+
+# -- robustness: any mutation gives a configuration or ConfigError, never another exception -----------
+
+_ANY_VALUE = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-10.0, 10.0),
+    st.text(max_size=8),
+    st.booleans(),
+    st.lists(st.floats(-10.0, 10.0), max_size=4),
+    st.lists(st.lists(st.floats(-5.0, 5.0), min_size=2, max_size=2), max_size=6),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+def _leaf_paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(data, dict):
+        return [path] + [p for k, v in data.items() for p in _leaf_paths(v, (*path, k))]
+    if isinstance(data, list):
+        return [path] + [p for i, v in enumerate(data) for p in _leaf_paths(v, (*path, i))]
+    return [path]
+
+
+@given(
+    path=st.sampled_from([p for p in _leaf_paths(default_raw()) if p]),
+    value=_ANY_VALUE,
+    delete=st.booleans(),
+)
+def test_any_mutation_is_valid_or_a_config_error(path: tuple[Any, ...], value: Any, delete: bool) -> None:
+    raw = default_raw()
+    node: Any = raw
+    for part in path[:-1]:
+        node = node[part]
+    if delete and isinstance(node, dict):
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    try:
+        config_from_dict(raw, SOURCE)
+    except ConfigError as exc:
+        assert exc.problems
+        for line in exc.problems:
+            assert line.startswith(f"{SOURCE}: ") and "expected" in line and "\n" not in line, line
