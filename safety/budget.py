@@ -173,6 +173,17 @@ def reaction_time_ns(cfg: CellConfig) -> int:
     return sum(stage.ns for stage in reaction_stages(cfg))
 
 
+def link_loss_reaction_ns(cfg: CellConfig) -> int:
+    """Reaction when the link fails right after the last good command: the robot's watchdog stops it."""
+    by_symbol = {stage.symbol: stage.ns for stage in reaction_stages(cfg)}
+    return (
+        reaction_time_ns(cfg)
+        - by_symbol["T_frame"]
+        - by_symbol["T_receiver"]
+        + ns(cfg.link.command_watchdog_ms)
+    )
+
+
 # -- stopping --------------------------------------------------------------------------------------------
 
 
@@ -330,6 +341,9 @@ def evaluate(cfg: CellConfig) -> BudgetReport:
         terms.append(Term(stage.symbol, stage.description, stage.ns / 1e6, "ms", stage.source))
     terms += [
         Term("T_r", "reaction time (sum of the stages above from T_sensor)", t_r / 1e6, "ms", "sum"),
+        Term("T_link_loss", "reaction if the link dies just when the stop is due (robot watchdog instead "
+             "of T_frame + T_receiver; information, not in T_r)", link_loss_reaction_ns(cfg) / 1e6, "ms",
+             "T_r - T_frame - T_receiver + link.command_watchdog_ms"),
         Term("v_r", "robot speed (maximum)", v_max, "m/s", "robot.max_speed_mps"),
         Term("T_s", "robot stopping time at v_r", t_s / 1e6, "ms",
              f"robot.stopping (payload {stopping_rows(robot)[0].payload_kg} kg, next row at or above v_r)"),

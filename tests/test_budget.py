@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from safety.budget import (
     evaluate,
     iso13855_distance_m,
+    link_loss_reaction_ns,
     reaction_time_ns,
     separation_required_m,
     stopping_at,
@@ -39,6 +40,8 @@ def test_reaction_time_by_hand() -> None:
     # robot:      stop input reaction                               =  40 ms
     # T_r = 135 + 10 + 15 + 40                                      = 200 ms
     assert reaction_time_ns(cfg) == 200 * MS
+    # Link loss: the robot's watchdog (100 ms) replaces frame + receiver (15 ms): 200 - 15 + 100 = 285 ms.
+    assert link_loss_reaction_ns(cfg) == 285 * MS
 
 
 def test_iso13855_static_zone_by_hand() -> None:
