@@ -198,6 +198,7 @@ class Controller:
         self._reset_fn = reset_input
         self._reset_level = False
         self._reset_pulse = 0
+        self._reset_prev = 1  # like the step: a reset input already high at start-up is not an edge
         self._stop_requested = threading.Event()
         self._recorder: TraceRecorder | None = None
         self._next_release_ns = 0
@@ -262,7 +263,12 @@ class Controller:
             self._recorder.start()
         self._cycles_ring = self._recorder.ring("cycles") if self._recorder else None
         self._frames_ring = self._recorder.ring("detections") if self._recorder else None
-        self._next_release_ns = self.clock.now_ns() + self.period_ns
+        now = self.clock.now_ns()
+        for port in (self.sensor_source, self.robot_port):
+            start = getattr(port, "start", None)
+            if start is not None:  # e.g. link ports drop what queued up while the step compiled
+                start(now)
+        self._next_release_ns = now + self.period_ns
         self.armed = True
 
     def run(self, duration_ns: int | None = None, until: Callable[[], bool] | None = None) -> LoopStats:
@@ -369,6 +375,12 @@ class Controller:
             return int(bool(self._reset_fn()))
         return int(self._reset_level)
 
+    def _reset_links(self, now_ns: int) -> None:
+        for port in (self.sensor_source, self.robot_port):
+            reset_link = getattr(port, "reset_link", None)
+            if reset_link is not None:
+                reset_link(now_ns)
+
     def _take_in_frames(self, now_ns: int) -> int:
         """Queue received frames per sensor; move at most one per sensor into the held set. Returns a mask."""
         received = self.sensor_source.receive(now_ns, self._received)
@@ -411,12 +423,15 @@ class Controller:
         overrun = self._pending_overrun
         if t_wake >= deadline:  # woke after this cycle's whole slot: it cannot meet its deadline
             overrun = 1
+        reset = self._reset_now()
+        if reset and not self._reset_prev:
+            self._reset_links(t_wake)  # the operator's reset also clears latched link errors
+        self._reset_prev = reset
         new_frames = self._take_in_frames(t_wake)
         self.robot_port.receive_state(t_wake, self.robot)
         link_fault = self._frames_fault or self.sensor_source.take_fault() or self.robot_port.take_fault()
         if link_fault:
             self.stats.link_faults += 1
-        reset = self._reset_now()
         now = clock.now_ns()
         t_step_start = now
         self._step(

@@ -137,3 +137,32 @@ class QueueRobotPort(_FaultLatch):
         self.commands_sent += 1
         if self._keep_history:
             self.history.append((seq, command.copy()))
+
+
+# In-process ports by name, for `inproc://NAME` port specifications (tests and embedding applications).
+_INPROCESS: dict[str, object] = {}
+_INPROCESS_LOCK = threading.Lock()
+INPROCESS_SCHEME = "inproc://"
+
+
+def register_inprocess(name: str, port: object) -> str:
+    """Make `port` reachable as `inproc://NAME`; returns that specification."""
+    with _INPROCESS_LOCK:
+        _INPROCESS[name] = port
+    return INPROCESS_SCHEME + name
+
+
+def unregister_inprocess(name: str) -> None:
+    """Forget an in-process port (no error when unknown)."""
+    with _INPROCESS_LOCK:
+        _INPROCESS.pop(name, None)
+
+
+def lookup_inprocess(spec: str) -> object:
+    """The port registered for an `inproc://NAME` specification; KeyError naming it when unknown."""
+    name = spec[len(INPROCESS_SCHEME) :] if spec.startswith(INPROCESS_SCHEME) else spec
+    with _INPROCESS_LOCK:
+        if name not in _INPROCESS:
+            known = ", ".join(sorted(_INPROCESS)) or "none"
+            raise KeyError(f"no in-process port named {name!r} (registered: {known})")
+        return _INPROCESS[name]

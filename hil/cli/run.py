@@ -1,17 +1,150 @@
-"""`cobotguard run` (not yet available)."""
+"""`cobotguard run CONFIG --robot-port PORT --sensor-port PORT`: the safety controller as its own process.
+
+Ports are serial device names (/dev/ttyUSB0), pyserial URLs (socket://host:port, loop://) or, for tests
+and embedding, `inproc://NAME` ports registered with `safety.ports.register_inprocess`. The controller
+arms (configuration valid, budget safe, checksum as expected, step compiled), then sends a command every
+cycle until --duration has passed or SIGINT/SIGTERM arrives; then it sends a final stop command and
+flushes the trace. SIGUSR1 presses the reset input for one cycle (the operator's reset button).
+
+Exit codes: 0 clean shutdown, 1 the loop failed while running, 2 invalid input or refused to arm.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID_INPUT = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("config", metavar="CONFIG", help="cell configuration (TOML)")
+    parser.add_argument("--robot-port", required=True, metavar="PORT", help="serial device or pyserial URL")
+    parser.add_argument(
+        "--sensor-port",
+        required=True,
+        action="append",
+        metavar="PORT",
+        help="serial device or pyserial URL; repeat once per sensor, in configuration order",
+    )
+    parser.add_argument("--trace", metavar="PATH", help="write the controller trace here")
+    parser.add_argument(
+        "--expect-checksum",
+        metavar="C",
+        help="refuse to arm unless the configuration's checksum (short or long) is C",
+    )
+    parser.add_argument(
+        "--duration", type=float, metavar="S", help="stop after S seconds (default: until a signal)"
+    )
+    parser.add_argument("--cpu", type=int, metavar="N", help="pin the loop thread to CPU N")
+    parser.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="do not try SCHED_FIFO / mlockall (they are tried by default)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; returns the exit code."""
-    print("cobotguard run: not yet available", file=sys.stderr)
-    return 2
+    """Load, open ports, arm, run until the duration or a signal, shut down cleanly; returns the exit code."""
+    from safety.config import ConfigError, load_config
+    from safety.executor import ArmError, Controller
+    from safety.link_ports import PortError, open_controller_ports
+
+    if args.duration is not None and not args.duration > 0:
+        print(
+            f"cobotguard run: --duration: expected a positive number of seconds, got {args.duration}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID_INPUT
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"cobotguard run: {len(exc.problems)} problem(s); configuration invalid", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    try:
+        ports = open_controller_ports(cfg, robot_port=args.robot_port, sensor_port=args.sensor_port)
+    except PortError as exc:
+        print(f"cobotguard run: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+
+    try:
+        controller = Controller(
+            cfg,
+            ports.sensor_source,
+            ports.robot_port,
+            trace_path=args.trace,
+            expected_checksum=args.expect_checksum,
+            realtime=not args.no_realtime,
+            cpu=args.cpu,
+            producer="cobotguard run",
+        )
+        controller.arm()
+    except ArmError as exc:
+        ports.close()
+        print(f"cobotguard run: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except OSError as exc:  # the trace file could not be created
+        ports.close()
+        print(f"cobotguard run: cannot write trace {args.trace}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+
+    return _run_armed(controller, ports, args)
+
+
+def _run_armed(controller: Any, ports: Any, args: argparse.Namespace) -> int:
+    """Run with signal handlers installed; always close (final stop, trace flushed) and restore them."""
+    stopped_by: list[str] = []
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        controller.stop()
+
+    def on_reset(_signum: int, _frame: FrameType | None) -> None:
+        controller.press_reset()
+
+    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    previous = {s: signal.getsignal(s) for s in handled}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_stop)
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, on_reset)
+    cfg = controller.cfg
+    print(
+        f"cobotguard run: armed '{cfg.name}' checksum {controller.checksum_short}, cycle "
+        f"{controller.period_ns / 1e6:.3f} ms; robot {args.robot_port}, sensor {', '.join(args.sensor_port)}"
+        + (f", trace {args.trace}" if args.trace else ""),
+        flush=True,
+    )
+    code = EXIT_OK
+    try:
+        duration_ns = int(args.duration * 1e9) if args.duration is not None else None
+        controller.run(duration_ns=duration_ns)
+    except Exception as exc:  # the loop itself failed: stop the robot, keep the trace, say what happened
+        print(f"cobotguard run: loop failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = EXIT_FAILED
+    finally:
+        try:
+            controller.close()
+        finally:
+            ports.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    for warning in controller.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    st = controller.stats
+    why = f"stopped by {stopped_by[0]}" if stopped_by else "duration reached" if code == EXIT_OK else "failed"
+    print(
+        f"cobotguard run: {why} after {st.cycles} cycles: {st.overruns} overruns, {st.skipped_releases} "
+        f"releases skipped, {st.link_faults} cycles with link faults, {st.frames_in} frames in, "
+        f"{st.trace_dropped} trace records dropped; final stop command sent",
+        flush=True,
+    )
+    return code

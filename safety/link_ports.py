@@ -1,0 +1,246 @@
+"""The executor's ports on the serial safety link: sans-IO endpoints (`safety.link`) over byte transports.
+
+`open_controller_ports(cfg, robot_port, sensor_port)` opens one robot link and one sensor link per
+configured sensor (port specifications: serial device names, pyserial URLs, or `inproc://NAME` for
+ports registered in-process). Reads are non-blocking and happen in the loop, so a frame's receive time
+is the cycle that read it. A link error latches its endpoint (IEC 61784-3: stop until an operator
+reset) and is reported to the step every cycle through `take_fault` until `reset_link` is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from safety.ports import INPROCESS_SCHEME, RobotPort, SensorSource, lookup_inprocess
+from safety.reasons import Reason
+
+READ_CHUNK = 4096  # bytes read per port per cycle at most; more waits for the next cycle
+
+
+class PortError(ValueError):
+    """A port could not be opened; the message names it and says why."""
+
+
+class ByteTransport(Protocol):
+    """Bytes in and out, never blocking the loop."""
+
+    def read_available(self) -> bytes:
+        """Whatever has arrived (possibly b"")."""
+        ...
+
+    def write(self, data: bytes) -> bool:
+        """Queue `data` for sending; False when it could not be written in full without blocking."""
+        ...
+
+    def discard_input(self) -> None:
+        """Drop bytes received so far (stale data from before the controller armed)."""
+        ...
+
+    def close(self) -> None:
+        """Release the port."""
+        ...
+
+
+class SerialTransport:
+    """A pyserial port (device name or URL such as socket://, loop://) in non-blocking mode."""
+
+    def __init__(self, spec: str, baud: int) -> None:
+        import serial
+
+        try:
+            self._port = serial.serial_for_url(spec, baudrate=baud, timeout=0, write_timeout=0)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise PortError(f"cannot open port {spec}: {exc}") from None
+        self._timeout_error: type[Exception] = serial.SerialTimeoutException
+        self.spec = spec
+
+    def read_available(self) -> bytes:
+        """Non-blocking read of up to READ_CHUNK bytes."""
+        return bytes(self._port.read(READ_CHUNK))
+
+    def write(self, data: bytes) -> bool:
+        """Non-blocking write; False if the port's buffer is full (the peer is not reading)."""
+        try:
+            return self._port.write(data) == len(data)
+        except self._timeout_error:
+            return False
+
+    def discard_input(self) -> None:
+        """Drop everything received so far."""
+        self._port.reset_input_buffer()
+        while self._port.read(READ_CHUNK):
+            pass
+
+    def close(self) -> None:
+        """Close the port."""
+        self._port.close()
+
+
+class LinkSensorSource:
+    """SensorSource over one sensor link per configured sensor (Role.SENSOR_RECEIVER endpoints)."""
+
+    def __init__(self, endpoints: Sequence[Any], transports: Sequence[ByteTransport]) -> None:
+        self.endpoints = list(endpoints)
+        self.transports = list(transports)
+        self._pending: list[np.ndarray] = []
+
+    def receive(self, now_ns: int, frames: np.ndarray) -> int:
+        """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
+        from safety.link import NEED_DATA, Received
+
+        for endpoint, transport in zip(self.endpoints, self.transports, strict=True):
+            data = transport.read_available()
+            if data:
+                endpoint.feed(data, now_ns)
+            while (event := endpoint.next_event()) is not NEED_DATA:
+                if isinstance(event, Received):
+                    self._pending.append(event.to_record())
+            endpoint.check_watchdog(now_ns)
+        n = 0
+        while self._pending and n < len(frames):
+            frames[n] = self._pending.pop(0)[0]
+            n += 1
+        return n
+
+    def start(self, now_ns: int) -> None:
+        """At arming: drop bytes that waited while the step compiled and start the endpoints afresh."""
+        for endpoint, transport in zip(self.endpoints, self.transports, strict=True):
+            transport.discard_input()
+            endpoint.reset(now_ns)
+        self._pending.clear()
+
+    def take_fault(self) -> int:
+        """The latched error of the first faulty sensor link (reported every cycle until reset), or 0."""
+        for endpoint in self.endpoints:
+            if endpoint.error is not None:
+                return int(endpoint.error.reason)
+        return 0
+
+    def reset_link(self, now_ns: int) -> None:
+        """Operator reset: clear latched errors (AWAITING_FIRST again)."""
+        for endpoint in self.endpoints:
+            if endpoint.error is not None:
+                endpoint.reset(now_ns)
+
+
+class LinkRobotPort:
+    """RobotPort over the robot link (Role.CONTROLLER endpoint): commands out, robot states in."""
+
+    def __init__(self, endpoint: Any, transport: ByteTransport) -> None:
+        from safety.link import Command
+
+        self.endpoint = endpoint
+        self.transport = transport
+        self._command_type = Command
+        self._write_failed = False
+        self.write_failures = 0
+
+    def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
+        """Feed received bytes; the newest accepted ROBOT_STATE goes into `state[0]`."""
+        from safety.link import NEED_DATA, Received
+
+        data = self.transport.read_available()
+        if data:
+            self.endpoint.feed(data, now_ns)
+        got = False
+        while (event := self.endpoint.next_event()) is not NEED_DATA:
+            if isinstance(event, Received):
+                state[0] = event.to_record()[0]
+                got = True
+        self.endpoint.check_watchdog(now_ns)
+        return got
+
+    def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
+        """Encode and write one COMMAND frame (the link numbers it; `seq` is the executor's count)."""
+        frame = self.endpoint.send(self._command_type.from_record(command[0]), now_ns)
+        if not self.transport.write(frame):
+            self._write_failed = True
+            self.write_failures += 1
+
+    def start(self, now_ns: int) -> None:
+        """At arming: drop bytes that waited while the step compiled and start the endpoint afresh."""
+        self.transport.discard_input()
+        self.endpoint.reset(now_ns)
+
+    def take_fault(self) -> int:
+        """The latched robot-link error, or LINK_LOSS once after a command could not be written; else 0."""
+        if self.endpoint.error is not None:
+            return int(self.endpoint.error.reason)
+        if self._write_failed:
+            self._write_failed = False
+            return int(Reason.LINK_LOSS)
+        return 0
+
+    def reset_link(self, now_ns: int) -> None:
+        """Operator reset: clear a latched error."""
+        if self.endpoint.error is not None:
+            self.endpoint.reset(now_ns)
+
+
+@dataclass
+class ControllerPorts:
+    """The controller's two ports and how to close what was opened."""
+
+    sensor_source: SensorSource
+    robot_port: RobotPort
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close every transport that was opened (idempotent)."""
+        while self.closers:
+            self.closers.pop()()
+
+
+def _open_transport(spec: str, baud: int, opened: ControllerPorts) -> ByteTransport:
+    transport = SerialTransport(spec, baud)
+    opened.closers.append(transport.close)
+    return transport
+
+
+def open_controller_ports(
+    cfg: Any, robot_port: str, sensor_port: str | Sequence[str], now_ns: int | None = None
+) -> ControllerPorts:
+    """Open the robot link and the sensor link(s) of `cfg`.
+
+    `sensor_port` is one specification per configured sensor, in configuration order (a single string
+    for a one-sensor cell). `inproc://NAME` specifications return registered in-process ports as they
+    are (both must then be in-process). Raises PortError naming the port on any failure.
+    """
+    import time
+
+    sensor_specs = [sensor_port] if isinstance(sensor_port, str) else list(sensor_port)
+    if robot_port.startswith(INPROCESS_SCHEME) or any(s.startswith(INPROCESS_SCHEME) for s in sensor_specs):
+        if len(sensor_specs) != 1:
+            raise PortError("in-process ports: give one inproc:// sensor source for all sensors")
+        try:
+            return ControllerPorts(lookup_inprocess(sensor_specs[0]), lookup_inprocess(robot_port))  # type: ignore[arg-type]
+        except KeyError as exc:
+            raise PortError(str(exc.args[0])) from None
+    names = list(cfg.sensors)
+    if len(sensor_specs) != len(names):
+        raise PortError(
+            f"--sensor-port given {len(sensor_specs)} time(s), the configuration has {len(names)} sensor(s) "
+            f"({', '.join(names)}): give one port per sensor, in that order"
+        )
+    try:
+        from safety.link import Role, robot_link_endpoint, sensor_link_endpoint
+    except ImportError as exc:
+        raise PortError(f"serial ports need the safety link protocol (safety.link): {exc}") from None
+
+    now = time.monotonic_ns() if now_ns is None else now_ns
+    ports = ControllerPorts(None, None)  # type: ignore[arg-type]
+    try:
+        robot_transport = _open_transport(robot_port, cfg.link.baud, ports)
+        sensor_transports = [_open_transport(spec, cfg.link.baud, ports) for spec in sensor_specs]
+    except PortError:
+        ports.close()
+        raise
+    ports.robot_port = LinkRobotPort(robot_link_endpoint(cfg, Role.CONTROLLER, now), robot_transport)
+    ports.sensor_source = LinkSensorSource(
+        [sensor_link_endpoint(cfg, name, Role.SENSOR_RECEIVER, now) for name in names], sensor_transports
+    )
+    return ports
