@@ -61,10 +61,13 @@ def partial_problems(raw: Mapping[str, Any]) -> list[str]:
     raw_zones = _table(raw.get("zones"))
     sensors = {k: s for k, v in raw_sensors.items() if (s := _try(Sensor, v)) is not None}
     zones = {k: z for k, v in raw_zones.items() if (z := _try(Zone, v)) is not None}
-    return out + _problems(
+    out += _problems(
         sections["robot"], sensors, zones, sections["separation"], sections["controller"], sections["link"],
         len(raw_sensors), len(raw_zones), complete=False,
     )  # fmt: skip
+    if len(sensors) == len(raw_sensors):  # coverage is judged only with every sensor present
+        out += coverage_problems(sensors, zones)
+    return out
 
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
@@ -130,7 +133,8 @@ def _problems(
         out += controller_problems(controller)
     if link is not None:
         out += link_problems(link, controller, sensors)
-    out += coverage_problems(sensors, zones)
+    if complete:
+        out += coverage_problems(sensors, zones)
     return out
 
 

@@ -487,6 +487,14 @@ def test_every_problem_is_reported_at_once() -> None:
         assert sum(key in p for p in problems) == 1, (key, problems)
 
 
+def test_a_broken_sensor_does_not_make_zones_look_unseen() -> None:
+    import tomllib
+
+    raw = tomllib.loads((EXAMPLES / "two_camera_cell.toml").read_text())
+    raw["sensors"]["east"]["frame_rate_hz"] = "fast"  # west alone does not see the east half
+    one_problem(raw, "sensors.east.frame_rate_hz", "'fast'")
+
+
 def test_load_config_from_file_names_the_file(tmp_path: Path) -> None:
     raw = default_raw()
     raw["controller"]["worst_step_ms"] = 3.0
