@@ -143,12 +143,18 @@ class Scene:
     def __post_init__(self) -> None:
         self.background = render_floor(self.camera, self.tile_m, self.seed)
 
-    def render(self, t_ns: int, out: np.ndarray | None = None) -> tuple[np.ndarray, list[PersonTruth]]:
-        """The frame at scene time t (uint8 H,W,3) and the ground truth of everyone drawn in it."""
+    def render(
+        self, t_ns: int, out: np.ndarray | None = None, background: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[PersonTruth]]:
+        """The frame at scene time t (uint8 H,W,3) and the ground truth of everyone drawn in it.
+
+        `out` receives the frame when given; `background` replaces the scene's own (e.g. a noisy copy).
+        """
         cam = self.camera
-        frame = self.background.copy() if out is None else out
+        floor = self.background if background is None else background
+        frame = floor.copy() if out is None else out
         if out is not None:
-            np.copyto(frame, self.background)
+            np.copyto(frame, floor)
         placed = []
         for walker in self.walkers:
             xy = walker.path.position_at(t_ns)
