@@ -16,7 +16,9 @@ from hil.report.stats import (
     summarize,
 )
 
-MIN_SAMPLES_FOR_FIT = 200  # 20 blocks of 10: fewer makes the fit say more about the method than the data
+# 20 blocks of 50: with smaller blocks the maxima are far from their extreme value limit, and the fit
+# says more about the method than about the latencies.
+MIN_SAMPLES_FOR_FIT = 1000
 
 
 @dataclass(frozen=True)

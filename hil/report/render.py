@@ -139,11 +139,17 @@ def worst_case_lines(results: Sequence[TraceResult]) -> list[str]:
                 f"  {_label(i, count)}{s.stage.name}: {w.model}, xi={w.gev_shape_xi:+.3f}, "
                 f"{w.n_blocks} blocks of {w.block_size}; {tests}"
             )
-            lines.append(f"      latency exceeded per sample with {levels}{exceed}")
-            if w.poor_fit:
+            if w.usable:
+                lines.append(f"      latency exceeded per sample with {levels}{exceed}")
+            elif w.poor_fit:
                 lines.append(
-                    f"      POOR FIT: the {w.model} model is rejected at 5 %; these levels are not evidence "
-                    "(look at the measured maximum and the histogram)"
+                    f"      NO ESTIMATE: the {w.model} model is rejected at 5 % and gives no evidence here "
+                    "(the maxima are not extreme-value distributed: see the histogram and the maximum)"
+                )
+            else:
+                lines.append(
+                    "      NO ESTIMATE: the fitted tail is too heavy to have a mean (xi >= 1); the sample "
+                    "holds rare stalls that a tail model cannot bound"
                 )
     if not any_fit:
         lines.append(
@@ -203,6 +209,7 @@ def _summary_json(s: StageResult) -> dict[str, Any]:
             ],
             "deadline_exceedance_per_sample": w.deadline_exceedance_per_sample,
             "poor_fit": w.poor_fit,
+            "usable": w.usable,
         }
     return out
 

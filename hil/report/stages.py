@@ -159,8 +159,9 @@ def _ack_times(cycles: np.ndarray, rig: np.ndarray | None) -> tuple[np.ndarray, 
         and rig.size
         and {"command_seq", "t_command_received_ns"} <= set(rig.dtype.names or ())
     ):
-        seq = rig["command_seq"].astype(np.int64)
-        t = rig["t_command_received_ns"].astype(np.int64)
+        received = (rig["command_seq"] >= 0) & (rig["t_command_received_ns"] > 0)
+        seq = rig["command_seq"][received].astype(np.int64)
+        t = rig["t_command_received_ns"][received].astype(np.int64)
     else:
         robot = cycles["robot"]
         valid = robot["t_sent_ns"] > 0

@@ -195,6 +195,11 @@ class WorstCaseEstimate:
         used = "gev" if self.model == "gev" else "gumbel"
         return any(t.pvalue < 0.05 for t in self.tests if t.distribution == used)
 
+    @property
+    def usable(self) -> bool:
+        """False when the model is rejected or its tail has no finite mean (xi >= 1): no levels to quote."""
+        return not self.poor_fit and not (self.model == "gev" and self.gev_shape_xi >= 1.0)
+
 
 MIN_BLOCKS = 10
 # Block maxima that take only a few values (a quantised clock, a synthetic trace) have no tail to fit;

@@ -1,0 +1,741 @@
+"""The demo: the whole chain on the embedded default cell, in one command, with no hardware.
+
+    synthetic camera (real photos of people walking into the cell)
+      -> the real person detector -> detection metadata ──pty──> the safety controller (cyclic executor)
+      -> command frames ──pty──> the robot emulator -> robot state ──pty──> the controller
+      every stage timestamped -> trace -> timing report
+
+Why three processes. The machines this runs on have two cores and Python has one interpreter lock per
+process. The detector (onnxruntime plus numpy and numba work around it) and the scene renderer keep a
+core busy for tens of milliseconds per frame; a controller thread sharing their interpreter would wait
+for the lock whenever a long C call holds it, and its 2 ms deadline would measure the demo's own
+plumbing instead of the controller. So:
+
+* the **controller** runs alone in its own process (forked before anything starts threads), on the real
+  serial link over two pty pairs, with SCHED_FIFO where permitted: its deadlines are honest;
+* the **robot emulator** runs in its own process too: the controller stops the cell when robot state is
+  older than 20 ms, so the robot must not queue behind the detector either;
+* the **main process** is the camera and the operator: it renders frames ahead of their exposure time in
+  a thread (a real camera has the image at readout; rendering is not the sensor's latency), runs the
+  sensor emulator with the detector in another thread, publishes metadata on the sensor link, presses the
+  reset input like an operator (when the controller waits for it with the cell clear), and shows a live
+  status line.
+
+The detector runs the int8 backbone on one thread: on two cores that leaves a core for the controller and
+the robot, and it is about twice as fast as fp32 here. Everything the controller did is in its trace; at
+the end the trace goes through the same timing report as `cobotguard report`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safety.reasons import CommandKind, Reason
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "cell.toml"
+DEFAULT_OUT_DIR = Path("cobotguard-demo")
+TRACE_NAME = "controller.cgtrace"
+NS_PER_S = 1_000_000_000
+
+# The person: the photo the int8 detector finds at every position of the default cell's walkway (the
+# cameraman and the astronaut flicker in and out at some positions with int8; see the sensor tests).
+PEOPLE = ("grace_hopper",)
+LANE_X_M = -1.2  # the walkway across the cell, between the camera and the robot
+ENTER_Y_M = 2.9  # where a person steps into the picture (beside the warning zone)
+CLOSEST_Y_M = 0.9  # how close to the robot they walk (outside the hazard region)
+LEAVE_Y_M = 3.4  # out of the picture again
+WALK_SPEED_MPS = 1.2
+DWELL_NS = 800_000_000
+LEAD_IN_NS = 2_500_000_000  # empty cell first: the operator resets the armed controller, the robot starts
+AFTER_CLEAR_NS = 1_500_000_000  # robot runs again before the next person comes
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One person walking in from one side, stopping close to the robot, and leaving."""
+
+    person: str
+    side: int  # +1: from +y, -1: from -y
+    t_appear_ns: int
+
+    def waypoints(self) -> list[tuple[int, float, float]]:
+        """(t_ns, x_m, y_m) of the walk in, the dwell and the walk out (scene time)."""
+        t_in = int((ENTER_Y_M - CLOSEST_Y_M) / WALK_SPEED_MPS * NS_PER_S)
+        t_out = int((LEAVE_Y_M - CLOSEST_Y_M) / WALK_SPEED_MPS * NS_PER_S)
+        t0 = self.t_appear_ns
+        s = self.side
+        return [
+            (t0, LANE_X_M, s * ENTER_Y_M),
+            (t0 + t_in, LANE_X_M, s * CLOSEST_Y_M),
+            (t0 + t_in + DWELL_NS, LANE_X_M, s * CLOSEST_Y_M),
+            (t0 + t_in + DWELL_NS + t_out, LANE_X_M, s * LEAVE_Y_M),
+        ]
+
+    @property
+    def t_gone_ns(self) -> int:
+        """When the person has left the picture."""
+        return self.waypoints()[-1][0]
+
+
+def plan_visits(duration_ns: int) -> list[Visit]:
+    """People taking turns, from alternating sides, as many as fit into the duration (at least one)."""
+    visits: list[Visit] = []
+    t = LEAD_IN_NS
+    while True:
+        visit = Visit(PEOPLE[len(visits) % len(PEOPLE)], 1 if len(visits) % 2 == 0 else -1, t)
+        if visits and visit.t_gone_ns > duration_ns:
+            break
+        visits.append(visit)
+        t = visit.t_gone_ns + AFTER_CLEAR_NS
+    return visits
+
+
+class PrerenderedSource:
+    """A frame source that renders frames ahead of their exposure in a thread (the camera has the image
+    at readout; the renderer's cost is the demo's, not the sensor's). Frames come in index order."""
+
+    def __init__(self, source: Any, frame_period_ns: int, ahead: int = 4) -> None:
+        self.source = source
+        self.width_px = source.width_px
+        self.height_px = source.height_px
+        self.period = frame_period_ns
+        self._ready: dict[int, Any] = {}
+        self._cond = threading.Condition()
+        self._next = 0  # next index to render
+        self._ahead = ahead
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="demo-render", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and len(self._ready) >= self._ahead:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                index = self._next
+                self._next += 1
+            frame = self.source.read(index, index * self.period)
+            with self._cond:
+                self._ready[index] = frame
+                self._cond.notify_all()
+                if frame is None:
+                    return
+
+    def read(self, index: int, t_ns: int) -> Any:
+        """The frame with this index (rendered ahead; frames before it are discarded)."""
+        with self._cond:
+            for old in [i for i in self._ready if i < index]:
+                del self._ready[old]
+            if self._next <= index and index not in self._ready:
+                self._next = max(self._next, index)
+            self._cond.notify_all()
+            while index not in self._ready and not self._stop:
+                if not self._thread.is_alive():
+                    return self.source.read(index, t_ns)
+                self._cond.wait(0.5)
+            frame = self._ready.pop(index, None)
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        """Stop the render thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+
+
+# ---- what the status line shows ----
+
+ROBOT_FIELDS = ("speed_mps", "at_rest", "command_kind", "command_reason", "stop_reason", "commands", "seq")
+
+
+@dataclass
+class Status:
+    """One snapshot for the live status line."""
+
+    t_s: float
+    robot_kind: int  # CommandKind the robot is executing (last command received)
+    robot_speed_mps: float
+    at_rest: bool
+    nearest_m: float | None  # nearest person's distance to the hazard region (Z_d subtracted)
+    s_p_m: float  # ISO/TS 15066 S_p at the robot's current speed
+    last_stop_reason: int  # Reason of the last stop command; 0 = none yet
+    frames: int
+    resets: int
+
+
+WAITING_REASONS = (Reason.NONE, Reason.NOT_ARMED, Reason.RESTART_INTERLOCK)
+
+
+def last_stop_reason(previous: int, kind: int, reason: int) -> int:
+    """The reason to show as "last stop" after a command: a stop's own cause, not the wait for a reset."""
+    if kind >= CommandKind.PROTECTIVE_STOP and reason not in WAITING_REASONS:
+        return reason
+    return previous
+
+
+def format_status(s: Status) -> str:
+    """The status line: time, robot state and speed, nearest person against S_p, last stop reason."""
+    kind = CommandKind(s.robot_kind).name if s.robot_kind in CommandKind._value2member_map_ else "?"
+    rest = " at rest" if s.at_rest else ""
+    if s.nearest_m is None:
+        person = "nobody seen"
+    else:
+        mark = "<" if s.nearest_m < s.s_p_m else ">="
+        person = f"nearest person {s.nearest_m:5.2f} m {mark} S_p {s.s_p_m:4.2f} m"
+    reason = Reason(s.last_stop_reason).name if s.last_stop_reason in Reason._value2member_map_ else "?"
+    stop = f"last stop: {reason}" if s.last_stop_reason else "no stop yet"
+    return (
+        f"t={s.t_s:5.1f}s  robot {kind:<15s} {s.robot_speed_mps:4.2f} m/s{rest:<8s}  {person}  "
+        f"{stop}  frames {s.frames}  resets {s.resets}"
+    )
+
+
+@dataclass
+class DemoOptions:
+    """What `cobotguard demo` was asked for."""
+
+    duration_s: float = 25.0
+    out_dir: Path = DEFAULT_OUT_DIR
+    plots: bool = True
+    config: Path = DEFAULT_CONFIG
+    detector_model: str = "int8"
+    detector_threads: int = 1
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced: the trace, the report files, the analysed report, and counters."""
+
+    trace_path: Path
+    report_files: list[Path]
+    results: list[Any]  # hil.report.analysis.TraceResult, one
+    frames_published: int
+    resets: int
+    controller_stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def deadline_held(self) -> bool:
+        """True when every deadline of the run held."""
+        return all(r.deadline_held for r in self.results)
+
+
+class DemoError(RuntimeError):
+    """The demo could not run (a missing piece, a process that failed); the message says which."""
+
+
+# ---- the processes ----
+
+
+class _Shared:
+    """Numbers the robot process publishes for the status line and the operator (lock-free, fork-shared)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.robot = ctx.RawArray("d", len(ROBOT_FIELDS))  # see ROBOT_FIELDS
+        self.reset = ctx.RawValue("i", 0)  # the controller's reset input level
+        self.stop_controller = ctx.Event()
+        self.stop_robot = ctx.Event()
+        self.controller_ready = ctx.Event()
+        self.results = ctx.SimpleQueue()  # (who, dict) from the children
+
+    def robot_value(self, name: str) -> float:
+        """One field of the robot's published numbers."""
+        return float(self.robot[ROBOT_FIELDS.index(name)])
+
+
+def _controller_process(cfg: Any, trace_path: str, wiring: Any, shared: _Shared) -> None:
+    """Child process: arm the controller (compiles the step), then run until told to stop."""
+    code = 0
+    info: dict[str, Any] = {}
+    try:
+        from safety.executor import Controller
+
+        sensor_source, robot_port = wiring.controller_ports(cfg)
+        controller = Controller(
+            cfg,
+            sensor_source,
+            robot_port,
+            trace_path=trace_path,
+            reset_input=lambda: shared.reset.value != 0,
+            producer="cobotguard demo controller",
+        )
+        controller.arm()
+        shared.controller_ready.set()
+        try:
+            controller.run(until=shared.stop_controller.is_set)
+        finally:
+            controller.close()
+            wiring.close_controller()
+        info = {"stats": controller.stats.as_dict(), "warnings": list(controller.warnings)}
+    except BaseException as exc:  # reported to the parent, which names it
+        info = {"error": f"{type(exc).__name__}: {exc}"}
+        code = 1
+    shared.results.put(("controller", info))
+    os._exit(code)
+
+
+def _robot_process(cfg: Any, wiring: Any, shared: _Shared) -> None:
+    """Child process: the robot emulator on its end of the robot link, until told to stop."""
+    code = 0
+    info: dict[str, Any] = {}
+    try:
+        from safety.realtime import apply_realtime
+
+        # the robot starts once the controller is armed: nothing piles up on the link while it compiles
+        while not shared.controller_ready.wait(0.1):
+            if shared.stop_robot.is_set():
+                raise RuntimeError("stopped before the controller armed")
+        info = {"warnings": apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings}
+        info.update(wiring.run_robot(cfg, shared))
+    except BaseException as exc:
+        info = {"error": f"{type(exc).__name__}: {exc}"}
+        code = 1
+    shared.results.put(("robot", info))
+    os._exit(code)
+
+
+class _Watch:
+    """The latest detection frame the sensor published, for the status line (thread-safe)."""
+
+    def __init__(self, cfg: Any) -> None:
+        import shapely
+
+        self._hazard = shapely.Polygon(cfg.robot.hazard_polygon_m)
+        self._lock = threading.Lock()
+        self._persons: Any = np.zeros(0)
+        self._t_ns = 0
+        self.frames = 0
+
+    def saw(self, record: np.ndarray) -> None:
+        """Keep the persons of a published frame."""
+        n = int(min(int(record["person_count"][0]), record["persons"].shape[1]))
+        with self._lock:
+            self._persons = record["persons"][0, :n].copy()
+            self._t_ns = time.monotonic_ns()
+            self.frames += 1
+
+    def nearest_m(self, max_age_ns: int) -> float | None:
+        """Nearest person's distance to the hazard region minus its Z_d (None: nobody seen lately)."""
+        import shapely
+
+        with self._lock:
+            persons, t = self._persons, self._t_ns
+        if persons.size == 0 or time.monotonic_ns() - t > max_age_ns:
+            return None
+        xs, ys, z_d = persons["x_m"], persons["y_m"], persons["z_d_m"]
+        distances = [
+            float(self._hazard.distance(shapely.Point(float(xs[i]), float(ys[i])))) - float(z_d[i])
+            for i in range(len(persons))
+            if np.isfinite(xs[i]) and np.isfinite(ys[i])
+        ]
+        return min(distances) if distances else None
+
+
+def _sensor_parts(cfg: Any, opts: DemoOptions, duration_ns: int) -> tuple[Any, Any, Any]:
+    """(sensor config, detector warmed up, pre-rendered synthetic source) for the cell's first camera."""
+    from safety.camera import CameraModel
+    from safety.config import ns
+    from sensor.detector import Detector
+    from sensor.scene import Scene, Trajectory, Walker, load_sprite
+    from sensor.sources import SyntheticSource
+
+    name, sensor_cfg = next(iter(cfg.sensors.items()))
+    camera = CameraModel.from_config(sensor_cfg)
+    sprites = {person: load_sprite(person) for person in PEOPLE}
+    walkers = [
+        Walker(sprites[v.person], Trajectory.from_points(v.waypoints())) for v in plan_visits(duration_ns)
+    ]
+    scene = Scene(camera, walkers)
+    period = ns(1000.0 / sensor_cfg.frame_rate_hz)
+    synthetic = SyntheticSource(scene)
+    first = synthetic.read(0, 0)  # warms the renderer (imports, resampling tables) before timing starts
+    source = PrerenderedSource(synthetic, period)
+    detector = Detector(opts.detector_model, threads=opts.detector_threads, min_score=sensor_cfg.min_score)
+    detector.warm_up(camera.height_px, camera.width_px)
+    if first is not None:
+        detector.detect(first.image)
+    return sensor_cfg, detector, source
+
+
+def _warm_emulator(emulator: Any, source: PrerenderedSource) -> None:
+    """Compile the health checks on a real frame, then forget it (so frame 0 is not judged frozen)."""
+    frame = source.source.read(0, 0)
+    if frame is not None:
+        emulator.health.check(frame.image)
+        emulator.health.reset()
+
+
+def _sensor_thread(emulator: Any, t_start_ns: int, warnings: list[str]) -> None:
+    """The sensor's thread: real-time priority below the controller's (a dedicated sensor's stand-in)."""
+    from safety.realtime import apply_realtime
+
+    warnings.extend(apply_realtime(SENSOR_PRIORITY, lock_memory=False).warnings)
+    emulator.run(t_start_ns=t_start_ns)
+
+
+# Real-time priorities (SCHED_FIFO where permitted): the controller's executor uses 80; the robot and the
+# sensor stand in for dedicated hardware, so they get their own, lower, priorities instead of queueing
+# behind the renderer and the status line.
+ROBOT_PRIORITY = 70
+SENSOR_PRIORITY = 60
+SWITCH_INTERVAL_S = 0.0005  # the sensor thread gets the interpreter back quickly from the renderer
+RESET_PULSE_NS = 100_000_000  # the operator holds the reset button this long
+RESET_AFTER_NS = 400_000_000  # ... after the controller has waited for it (cell clear) this long
+STATUS_PERIOD_S = 0.2
+READY_TIMEOUT_S = 240.0  # the controller compiles its step before it arms; slow on a busy machine
+
+
+def run_demo(
+    opts: DemoOptions,
+    on_status: Callable[[Status], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the demo; `on_status` gets a snapshot about 5 times a second, `on_note` progress lines."""
+    from safety import budget
+    from safety.clock import MonotonicClock
+    from safety.config import ConfigError, load_config
+    from sensor.emulator import SensorEmulator
+
+    note = on_note or (lambda _line: None)
+    try:
+        cfg = load_config(opts.config)
+    except ConfigError as exc:
+        raise DemoError("\n".join(exc.problems)) from None
+    if opts.duration_s <= 0:
+        raise DemoError(f"--duration must be positive, got {opts.duration_s}")
+    duration_ns = int(opts.duration_s * NS_PER_S)
+    out_dir = Path(opts.out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    trace_path = out_dir / TRACE_NAME
+
+    ctx = multiprocessing.get_context("fork")  # before any thread exists in this process
+    shared = _Shared(ctx)
+    wiring = _Wiring.create(cfg)
+    processes = [
+        ctx.Process(target=_controller_process, args=(cfg, str(trace_path), wiring, shared), daemon=True),
+        ctx.Process(target=_robot_process, args=(cfg, wiring, shared), daemon=True),
+    ]
+    for p in processes:
+        p.start()
+    wiring.close_children_ends()
+    note("controller and robot started; loading the detector and the camera while the step compiles")
+    watch = _Watch(cfg)
+    sensor_warnings: list[str] = []
+    old_switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    resets = 0
+    results: dict[str, dict[str, Any]] = {}
+    emulator = None
+    source = None
+    try:
+        sensor_cfg, detector, source = _sensor_parts(cfg, opts, duration_ns)
+        publish = wiring.sensor_publisher(cfg)
+
+        def publish_and_watch(record: np.ndarray) -> None:
+            publish(record)
+            watch.saw(record)
+
+        t_wait = time.monotonic()
+        while not shared.controller_ready.wait(0.2):
+            if not processes[0].is_alive() or time.monotonic() - t_wait > READY_TIMEOUT_S:
+                _collect(shared, results)
+                raise DemoError(
+                    "the controller did not arm: " + results.get("controller", {}).get("error", "timed out")
+                )
+        note("controller armed; the camera starts")
+        clock = MonotonicClock()
+        emulator = SensorEmulator.from_config(sensor_cfg, 0, source, detector, publish_and_watch, clock)
+        _warm_emulator(emulator, source)
+        t_start = clock.now_ns() + 50_000_000
+        sensor_thread = threading.Thread(
+            target=_sensor_thread, args=(emulator, t_start, sensor_warnings), name="demo-sensor", daemon=True
+        )
+        sensor_thread.start()
+
+        waiting_since: int | None = None
+        pulse_end = 0
+        frame_age = 3 * budget.frame_period_ns(sensor_cfg.frame_rate_hz)
+        while True:
+            now = time.monotonic_ns()
+            if now >= t_start + duration_ns:
+                break
+            if not all(p.is_alive() for p in processes):
+                _collect(shared, results)
+                raise DemoError(_child_failure(results))
+            reason = int(shared.robot_value("command_reason"))
+            nearest = watch.nearest_m(frame_age)
+            # the operator: presses reset when the controller waits for it and nobody is in the cell
+            if pulse_end and now >= pulse_end:
+                shared.reset.value = 0
+                pulse_end = 0
+            if reason in (Reason.NOT_ARMED, Reason.RESTART_INTERLOCK) and nearest is None:
+                waiting_since = waiting_since or now
+                if not pulse_end and now - waiting_since >= RESET_AFTER_NS:
+                    shared.reset.value = 1
+                    pulse_end = now + RESET_PULSE_NS
+                    waiting_since = None
+                    resets += 1
+            else:
+                waiting_since = None
+            if on_status is not None:
+                speed = max(0.0, shared.robot_value("speed_mps"))
+                on_status(
+                    Status(
+                        t_s=(now - t_start) / NS_PER_S,
+                        robot_kind=int(shared.robot_value("command_kind")),
+                        robot_speed_mps=speed,
+                        at_rest=shared.robot_value("at_rest") != 0,
+                        nearest_m=nearest,
+                        s_p_m=budget.separation_required_m(cfg, min(speed, cfg.robot.max_speed_mps)),
+                        last_stop_reason=int(shared.robot_value("stop_reason")),
+                        frames=watch.frames,
+                        resets=resets,
+                    )
+                )
+            time.sleep(STATUS_PERIOD_S if not pulse_end else min(STATUS_PERIOD_S, RESET_PULSE_NS / NS_PER_S))
+        emulator.stop()
+        sensor_thread.join(timeout=5.0)
+        time.sleep(0.2)  # the last frames reach the controller
+    finally:
+        sys.setswitchinterval(old_switch)
+        if emulator is not None:
+            emulator.stop()
+        if source is not None:
+            source.close()
+        shared.reset.value = 0
+        shared.stop_controller.set()
+        processes[0].join(timeout=10.0)
+        shared.stop_robot.set()
+        processes[1].join(timeout=5.0)
+        for p in processes:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=2.0)
+        wiring.close()
+        _collect(shared, results)
+
+    if "error" in results.get("controller", {}):
+        raise DemoError(_child_failure(results))
+    results.setdefault("sensor", {})["warnings"] = sensor_warnings
+    return _report(trace_path, out_dir, opts, emulator, resets, results, note)
+
+
+def _collect(shared: _Shared, results: dict[str, dict[str, Any]]) -> None:
+    """Take whatever the children reported."""
+    while not shared.results.empty():
+        who, info = shared.results.get()
+        results[who] = info
+
+
+def _child_failure(results: dict[str, dict[str, Any]]) -> str:
+    """Which child failed and why."""
+    for who in ("controller", "robot"):
+        if "error" in results.get(who, {}):
+            return f"the {who} process failed: {results[who]['error']}"
+    return "a child process ended early without saying why"
+
+
+def _report(
+    trace_path: Path,
+    out_dir: Path,
+    opts: DemoOptions,
+    emulator: Any,
+    resets: int,
+    results: dict[str, dict[str, Any]],
+    note: Callable[[str], None],
+) -> DemoResult:
+    """Read the controller's trace, analyse it, and write the report files."""
+    import json
+
+    from hil.report.analysis import analyze
+    from hil.report.render import to_json
+    from hil.report.stages import stages_from_trace
+    from safety.trace import TraceError, read_trace
+
+    try:
+        trace = read_trace(trace_path)
+    except TraceError as exc:
+        raise DemoError(f"the controller's trace is unreadable: {exc}") from None
+    note("analysing the trace")
+    analysed = analyze([stages_from_trace(trace)])
+    files = [out_dir / "report.json"]
+    files[0].write_text(json.dumps(to_json(analysed), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    if opts.plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            note("matplotlib is not installed (pip install 'cobotguard[plots]'): no HTML/PNG report")
+        else:
+            from hil.report.render import to_html, to_png
+
+            (out_dir / "report.png").write_bytes(to_png(analysed))
+            (out_dir / "report.html").write_text(to_html(analysed), encoding="utf-8")
+            files += [out_dir / "report.html", out_dir / "report.png"]
+    controller = results.get("controller", {})
+    return DemoResult(
+        trace_path=trace_path,
+        report_files=files,
+        results=analysed,
+        frames_published=emulator.stats.published if emulator is not None else 0,
+        resets=resets,
+        controller_stats=controller.get("stats", {}),
+        warnings=[
+            f"{who}: {w}"
+            for who in ("controller", "robot", "sensor")
+            for w in results.get(who, {}).get("warnings", [])
+        ],
+    )
+
+
+# ---- wiring: how the processes talk (interim: pipes, until the serial link lands) ----
+
+
+class _PipeSensorSource:
+    """Controller side of the sensor link (interim stand-in for the serial link)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def receive(self, now_ns: int, frames: np.ndarray) -> int:
+        from safety.records import DETECTION_DTYPE
+
+        n = 0
+        while n < len(frames) and self.conn.poll():
+            frames[n] = np.frombuffer(self.conn.recv_bytes(), dtype=DETECTION_DTYPE)[0]
+            frames[n]["t_received_ns"] = now_ns
+            n += 1
+        return n
+
+    def take_fault(self) -> int:
+        return 0
+
+
+class _PipeRobotPort:
+    """Controller side of the robot link (interim stand-in for the serial link)."""
+
+    def __init__(self, commands: Any, states: Any) -> None:
+        self.commands = commands
+        self.states = states
+
+    def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
+        from safety.records import ROBOT_STATE_DTYPE
+
+        got = False
+        while self.states.poll():
+            state[0] = np.frombuffer(self.states.recv_bytes(), dtype=ROBOT_STATE_DTYPE)[0]
+            state[0]["t_received_ns"] = now_ns
+            got = True
+        return got
+
+    def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
+        self.commands.send_bytes(command.tobytes() + int(seq).to_bytes(8, "little", signed=True))
+
+    def take_fault(self) -> int:
+        return 0
+
+
+class _Wiring:
+    """The links between the three processes."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.sensor_rx, self.sensor_tx = ctx.Pipe(duplex=False)
+        self.command_rx, self.command_tx = ctx.Pipe(duplex=False)
+        self.state_rx, self.state_tx = ctx.Pipe(duplex=False)
+
+    @classmethod
+    def create(cls, cfg: Any) -> _Wiring:
+        return cls(multiprocessing.get_context("fork"))
+
+    def controller_ports(self, cfg: Any) -> tuple[Any, Any]:
+        return _PipeSensorSource(self.sensor_rx), _PipeRobotPort(self.command_tx, self.state_rx)
+
+    def sensor_publisher(self, cfg: Any) -> Callable[[np.ndarray], None]:
+        return lambda record: self.sensor_tx.send_bytes(record.tobytes())
+
+    def run_robot(self, cfg: Any, shared: _Shared) -> dict[str, Any]:
+        from safety import budget
+        from safety.config import ns
+        from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
+
+        state = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+        period = ns(cfg.link.receiver_cycle_ms)
+        watchdog = ns(cfg.link.command_watchdog_ms)
+        reaction = ns(cfg.robot.stop_input_reaction_ms)
+        speed, decel, target, brake_at = 0.0, 1.0, 0.0, 0
+        last_rx = time.monotonic_ns()
+        kind, reason, stop_reason, count, seq = int(CommandKind.FAULT_STOP), 0, 0, 0, -1
+        t = time.monotonic_ns()
+        while not shared.stop_robot.is_set():
+            t += period
+            time.sleep(max(0.0, (t - time.monotonic_ns()) / NS_PER_S))
+            now = time.monotonic_ns()
+            while self.command_rx.poll():
+                raw = self.command_rx.recv_bytes()
+                cmd = np.frombuffer(raw[: COMMAND_DTYPE.itemsize], dtype=COMMAND_DTYPE)[0]
+                seq = int.from_bytes(raw[COMMAND_DTYPE.itemsize :], "little", signed=True)
+                last_rx, count = now, count + 1
+                new_kind, reason = int(cmd["kind"]), int(cmd["reason"])
+                stop_reason = last_stop_reason(stop_reason, new_kind, reason)
+                if new_kind >= CommandKind.PROTECTIVE_STOP:
+                    if kind < CommandKind.PROTECTIVE_STOP:
+                        t_s, _ = budget.stopping_at(cfg.robot, min(speed, cfg.robot.max_speed_mps))
+                        decel = speed / max(t_s / NS_PER_S, 1e-3)
+                        brake_at = now + reaction
+                    target = 0.0
+                else:
+                    target = min(float(cmd["speed_limit_mps"]), cfg.robot.max_speed_mps)
+                kind = new_kind
+            if now - last_rx > watchdog and target > 0.0:
+                target, brake_at = 0.0, now
+            dt = period / NS_PER_S
+            if target < speed and now >= brake_at:
+                speed = max(target, speed - max(decel, 0.5) * dt)
+            elif target > speed:
+                speed = min(target, speed + 0.5 * dt)
+            state[0]["speed_mps"] = speed
+            state[0]["mode"] = kind
+            state[0]["at_rest"] = int(speed == 0.0)
+            state[0]["last_command_seq"] = seq
+            state[0]["t_sent_ns"] = time.monotonic_ns()
+            self.state_tx.send_bytes(state.tobytes())
+            for name, value in zip(
+                ROBOT_FIELDS, (speed, int(speed == 0.0), kind, reason, stop_reason, count, seq), strict=True
+            ):
+                shared.robot[ROBOT_FIELDS.index(name)] = value
+        return {"commands": count}
+
+    def close_children_ends(self) -> None:
+        pass
+
+    def close_controller(self) -> None:
+        pass
+
+    def close(self) -> None:
+        for conn in (
+            self.sensor_rx,
+            self.sensor_tx,
+            self.command_rx,
+            self.command_tx,
+            self.state_rx,
+            self.state_tx,
+        ):
+            with contextlib.suppress(OSError):
+                conn.close()
