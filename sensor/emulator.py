@@ -31,6 +31,7 @@ from safety.config import Sensor, ns
 from safety.reasons import HealthFlag
 from safety.records import FRAME_COUNTER_MODULO
 from sensor.health import HealthMonitor, timing_flags
+from sensor.health import warm_up as health_warm_up
 from sensor.metadata import MetadataBuilder
 from sensor.sources import FrameSource
 
@@ -121,6 +122,13 @@ class SensorEmulator:
             )
         builder = MetadataBuilder(camera, sensor_index, sensor_cfg.position_uncertainty_m)
         return cls(source, detector, builder, EmulatorTiming.from_config(sensor_cfg), publish, clock)
+
+    def warm_up(self, image: np.ndarray | None = None) -> None:
+        """Compile the health kernels (on `image` if given) and forget the frame, so frame 0 is judged fresh."""
+        health_warm_up()
+        if image is not None:
+            self.health.check(image)
+        self.health.reset()
 
     def stop(self) -> None:
         """Ask `run` to return after the current frame (thread-safe)."""
@@ -228,3 +236,16 @@ class SerialPublisher:
         """Encode and write one record."""
         self.write(self.encode(record))
         self.sent += 1
+
+
+def link_publisher(endpoint: Any, write: Callable[[bytes], Any]) -> SerialPublisher:
+    """DETECTIONS over the safety link: each record becomes one frame from `endpoint` (a `Role.SENSOR`
+    `safety.link.endpoint.Endpoint`), stamped with the record's t_sent_ns, written with `write`
+    (e.g. a `safety.link.transport` transport's write)."""
+    from safety.link.messages import Detections
+
+    def encode(record: np.ndarray) -> bytes:
+        rec = record.reshape(-1)[0]
+        return bytes(endpoint.send(Detections.from_record(rec), int(rec["t_sent_ns"])))
+
+    return SerialPublisher(encode, write)

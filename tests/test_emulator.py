@@ -259,3 +259,39 @@ def test_walk_in_recall_from_a_quarter_of_the_frame_height(walk_ins) -> None:  #
     totals = np.array([recall_of(*walk_ins[s], 0.25)[:2] for s in SPRITES])
     hits, eligible = totals.sum(axis=0)
     assert hits / eligible >= 0.95, f"recall {hits}/{eligible}"
+
+
+def test_link_publisher_sends_detections_the_controller_end_accepts() -> None:
+    from safety.link.endpoint import Role
+    from safety.link.pair import drain
+    from safety.link.setup import sensor_link_endpoint
+    from sensor.emulator import link_publisher
+
+    cfg = load_config("hil/defaults/cell.toml")
+    clock = SimulatedClock(5_000_000_000)
+    sender = sensor_link_endpoint(cfg, "cam0", Role.SENSOR, clock.now_ns())
+    receiver = sensor_link_endpoint(cfg, "cam0", Role.SENSOR_RECEIVER, clock.now_ns())
+    wire: list[bytes] = []
+    kept = LatestQueue(100)
+
+    def publish(record: np.ndarray) -> None:
+        kept(record)
+        send(record)
+
+    send = link_publisher(sender, wire.append)
+    emu = SensorEmulator(
+        NoiseSource(), ScriptedDetector(clock, [5_000_000]), MetadataBuilder(SMALL_CAM, 0, 0.1),
+        EmulatorTiming(PERIOD, READOUT), publish, clock,
+    )  # fmt: skip
+    emu.run(max_frames=3)
+    published = np.concatenate(kept.drain())
+    received = []
+    for data, rec in zip(wire, published, strict=True):
+        receiver.feed(data, int(rec["t_sent_ns"]) + 100_000)
+        (event,) = drain(receiver)
+        received.append(event.to_record())  # type: ignore[union-attr]
+    got = np.concatenate(received)
+    for name in ("frame_counter", "person_count", "health", "inference_us", "t_exposure_ns", "t_sent_ns"):
+        assert got[name].tolist() == published[name].tolist()
+    assert got["persons"]["x_m"][:, 0] == pytest.approx(published["persons"]["x_m"][:, 0], abs=1e-5)
+    assert (got["t_received_ns"] == published["t_sent_ns"] + 100_000).all()
