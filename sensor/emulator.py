@@ -124,7 +124,7 @@ class SensorEmulator:
         return cls(source, detector, builder, EmulatorTiming.from_config(sensor_cfg), publish, clock)
 
     def warm_up(self, image: np.ndarray | None = None) -> None:
-        """Compile the health kernels (on `image` if given) and forget the frame, so frame 0 is judged fresh."""
+        """Compile the health kernels (on `image` if given), then forget it: frame 0 is judged fresh."""
         health_warm_up()
         if image is not None:
             self.health.check(image)
