@@ -334,25 +334,16 @@ def covered_polygon_of(
     col_run = _longest_run(np.array([r is not None for r in runs]))
     if col_run is None:
         return np.zeros((0, 2))
-    top: list[tuple[float, float]] = []
-    bottom: list[tuple[float, float]] = []
-    for c in range(col_run[0], col_run[1] + 1):
-        run = runs[c]
-        assert run is not None
-        first, last = run
-        v_top = (
-            vs[first]
-            if first == 0
-            else _bisect(cam, us[c], vs[first], vs[first - 1], person_height_m, min_height_px)
-        )
-        v_bot = (
-            vs[last]
-            if last == rows - 1
-            else _bisect(cam, us[c], vs[last], vs[last + 1], person_height_m, min_height_px)
-        )
-        top.append((us[c], v_top))
-        bottom.append((us[c], v_bot))
-    outline = np.array(top + bottom[::-1])
+    cols = np.arange(col_run[0], col_run[1] + 1)
+    first = np.array([runs[c][0] for c in cols])  # type: ignore[index]
+    last = np.array([runs[c][1] for c in cols])  # type: ignore[index]
+    u_cols = us[cols]
+    # Refine each run's ends between the last good and the first bad sample (all columns at once).
+    v_top = _bisect(cam, u_cols, vs[first], vs[np.maximum(first - 1, 0)], person_height_m, min_height_px)
+    v_bot = _bisect(cam, u_cols, vs[last], vs[np.minimum(last + 1, rows - 1)], person_height_m, min_height_px)
+    top = np.column_stack([u_cols, v_top])
+    bottom = np.column_stack([u_cols, v_bot])
+    outline = np.vstack([top, bottom[::-1]])
     x, y = cam.pixel_to_floor(outline[:, 0], outline[:, 1])
     polygon = np.column_stack([x, y])
     polygon = polygon[np.isfinite(polygon).all(axis=1)]
@@ -378,15 +369,21 @@ def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
     return best
 
 
-def _bisect(cam: CameraModel, u: float, v_good: float, v_bad: float, height_m: float, min_px: float) -> float:
-    """The boundary between a good and a bad foot pixel in one column, returned on the good side."""
+def _bisect(
+    cam: CameraModel, u: np.ndarray, v_good: np.ndarray, v_bad: np.ndarray, height_m: float, min_px: float
+) -> np.ndarray:
+    """Per column, the boundary between a good and a bad foot pixel, returned on the good side.
+
+    Where v_good equals v_bad (the run reaches the image edge) the good sample is returned unchanged.
+    """
+    good = np.asarray(v_good, dtype=np.float64).copy()
+    bad = np.asarray(v_bad, dtype=np.float64).copy()
     for _ in range(30):
-        mid = 0.5 * (v_good + v_bad)
-        if bool(cam.visible_person(u, mid, height_m, min_px)):
-            v_good = mid
-        else:
-            v_bad = mid
-    return float(v_good)
+        mid = 0.5 * (good + bad)
+        ok = np.asarray(cam.visible_person(u, mid, height_m, min_px), dtype=bool)
+        good = np.where(ok, mid, good)
+        bad = np.where(ok, bad, mid)
+    return good
 
 
 def _drop_repeats(polygon: np.ndarray) -> np.ndarray:
