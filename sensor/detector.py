@@ -82,8 +82,13 @@ def model_path(model: str | Path) -> Path:
     return path
 
 
-def session_options(threads: int, spinning: bool = True):  # -> onnxruntime.SessionOptions
-    """onnxruntime options for a single-stream, low-latency session with `threads` intra-op threads."""
+def session_options(threads: int, spinning: bool = False):  # -> onnxruntime.SessionOptions
+    """onnxruntime options for a single-stream, low-latency session with `threads` intra-op threads.
+
+    Worker threads do not spin between frames by default: the sensor shares the host with the safety
+    loop, and spinning workers take a core from it (on a loaded 2-core host they also made the 2-thread
+    detector slower: see bench/bench_detector.py).
+    """
     import onnxruntime as ort
 
     if threads < 1:
@@ -107,7 +112,7 @@ class Detector:
         min_score: float = 0.5,
         max_detections: int = MAX_DETECTIONS,
         iou_threshold: float = NMS_IOU,
-        spinning: bool = True,
+        spinning: bool = False,
     ) -> None:
         """Load the backbone ("fp32", "int8" or an .onnx path) and allocate every buffer."""
         import onnxruntime as ort
