@@ -273,7 +273,10 @@ def sensor_problems(name: str, sensor: Sensor) -> list[str]:
     try:
         covered = covered_area(sensor)
     except CameraModelError as exc:
-        return [f"{path}: camera geometry: {exc}"]
+        return [
+            f"{path}: camera geometry: {exc}; expected intrinsics + mounting, or calibration_points, of a "
+            "camera above the floor that looks at it"
+        ]
     if covered.is_empty:
         out.append(
             f"{path}: covers no floor: nowhere is a person of {sensor.assumed_person_height_m} m both fully "
@@ -310,7 +313,7 @@ def coverage_problems(sensors: dict[str, Sensor], zones: dict[str, Zone]) -> lis
         try:
             areas.append(covered_area(sensor))
         except CameraModelError:
-            continue  # reported by sensor_problems
+            return []  # reported by sensor_problems; without this camera, coverage cannot be judged
     seen = shapely.union_all(areas) if areas else shapely.Polygon()
     out: list[str] = []
     for name, zone in zones.items():

@@ -288,6 +288,12 @@ def test_camera_that_sees_no_floor() -> None:
     assert any(p.startswith(f"{SOURCE}: sensors.cam0:") and "covers no floor" in p for p in problems)
 
 
+def test_camera_on_the_floor_is_one_problem() -> None:
+    raw = default_raw()
+    raw["sensors"]["cam0"]["mounting"]["position_m"] = [-5.7, 0.0, 0.0]
+    one_problem(raw, "sensors.cam0", "camera height must be above the floor")  # zones not also blamed
+
+
 # -- sensors -----------------------------------------------------------------------------------------
 
 
