@@ -295,3 +295,12 @@ def test_link_publisher_sends_detections_the_controller_end_accepts() -> None:
         assert got[name].tolist() == published[name].tolist()
     assert got["persons"]["x_m"][:, 0] == pytest.approx(published["persons"]["x_m"][:, 0], abs=1e-5)
     assert (got["t_received_ns"] == published["t_sent_ns"] + 100_000).all()
+
+
+def test_from_config_takes_timing_and_refuses_frames_of_another_size(cell_sensor) -> None:  # type: ignore[no-untyped-def]
+    timing = EmulatorTiming.from_config(cell_sensor)
+    assert timing.frame_period_ns == pytest.approx(1e9 / cell_sensor.frame_rate_hz, abs=1)
+    assert timing.exposure_readout_ns == int(cell_sensor.exposure_readout_ms * 1e6)
+    clock = SimulatedClock(0)
+    with pytest.raises(ValueError, match="64x48"):
+        SensorEmulator.from_config(cell_sensor, 0, NoiseSource(), ScriptedDetector(clock, [1]), print, clock)
