@@ -111,7 +111,8 @@ class RobotEmulator:
         self.stopping = stopping or _stopping(cfg)
         self.mode = CommandKind.FAULT_STOP  # nothing commanded yet: stopped
         self.fault: LinkError | None = None  # latched self-stop reason
-        self.t_at_rest_ns: int | None = now_ns  # when the robot last came to rest; None while moving
+        self.t_at_rest_ns: int | None = now_ns  # when the robot came to rest; None while moving
+        self.t_last_standstill_ns: int | None = None  # when the last braking ended (kept after a restart)
         self._phase = Phase("cruise", now_ns, 0.0, 0.0)
         self._target_mps = 0.0
         self._pending: list[_Pending] = []
@@ -177,6 +178,7 @@ class RobotEmulator:
             if phase.kind == "brake":
                 v = 0.0
                 self.t_at_rest_ns = end
+                self.t_last_standstill_ns = end
             else:
                 v = phase.v1_mps
             phase = Phase("cruise", end, x, v)

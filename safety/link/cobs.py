@@ -3,7 +3,8 @@
 Encoding: split the data at every 0x00; each piece of up to 254 bytes is written as (length + 1) followed by
 the bytes; a piece longer than 254 is written as 0xFF blocks of 254 bytes (which imply no zero) followed by
 the remainder block. The decoder re-inserts a 0x00 after every block except 0xFF blocks and the last block.
-Overhead: 1 + floor(n / 254) bytes for n bytes of data. The frame delimiter 0x00 is added by the caller.
+Overhead: at most 1 + floor(n / 254) bytes for n bytes of data (exactly that when they hold no zero).
+The frame delimiter 0x00 is added by the caller.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ class CobsError(ValueError):
 
 
 def cobs_encoded_size(n: int) -> int:
-    """Encoded length of n data bytes (without the delimiter): worst case is also the exact size here."""
+    """Largest encoded length of n data bytes (without the delimiter); exact for data without zeros."""
     return n + 1 + n // 254
 
 
