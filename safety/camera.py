@@ -276,6 +276,14 @@ class CameraModel:
         """Pixel (u, v) that sees floor point (x, y); NaN behind the camera."""
         return self.project(x, y, 0.0)
 
+    def reprojection_error_px(self, floor_xy: np.ndarray, pixels_uv: np.ndarray) -> np.ndarray:
+        """Pixel distance between where each floor point projects and the pixel said to see it
+        (to check calibration points against a mounting pose, or a fit against its own points)."""
+        floor = np.asarray(floor_xy, dtype=np.float64).reshape(-1, 2)
+        pixels = np.asarray(pixels_uv, dtype=np.float64).reshape(-1, 2)
+        u, v = self.floor_to_pixel(floor[:, 0], floor[:, 1])
+        return np.hypot(np.asarray(u) - pixels[:, 0], np.asarray(v) - pixels[:, 1])
+
     def footprint_uncertainty_m(self, u: ArrayLike, v: ArrayLike, pixels: float = 1.0) -> Any:
         """Z_d from geometry: farthest floor distance from (u, v)'s floor point to the corners of a
         `pixels`-wide square of pixels centred on it (inf where the square leaves the floor)."""

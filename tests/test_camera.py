@@ -118,6 +118,10 @@ def test_homography_fit_with_pixel_noise_stays_close() -> None:
     fitted = CameraModel.from_calibration(floor, noisy, W, H, (500.0, 500.0, 320.0, 240.0))
     xy = np.column_stack(fitted.pixel_to_floor(pixels[:, 0], pixels[:, 1]))
     assert np.abs(xy - floor).max() < 0.03
+    assert fitted.reprojection_error_px(floor, noisy).max() < 3.0
+    # A mounting pose that disagrees with the points by a few degrees shows up in pixels.
+    tilted = CameraModel.from_config(pose_sensor(20.0, 43.0, 0.0, 3.0))
+    assert tilted.reprojection_error_px(floor, pixels).min() > 5.0
 
 
 def test_calibration_errors_are_clear() -> None:
