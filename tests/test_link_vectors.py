@@ -1,0 +1,162 @@
+"""The test vectors published in docs/protocol.md, checked against the implementation."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from safety.link import (
+    NEED_DATA,
+    Command,
+    Detections,
+    Endpoint,
+    LinkError,
+    LinkPolicy,
+    Received,
+    ReceiverState,
+    RobotState,
+    Role,
+    drain,
+    encode_frame,
+)
+from safety.link.cobs import cobs_decode
+from safety.link.crc import CHECK_VALUE, crc32
+from safety.reasons import CommandKind, HealthFlag, Reason, StopCategory
+from safety.records import PERSON_DTYPE
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+
+
+def _persons() -> np.ndarray:
+    p = np.zeros(2, dtype=PERSON_DTYPE)
+    p[0] = (1.5, -2.25, 0.1, 0.875, (0.25, 0.5, 0.75, 0.625))
+    p[1] = (-0.75, 3.0, 0.05, 0.5, (0.0, 0.125, 1.0, 0.25))
+    return p
+
+
+STOP_CAT1 = StopCategory.CAT1
+VECTORS = {
+    "command_run": (Command(CommandKind.RUN, 1.5), 0x0101, 0, 1_000_000_000),
+    "command_protective_stop": (
+        Command(CommandKind.PROTECTIVE_STOP, 0.0, STOP_CAT1, Reason.PERSON_IN_PROTECTIVE_ZONE, 0, 2, 1),
+        0x0101,
+        1,
+        1_002_000_000,
+    ),
+    "command_slow_seq_wrap": (
+        Command(CommandKind.SLOW, 0.1, StopCategory.CAT2, Reason.PERSON_IN_WARNING_ZONE, 0, 0, 3),
+        0x0101,
+        0xFFFFFFFF,
+        5_000_000_000_000,
+    ),
+    "robot_state_moving": (RobotState(0.25, CommandKind.RUN, False, 1), 0x0101, 0, 1_001_000_000),
+    "robot_state_at_rest_no_command": (
+        RobotState(0.0, CommandKind.FAULT_STOP, True, -1),
+        0x0101,
+        17,
+        1_003_000_000,
+    ),
+    "detections_empty": (Detections(0, 255, 0, 0, 3100, 990_000_000, 996_000_000), 101, 5, 1_000_000_000),
+    "detections_two_persons": (
+        Detections(1, 12, 2, 0, 22_000, 980_000_000, 1_002_000_000, _persons()),
+        102,
+        6,
+        1_004_000_000,
+    ),
+    "detections_lens_covered": (
+        Detections(0, 0, 0, int(HealthFlag.LENS_COVERED | HealthFlag.FROZEN), 0, 0, 0),
+        101,
+        256,
+        1_234_567_890_123,
+    ),
+}
+
+
+def documented_vectors() -> dict[str, dict[str, str]]:
+    """name -> {header, payload, crc, wire} from the ```vector blocks of the protocol page."""
+    out: dict[str, dict[str, str]] = {}
+    for block in re.findall(r"```vector\n(.*?)```", DOC.read_text(), flags=re.S):
+        lines = dict(line.split(None, 1) for line in block.strip().splitlines())
+        out[lines["vector"].strip()] = lines
+    return out
+
+
+def hexbytes(text: str) -> bytes:
+    return bytes.fromhex(text.replace(" ", ""))
+
+
+def test_every_vector_is_documented_and_checked() -> None:
+    assert set(documented_vectors()) == set(VECTORS)
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_documented_vector(name: str) -> None:
+    doc = documented_vectors()[name]
+    message, cid, seq, t = VECTORS[name]
+    wire = encode_frame(message, cid, seq, t)
+    assert wire == hexbytes(doc["wire"])
+    raw = cobs_decode(wire[:-1])
+    assert raw[:16] == hexbytes(doc["header"])
+    assert raw[16:-4] == hexbytes(doc["payload"])
+    value, _, crc_bytes = doc["crc"].partition("=")
+    assert crc32(raw[:-4]) == int(value, 16)
+    assert raw[-4:] == hexbytes(crc_bytes)
+
+
+def test_documented_check_value() -> None:
+    assert f"0x{CHECK_VALUE:08X}" in DOC.read_text()
+    assert crc32(b"123456789") == 0x1697D06A
+
+
+# -- the receiver vectors table ------------------------------------------------------------------
+
+MS = 1_000_000
+S = 1_000_000_000
+POLICY = LinkPolicy(max_delay_ns=20 * MS, watchdog_ns=50 * MS)
+
+
+def wire(name: str) -> bytes:
+    return hexbytes(documented_vectors()[name]["wire"])
+
+
+def robot_end(cid: int = 0x0101) -> Endpoint:
+    ep = Endpoint(Role.ROBOT, cid, POLICY, 0)
+    ep.feed(b"\x00", 0)
+    return ep
+
+
+def outcome(ep: Endpoint, *deliveries: tuple[bytes, int]) -> Reason | ReceiverState:
+    for data, t in deliveries:
+        ep.feed(data, t)
+        for event in drain(ep):
+            if isinstance(event, LinkError):
+                return event.reason
+            assert isinstance(event, Received)
+    assert ep.next_event() is NEED_DATA
+    return ep.state
+
+
+def seq_frame(seq: int, t: int) -> bytes:
+    return encode_frame(VECTORS["command_run"][0], 0x0101, seq, t)
+
+
+def test_receiver_vectors() -> None:
+    run, t0 = wire("command_run"), S + MS
+    assert outcome(robot_end(), (run, t0)) is ReceiverState.CONNECTED
+    assert outcome(robot_end(), (run, t0), (run, t0)) is Reason.LINK_REPETITION
+    stop = wire("command_protective_stop")
+    assert outcome(robot_end(), (stop, S + 3 * MS), (run, S + 3 * MS)) is Reason.LINK_INCORRECT_SEQUENCE
+    assert outcome(robot_end(), (run, t0), (seq_frame(2, S + 2 * MS), S + 3 * MS)) is Reason.LINK_LOSS
+    assert outcome(robot_end(), (run, S + 20 * MS + 100)) is Reason.LINK_UNACCEPTABLE_DELAY
+    assert outcome(robot_end(), (run, t0), (seq_frame(1, S - MS), t0)) is Reason.LINK_INSERTION
+    assert outcome(robot_end(), (wire("robot_state_moving"), t0)) is Reason.LINK_MASQUERADE
+    assert outcome(robot_end(0x0202), (run, t0)) is Reason.LINK_ADDRESSING
+    bad = bytearray(run)
+    bad[10] ^= 0x04
+    assert outcome(robot_end(), (bytes(bad), t0)) is Reason.LINK_CORRUPTION
+    ep = robot_end()
+    assert outcome(ep, (run, t0)) is ReceiverState.CONNECTED
+    assert ep.check_watchdog(t0 + 50 * MS) is None
+    err = ep.check_watchdog(t0 + 50 * MS + 100)
+    assert err is not None and err.reason is Reason.LINK_TIMEOUT
