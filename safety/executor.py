@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from safety.clock import Clock, MonotonicClock
 from safety.ports import RobotPort, SensorSource
@@ -139,6 +140,55 @@ def step_caller(core: Core) -> StepCaller:
     return call
 
 
+_ROBOT_OFFSET = CYCLE_DTYPE.fields["robot"][1]  # type: ignore[index]
+_COMMAND_OFFSET = CYCLE_DTYPE.fields["command"][1]  # type: ignore[index]
+
+
+@njit(cache=False, nogil=True)
+def fill_cycle_record(
+    buf,
+    buf_u8,
+    slot,
+    cycle,
+    release,
+    t_wake,
+    now,
+    t_start,
+    t_end,
+    t_written,
+    overrun,
+    reset,
+    link_fault,
+    new_frames,
+    seq,
+    detections,
+    robot_u8,
+    command_u8,
+):
+    """Write one CYCLE_DTYPE record into buf[slot] in place (no allocation, no Python objects)."""
+    r = buf[slot]
+    r.cycle = cycle
+    r.t_scheduled_ns = release
+    r.t_wake_ns = t_wake
+    r.t_inputs_ns = now
+    r.now_ns = now
+    r.t_step_start_ns = t_start
+    r.t_step_end_ns = t_end
+    r.t_command_written_ns = t_written
+    r.overrun = overrun
+    r.reset_input = reset
+    r.link_fault = link_fault
+    r.new_frames = new_frames
+    r.command_seq = seq
+    for i in range(detections.shape[0]):
+        r.frame_counter[i] = detections[i].frame_counter
+    base = slot * buf.itemsize
+    for k in range(robot_u8.shape[0]):
+        buf_u8[base + _ROBOT_OFFSET + k] = robot_u8[k]
+    for k in range(command_u8.shape[0]):
+        buf_u8[base + _COMMAND_OFFSET + k] = command_u8[k]
+
+
 _FAULT_STOP = int(CommandKind.FAULT_STOP)
 _PROTECTIVE_STOP = int(CommandKind.PROTECTIVE_STOP)
 
@@ -218,7 +268,8 @@ class Controller:
         self._pending = np.zeros((MAX_SENSORS, PENDING_FRAMES_PER_SENSOR), dtype=DETECTION_DTYPE)
         self._pending_head = [0] * MAX_SENSORS
         self._pending_count = [0] * MAX_SENSORS
-        self._cycle_rec = np.zeros(1, dtype=CYCLE_DTYPE)
+        self._robot_u8 = self.robot.view(np.uint8)
+        self._command_u8 = self.command.view(np.uint8)
         self._frame_rec = np.zeros(1, dtype=DETECTION_TRACE_DTYPE)
         # The trace record starts with the detection's fields in the same packed layout: copy as one.
         self._frame_as_detection = self._frame_rec.view(np.uint8)[: DETECTION_DTYPE.itemsize].view(
@@ -263,6 +314,29 @@ class Controller:
             self._recorder.start()
         self._cycles_ring = self._recorder.ring("cycles") if self._recorder else None
         self._frames_ring = self._recorder.ring("detections") if self._recorder else None
+        if self._cycles_ring is not None:
+            self._cycles_u8 = self._cycles_ring.buf.view(np.uint8)
+            scratch = np.zeros(1, dtype=CYCLE_DTYPE)  # compile the record kernel now, not in the loop
+            fill_cycle_record(
+                scratch,
+                scratch.view(np.uint8),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                self.detections,
+                self._robot_u8,
+                self._command_u8,
+            )
         now = self.clock.now_ns()
         for port in (self.sensor_source, self.robot_port):
             start = getattr(port, "start", None)
@@ -495,25 +569,31 @@ class Controller:
         link_fault: int,
         new_frames: int,
     ) -> None:
-        rec = self._cycle_rec[0]
-        rec["cycle"] = self._cycle
-        rec["t_scheduled_ns"] = release
-        rec["t_wake_ns"] = t_wake
-        rec["t_inputs_ns"] = now
-        rec["now_ns"] = now
-        rec["t_step_start_ns"] = t_step_start
-        rec["t_step_end_ns"] = t_step_end
-        rec["t_command_written_ns"] = t_written
-        rec["overrun"] = overrun
-        rec["reset_input"] = reset
-        rec["link_fault"] = link_fault
-        rec["new_frames"] = new_frames
-        rec["frame_counter"] = self.detections["frame_counter"]
-        rec["robot"] = self.robot[0]
-        rec["command_seq"] = self._seq
-        rec["command"] = self.command[0]
-        assert self._cycles_ring is not None and self._frames_ring is not None
-        self._cycles_ring.push(self._cycle_rec)
+        ring = self._cycles_ring
+        assert ring is not None and self._frames_ring is not None
+        slot = ring.claim()
+        if slot >= 0:
+            fill_cycle_record(
+                ring.buf,
+                self._cycles_u8,
+                slot,
+                self._cycle,
+                release,
+                t_wake,
+                now,
+                t_step_start,
+                t_step_end,
+                t_written,
+                overrun,
+                reset,
+                link_fault,
+                new_frames,
+                self._seq,
+                self.detections,
+                self._robot_u8,
+                self._command_u8,
+            )
+            ring.commit()
         if new_frames:
             frame = self._frame_rec[0]
             for s in range(self.n_sensors):

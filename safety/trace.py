@@ -227,11 +227,13 @@ def _read_header(path: str, data: memoryview) -> tuple[dict[str, Any], int]:
         raise TraceError(
             path, 0, f"file too short for a trace preamble ({len(data)} of {_PREAMBLE.size} bytes)"
         )
-    magic, version, _flags, length, crc = _PREAMBLE.unpack_from(data, 0)
+    magic, version, flags, length, crc = _PREAMBLE.unpack_from(data, 0)
     if magic != MAGIC:
         raise TraceError(path, 0, f"not a cobotguard trace (magic {bytes(magic)!r}, expected {MAGIC!r})")
     if version != FORMAT_VERSION:
         raise TraceError(path, 8, f"trace format version {version}, this reader knows {FORMAT_VERSION}")
+    if flags != 0:
+        raise TraceError(path, 10, f"preamble flags 0x{flags:04x}, expected 0 (corrupt, or a newer writer)")
     start = _PREAMBLE.size
     if start + length > len(data):
         raise TraceError(path, start, f"header truncated: {len(data) - start} of {length} bytes present")
@@ -343,8 +345,9 @@ def _read_chunk(path: str, data: memoryview, offset: int) -> tuple[int, int, int
 class Ring:
     """A preallocated single-producer single-consumer ring of records.
 
-    The real-time thread calls `push` (one record copied into a preallocated slot, no allocation of
-    arrays); when the ring is full the record is dropped and counted in `dropped`, never lost silently.
+    The real-time thread calls `push` (one record copied into a preallocated slot), or `claim`, writes
+    the slot in place, then `commit`; when the ring is full the record is dropped and counted in
+    `dropped`, never lost silently.
     The drain thread reads committed slots in place and then releases them.
     """
 
@@ -366,6 +369,17 @@ class Ring:
         self.buf[head % self.capacity] = record[0]
         self.head = head + 1  # publish after the copy: the consumer never sees a half-written slot
         return True
+
+    def claim(self) -> int:
+        """Slot for the next record (write `buf[slot]`, then `commit`); -1 when full (counted)."""
+        if self.head - self.tail >= self.capacity:
+            self.dropped += 1
+            return -1
+        return self.head % self.capacity
+
+    def commit(self) -> None:
+        """Publish the record written into the slot from `claim`."""
+        self.head += 1
 
     def pending(self) -> tuple[np.ndarray, np.ndarray]:
         """The committed, unreleased records as (up to) two views: before and after the wrap point."""

@@ -110,6 +110,7 @@ class ScriptedRobot:
         self.speed = 0.0
         self.mode = int(CommandKind.FAULT_STOP)
         self.send_delay_ns = send_delay_ns
+        self.keep_history = True  # False: keep only the last command (memory tests)
         self.fault = 0
 
     def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
@@ -125,7 +126,11 @@ class ScriptedRobot:
 
     def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
         """Keep a copy; follow it; optionally spend simulated time (a slow port)."""
-        self.commands.append((seq, command.copy()))
+        if self.keep_history or not self.commands:
+            self.commands.append((seq, command.copy()))
+        else:
+            self.commands[-1] = (seq, self.commands[-1][1])
+            self.commands[-1][1][:] = command
         kind = int(command[0]["kind"])
         self.mode = kind
         self.speed = float(min(command[0]["speed_limit_mps"], 0.5)) if kind <= CommandKind.SLOW else 0.0

@@ -247,3 +247,28 @@ def test_an_unsafe_budget_refuses_to_arm_unless_explicitly_allowed() -> None:
     allowed = Controller(unsafe, sensor, robot, clock=clock, realtime=False, allow_unsafe_budget=True)
     allowed.arm()
     assert allowed.armed
+
+
+def test_memory_does_not_grow_with_cycles(tmp_path: Path) -> None:
+    """gc is disabled while running, so a per-cycle allocation that is kept (or a reference cycle) would
+    grow without bound: after warm-up, thousands of cycles must leave the loop's memory as it was."""
+    import tracemalloc
+
+    controller, _sensor, robot = _controller(tmp_path)
+    robot.keep_history = False
+    _run_and_reset(controller, 100, 200)
+    loop_files = ("executor.py", "ports.py", "clock.py", "step.py", "trace.py")  # not the test ports
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        controller.run(duration_ns=5000 * MS)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+        controller.close()
+    grown = sum(
+        stat.size_diff
+        for stat in after.compare_to(before, "filename")
+        if stat.traceback[0].filename.endswith(loop_files)
+    )
+    assert grown < 16 * 1024  # a leak of a single small object per cycle would be > 100 KiB
