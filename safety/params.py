@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from safety.config import CellConfig, Sensor, ns
+from safety.geometry import edge_inverses, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
 MAX_STOP_POINTS = 32  # rows of the stopping table after payload selection
@@ -46,7 +47,8 @@ PARAMS_DTYPE = np.dtype(
         ("stop_distance_m", np.float64, (MAX_STOP_POINTS,)),
         ("hazard_n", np.int32),
         ("hazard_vertices", np.float64, (MAX_VERTICES, 2)),
-        ("hazard_bbox", np.float64, (4,)),
+        ("hazard_bounds", np.float64, (7,)),  # bounding box and circle, see safety.geometry.polygon_bounds
+        ("hazard_inv_len2", np.float64, (MAX_VERTICES,)),  # see safety.geometry.edge_inverses
         ("ssm_enabled", np.int32),
         ("intrusion_m", np.float64),  # C
         ("ssm_stop_category", np.int32),
@@ -57,7 +59,9 @@ PARAMS_DTYPE = np.dtype(
         ("zone_kind", np.int32, (MAX_ZONES,)),  # ZONE_WARNING or ZONE_PROTECTIVE
         ("zone_n", np.int32, (MAX_ZONES,)),
         ("zone_vertices", np.float64, (MAX_ZONES, MAX_VERTICES, 2)),
-        ("zone_bbox", np.float64, (MAX_ZONES, 4)),
+        ("zone_bounds", np.float64, (MAX_ZONES, 7)),
+        ("zone_inv_len2", np.float64, (MAX_ZONES, MAX_VERTICES)),
+        ("min_stop_category", np.int32),  # most restrictive category any stop source can give; 3 = none
         ("zone_speed_limit_mps", np.float64, (MAX_ZONES,)),
         ("zone_stop_category", np.int32, (MAX_ZONES,)),
         ("sensor_max_age_ns", np.int64, (MAX_SENSORS,)),  # now - t_exposure of the newest frame
@@ -125,10 +129,6 @@ def stopping_rows(cfg: CellConfig) -> list[tuple[float, int, float]]:
     return rows
 
 
-def _bbox(points: np.ndarray) -> np.ndarray:
-    return np.array([points[:, 0].min(), points[:, 1].min(), points[:, 0].max(), points[:, 1].max()])
-
-
 def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
     if len(points) > 1 and tuple(points[0]) == tuple(points[-1]):
         points = points[:-1]  # closed rings are stored open
@@ -168,7 +168,8 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     hazard, hazard_n = _pad_polygon(list(cfg.robot.hazard_polygon_m), "robot.hazard_polygon_m")
     r["hazard_n"] = hazard_n
     r["hazard_vertices"] = hazard
-    r["hazard_bbox"] = _bbox(hazard[:hazard_n])
+    r["hazard_bounds"] = polygon_bounds(hazard, hazard_n)
+    r["hazard_inv_len2"] = edge_inverses(hazard, hazard_n)
 
     r["ssm_enabled"] = int(cfg.separation.enabled)
     r["intrusion_m"] = cfg.separation.intrusion_distance_m
@@ -182,7 +183,8 @@ def build_params(cfg: CellConfig) -> np.ndarray:
         vertices, n = _pad_polygon(list(zone.polygon_m), f"zones.{name}.polygon_m")
         r["zone_n"][k] = n
         r["zone_vertices"][k] = vertices
-        r["zone_bbox"][k] = _bbox(vertices[:n])
+        r["zone_bounds"][k] = polygon_bounds(vertices, n)
+        r["zone_inv_len2"][k] = edge_inverses(vertices, n)
         if zone.type == "warning":
             if zone.speed_limit_mps is None:
                 raise ValueError(f"zones.{name}.speed_limit_mps: missing, required for a warning zone")
@@ -201,6 +203,12 @@ def build_params(cfg: CellConfig) -> np.ndarray:
         r["sensor_tolerated_missed"][k] = sensor.tolerated_missed_frames
         r["sensor_max_persons"][k] = sensor.max_persons
         r["sensor_z_d_m"][k] = sensor.position_uncertainty_m
+
+    categories = [cfg.separation.stop_category] if cfg.separation.enabled else []
+    categories += [
+        z.stop_category for z in cfg.zones.values() if z.type == "protective" and z.stop_category is not None
+    ]
+    r["min_stop_category"] = min(categories, default=NO_CATEGORY)
 
     r["restart_automatic"] = int(cfg.controller.restart == "automatic")
     auto_ms = cfg.controller.auto_restart_clear_ms

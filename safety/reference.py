@@ -18,9 +18,6 @@ from safety.reasons import CommandKind, Reason
 from safety.records import FRAME_COUNTER_MODULO, MAX_PERSONS
 from safety.states import ControllerState, Permission, event_for, next_state
 
-BBOX_SLACK_M = 1e-6
-
-
 # --- geometry -----------------------------------------------------------------------------------------
 
 
@@ -32,29 +29,38 @@ def _inside(vertices: list[tuple[float, float]], x: float, y: float) -> bool:
     return inside
 
 
-def _segment_distance2(a: tuple[float, float], b: tuple[float, float], x: float, y: float) -> float:
+def _segment_distance2(
+    a: tuple[float, float], b: tuple[float, float], inverse: float, x: float, y: float
+) -> float:
+    """Squared distance to segment a-b; `inverse` is 1 / |b - a|^2 from the parameters (0 if degenerate)."""
     dx, dy = b[0] - a[0], b[1] - a[1]
     px, py = x - a[0], y - a[1]
-    length2 = dx * dx + dy * dy
-    t = min(max((px * dx + py * dy) / length2, 0.0), 1.0) if length2 > 0.0 else 0.0
+    t = min(max((px * dx + py * dy) * inverse, 0.0), 1.0)
     ex, ey = px - t * dx, py - t * dy
     return ex * ex + ey * ey
 
 
-def _within(vertices: list[tuple[float, float]], x: float, y: float, radius: float) -> bool:
-    """Inside the polygon or within `radius` of its boundary."""
+def _distance2(polygon: tuple[list[tuple[float, float]], list[float]], x: float, y: float) -> float:
+    """Squared distance to the closed polygon region (0 inside); edge k runs from vertex k-1 to k."""
+    vertices, inverses = polygon
     if _inside(vertices, x, y):
-        return radius >= 0.0
-    closing = vertices[-1:] + vertices[:-1]
-    distance = math.sqrt(min(_segment_distance2(a, b, x, y) for a, b in zip(closing, vertices, strict=True)))
-    return distance <= radius
+        return 0.0
+    previous = vertices[-1:] + vertices[:-1]
+    return min(
+        _segment_distance2(a, b, inv, x, y) for a, b, inv in zip(previous, vertices, inverses, strict=True)
+    )
 
 
 # --- parameters as Python values ----------------------------------------------------------------------
 
 
-def _polygon(vertices: np.ndarray, n: int) -> list[tuple[float, float]]:
-    return [(float(vertices[i, 0]), float(vertices[i, 1])) for i in range(int(n))]
+def _polygon(
+    vertices: np.ndarray, inverses: np.ndarray, n: int
+) -> tuple[list[tuple[float, float]], list[float]]:
+    count = int(n)
+    return [(float(vertices[i, 0]), float(vertices[i, 1])) for i in range(count)], [
+        float(v) for v in inverses[:count]
+    ]
 
 
 def separation_m(p: np.void, speed: float, z_d: float) -> float:
@@ -181,8 +187,11 @@ def _person_findings(p: np.void, detections: np.ndarray, speed: float) -> tuple[
     strict: list[Finding] = []
     held: list[Finding] = []
     h = float(p["release_hysteresis_m"])
-    hazard = _polygon(p["hazard_vertices"], p["hazard_n"])
-    zones = [_polygon(p["zone_vertices"][k], p["zone_n"][k]) for k in range(int(p["n_zones"]))]
+    hazard = _polygon(p["hazard_vertices"], p["hazard_inv_len2"], p["hazard_n"])
+    zones = [
+        _polygon(p["zone_vertices"][k], p["zone_inv_len2"][k], p["zone_n"][k])
+        for k in range(int(p["n_zones"]))
+    ]
     order = 0
     for i in range(int(p["n_sensors"])):
         d = detections[i]
@@ -222,10 +231,11 @@ def _person_findings(p: np.void, detections: np.ndarray, speed: float) -> tuple[
             for polygon, radius, reason, zone_index, category, limit in candidates:
                 finding = Finding(order, reason, i, j, zone_index, category, limit)
                 order += 1
-                if _within(polygon, x, y, radius):
+                d2 = _distance2(polygon, x, y)
+                if d2 <= radius * radius:
                     strict.append(finding)
                     held.append(finding)
-                elif _within(polygon, x, y, radius + h):
+                elif d2 <= (radius + h) * (radius + h):
                     held.append(finding)
     return strict, held
 

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-from safety.geometry import within_distance
+from safety.geometry import region_distance_squared_within
 from safety.params import NO_CATEGORY, ZONE_PROTECTIVE
 from safety.reasons import CommandKind, Reason
 from safety.records import (
@@ -286,35 +286,50 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
     hold_stop = stop
     slow = (np.inf, _R_NONE, -1, -1, -1)
     hold_slow = slow
+    # A strict stop of the most restrictive category any source can give settles the cycle: nothing found
+    # later can replace it (ties go to the first found), and with a strict stop nothing else is used.
+    settled = False
     if fault == _R_NONE:
         h = p.release_hysteresis_m
         speed = r.speed_mps
         for i in range(p.n_sensors):
+            if settled:
+                break
             d = detections[i]
             for j in range(d.person_count):
+                if settled:
+                    break
                 person = d.persons[j]
                 x = person.x_m
                 y = person.y_m
                 z_d = max(person.z_d_m, p.sensor_z_d_m[i])
                 if p.ssm_enabled != 0:
                     sp = protective_separation_m(p, speed, z_d)
-                    found = (int(p.ssm_stop_category), _R_SEPARATION, i, j, -1)
-                    if within_distance(p.hazard_vertices, p.hazard_n, p.hazard_bbox, x, y, sp):
-                        stop = found if found[0] < stop[0] else stop
+                    released = sp + h
+                    d2 = region_distance_squared_within(
+                        p.hazard_vertices, p.hazard_inv_len2, p.hazard_n, p.hazard_bounds, x, y, released
+                    )
+                    if d2 <= released * released:
+                        found = (int(p.ssm_stop_category), _R_SEPARATION, i, j, -1)
+                        if d2 <= sp * sp and found[0] < stop[0]:
+                            stop = found
+                            settled = stop[0] == p.min_stop_category
                         hold_stop = found if found[0] < hold_stop[0] else hold_stop
-                    elif within_distance(p.hazard_vertices, p.hazard_n, p.hazard_bbox, x, y, sp + h):
-                        hold_stop = found if found[0] < hold_stop[0] else hold_stop
+                released = z_d + h
                 for k in range(p.n_zones):
-                    vertices = p.zone_vertices[k]
-                    n = p.zone_n[k]
-                    bbox = p.zone_bbox[k]
-                    strict = within_distance(vertices, n, bbox, x, y, z_d)
-                    if not (strict or within_distance(vertices, n, bbox, x, y, z_d + h)):
+                    if settled:
+                        break
+                    d2 = region_distance_squared_within(
+                        p.zone_vertices[k], p.zone_inv_len2[k], p.zone_n[k], p.zone_bounds[k], x, y, released
+                    )
+                    if not d2 <= released * released:
                         continue
+                    strict = d2 <= z_d * z_d
                     if p.zone_kind[k] == ZONE_PROTECTIVE:
                         found = (int(p.zone_stop_category[k]), _R_PROTECTIVE, i, j, k)
                         if strict and found[0] < stop[0]:
                             stop = found
+                            settled = stop[0] == p.min_stop_category
                         hold_stop = found if found[0] < hold_stop[0] else hold_stop
                     else:
                         limited = (float(p.zone_speed_limit_mps[k]), _R_WARNING, i, j, k)

@@ -11,7 +11,12 @@ from safety.geometry import (
     bbox_distance_squared,
     distance_to_boundary,
     distance_to_region,
+    edge_inverses,
     point_in_polygon,
+    polygon_bounds,
+    region_distance_squared,
+    region_distance_squared_fast,
+    region_distance_squared_within,
     within_distance,
 )
 from safety.records import MAX_VERTICES
@@ -53,10 +58,15 @@ def test_point_in_polygon_and_distances_match_shapely(polygon, x, y):
 
 
 @given(star_polygons(), coordinate, coordinate, st.floats(0.0, 3.0))
-def test_within_distance_agrees_with_the_exact_distance(polygon, x, y, radius):
+def test_bounding_box_shortcut_never_changes_an_answer(polygon, x, y, radius):
     padded, n, shape = polygon
-    exact = distance_to_region(padded, n, x, y)
-    assert within_distance(padded, n, bbox_of(padded, n), x, y, radius) == (exact <= radius)
+    exact2 = region_distance_squared(padded, n, x, y)
+    assert within_distance(padded, n, bbox_of(padded, n), x, y, radius) == (exact2 <= radius * radius)
+    inverses = edge_inverses(padded, n)
+    fast2 = region_distance_squared_fast(padded, inverses, n, x, y)
+    assert math.isclose(fast2, exact2, rel_tol=1e-9, abs_tol=1e-12)
+    shortcut = region_distance_squared_within(padded, inverses, n, polygon_bounds(padded, n), x, y, radius)
+    assert shortcut == fast2 or (shortcut == math.inf and fast2 > radius * radius)
 
 
 @given(star_polygons(), coordinate, coordinate)
