@@ -6,6 +6,9 @@ process, one after the other, so the ratios compare like with like; the machine'
 dominates the tails, so read distributions, never one number. Not a test: nothing is asserted.
 
     python bench/bench_loop.py [--cycles 5000] [--period-us 1000] [--spin-us 200] [--no-rt] [--json]
+
+With --no-executor it needs only the standard library (numpy is imported for the executor run only),
+so it can be copied to a bare target machine to compare its loop latency with this one.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from safety.clock import sleep_until_plain, sleep_until_spin
 from safety.realtime import apply_realtime
 
@@ -30,9 +31,9 @@ QUANTILES = (0.5, 0.99, 0.999)
 stats_warnings: list[str] = []
 
 
-def wake_latencies(sleep_until: Callable[[int], int], cycles: int, period_ns: int) -> np.ndarray:
+def wake_latencies(sleep_until: Callable[[int], int], cycles: int, period_ns: int) -> list[int]:
     """Run `cycles` releases on an absolute grid and return wake time - release, ns."""
-    out = np.zeros(cycles, dtype=np.int64)
+    out = [0] * cycles
     t0 = time.monotonic_ns() + period_ns
     for k in range(cycles):
         release = t0 + k * period_ns
@@ -42,7 +43,7 @@ def wake_latencies(sleep_until: Callable[[int], int], cycles: int, period_ns: in
 
 def executor_latencies(
     cycles: int, period_ms: float, realtime: bool
-) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+) -> tuple[dict[str, list[int]], dict[str, int]]:
     """The real Controller (compiled step, trace ring and drain thread) on queue ports, from its trace."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from loop_support import make_cell
@@ -65,13 +66,13 @@ def executor_latencies(
         stats_warnings[:] = controller.warnings
         c = read_trace(path).streams["cycles"]
     return {
-        "executor wake-up": c["t_wake_ns"] - c["t_scheduled_ns"],
-        "executor release->command written": c["t_command_written_ns"] - c["t_scheduled_ns"],
-        "executor step (in the loop)": c["t_step_end_ns"] - c["t_step_start_ns"],
+        "executor wake-up": (c["t_wake_ns"] - c["t_scheduled_ns"]).tolist(),
+        "executor release->command written": (c["t_command_written_ns"] - c["t_scheduled_ns"]).tolist(),
+        "executor step (in the loop)": (c["t_step_end_ns"] - c["t_step_start_ns"]).tolist(),
     }, controller.stats.as_dict()
 
 
-def cyclictest_latencies(cycles: int, period_us: int) -> tuple[np.ndarray | None, str]:
+def cyclictest_latencies(cycles: int, period_us: int) -> tuple[list[int] | None, str]:
     """cyclictest's 1 us histogram as samples (overflows at its max); None when not installed."""
     exe = shutil.which("cyclictest")
     if exe is None:
@@ -96,20 +97,29 @@ def cyclictest_latencies(cycles: int, period_us: int) -> tuple[np.ndarray | None
             overflows = int(line.split(":")[1].split()[0])
     if not counts:
         return None, f"cyclictest gave no histogram (exit {done.returncode}): {done.stderr.strip()[:200]}"
-    samples = np.repeat(np.array(buckets, dtype=np.int64) * 1000, counts)
-    samples = np.concatenate([samples, np.full(overflows, max_us * 1000, dtype=np.int64)])
+    samples = [bucket * 1000 for bucket, count in zip(buckets, counts, strict=True) for _ in range(count)]
+    samples += [max_us * 1000] * overflows
     return samples, " ".join(cmd[1:])
 
 
-def summarise(samples: np.ndarray) -> dict[str, float]:
+def quantile(ordered: list[int], q: float) -> float:
+    """Linear-interpolated quantile of sorted samples (numpy's default method)."""
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summarise(samples: list[int]) -> dict[str, float]:
     """n, median, p99, p99.9, max in microseconds."""
-    q = np.quantile(samples, QUANTILES)
+    ordered = sorted(samples)
+    q = [quantile(ordered, x) for x in QUANTILES]
     return {
-        "n": int(len(samples)),
-        "median_us": float(q[0]) / 1e3,
-        "p99_us": float(q[1]) / 1e3,
-        "p99.9_us": float(q[2]) / 1e3,
-        "max_us": float(samples.max()) / 1e3,
+        "n": len(ordered),
+        "median_us": q[0] / 1e3,
+        "p99_us": q[1] / 1e3,
+        "p99.9_us": q[2] / 1e3,
+        "max_us": ordered[-1] / 1e3,
     }
 
 
