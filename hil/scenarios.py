@@ -378,9 +378,16 @@ def frame_period_ns(sensor: Sensor) -> int:
     return int(round(1e9 / sensor.frame_rate_hz))
 
 
-def sensor_latency_ns(sensor: Sensor) -> int:
-    """Exposure start -> metadata sent, at the sensor's declared worst case (transport excluded)."""
-    return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms)
+def inference_ns(sensor: Sensor, inference_fraction: float = 1.0) -> int:
+    """The emulated inference time: a fraction of the declared worst case (1.0: the worst case)."""
+    if not 0.0 <= inference_fraction <= 1.0:
+        raise ValueError(f"inference_fraction: expected 0..1, got {inference_fraction}")
+    return int(round(ns(sensor.inference_worst_ms) * inference_fraction))
+
+
+def sensor_latency_ns(sensor: Sensor, inference_fraction: float = 1.0) -> int:
+    """Exposure start -> metadata sent (transport excluded); by default at the declared worst case."""
+    return ns(sensor.exposure_readout_ms) + inference_ns(sensor, inference_fraction)
 
 
 def fill_frame(
@@ -391,6 +398,7 @@ def fill_frame(
     counter: int,
     t_exposure_ns: int,
     score: float = 0.9,
+    inference_fraction: float = 1.0,
 ) -> None:
     """Fill a 1-element DETECTION_DTYPE array: persons at the finite rows of xy_m (P, 2), sensor timing."""
     present = np.flatnonzero(np.isfinite(xy_m).all(axis=1)) if len(xy_m) else np.zeros(0, dtype=np.int64)
@@ -402,9 +410,9 @@ def fill_frame(
     frame["frame_counter"] = counter % 256
     frame["person_count"] = len(present)
     frame["health"] = 0
-    frame["inference_us"] = int(round(sensor.inference_worst_ms * 1000.0))
+    frame["inference_us"] = inference_ns(sensor, inference_fraction) // 1000
     frame["t_exposure_ns"] = t_exposure_ns
-    frame["t_inference_done_ns"] = t_exposure_ns + sensor_latency_ns(sensor)
+    frame["t_inference_done_ns"] = t_exposure_ns + sensor_latency_ns(sensor, inference_fraction)
     frame["t_sent_ns"] = frame["t_inference_done_ns"]
     persons = frame["persons"][0]
     for slot, p in enumerate(present):

@@ -194,7 +194,7 @@ def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Bud
     seen = moving & np.isfinite(nearest)
     out.min_separation_m = float(nearest[seen].min()) if seen.any() else None
 
-    # when a stop first became due, by ground truth
+    # when a stop first became due, by ground truth (a stop that came earlier gives a negative time)
     due = _in_protective_zone(plan, t_abs - t0_ns, budget)
     if budget.separation_m is not None:
         known = np.isfinite(speed)
@@ -202,7 +202,6 @@ def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Bud
         sp = np.full(len(speed), -np.inf)
         sp[known] = np.array([budget.separation_m(float(v)) for v in levels])[index]
         due |= np.isfinite(nearest) & (nearest < sp)
-    due &= moving
     t_due = int(t_abs[np.argmax(due)]) if due.any() else None
     if t_due is not None:
         out.times_ns["stop_due"] = t_due - t0_ns
@@ -226,7 +225,7 @@ def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Bud
         else:
             if int(stop["reason"]) not in PERSON_REASONS:
                 out.failures.append(f"first stop for {out.stop_reason}, expected a person reason")
-            if t_due is not None:
+            elif t_due is not None:
                 braking = int(stop["t_ns"]) + budget.robot_reaction_ns
                 reaction = braking - t_due
                 out.reaction_time_s = reaction / 1e9

@@ -1,17 +1,143 @@
-"""`cobotguard hil` (not yet available)."""
+"""`cobotguard hil`: play the robot and the sensor against a controller, run scenarios and faults."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "cell.toml"
+EXIT_FAILED = 1
+EXIT_INVALID_INPUT = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--virtual",
+        action="store_true",
+        help="make two pty pairs and start the controller (`cobotguard run`) as a subprocess (default)",
+    )
+    where.add_argument(
+        "--robot-port", metavar="PORT", help="serial port wired to the controller's robot port"
+    )
+    parser.add_argument(
+        "--sensor-port", metavar="PORT", help="serial port wired to the controller's sensor port"
+    )
+    parser.add_argument("--baud", type=int, default=None, help="baud rate (default: the config's link.baud)")
+    parser.add_argument(
+        "--config", metavar="CONFIG", default=str(DEFAULT_CONFIG), help="cell configuration (TOML)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="scenarios to run (default: all; give none to run no scenario); `--list` shows them",
+    )
+    parser.add_argument(
+        "--faults",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="faults to inject (default: all; give none to inject no fault)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the scenarios and faults, then exit")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    parser.add_argument("--trace-dir", metavar="DIR", help="write the rig's and the controller's traces here")
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for the controller's first command (it compiles before arming)",
+    )
+
+
+def _list() -> int:
+    from hil.faults import FAULTS
+    from hil.scenarios import SCENARIOS
+
+    print("scenarios:")
+    for s in SCENARIOS:
+        print(f"  {s.name:24s} {s.description}")
+    print("faults:")
+    for f in FAULTS:
+        print(f"  {f.name:24s} {f.description}")
+    return 0
+
+
+def _select(kind: str, given: list[str] | None, known: list[str]) -> list[str]:
+    if given is None:
+        return list(known)
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} {', '.join(unknown)}; known: {', '.join(known)}")
+    return list(given)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code."""
-    print("cobotguard hil: not yet available", file=sys.stderr)
-    return 2
+    if args.list:
+        return _list()
+    from hil.faults import fault_names
+    from hil.rig import RigError, RigOptions, run_rig
+    from hil.scenarios import scenario_names
+    from safety.config import ConfigError, load_config
+
+    try:
+        scenarios = _select("scenario", args.scenarios, scenario_names())
+        faults = _select("fault", args.faults, fault_names())
+    except ValueError as exc:
+        print(f"cobotguard hil: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    if args.robot_port is not None and args.sensor_port is None:
+        print("cobotguard hil: --robot-port needs --sensor-port (or use --virtual)", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    if args.sensor_port is not None and args.robot_port is None:
+        print("cobotguard hil: --sensor-port needs --robot-port (or use --virtual)", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except OSError as exc:
+        print(f"{args.config}: cannot read: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    trace_dir = Path(args.trace_dir) if args.trace_dir else None
+    if trace_dir is not None:
+        try:
+            trace_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"{trace_dir}: cannot create: {exc.strerror}", file=sys.stderr)
+            return EXIT_INVALID_INPUT
+    options = RigOptions(
+        config_path=Path(args.config),
+        scenarios=scenarios,
+        faults=faults,
+        virtual=args.robot_port is None,
+        robot_port=args.robot_port,
+        sensor_port=args.sensor_port,
+        baud=args.baud,
+        trace_dir=trace_dir,
+        startup_timeout_s=args.startup_timeout,
+        progress=_progress,
+    )
+    try:
+        report = run_rig(cfg, options)
+    except RigError as exc:
+        print(f"cobotguard hil: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, allow_nan=False))
+    else:
+        print(report.table())
+    return 0 if report.passed else EXIT_FAILED
