@@ -13,6 +13,7 @@ from safety.link.messages import MessageType
 from safety.reasons import Reason
 
 Verdict = tuple[Reason, str] | None
+_MESSAGE_TYPES = {int(m): m for m in MessageType}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def check_addressing(header: Header, connection_id: int) -> Verdict:
 def check_role(header: Header, accepts: frozenset[MessageType], sends: frozenset[MessageType]) -> Verdict:
     """A valid frame of a type the peer must not send (or our own type: an echo) is a masquerade."""
     kind = header.message_type
-    known = {int(m): m for m in MessageType}
+    known = _MESSAGE_TYPES
     if kind not in known:
         return Reason.LINK_MASQUERADE, f"unknown message type {kind}"
     if known[kind] in sends:

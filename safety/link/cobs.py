@@ -9,6 +9,9 @@ The frame delimiter 0x00 is added by the caller.
 
 from __future__ import annotations
 
+import numpy as np
+from numba import njit
+
 
 class CobsError(ValueError):
     """The bytes are not a valid COBS encoding."""
@@ -32,25 +35,50 @@ def cobs_encode(data: bytes) -> bytes:
     return bytes(out)
 
 
-def cobs_decode(encoded: bytes | bytearray | memoryview) -> bytes:
+def cobs_decode(encoded: bytes) -> bytes:
     """Decode one COBS block sequence (no delimiter); raises CobsError on a zero byte or a short block."""
-    out = bytearray()
     n = len(encoded)
-    pos = 0
     if n == 0:
         raise CobsError("empty frame")
+    if 0 in encoded:
+        raise CobsError(f"zero byte at offset {encoded.index(0)} inside a frame")
+    pieces: list[bytes] = []
+    pos = 0
     while pos < n:
         code = encoded[pos]
-        if code == 0:
-            raise CobsError(f"zero byte at offset {pos} inside a frame")
         end = pos + code
         if end > n:
             raise CobsError(f"block at offset {pos} claims {code - 1} bytes, only {n - pos - 1} left")
-        block = encoded[pos + 1 : end]
-        if 0 in block:
-            raise CobsError(f"zero byte inside the block at offset {pos}")
-        out += block
+        pieces.append(encoded[pos + 1 : end])
+        if code != 0xFF and end < n:
+            pieces.append(b"\x00")
         pos = end
-        if code != 0xFF and pos < n:
-            out.append(0)
-    return bytes(out)
+    return b"".join(pieces)
+
+
+@njit(cache=False, nogil=True)
+def cobs_decode_kernel(src: np.ndarray, n: int, dst: np.ndarray) -> int:
+    """Decode src[:n] into dst (at least n bytes); returns the decoded length, or -1 if src[:n] is not a
+    valid encoding (the caller re-runs cobs_decode for the detailed error)."""
+    if n == 0:
+        return -1
+    pos = 0
+    out = 0
+    while pos < n:
+        code = int(src[pos])
+        if code == 0:
+            return -1
+        end = pos + code
+        if end > n:
+            return -1
+        for i in range(pos + 1, end):
+            byte = src[i]
+            if byte == 0:
+                return -1
+            dst[out] = byte
+            out += 1
+        if code != 0xFF and end < n:
+            dst[out] = 0
+            out += 1
+        pos = end
+    return out

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
-from safety.link.crc import crc32
+from safety.link.cobs import CobsError, cobs_decode, cobs_decode_kernel, cobs_encode, cobs_encoded_size
+from safety.link.crc import TABLE, crc32, crc32_kernel
 from safety.link.messages import Command, Detections, Message, MessageType, RobotState
 from safety.reasons import Reason
 from safety.records import MAX_PERSONS, PERSON_DTYPE
@@ -239,25 +239,30 @@ def parse_frame(chunk: bytes) -> tuple[Header, bytes]:
     CRC and version, not the payload. Raises FrameError."""
     if len(chunk) > MAX_FRAME_BYTES - 1:
         raise FrameError(Reason.LINK_CORRUPTION, f"frame of {len(chunk)} bytes exceeds {MAX_FRAME_BYTES - 1}")
-    try:
-        raw = cobs_decode(chunk)
-    except CobsError as exc:
-        raise FrameError(Reason.LINK_CORRUPTION, f"framing: {exc}") from None
-    if len(raw) < HEADER_BYTES + CRC_BYTES:
-        raise FrameError(Reason.LINK_CORRUPTION, f"frame of {len(raw)} bytes is shorter than header + CRC")
-    body = raw[:-CRC_BYTES]
-    (received_crc,) = CRC.unpack_from(raw, len(body))
-    computed = crc32(body)
+    src = np.frombuffer(chunk, dtype=np.uint8)
+    raw = np.empty(len(chunk), dtype=np.uint8)
+    size = cobs_decode_kernel(src, len(chunk), raw)
+    if size < 0:
+        try:
+            cobs_decode(chunk)
+        except CobsError as exc:
+            raise FrameError(Reason.LINK_CORRUPTION, f"framing: {exc}") from None
+        raise AssertionError("COBS kernel and reference decoder disagree")  # pragma: no cover
+    if size < HEADER_BYTES + CRC_BYTES:
+        raise FrameError(Reason.LINK_CORRUPTION, f"frame of {size} bytes is shorter than header + CRC")
+    body_size = size - CRC_BYTES
+    (received_crc,) = CRC.unpack_from(raw.data, body_size)
+    computed = int(crc32_kernel(raw, body_size, TABLE))
     if received_crc != computed:
         raise FrameError(
             Reason.LINK_CORRUPTION, f"CRC 0x{received_crc:08x} does not match the computed 0x{computed:08x}"
         )
-    header = Header(*HEADER.unpack_from(body))
+    header = Header(*HEADER.unpack_from(raw.data))
     if header.version != PROTOCOL_VERSION:
         raise FrameError(
             Reason.LINK_MASQUERADE, f"protocol version {header.version}, expected {PROTOCOL_VERSION}"
         )
-    return header, body[HEADER_BYTES:]
+    return header, raw[HEADER_BYTES:body_size].tobytes()
 
 
 def decode_payload(message_type: int, payload: bytes) -> Message:

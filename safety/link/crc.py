@@ -59,8 +59,12 @@ def crc32(data: bytes | bytearray | memoryview) -> int:
 
 
 def warm_up() -> None:
-    """Compile the kernel now (call before arming, never inside the loop)."""
+    """Compile the CRC and COBS kernels now (call before arming, never inside the loop)."""
+    from safety.link.cobs import cobs_decode_kernel
+
     crc32(b"123456789")
+    src = np.frombuffer(b"\x03\x11\x22\x02\x33", dtype=np.uint8)
+    cobs_decode_kernel(src, src.shape[0], np.empty(5, dtype=np.uint8))
 
 
 def undetected_weights(polynomial: int, data_bits: int, max_weight: int) -> list[int]:

@@ -38,21 +38,30 @@ def _require(ok: bool, what: str) -> None:
 
 
 def _int_in(name: str, value: int, lo: int, hi: int) -> None:
+    if type(value) is int and lo <= value <= hi:
+        return  # the common case, checked fast
     _require(
         isinstance(value, (int, np.integer)) and not isinstance(value, bool) and lo <= value <= hi,
         f"{name}: expected an integer in [{lo}, {hi}], got {value!r}",
     )
 
 
+_MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {
+    cls: {int(m): m for m in cls} for cls in (CommandKind, StopCategory, Reason)
+}
+
+
 def _enum(name: str, cls: type[IntEnum], value: int) -> IntEnum:
-    _int_in(name, value, 0, 255)
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"{name}: {value} is not a {cls.__name__} value") from None
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    member = _MEMBERS[cls].get(int(value)) if ok else None
+    if member is None:
+        raise ValueError(f"{name}: {value!r} is not a {cls.__name__} value")
+    return member
 
 
 def _speed(name: str, value: float) -> None:
+    if type(value) is float and 0.0 <= value <= MAX_WIRE_SPEED_MPS:
+        return  # the common case (NaN fails the comparison and gets the full check)
     _require(
         isinstance(value, (int, float, np.floating))
         and math.isfinite(value)
