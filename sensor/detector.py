@@ -48,6 +48,7 @@ class DetectionResult:
     frame_counter: int = 0  # 0..255, wraps
     t_exposure_ns: int = -1  # as given to detect(); -1 when not given
     t_done_ns: int = 0  # monotonic time when the metadata was ready
+    valid: bool = False  # False until a detect() completes, and while or after one fails: fail closed
 
     def copy(self) -> DetectionResult:
         """A deep copy that later frames do not overwrite."""
@@ -62,6 +63,7 @@ class DetectionResult:
             self.frame_counter,
             self.t_exposure_ns,
             self.t_done_ns,
+            self.valid,
         )
 
     @property
@@ -193,6 +195,7 @@ class Detector:
     def detect(self, frame: np.ndarray, t_exposure_ns: int = -1) -> DetectionResult:
         """Detect persons in `frame` (uint8 [H,W,3] RGB); returns the detector's reused result."""
         result = self.result
+        result.valid = False  # an exception below leaves the previous detections marked invalid
         t0 = time.monotonic_ns()
         self._preprocess(frame)
         t1 = time.monotonic_ns()
@@ -222,5 +225,6 @@ class Detector:
         result.frame_counter = self.frames % FRAME_COUNTER_MODULO
         result.t_exposure_ns = int(t_exposure_ns)
         result.t_done_ns = t3
+        result.valid = True
         self.frames += 1
         return result

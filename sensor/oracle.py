@@ -53,5 +53,6 @@ class OracleDetector:
         out.frame_counter = self._frames % 256
         out.t_exposure_ns = int(t_exposure_ns)
         out.t_done_ns = time.monotonic_ns()
+        out.valid = True
         self._frames += 1
         return out

@@ -208,9 +208,15 @@ def test_rejects_bad_options(kwargs: dict) -> None:
         Detector("int8", **kwargs)
 
 
-def test_rejects_frames_that_are_not_rgb_uint8(fp32: Detector) -> None:
+def test_rejects_frames_that_are_not_rgb_uint8_and_marks_the_old_result_invalid(
+    images, fp32: Detector
+) -> None:
+    result = fp32.detect(images["astronaut"])
+    assert result.valid and result.count == 1
     with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
         fp32.detect(np.zeros((480, 640), np.uint8))
+    assert not result.valid  # the previous detections must not pass for this frame's
+    assert fp32.detect(images["astronaut"]).valid
 
 
 # -- a synthetic walk-in: recall against the size of the person in the image -----------------------------
