@@ -18,18 +18,20 @@ def drain(endpoint: Endpoint) -> list[Event]:
 
 @dataclass
 class Pair:
-    """`a` and `b` connected by an ideal wire; `deliver` hooks let a test tamper with the bytes."""
+    """`a` and `b` connected by an ideal wire; use `transfer` directly to deliver tampered bytes."""
 
     a: Endpoint
     b: Endpoint
 
     def a_to_b(self, message: Message, t_send_ns: int, t_receive_ns: int | None = None) -> list[Event]:
         """Send from a, deliver to b (at t_receive_ns, default the send time); b's events."""
-        return self.transfer(self.a, self.b, self.a.send(message, t_send_ns), t_receive_ns or t_send_ns)
+        t_receive = t_send_ns if t_receive_ns is None else t_receive_ns
+        return self.transfer(self.a, self.b, self.a.send(message, t_send_ns), t_receive)
 
     def b_to_a(self, message: Message, t_send_ns: int, t_receive_ns: int | None = None) -> list[Event]:
         """Send from b, deliver to a; a's events."""
-        return self.transfer(self.b, self.a, self.b.send(message, t_send_ns), t_receive_ns or t_send_ns)
+        t_receive = t_send_ns if t_receive_ns is None else t_receive_ns
+        return self.transfer(self.b, self.a, self.b.send(message, t_send_ns), t_receive)
 
     @staticmethod
     def transfer(sender: Endpoint, receiver: Endpoint, data: bytes, t_receive_ns: int) -> list[Event]:
