@@ -11,7 +11,8 @@ core busy for tens of milliseconds per frame; a controller thread sharing their 
 for the lock whenever a long C call holds it, and its 2 ms deadline would measure the demo's own
 plumbing instead of the controller. So:
 
-* the **controller** runs alone in its own process (forked before anything starts threads), on the real
+* the **controller** runs alone in its own process (spawned: a fresh interpreter, no threads or locks
+  inherited from the caller, which may be a test session with thread pools running), on the real
   serial link over two pty pairs, with SCHED_FIFO where permitted: its deadlines are honest;
 * the **robot emulator** runs in its own process too: the controller stops the cell when robot state is
   older than 20 ms, so the robot must not queue behind the detector either;
@@ -99,6 +100,21 @@ def plan_visits(duration_ns: int) -> list[Visit]:
         visits.append(visit)
         t = visit.t_gone_ns + AFTER_CLEAR_NS
     return visits
+
+
+CLEAR_MARGIN_NS = 300_000_000  # the operator waits this long after someone left before calling it clear
+RESET_AFTER_NS = 400_000_000  # the operator presses reset when a clear cell has waited this long
+FAULT_RESET_AFTER_NS = 1_500_000_000  # ... or this long for a fault (time to read the status line)
+
+
+def cell_clear(visits: list[Visit], t_scene_ns: int) -> bool:
+    """Whether nobody is in the picture at scene time t (what the operator sees)."""
+    return not any(v.t_appear_ns <= t_scene_ns <= v.t_gone_ns + CLEAR_MARGIN_NS for v in visits)
+
+
+def reset_delay_ns(reason: int) -> int:
+    """How long the operator lets a stopped, clear cell wait before pressing reset."""
+    return RESET_AFTER_NS if reason in WAITING_REASONS else FAULT_RESET_AFTER_NS
 
 
 class PrerenderedSource:
@@ -243,7 +259,7 @@ class DemoError(RuntimeError):
 
 
 class _Shared:
-    """Numbers the robot process publishes for the status line and the operator (lock-free, fork-shared)."""
+    """Numbers the robot process publishes for the status line and the operator (lock-free shared memory)."""
 
     def __init__(self, ctx: Any) -> None:
         self.robot = ctx.RawArray("d", len(ROBOT_FIELDS))  # see ROBOT_FIELDS
@@ -258,29 +274,36 @@ class _Shared:
         return float(self.robot[ROBOT_FIELDS.index(name)])
 
 
-def _controller_process(cfg: Any, trace_path: str, wiring: Any, shared: _Shared) -> None:
-    """Child process: arm the controller (compiles the step), then run until told to stop."""
+def _controller_process(
+    cfg: Any, trace_path: str, sensor_path: str, robot_paths: Any, shared: _Shared
+) -> None:
+    """Child process: open the link ports, arm the controller (compiles the step), run until told to stop."""
     code = 0
     info: dict[str, Any] = {}
     try:
         from safety.executor import Controller
+        from safety.link_ports import open_controller_ports
 
-        sensor_source, robot_port = wiring.controller_ports(cfg)
-        controller = Controller(
-            cfg,
-            sensor_source,
-            robot_port,
-            trace_path=trace_path,
-            reset_input=lambda: shared.reset.value != 0,
-            producer="cobotguard demo controller",
-        )
-        controller.arm()
-        shared.controller_ready.set()
+        robot_path = robot_paths.get(timeout=PORT_TIMEOUT_S)
+        ports = open_controller_ports(cfg, robot_port=robot_path, sensor_port=sensor_path)
         try:
-            controller.run(until=shared.stop_controller.is_set)
+            controller = Controller(
+                cfg,
+                ports.sensor_source,
+                ports.robot_port,
+                trace_path=trace_path,
+                reset_input=lambda: shared.reset.value != 0,
+                producer="cobotguard demo controller",
+            )
+            controller.arm()
+            _helper_threads_realtime()
+            shared.controller_ready.set()
+            try:
+                controller.run(until=shared.stop_controller.is_set)
+            finally:
+                controller.close()
         finally:
-            controller.close()
-            wiring.close_controller()
+            ports.close()
         info = {"stats": controller.stats.as_dict(), "warnings": list(controller.warnings)}
     except BaseException as exc:  # reported to the parent, which names it
         info = {"error": f"{type(exc).__name__}: {exc}"}
@@ -289,24 +312,78 @@ def _controller_process(cfg: Any, trace_path: str, wiring: Any, shared: _Shared)
     os._exit(code)
 
 
-def _robot_process(cfg: Any, wiring: Any, shared: _Shared) -> None:
-    """Child process: the robot emulator on its end of the robot link, until told to stop."""
+def _helper_threads_realtime() -> None:
+    """Give the controller's helper threads (the trace drain) a real-time priority just below the loop's.
+
+    They share the loop's interpreter lock: a helper preempted by ordinary load while it holds the lock
+    would keep the real-time loop waiting (priority inversion). At a real-time priority it finishes its
+    short critical sections and hands the lock back.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.native_id is None:
+            continue
+        # not permitted: the executor has already warned that the loop is not real-time
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(thread.native_id, os.SCHED_FIFO, os.sched_param(HELPER_PRIORITY))
+
+
+def _robot_process(cfg: Any, robot_paths: Any, shared: _Shared) -> None:
+    """Child process: the robot emulator on the master end of the robot link's pty, until told to stop."""
     code = 0
     info: dict[str, Any] = {}
     try:
-        from safety.realtime import apply_realtime
-
-        # the robot starts once the controller is armed: nothing piles up on the link while it compiles
-        while not shared.controller_ready.wait(0.1):
-            if shared.stop_robot.is_set():
-                raise RuntimeError("stopped before the controller armed")
-        info = {"warnings": apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings}
-        info.update(wiring.run_robot(cfg, shared))
+        info = _run_robot(cfg, robot_paths, shared)
     except BaseException as exc:
         info = {"error": f"{type(exc).__name__}: {exc}"}
         code = 1
     shared.results.put(("robot", info))
     os._exit(code)
+
+
+def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
+    """Serve the robot link: hil.robot's emulator and runner, plus the numbers for the status line."""
+    from hil.robot import RobotEmulator, RobotRunner
+    from safety.config import ns
+    from safety.link import Command, Received
+    from safety.link.transport import PtyTransport
+    from safety.realtime import apply_realtime
+
+    cycle_ns = ns(cfg.link.receiver_cycle_ms)
+    transport = PtyTransport(baud=cfg.link.baud, read_timeout_ns=cycle_ns)
+    try:
+        robot_paths.put(transport.peer_path)
+        # start once the controller is armed: nothing piles up on the link while it compiles
+        while not shared.controller_ready.wait(0.1):
+            if shared.stop_robot.is_set():
+                return {}
+        warnings = apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings
+        emulator = RobotEmulator(cfg, time.monotonic_ns())
+        runner = RobotRunner(emulator, transport, cycle_ns)
+        numbers = shared.robot
+        kind, reason, stop_reason, commands, seq = int(CommandKind.FAULT_STOP), 0, 0, 0, -1
+        reset_level = 0
+        while not shared.stop_robot.is_set():
+            for event in runner.poll():
+                if isinstance(event, Received) and isinstance(event.message, Command):
+                    kind, reason = int(event.message.kind), int(event.message.reason)
+                    stop_reason = last_stop_reason(stop_reason, kind, reason)
+                    commands, seq = commands + 1, event.seq
+            level = shared.reset.value
+            if level and not reset_level and emulator.fault is not None:
+                emulator.reset(time.monotonic_ns())  # the operator's reset also clears the robot's latch
+            reset_level = level
+            if emulator.fault is not None:
+                stop_reason = last_stop_reason(
+                    stop_reason, CommandKind.FAULT_STOP, int(emulator.fault.reason)
+                )
+            values = (emulator.speed_mps, int(emulator.at_rest), kind, reason, stop_reason, commands, seq)
+            for index, value in enumerate(values):
+                numbers[index] = value
+        return {"commands": commands, "warnings": warnings}
+    finally:
+        transport.close()
 
 
 class _Watch:
@@ -346,7 +423,7 @@ class _Watch:
         return min(distances) if distances else None
 
 
-def _sensor_parts(cfg: Any, opts: DemoOptions, duration_ns: int) -> tuple[Any, Any, Any]:
+def _sensor_parts(cfg: Any, opts: DemoOptions, visits: list[Visit]) -> tuple[Any, Any, Any]:
     """(sensor config, detector warmed up, pre-rendered synthetic source) for the cell's first camera."""
     from safety.camera import CameraModel
     from safety.config import ns
@@ -357,9 +434,7 @@ def _sensor_parts(cfg: Any, opts: DemoOptions, duration_ns: int) -> tuple[Any, A
     name, sensor_cfg = next(iter(cfg.sensors.items()))
     camera = CameraModel.from_config(sensor_cfg)
     sprites = {person: load_sprite(person) for person in PEOPLE}
-    walkers = [
-        Walker(sprites[v.person], Trajectory.from_points(v.waypoints())) for v in plan_visits(duration_ns)
-    ]
+    walkers = [Walker(sprites[v.person], Trajectory.from_points(v.waypoints())) for v in visits]
     scene = Scene(camera, walkers)
     period = ns(1000.0 / sensor_cfg.frame_rate_hz)
     synthetic = SyntheticSource(scene)
@@ -373,9 +448,11 @@ def _sensor_parts(cfg: Any, opts: DemoOptions, duration_ns: int) -> tuple[Any, A
 
 
 def _warm_emulator(emulator: Any, source: PrerenderedSource) -> None:
-    """Compile the health checks on a real frame, then forget it (so frame 0 is not judged frozen)."""
+    """Compile every health check (the frozen-image one runs from the second frame on) on real frames,
+    then forget them, so frame 0 is not compared with a warm-up frame."""
     frame = source.source.read(0, 0)
     if frame is not None:
+        emulator.health.check(frame.image)
         emulator.health.check(frame.image)
         emulator.health.reset()
 
@@ -391,13 +468,14 @@ def _sensor_thread(emulator: Any, t_start_ns: int, warnings: list[str]) -> None:
 # Real-time priorities (SCHED_FIFO where permitted): the controller's executor uses 80; the robot and the
 # sensor stand in for dedicated hardware, so they get their own, lower, priorities instead of queueing
 # behind the renderer and the status line.
+HELPER_PRIORITY = 75  # the controller's trace drain thread (see _helper_threads_realtime)
 ROBOT_PRIORITY = 70
 SENSOR_PRIORITY = 60
 SWITCH_INTERVAL_S = 0.0005  # the sensor thread gets the interpreter back quickly from the renderer
 RESET_PULSE_NS = 100_000_000  # the operator holds the reset button this long
-RESET_AFTER_NS = 400_000_000  # ... after the controller has waited for it (cell clear) this long
 STATUS_PERIOD_S = 0.2
 READY_TIMEOUT_S = 240.0  # the controller compiles its step before it arms; slow on a busy machine
+PORT_TIMEOUT_S = 60.0  # the robot process names its pty within this time
 
 
 def run_demo(
@@ -426,18 +504,31 @@ def run_demo(
         raise DemoError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     trace_path = out_dir / TRACE_NAME
 
-    ctx = multiprocessing.get_context("fork")  # before any thread exists in this process
+    from safety.link import Role, sensor_link_endpoint
+    from safety.link.transport import PtyTransport
+    from sensor.emulator import link_publisher
+
+    ctx = multiprocessing.get_context("spawn")
     shared = _Shared(ctx)
-    wiring = _Wiring.create(cfg)
+    robot_paths = ctx.Queue()
+    sensor_name = next(iter(cfg.sensors))
+    sensor_link = PtyTransport(baud=cfg.link.baud)  # the camera's end; the controller opens the other
     processes = [
-        ctx.Process(target=_controller_process, args=(cfg, str(trace_path), wiring, shared), daemon=True),
-        ctx.Process(target=_robot_process, args=(cfg, wiring, shared), daemon=True),
+        ctx.Process(
+            target=_controller_process,
+            args=(cfg, str(trace_path), sensor_link.peer_path, robot_paths, shared),
+            name="cobotguard-controller",
+            daemon=True,
+        ),
+        ctx.Process(
+            target=_robot_process, args=(cfg, robot_paths, shared), name="cobotguard-robot", daemon=True
+        ),
     ]
     for p in processes:
         p.start()
-    wiring.close_children_ends()
     note("controller and robot started; loading the detector and the camera while the step compiles")
     watch = _Watch(cfg)
+    visits = plan_visits(duration_ns)
     sensor_warnings: list[str] = []
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -446,8 +537,9 @@ def run_demo(
     emulator = None
     source = None
     try:
-        sensor_cfg, detector, source = _sensor_parts(cfg, opts, duration_ns)
-        publish = wiring.sensor_publisher(cfg)
+        sensor_cfg, detector, source = _sensor_parts(cfg, opts, visits)
+        endpoint = sensor_link_endpoint(cfg, sensor_name, Role.SENSOR, time.monotonic_ns())
+        publish = link_publisher(endpoint, sensor_link.write)
 
         def publish_and_watch(record: np.ndarray) -> None:
             publish(record)
@@ -480,15 +572,17 @@ def run_demo(
             if not all(p.is_alive() for p in processes):
                 _collect(shared, results)
                 raise DemoError(_child_failure(results))
+            kind = int(shared.robot_value("command_kind"))
             reason = int(shared.robot_value("command_reason"))
             nearest = watch.nearest_m(frame_age)
-            # the operator: presses reset when the controller waits for it and nobody is in the cell
+            # the operator looks at the cell (the scene's ground truth, not the detector) and presses
+            # reset when the robot is stopped and nobody is there
             if pulse_end and now >= pulse_end:
                 shared.reset.value = 0
                 pulse_end = 0
-            if reason in (Reason.NOT_ARMED, Reason.RESTART_INTERLOCK) and nearest is None:
+            if kind >= CommandKind.PROTECTIVE_STOP and cell_clear(visits, now - t_start):
                 waiting_since = waiting_since or now
-                if not pulse_end and now - waiting_since >= RESET_AFTER_NS:
+                if not pulse_end and now - waiting_since >= reset_delay_ns(reason):
                     shared.reset.value = 1
                     pulse_end = now + RESET_PULSE_NS
                     waiting_since = None
@@ -529,7 +623,7 @@ def run_demo(
             if p.is_alive():
                 p.kill()
                 p.join(timeout=2.0)
-        wiring.close()
+        sensor_link.close()
         _collect(shared, results)
 
     if "error" in results.get("controller", {}):
@@ -603,139 +697,3 @@ def _report(
             for w in results.get(who, {}).get("warnings", [])
         ],
     )
-
-
-# ---- wiring: how the processes talk (interim: pipes, until the serial link lands) ----
-
-
-class _PipeSensorSource:
-    """Controller side of the sensor link (interim stand-in for the serial link)."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def receive(self, now_ns: int, frames: np.ndarray) -> int:
-        from safety.records import DETECTION_DTYPE
-
-        n = 0
-        while n < len(frames) and self.conn.poll():
-            frames[n] = np.frombuffer(self.conn.recv_bytes(), dtype=DETECTION_DTYPE)[0]
-            frames[n]["t_received_ns"] = now_ns
-            n += 1
-        return n
-
-    def take_fault(self) -> int:
-        return 0
-
-
-class _PipeRobotPort:
-    """Controller side of the robot link (interim stand-in for the serial link)."""
-
-    def __init__(self, commands: Any, states: Any) -> None:
-        self.commands = commands
-        self.states = states
-
-    def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
-        from safety.records import ROBOT_STATE_DTYPE
-
-        got = False
-        while self.states.poll():
-            state[0] = np.frombuffer(self.states.recv_bytes(), dtype=ROBOT_STATE_DTYPE)[0]
-            state[0]["t_received_ns"] = now_ns
-            got = True
-        return got
-
-    def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
-        self.commands.send_bytes(command.tobytes() + int(seq).to_bytes(8, "little", signed=True))
-
-    def take_fault(self) -> int:
-        return 0
-
-
-class _Wiring:
-    """The links between the three processes."""
-
-    def __init__(self, ctx: Any) -> None:
-        self.sensor_rx, self.sensor_tx = ctx.Pipe(duplex=False)
-        self.command_rx, self.command_tx = ctx.Pipe(duplex=False)
-        self.state_rx, self.state_tx = ctx.Pipe(duplex=False)
-
-    @classmethod
-    def create(cls, cfg: Any) -> _Wiring:
-        return cls(multiprocessing.get_context("fork"))
-
-    def controller_ports(self, cfg: Any) -> tuple[Any, Any]:
-        return _PipeSensorSource(self.sensor_rx), _PipeRobotPort(self.command_tx, self.state_rx)
-
-    def sensor_publisher(self, cfg: Any) -> Callable[[np.ndarray], None]:
-        return lambda record: self.sensor_tx.send_bytes(record.tobytes())
-
-    def run_robot(self, cfg: Any, shared: _Shared) -> dict[str, Any]:
-        from safety import budget
-        from safety.config import ns
-        from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
-
-        state = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
-        period = ns(cfg.link.receiver_cycle_ms)
-        watchdog = ns(cfg.link.command_watchdog_ms)
-        reaction = ns(cfg.robot.stop_input_reaction_ms)
-        speed, decel, target, brake_at = 0.0, 1.0, 0.0, 0
-        last_rx = time.monotonic_ns()
-        kind, reason, stop_reason, count, seq = int(CommandKind.FAULT_STOP), 0, 0, 0, -1
-        t = time.monotonic_ns()
-        while not shared.stop_robot.is_set():
-            t += period
-            time.sleep(max(0.0, (t - time.monotonic_ns()) / NS_PER_S))
-            now = time.monotonic_ns()
-            while self.command_rx.poll():
-                raw = self.command_rx.recv_bytes()
-                cmd = np.frombuffer(raw[: COMMAND_DTYPE.itemsize], dtype=COMMAND_DTYPE)[0]
-                seq = int.from_bytes(raw[COMMAND_DTYPE.itemsize :], "little", signed=True)
-                last_rx, count = now, count + 1
-                new_kind, reason = int(cmd["kind"]), int(cmd["reason"])
-                stop_reason = last_stop_reason(stop_reason, new_kind, reason)
-                if new_kind >= CommandKind.PROTECTIVE_STOP:
-                    if kind < CommandKind.PROTECTIVE_STOP:
-                        t_s, _ = budget.stopping_at(cfg.robot, min(speed, cfg.robot.max_speed_mps))
-                        decel = speed / max(t_s / NS_PER_S, 1e-3)
-                        brake_at = now + reaction
-                    target = 0.0
-                else:
-                    target = min(float(cmd["speed_limit_mps"]), cfg.robot.max_speed_mps)
-                kind = new_kind
-            if now - last_rx > watchdog and target > 0.0:
-                target, brake_at = 0.0, now
-            dt = period / NS_PER_S
-            if target < speed and now >= brake_at:
-                speed = max(target, speed - max(decel, 0.5) * dt)
-            elif target > speed:
-                speed = min(target, speed + 0.5 * dt)
-            state[0]["speed_mps"] = speed
-            state[0]["mode"] = kind
-            state[0]["at_rest"] = int(speed == 0.0)
-            state[0]["last_command_seq"] = seq
-            state[0]["t_sent_ns"] = time.monotonic_ns()
-            self.state_tx.send_bytes(state.tobytes())
-            for name, value in zip(
-                ROBOT_FIELDS, (speed, int(speed == 0.0), kind, reason, stop_reason, count, seq), strict=True
-            ):
-                shared.robot[ROBOT_FIELDS.index(name)] = value
-        return {"commands": count}
-
-    def close_children_ends(self) -> None:
-        pass
-
-    def close_controller(self) -> None:
-        pass
-
-    def close(self) -> None:
-        for conn in (
-            self.sensor_rx,
-            self.sensor_tx,
-            self.command_rx,
-            self.command_tx,
-            self.state_rx,
-            self.state_tx,
-        ):
-            with contextlib.suppress(OSError):
-                conn.close()
