@@ -46,3 +46,24 @@ def test_known_encodings() -> None:
 def test_invalid_encodings_are_named(encoded: bytes, words: str) -> None:
     with pytest.raises(CobsError, match=words):
         cobs_decode(encoded)
+
+
+@given(st.binary(max_size=500), st.booleans())
+def test_compiled_unframing_agrees_with_the_reference(data: bytes, valid_crc: bool) -> None:
+    import numpy as np
+
+    from safety.link.crc import TABLE, crc32, unframe_kernel
+
+    raw = data + (crc32(data) ^ (0 if valid_crc else 1)).to_bytes(4, "little")
+    for chunk in (cobs_encode(raw), data):  # a real frame, and arbitrary bytes as if they were one
+        out = np.empty(len(chunk), dtype=np.uint8)
+        size = unframe_kernel(np.frombuffer(chunk, dtype=np.uint8), len(chunk), out, TABLE)
+        try:
+            ref = cobs_decode(chunk)
+        except CobsError:
+            assert size == -1
+            continue
+        ok = len(ref) >= 4 and int.from_bytes(ref[-4:], "little") == crc32(ref[:-4])
+        assert size == (len(ref) if ok else -2)
+        if ok:
+            assert out[:size].tobytes() == ref

@@ -7,6 +7,7 @@ class that the frame is evidence of. Order matters: the most specific explanatio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from safety.link.codec import SEQ_MODULO, Header
 from safety.link.messages import MessageType
@@ -33,8 +34,7 @@ class LinkPolicy:
             raise ValueError("tolerated_losses and max_clock_lead_ns must be >= 0")
 
 
-@dataclass(frozen=True, slots=True)
-class PeerHistory:
+class PeerHistory(NamedTuple):
     """What the receiver remembers of the last accepted frame."""
 
     seq: int

@@ -9,9 +9,6 @@ The frame delimiter 0x00 is added by the caller.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
-
 
 class CobsError(ValueError):
     """The bytes are not a valid COBS encoding."""
@@ -54,31 +51,3 @@ def cobs_decode(encoded: bytes) -> bytes:
             pieces.append(b"\x00")
         pos = end
     return b"".join(pieces)
-
-
-@njit(cache=False, nogil=True)
-def cobs_decode_kernel(src: np.ndarray, n: int, dst: np.ndarray) -> int:
-    """Decode src[:n] into dst (at least n bytes); returns the decoded length, or -1 if src[:n] is not a
-    valid encoding (the caller re-runs cobs_decode for the detailed error)."""
-    if n == 0:
-        return -1
-    pos = 0
-    out = 0
-    while pos < n:
-        code = int(src[pos])
-        if code == 0:
-            return -1
-        end = pos + code
-        if end > n:
-            return -1
-        for i in range(pos + 1, end):
-            byte = src[i]
-            if byte == 0:
-                return -1
-            dst[out] = byte
-            out += 1
-        if code != 0xFF and end < n:
-            dst[out] = 0
-            out += 1
-        pos = end
-    return out

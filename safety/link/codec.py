@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 
-from safety.link.cobs import CobsError, cobs_decode, cobs_decode_kernel, cobs_encode, cobs_encoded_size
-from safety.link.crc import TABLE, crc32, crc32_kernel
+from safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
+from safety.link.crc import TABLE, crc32, unframe_kernel
 from safety.link.messages import Command, Detections, Message, MessageType, RobotState
 from safety.reasons import Reason
 from safety.records import MAX_PERSONS, PERSON_DTYPE
@@ -67,9 +67,8 @@ class FrameError(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """The link fields of a frame."""
+class Header(NamedTuple):
+    """The link fields of a frame (a named tuple: built for every frame, so cheap to construct)."""
 
     version: int
     message_type: int
@@ -241,28 +240,33 @@ def parse_frame(chunk: bytes) -> tuple[Header, bytes]:
         raise FrameError(Reason.LINK_CORRUPTION, f"frame of {len(chunk)} bytes exceeds {MAX_FRAME_BYTES - 1}")
     src = np.frombuffer(chunk, dtype=np.uint8)
     raw = np.empty(len(chunk), dtype=np.uint8)
-    size = cobs_decode_kernel(src, len(chunk), raw)
+    size = unframe_kernel(src, len(chunk), raw, TABLE)
     if size < 0:
-        try:
-            cobs_decode(chunk)
-        except CobsError as exc:
-            raise FrameError(Reason.LINK_CORRUPTION, f"framing: {exc}") from None
-        raise AssertionError("COBS kernel and reference decoder disagree")  # pragma: no cover
+        _explain_unframe_failure(chunk)
     if size < HEADER_BYTES + CRC_BYTES:
         raise FrameError(Reason.LINK_CORRUPTION, f"frame of {size} bytes is shorter than header + CRC")
     body_size = size - CRC_BYTES
-    (received_crc,) = CRC.unpack_from(raw.data, body_size)
-    computed = int(crc32_kernel(raw, body_size, TABLE))
-    if received_crc != computed:
-        raise FrameError(
-            Reason.LINK_CORRUPTION, f"CRC 0x{received_crc:08x} does not match the computed 0x{computed:08x}"
-        )
     header = Header(*HEADER.unpack_from(raw.data))
     if header.version != PROTOCOL_VERSION:
         raise FrameError(
             Reason.LINK_MASQUERADE, f"protocol version {header.version}, expected {PROTOCOL_VERSION}"
         )
     return header, raw[HEADER_BYTES:body_size].tobytes()
+
+
+def _explain_unframe_failure(chunk: bytes) -> NoReturn:
+    """Raise the detailed FrameError for a chunk the compiled kernel rejected (the slow, reference path)."""
+    try:
+        raw = cobs_decode(chunk)
+    except CobsError as exc:
+        raise FrameError(Reason.LINK_CORRUPTION, f"framing: {exc}") from None
+    if len(raw) < HEADER_BYTES + CRC_BYTES:
+        raise FrameError(Reason.LINK_CORRUPTION, f"frame of {len(raw)} bytes is shorter than header + CRC")
+    (received,) = CRC.unpack_from(raw, len(raw) - CRC_BYTES)
+    computed = crc32(raw[:-CRC_BYTES])
+    raise FrameError(
+        Reason.LINK_CORRUPTION, f"CRC 0x{received:08x} does not match the computed 0x{computed:08x}"
+    )
 
 
 def decode_payload(message_type: int, payload: bytes) -> Message:

@@ -52,6 +52,48 @@ def crc32_kernel(data: np.ndarray, length: int, table: np.ndarray) -> np.uint32:
     return reg ^ np.uint32(0xFFFFFFFF)
 
 
+@njit(cache=False, nogil=True)
+def unframe_kernel(src: np.ndarray, n: int, dst: np.ndarray, table: np.ndarray) -> int:
+    """COBS-decode src[:n] into dst and check the CRC in its last 4 bytes (little endian), in one call.
+
+    Returns the decoded length when framing and CRC are valid, -1 for invalid framing, -2 for a CRC
+    mismatch or a frame too short to hold one (callers re-run the reference code for the details).
+    """
+    if n == 0:
+        return -1
+    pos = 0
+    out = 0
+    while pos < n:
+        code = int(src[pos])
+        if code == 0:
+            return -1
+        end = pos + code
+        if end > n:
+            return -1
+        for i in range(pos + 1, end):
+            byte = src[i]
+            if byte == 0:
+                return -1
+            dst[out] = byte
+            out += 1
+        if code != 0xFF and end < n:
+            dst[out] = 0
+            out += 1
+        pos = end
+    if out < 4:
+        return -2
+    body = out - 4
+    received = (
+        np.uint32(dst[body])
+        | (np.uint32(dst[body + 1]) << np.uint32(8))
+        | (np.uint32(dst[body + 2]) << np.uint32(16))
+        | (np.uint32(dst[body + 3]) << np.uint32(24))
+    )
+    if crc32_kernel(dst, body, table) != received:
+        return -2
+    return out
+
+
 def crc32(data: bytes | bytearray | memoryview) -> int:
     """The link CRC of `data` as an unsigned int."""
     view = np.frombuffer(data, dtype=np.uint8)
@@ -60,11 +102,9 @@ def crc32(data: bytes | bytearray | memoryview) -> int:
 
 def warm_up() -> None:
     """Compile the CRC and COBS kernels now (call before arming, never inside the loop)."""
-    from safety.link.cobs import cobs_decode_kernel
-
     crc32(b"123456789")
     src = np.frombuffer(b"\x03\x11\x22\x02\x33", dtype=np.uint8)
-    cobs_decode_kernel(src, src.shape[0], np.empty(5, dtype=np.uint8))
+    unframe_kernel(src, src.shape[0], np.empty(5, dtype=np.uint8), TABLE)
 
 
 def undetected_weights(polynomial: int, data_bits: int, max_weight: int) -> list[int]:

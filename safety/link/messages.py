@@ -52,6 +52,8 @@ _MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {
 
 
 def _enum(name: str, cls: type[IntEnum], value: int) -> IntEnum:
+    if type(value) is cls:
+        return value  # already a member
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     member = _MEMBERS[cls].get(int(value)) if ok else None
     if member is None:
@@ -85,9 +87,10 @@ class Command:
     message_type = MessageType.COMMAND
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", _enum("kind", CommandKind, self.kind))
-        object.__setattr__(self, "stop_category", _enum("stop_category", StopCategory, self.stop_category))
-        object.__setattr__(self, "reason", _enum("reason", Reason, self.reason))
+        for name, cls in (("kind", CommandKind), ("stop_category", StopCategory), ("reason", Reason)):
+            value = getattr(self, name)
+            if type(value) is not cls:
+                object.__setattr__(self, name, _enum(name, cls, value))
         _speed("speed_limit_mps", self.speed_limit_mps)
         for name in ("reason_sensor", "reason_person", "reason_zone"):
             _int_in(name, getattr(self, name), -1, 127)
