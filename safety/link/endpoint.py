@@ -136,7 +136,6 @@ class Endpoint:
         self._preamble = True  # the first frame is preceded by a delimiter so a fresh receiver syncs at once
         self._state = ReceiverState.AWAITING_FIRST
         self._error: LinkError | None = None
-        self._unreported: LinkError | None = None
         self._last: PeerHistory | None = None
         self._last_valid_ns = now_ns
         self._buffer = bytearray()
@@ -200,9 +199,6 @@ class Endpoint:
 
     def next_event(self) -> Event | NeedData:
         """The next Received or LinkError, or NEED_DATA. A LinkError is returned once; then NEED_DATA."""
-        if self._unreported is not None:
-            err, self._unreported = self._unreported, None
-            return err
         if self._state is ReceiverState.ERROR or not self._chunks:
             return NEED_DATA
         chunk = self._chunks.popleft()
@@ -255,7 +251,6 @@ class Endpoint:
         """Explicit reset (operator action): clear the error and all receive state; back to AWAITING_FIRST."""
         self._enter(Input.RESET)
         self._error = None
-        self._unreported = None
         self._last = None
         self._last_valid_ns = now_ns
         self._buffer.clear()
