@@ -26,18 +26,14 @@ class PortError(ValueError):
 
 
 class ByteTransport(Protocol):
-    """Bytes in and out, never blocking the loop."""
+    """What the ports need of a `safety.link.transport.Transport`, opened with a zero read timeout."""
 
-    def read_available(self) -> bytes:
-        """Whatever has arrived (possibly b"")."""
+    def read(self, max_bytes: int = READ_CHUNK) -> bytes:
+        """Whatever has arrived (possibly b""), without waiting."""
         ...
 
-    def write(self, data: bytes) -> bool:
-        """Queue `data` for sending; False when it could not be written in full without blocking."""
-        ...
-
-    def discard_input(self) -> None:
-        """Drop bytes received so far (stale data from before the controller armed)."""
+    def write(self, data: bytes) -> None:
+        """Write all of `data` or raise (TransportError, an OSError) when it cannot without blocking."""
         ...
 
     def close(self) -> None:
@@ -45,39 +41,26 @@ class ByteTransport(Protocol):
         ...
 
 
-class SerialTransport:
-    """A pyserial port (device name or URL such as socket://, loop://) in non-blocking mode."""
+def _discard_input(transport: ByteTransport) -> None:
+    """Drop bytes that arrived before arming (bounded, in case the peer streams faster than we read)."""
+    for _ in range(1024):
+        if not transport.read(READ_CHUNK):
+            return
 
-    def __init__(self, spec: str, baud: int) -> None:
-        import serial
 
-        try:
-            self._port = serial.serial_for_url(spec, baudrate=baud, timeout=0, write_timeout=0)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise PortError(f"cannot open port {spec}: {exc}") from None
-        self._timeout_error: type[Exception] = serial.SerialTimeoutException
-        self.spec = spec
+def _write(transport: ByteTransport, data: bytes) -> bool:
+    try:
+        transport.write(data)
+    except OSError:  # TransportError: write timed out, port gone
+        return False
+    return True
 
-    def read_available(self) -> bytes:
-        """Non-blocking read of up to READ_CHUNK bytes."""
-        return bytes(self._port.read(READ_CHUNK))
 
-    def write(self, data: bytes) -> bool:
-        """Non-blocking write; False if the port's buffer is full (the peer is not reading)."""
-        try:
-            return self._port.write(data) == len(data)
-        except self._timeout_error:
-            return False
-
-    def discard_input(self) -> None:
-        """Drop everything received so far."""
-        self._port.reset_input_buffer()
-        while self._port.read(READ_CHUNK):
-            pass
-
-    def close(self) -> None:
-        """Close the port."""
-        self._port.close()
+def _read(transport: ByteTransport) -> tuple[bytes, bool]:
+    try:
+        return transport.read(READ_CHUNK), True
+    except OSError:
+        return b"", False
 
 
 class LinkSensorSource:
@@ -87,13 +70,16 @@ class LinkSensorSource:
         self.endpoints = list(endpoints)
         self.transports = list(transports)
         self._pending: list[np.ndarray] = []
+        self._read_failed = False
 
     def receive(self, now_ns: int, frames: np.ndarray) -> int:
         """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
         from safety.link import NEED_DATA, Received
 
         for endpoint, transport in zip(self.endpoints, self.transports, strict=True):
-            data = transport.read_available()
+            data, ok = _read(transport)
+            if not ok:
+                self._read_failed = True
             if data:
                 endpoint.feed(data, now_ns)
             while (event := endpoint.next_event()) is not NEED_DATA:
@@ -109,15 +95,19 @@ class LinkSensorSource:
     def start(self, now_ns: int) -> None:
         """At arming: drop bytes that waited while the step compiled and start the endpoints afresh."""
         for endpoint, transport in zip(self.endpoints, self.transports, strict=True):
-            transport.discard_input()
+            _discard_input(transport)
             endpoint.reset(now_ns)
         self._pending.clear()
 
     def take_fault(self) -> int:
-        """The latched error of the first faulty sensor link (reported every cycle until reset), or 0."""
+        """The latched error of the first faulty sensor link (reported every cycle until reset), LINK_LOSS
+        once after a port read failed, or 0."""
         for endpoint in self.endpoints:
             if endpoint.error is not None:
                 return int(endpoint.error.reason)
+        if self._read_failed:
+            self._read_failed = False
+            return int(Reason.LINK_LOSS)
         return 0
 
     def reset_link(self, now_ns: int) -> None:
@@ -136,14 +126,16 @@ class LinkRobotPort:
         self.endpoint = endpoint
         self.transport = transport
         self._command_type = Command
-        self._write_failed = False
+        self._io_failed = False
         self.write_failures = 0
 
     def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
         """Feed received bytes; the newest accepted ROBOT_STATE goes into `state[0]`."""
         from safety.link import NEED_DATA, Received
 
-        data = self.transport.read_available()
+        data, ok = _read(self.transport)
+        if not ok:
+            self._io_failed = True
         if data:
             self.endpoint.feed(data, now_ns)
         got = False
@@ -157,21 +149,21 @@ class LinkRobotPort:
     def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
         """Encode and write one COMMAND frame (the link numbers it; `seq` is the executor's count)."""
         frame = self.endpoint.send(self._command_type.from_record(command[0]), now_ns)
-        if not self.transport.write(frame):
-            self._write_failed = True
+        if not _write(self.transport, frame):
+            self._io_failed = True
             self.write_failures += 1
 
     def start(self, now_ns: int) -> None:
         """At arming: drop bytes that waited while the step compiled and start the endpoint afresh."""
-        self.transport.discard_input()
+        _discard_input(self.transport)
         self.endpoint.reset(now_ns)
 
     def take_fault(self) -> int:
-        """The latched robot-link error, or LINK_LOSS once after a command could not be written; else 0."""
+        """The latched robot-link error, or LINK_LOSS once after a port read or write failed; else 0."""
         if self.endpoint.error is not None:
             return int(self.endpoint.error.reason)
-        if self._write_failed:
-            self._write_failed = False
+        if self._io_failed:
+            self._io_failed = False
             return int(Reason.LINK_LOSS)
         return 0
 
@@ -196,9 +188,33 @@ class ControllerPorts:
 
 
 def _open_transport(spec: str, baud: int, opened: ControllerPorts) -> ByteTransport:
-    transport = SerialTransport(spec, baud)
+    from safety.link.transport import SerialTransport, TransportError
+
+    try:
+        # zero timeouts: the loop polls its ports every cycle and must never wait on one
+        transport = SerialTransport(spec, baud, read_timeout_ns=0, write_timeout_ns=0)
+    except TransportError as exc:
+        raise PortError(f"cannot open port {exc}") from None
     opened.closers.append(transport.close)
     return transport
+
+
+def link_ports(
+    cfg: Any, robot: ByteTransport, sensors: Sequence[ByteTransport], now_ns: int
+) -> ControllerPorts:
+    """Controller ports on already-open transports (one per configured sensor, in order), e.g. from
+    `safety.link.transport.memory_pair(read_timeout_ns=0)` when the robot or sensor runs in-process."""
+    from safety.link import Role, robot_link_endpoint, sensor_link_endpoint
+
+    names = list(cfg.sensors)
+    if len(sensors) != len(names):
+        raise PortError(f"{len(sensors)} sensor transport(s) for {len(names)} sensor(s) ({', '.join(names)})")
+    return ControllerPorts(
+        LinkSensorSource(
+            [sensor_link_endpoint(cfg, n, Role.SENSOR_RECEIVER, now_ns) for n in names], sensors
+        ),
+        LinkRobotPort(robot_link_endpoint(cfg, Role.CONTROLLER, now_ns), robot),
+    )
 
 
 def open_controller_ports(
@@ -227,20 +243,18 @@ def open_controller_ports(
             f"({', '.join(names)}): give one port per sensor, in that order"
         )
     try:
-        from safety.link import Role, robot_link_endpoint, sensor_link_endpoint
+        import safety.link.transport  # noqa: F401 - fail here, naming the cause, not in the loop
     except ImportError as exc:
         raise PortError(f"serial ports need the safety link protocol (safety.link): {exc}") from None
 
     now = time.monotonic_ns() if now_ns is None else now_ns
-    ports = ControllerPorts(None, None)  # type: ignore[arg-type]
+    opened = ControllerPorts(None, None)  # type: ignore[arg-type]
     try:
-        robot_transport = _open_transport(robot_port, cfg.link.baud, ports)
-        sensor_transports = [_open_transport(spec, cfg.link.baud, ports) for spec in sensor_specs]
+        robot_transport = _open_transport(robot_port, cfg.link.baud, opened)
+        sensor_transports = [_open_transport(spec, cfg.link.baud, opened) for spec in sensor_specs]
     except PortError:
-        ports.close()
+        opened.close()
         raise
-    ports.robot_port = LinkRobotPort(robot_link_endpoint(cfg, Role.CONTROLLER, now), robot_transport)
-    ports.sensor_source = LinkSensorSource(
-        [sensor_link_endpoint(cfg, name, Role.SENSOR_RECEIVER, now) for name in names], sensor_transports
-    )
+    ports = link_ports(cfg, robot_transport, sensor_transports, now)
+    ports.closers = opened.closers
     return ports
