@@ -1,10 +1,10 @@
 """Compiled floor geometry for the safety step: point in polygon and point-to-polygon distance.
 
 Polygons are padded arrays `(MAX_VERTICES, 2)` with a vertex count `n`; the closing edge from vertex
-n-1 back to vertex 0 is implied. Edge k runs from vertex k-1 to vertex k; the step's fast variants take
-`edge_inverses(...)`, each edge's 1 / length^2 computed once at configuration time, to avoid a division
-per edge in the loop. Points on the boundary count as inside (fail closed). Config-time
-geometry (validity, coverage) uses shapely; these kernels run in the loop and allocate nothing.
+n-1 back to vertex 0 is implied. The step uses `edge_table(...)`, computed once at configuration time
+(edge vectors and 1 / length^2), so that the loop needs no division per edge. Points on the boundary
+count as inside (fail closed). Config-time geometry (validity, coverage) uses shapely; these kernels run
+in the loop and allocate nothing.
 """
 
 from __future__ import annotations
@@ -114,56 +114,62 @@ def bbox_distance_squared(bbox: np.ndarray, x: float, y: float) -> float:
 BBOX_SLACK_M = 1e-6
 
 
-@njit(cache=False)
-def boundary_distance_squared_fast(
-    vertices: np.ndarray, inverses: np.ndarray, n: int, x: float, y: float
-) -> float:
-    """Squared distance to the polygon's boundary with precomputed 1 / edge length^2 (see `edge_inverses`)."""
+# Rows of an edge table (see `edge_table`): edge k runs from vertex k to vertex k+1 (mod n).
+AX, AY, BY, DX, DY, INV = range(6)
+
+
+def edge_table(vertices: np.ndarray, n: int) -> np.ndarray:
+    """(6, MAX_VERTICES) rows ax, ay, by, dx, dy, 1/|d|^2 (0 for a zero-length edge), built at config time."""
+    table = np.zeros((6, vertices.shape[0]))
+    for k in range(n):
+        ax, ay = vertices[k]
+        bx, by = vertices[(k + 1) % n]
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        table[:, k] = (ax, ay, by, dx, dy, 1.0 / length2 if length2 > 0.0 else 0.0)
+    return table
+
+
+# Without NaNs (the step checks every input first) these flags change no result: the minimum is exact in
+# any order; they only let LLVM vectorise the loop. No reassociation or contraction is allowed.
+@njit(cache=False, fastmath={"nnan", "ninf", "nsz"})
+def region_distance_squared_edges(edges: np.ndarray, n: int, x: float, y: float) -> float:
+    """Squared distance to the closed polygon region (0 inside) from its edge table, in one pass.
+
+    Inside is decided by crossings of the ray to +x (an upward edge with the point on its left, or a
+    downward edge with the point on its right), so no division is needed.
+    """
     best = np.inf
-    j = n - 1
-    for i in range(n):
-        dx = vertices[i, 0] - vertices[j, 0]
-        dy = vertices[i, 1] - vertices[j, 1]
-        px = x - vertices[j, 0]
-        py = y - vertices[j, 1]
-        t = (px * dx + py * dy) * inverses[i]
-        if t < 0.0:
-            t = 0.0
-        elif t > 1.0:
-            t = 1.0
+    crossings = 0
+    for k in range(n):
+        px = x - edges[AX, k]
+        py = y - edges[AY, k]
+        dx = edges[DX, k]
+        dy = edges[DY, k]
+        t = min(max((px * dx + py * dy) * edges[INV, k], 0.0), 1.0)
         ex = px - t * dx
         ey = py - t * dy
-        d2 = ex * ex + ey * ey
-        if d2 < best:
-            best = d2
-        j = i
-    return best
-
-
-@njit(cache=False)
-def region_distance_squared_fast(
-    vertices: np.ndarray, inverses: np.ndarray, n: int, x: float, y: float
-) -> float:
-    """Squared distance to the closed region (0 inside): crossing test first, the edges only if outside."""
-    if point_in_polygon(vertices, n, x, y):
-        return 0.0
-    return boundary_distance_squared_fast(vertices, inverses, n, x, y)
+        best = min(best, ex * ex + ey * ey)
+        a_below = edges[AY, k] <= y
+        b_below = edges[BY, k] <= y
+        side = dx * py - dy * px
+        crossings += (a_below & (not b_below) & (side > 0.0)) | (b_below & (not a_below) & (side < 0.0))
+    return 0.0 if crossings & 1 else best
 
 
 @njit(cache=False)
 def region_distance_squared_within(
-    vertices: np.ndarray,
-    inverses: np.ndarray,
+    edges: np.ndarray,
     n: int,
     bounds: np.ndarray,
     x: float,
     y: float,
     reach: float,
 ) -> float:
-    """Squared distance to the region (fast variant), or +inf when it is certainly farther than `reach`.
+    """Squared distance to the region, or +inf when it is certainly farther than `reach`.
 
-    `bounds` = (xmin, ymin, xmax, ymax, centre x, centre y, radius): the bounding box and a bounding
-    circle, both lower bounds of the distance (see `polygon_bounds`).
+    `bounds` = (xmin, ymin, xmax, ymax, centre x, centre y, radius, inner radius): the bounding box and
+    circle (lower bounds of the distance) and a circle inside the polygon (see `polygon_bounds`).
     """
     r = reach + BBOX_SLACK_M
     r2 = r * r
@@ -171,32 +177,31 @@ def region_distance_squared_within(
         return np.inf
     cx = x - bounds[4]
     cy = y - bounds[5]
+    c2 = cx * cx + cy * cy
     far = bounds[6] + r
-    if cx * cx + cy * cy > far * far:
+    if c2 > far * far:
         return np.inf
-    return region_distance_squared_fast(vertices, inverses, n, x, y)
+    if c2 < bounds[7] * bounds[7]:
+        return 0.0  # well inside
+    return region_distance_squared_edges(edges, n, x, y)
 
 
 def polygon_bounds(vertices: np.ndarray, n: int) -> np.ndarray:
-    """(xmin, ymin, xmax, ymax, cx, cy, radius): bounding box, and a circle around the vertices' mean."""
+    """(xmin, ymin, xmax, ymax, cx, cy, radius, inner radius) of a polygon, for the loop's shortcuts.
+
+    The circle around the vertices' mean contains the polygon; the inner circle (same centre; radius 0
+    when the centre is outside) lies inside it. Both are rounded the safe way.
+    """
     v = vertices[:n]
     centre = v.mean(axis=0)
     radius = float(np.sqrt(((v - centre) ** 2).sum(axis=1)).max())
-    radius = radius * (1.0 + 1e-12) + 1e-9  # round up: the circle must contain every vertex
-    return np.array(
-        [v[:, 0].min(), v[:, 1].min(), v[:, 0].max(), v[:, 1].max(), centre[0], centre[1], radius]
-    )
-
-
-def edge_inverses(vertices: np.ndarray, n: int) -> np.ndarray:
-    """1 / length^2 of each edge k (vertex k-1 -> vertex k), 0 for a zero-length edge; padded."""
-    out = np.zeros(vertices.shape[0])
-    for i in range(n):
-        dx = vertices[i, 0] - vertices[i - 1 if i > 0 else n - 1, 0]
-        dy = vertices[i, 1] - vertices[i - 1 if i > 0 else n - 1, 1]
-        length2 = dx * dx + dy * dy
-        out[i] = 1.0 / length2 if length2 > 0.0 else 0.0
-    return out
+    radius = radius * (1.0 + 1e-12) + 1e-9
+    inner = 0.0
+    if point_in_polygon(vertices, n, float(centre[0]), float(centre[1])):
+        clearance = float(distance_to_boundary(vertices, n, float(centre[0]), float(centre[1])))
+        inner = max(clearance * (1.0 - 1e-9) - 1e-6, 0.0)
+    box = [v[:, 0].min(), v[:, 1].min(), v[:, 0].max(), v[:, 1].max()]
+    return np.array([*box, centre[0], centre[1], radius, inner])
 
 
 @njit(cache=False)

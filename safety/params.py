@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from safety.config import CellConfig, Sensor, ns
-from safety.geometry import edge_inverses, polygon_bounds
+from safety.geometry import edge_table, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
 MAX_STOP_POINTS = 32  # rows of the stopping table after payload selection
@@ -47,8 +47,8 @@ PARAMS_DTYPE = np.dtype(
         ("stop_distance_m", np.float64, (MAX_STOP_POINTS,)),
         ("hazard_n", np.int32),
         ("hazard_vertices", np.float64, (MAX_VERTICES, 2)),
-        ("hazard_bounds", np.float64, (7,)),  # bounding box and circle, see safety.geometry.polygon_bounds
-        ("hazard_inv_len2", np.float64, (MAX_VERTICES,)),  # see safety.geometry.edge_inverses
+        ("hazard_bounds", np.float64, (8,)),  # bounding box and circle, see safety.geometry.polygon_bounds
+        ("hazard_edges", np.float64, (6, MAX_VERTICES)),  # see safety.geometry.edge_table
         ("ssm_enabled", np.int32),
         ("intrusion_m", np.float64),  # C
         ("ssm_stop_category", np.int32),
@@ -59,8 +59,8 @@ PARAMS_DTYPE = np.dtype(
         ("zone_kind", np.int32, (MAX_ZONES,)),  # ZONE_WARNING or ZONE_PROTECTIVE
         ("zone_n", np.int32, (MAX_ZONES,)),
         ("zone_vertices", np.float64, (MAX_ZONES, MAX_VERTICES, 2)),
-        ("zone_bounds", np.float64, (MAX_ZONES, 7)),
-        ("zone_inv_len2", np.float64, (MAX_ZONES, MAX_VERTICES)),
+        ("zone_bounds", np.float64, (MAX_ZONES, 8)),
+        ("zone_edges", np.float64, (MAX_ZONES, 6, MAX_VERTICES)),
         ("min_stop_category", np.int32),  # most restrictive category any stop source can give; 3 = none
         ("zone_speed_limit_mps", np.float64, (MAX_ZONES,)),
         ("zone_stop_category", np.int32, (MAX_ZONES,)),
@@ -169,7 +169,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["hazard_n"] = hazard_n
     r["hazard_vertices"] = hazard
     r["hazard_bounds"] = polygon_bounds(hazard, hazard_n)
-    r["hazard_inv_len2"] = edge_inverses(hazard, hazard_n)
+    r["hazard_edges"] = edge_table(hazard, hazard_n)
 
     r["ssm_enabled"] = int(cfg.separation.enabled)
     r["intrusion_m"] = cfg.separation.intrusion_distance_m
@@ -184,7 +184,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
         r["zone_n"][k] = n
         r["zone_vertices"][k] = vertices
         r["zone_bounds"][k] = polygon_bounds(vertices, n)
-        r["zone_inv_len2"][k] = edge_inverses(vertices, n)
+        r["zone_edges"][k] = edge_table(vertices, n)
         if zone.type == "warning":
             if zone.speed_limit_mps is None:
                 raise ValueError(f"zones.{name}.speed_limit_mps: missing, required for a warning zone")

@@ -21,46 +21,31 @@ from safety.states import ControllerState, Permission, event_for, next_state
 # --- geometry -----------------------------------------------------------------------------------------
 
 
-def _inside(vertices: list[tuple[float, float]], x: float, y: float) -> bool:
-    inside = False
-    for (xi, yi), (xj, yj) in zip(vertices, vertices[-1:] + vertices[:-1], strict=True):
-        if (yi > y) != (yj > y) and x < xi + (y - yi) * (xj - xi) / (yj - yi):
-            inside = not inside
-    return inside
+Edge = tuple[float, float, float, float, float, float]  # ax, ay, by, dx, dy, 1/|d|^2 (safety.geometry)
 
 
-def _segment_distance2(
-    a: tuple[float, float], b: tuple[float, float], inverse: float, x: float, y: float
-) -> float:
-    """Squared distance to segment a-b; `inverse` is 1 / |b - a|^2 from the parameters (0 if degenerate)."""
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    px, py = x - a[0], y - a[1]
-    t = min(max((px * dx + py * dy) * inverse, 0.0), 1.0)
-    ex, ey = px - t * dx, py - t * dy
-    return ex * ex + ey * ey
-
-
-def _distance2(polygon: tuple[list[tuple[float, float]], list[float]], x: float, y: float) -> float:
-    """Squared distance to the closed polygon region (0 inside); edge k runs from vertex k-1 to k."""
-    vertices, inverses = polygon
-    if _inside(vertices, x, y):
-        return 0.0
-    previous = vertices[-1:] + vertices[:-1]
-    return min(
-        _segment_distance2(a, b, inv, x, y) for a, b, inv in zip(previous, vertices, inverses, strict=True)
-    )
+def _distance2(edges: list[Edge], x: float, y: float) -> float:
+    """Squared distance to the closed polygon region (0 inside), from the parameters' edge table."""
+    crossings = 0
+    nearest = math.inf
+    for ax, ay, by, dx, dy, inverse in edges:
+        px, py = x - ax, y - ay
+        t = min(max((px * dx + py * dy) * inverse, 0.0), 1.0)
+        ex, ey = px - t * dx, py - t * dy
+        nearest = min(nearest, ex * ex + ey * ey)
+        side = dx * py - dy * px  # > 0: the point is left of the edge
+        upward = ay <= y < by
+        downward = by <= y < ay
+        if (upward and side > 0.0) or (downward and side < 0.0):
+            crossings += 1  # the ray from the point to +x crosses this edge
+    return 0.0 if crossings % 2 else nearest
 
 
 # --- parameters as Python values ----------------------------------------------------------------------
 
 
-def _polygon(
-    vertices: np.ndarray, inverses: np.ndarray, n: int
-) -> tuple[list[tuple[float, float]], list[float]]:
-    count = int(n)
-    return [(float(vertices[i, 0]), float(vertices[i, 1])) for i in range(count)], [
-        float(v) for v in inverses[:count]
-    ]
+def _edges(table: np.ndarray, n: int) -> list[Edge]:
+    return [tuple(float(v) for v in table[:, k]) for k in range(int(n))]  # type: ignore[misc]
 
 
 def separation_m(p: np.void, speed: float, z_d: float) -> float:
@@ -187,11 +172,8 @@ def _person_findings(p: np.void, detections: np.ndarray, speed: float) -> tuple[
     strict: list[Finding] = []
     held: list[Finding] = []
     h = float(p["release_hysteresis_m"])
-    hazard = _polygon(p["hazard_vertices"], p["hazard_inv_len2"], p["hazard_n"])
-    zones = [
-        _polygon(p["zone_vertices"][k], p["zone_inv_len2"][k], p["zone_n"][k])
-        for k in range(int(p["n_zones"]))
-    ]
+    hazard = _edges(p["hazard_edges"], p["hazard_n"])
+    zones = [_edges(p["zone_edges"][k], p["zone_n"][k]) for k in range(int(p["n_zones"]))]
     order = 0
     for i in range(int(p["n_sensors"])):
         d = detections[i]

@@ -367,6 +367,8 @@ class CellSim:
         next_frame = [0] * n_sensors
         pending: list[list[tuple[int, int, int, bool]]] = [[] for _ in range(n_sensors)]
         robot_speed = spec.robot_speed_mps
+        self._jump_offset: list[int | None] = [None] * n_sensors
+        self._last_counter = [0] * n_sensors
         last_kind = -1
         t = T0_NS
         reset_high_until = 0
@@ -468,9 +470,14 @@ class CellSim:
         count = None
         index_override = None
         if beyond and spec.fault is Fault.COUNTER_JUMP:
-            # offset of every frame from the fault on: -1 repeats a counter, -2/-5 go back, the others skip
-            jumps = (-1, -2, -5, 2 + int(self.p["sensor_tolerated_missed"][i]), 100, 128, 200)
-            counter = (counter + jumps[spec.fault_variant % len(jumps)]) % FRAME_COUNTER_MODULO
+            if self._jump_offset[i] is None:
+                # the first frame from the fault on steps from the last counter *sent*: 0 repeats it,
+                # -1/-4 go back, the others skip more frames than tolerated; later frames count on from it
+                steps = (0, -1, -4, 2 + int(self.p["sensor_tolerated_missed"][i]), 100, 128, 200)
+                target = self._last_counter[i] + steps[spec.fault_variant % len(steps)]
+                self._jump_offset[i] = target - counter
+            counter = (counter + (self._jump_offset[i] or 0)) % FRAME_COUNTER_MODULO
+        self._last_counter[i] = counter
         if beyond and spec.fault is Fault.CORRUPT_METADATA:
             variant = spec.fault_variant % 4
             if variant == 0:

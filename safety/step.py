@@ -307,7 +307,7 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
                     sp = protective_separation_m(p, speed, z_d)
                     released = sp + h
                     d2 = region_distance_squared_within(
-                        p.hazard_vertices, p.hazard_inv_len2, p.hazard_n, p.hazard_bounds, x, y, released
+                        p.hazard_edges, p.hazard_n, p.hazard_bounds, x, y, released
                     )
                     if d2 <= released * released:
                         found = (int(p.ssm_stop_category), _R_SEPARATION, i, j, -1)
@@ -320,7 +320,7 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
                     if settled:
                         break
                     d2 = region_distance_squared_within(
-                        p.zone_vertices[k], p.zone_inv_len2[k], p.zone_n[k], p.zone_bounds[k], x, y, released
+                        p.zone_edges[k], p.zone_n[k], p.zone_bounds[k], x, y, released
                     )
                     if not d2 <= released * released:
                         continue

@@ -11,11 +11,11 @@ from safety.geometry import (
     bbox_distance_squared,
     distance_to_boundary,
     distance_to_region,
-    edge_inverses,
+    edge_table,
     point_in_polygon,
     polygon_bounds,
     region_distance_squared,
-    region_distance_squared_fast,
+    region_distance_squared_edges,
     region_distance_squared_within,
     within_distance,
 )
@@ -62,10 +62,10 @@ def test_bounding_box_shortcut_never_changes_an_answer(polygon, x, y, radius):
     padded, n, shape = polygon
     exact2 = region_distance_squared(padded, n, x, y)
     assert within_distance(padded, n, bbox_of(padded, n), x, y, radius) == (exact2 <= radius * radius)
-    inverses = edge_inverses(padded, n)
-    fast2 = region_distance_squared_fast(padded, inverses, n, x, y)
+    edges = edge_table(padded, n)
+    fast2 = region_distance_squared_edges(edges, n, x, y)
     assert math.isclose(fast2, exact2, rel_tol=1e-9, abs_tol=1e-12)
-    shortcut = region_distance_squared_within(padded, inverses, n, polygon_bounds(padded, n), x, y, radius)
+    shortcut = region_distance_squared_within(edges, n, polygon_bounds(padded, n), x, y, radius)
     assert shortcut == fast2 or (shortcut == math.inf and fast2 > radius * radius)
 
 
