@@ -94,7 +94,9 @@ def test_sigusr1_presses_reset(inproc: object, tmp_path: Path) -> None:
     robot = SignallingRobot(signal.SIGUSR1, after=10)
     inproc("robot", robot)  # type: ignore[operator]
     inproc("sensor", ScriptedSensor(MonotonicClock()))  # type: ignore[operator, arg-type]
+    before = signal.getsignal(signal.SIGUSR1)
     assert _run("--duration", "0.1", "--trace", str(tmp_path / "t")) == 0
+    assert signal.getsignal(signal.SIGUSR1) is before
     cycles = read_trace(tmp_path / "t").streams["cycles"]
     high = np.flatnonzero(cycles["reset_input"])
     assert len(high) == 1 and high[0] >= 9  # one cycle high, after the signal

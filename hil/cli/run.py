@@ -52,6 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, open ports, arm, run until the duration or a signal, shut down cleanly; returns the exit code."""
+    if not hasattr(signal, "SIGUSR1"):
+        return _run(args)
+    original = signal.getsignal(signal.SIGUSR1)
+    signal.signal(
+        signal.SIGUSR1, signal.SIG_IGN
+    )  # a reset pressed while we load and compile must not kill us
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGUSR1, original)
+
+
+def _run(args: argparse.Namespace) -> int:
     from safety.config import ConfigError, load_config
     from safety.executor import ArmError, Controller
     from safety.link_ports import PortError, open_controller_ports
