@@ -104,7 +104,7 @@ def plan_visits(duration_ns: int) -> list[Visit]:
 
 CLEAR_MARGIN_NS = 300_000_000  # the operator waits this long after someone left before calling it clear
 RESET_AFTER_NS = 400_000_000  # the operator presses reset when a clear cell has waited this long
-FAULT_RESET_AFTER_NS = 1_500_000_000  # ... or this long for a fault (time to read the status line)
+FAULT_RESET_AFTER_NS = 800_000_000  # ... or this long after a fault (time to read the status line)
 
 
 def cell_clear(visits: list[Visit], t_scene_ns: int) -> bool:
@@ -576,11 +576,13 @@ def run_demo(
             reason = int(shared.robot_value("command_reason"))
             nearest = watch.nearest_m(frame_age)
             # the operator looks at the cell (the scene's ground truth, not the detector) and presses
-            # reset when the robot is stopped and nobody is there
+            # reset when the robot has stood still for a while and nobody is there
             if pulse_end and now >= pulse_end:
                 shared.reset.value = 0
                 pulse_end = 0
-            if kind >= CommandKind.PROTECTIVE_STOP and cell_clear(visits, now - t_start):
+            # (judged by the robot at rest, not by the commands it received: a latched link drops those)
+            at_rest = shared.robot_value("at_rest") != 0
+            if (at_rest or kind >= CommandKind.PROTECTIVE_STOP) and cell_clear(visits, now - t_start):
                 waiting_since = waiting_since or now
                 if not pulse_end and now - waiting_since >= reset_delay_ns(reason):
                     shared.reset.value = 1
@@ -596,7 +598,7 @@ def run_demo(
                         t_s=(now - t_start) / NS_PER_S,
                         robot_kind=int(shared.robot_value("command_kind")),
                         robot_speed_mps=speed,
-                        at_rest=shared.robot_value("at_rest") != 0,
+                        at_rest=at_rest,
                         nearest_m=nearest,
                         s_p_m=budget.separation_required_m(cfg, min(speed, cfg.robot.max_speed_mps)),
                         last_stop_reason=int(shared.robot_value("stop_reason")),

@@ -34,7 +34,8 @@ def synthetic_streams(stall: bool = True, jitter: bool = False) -> tuple[np.ndar
     """A 1 ms loop with fixed stage times, one 30 ms stall, frames every 33 cycles, one person stop.
 
     Every recorded cycle: wake 50 µs after release, step from +60 to +80 µs, command written at +90 µs.
-    The robot's state in cycle k acknowledges cycle k-1's command and was sent 300 µs after it was written.
+    The robot's state in cycle k acknowledges cycle k-1's command (by its link number) and was sent 300 µs
+    after it was written.
     Each frame: exposure, inference done 8 ms later, received 0.2 ms after that and 0.1 ms before the
     release of the cycle that takes it in. With `jitter`, each wake-up is 0..200 µs later (seeded).
     """
@@ -53,11 +54,12 @@ def synthetic_streams(stall: bool = True, jitter: bool = False) -> tuple[np.ndar
     c["t_step_start_ns"] = c["t_wake_ns"] + 10 * US
     c["t_step_end_ns"] = c["t_step_start_ns"] + 20 * US
     c["t_command_written_ns"] = c["t_step_end_ns"] + 10 * US
-    c["command_seq"] = releases
+    c["command_seq"] = np.arange(1, releases.size + 1)  # the executor counts its commands from 1
     stopped = releases >= STOP_CYCLE
     c["command"]["kind"] = np.where(stopped, CommandKind.PROTECTIVE_STOP, CommandKind.RUN)
     c["command"]["reason"] = np.where(stopped, Reason.SEPARATION_BELOW_SP, Reason.NONE)
-    c["robot"]["last_command_seq"][1:] = c["command_seq"][:-1]
+    # the robot reports the link's number of the command it got: the link counts commands from 0
+    c["robot"]["last_command_seq"][1:] = np.arange(releases.size - 1)
     c["robot"]["t_sent_ns"][1:] = c["t_command_written_ns"][:-1] + 300 * US
     c["robot"]["at_rest"] = releases >= STOP_CYCLE + 1 + REST_AFTER_CYCLES
     c["robot"]["speed_mps"] = np.where(c["robot"]["at_rest"] == 1, 0.0, 1.0)

@@ -163,9 +163,12 @@ def _ack_times(cycles: np.ndarray, rig: np.ndarray | None) -> tuple[np.ndarray, 
         seq = rig["command_seq"][received].astype(np.int64)
         t = rig["t_command_received_ns"][received].astype(np.int64)
     else:
+        # The robot reports the link's number of the last command it accepted. The link numbers the
+        # commands from 0 in the order the recorded cycles send them (one per cycle), so link number n is
+        # the command of the first recorded cycle plus n in the controller's own numbering.
         robot = cycles["robot"]
-        valid = robot["t_sent_ns"] > 0
-        seq = robot["last_command_seq"][valid].astype(np.int64)
+        valid = (robot["t_sent_ns"] > 0) & (robot["last_command_seq"] >= 0)
+        seq = robot["last_command_seq"][valid].astype(np.int64) + int(cycles["command_seq"][0])
         t = robot["t_sent_ns"][valid].astype(np.int64)
     order = np.argsort(t, kind="stable")
     return np.maximum.accumulate(seq[order]) if seq.size else seq, t[order]
