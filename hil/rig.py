@@ -62,6 +62,9 @@ class RigOptions:
     progress: Callable[[str], None] = lambda line: None
     controller_args: list[str] = field(default_factory=list)  # extra `cobotguard run` arguments
     inference_fraction: float = 0.5  # emulated inference time as a fraction of the declared worst case
+    # The rig is a measuring instrument: it asks for SCHED_FIFO below the controller's priority (80) so
+    # that other processes on a busy machine do not stall it (0: stay at normal priority).
+    rt_priority: int = 60
 
 
 @dataclass
@@ -581,6 +584,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     trace_dir = options.trace_dir or work  # without a trace directory nothing is kept
     controller_trace = work / "controller.cgtrace"
     controller: ControllerProcess | None = None
+    realtime: Any = None
     ios: list[Any] = []
     progress = options.progress
     try:
@@ -614,6 +618,11 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
                     "real ports: the rig cannot press the controller's reset; "
                     "runs after the first need an operator reset"
                 )
+        if options.rt_priority > 0:
+            from safety.realtime import apply_realtime
+
+            realtime = apply_realtime(options.rt_priority, cpu=None, lock_memory=False)
+            report.notes += [f"rig: {w}" for w in realtime.warnings]
         session = Session(
             cfg, robot_io, sensor_io, press, alive, inference_fraction=options.inference_fraction
         )
@@ -660,6 +669,8 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         session.pump(session.now() + 50 * MS)
         events = session.log.array()
     finally:
+        if realtime is not None:
+            realtime.restore()
         if controller is not None:
             code = controller.stop()
             if code not in (0, None):
@@ -695,6 +706,8 @@ def write_trace(
     except TraceError as exc:
         report.notes.append(f"controller trace not readable ({exc}); the rig trace holds the rig stream only")
         header = header_for_config(cfg, "cobotguard hil")
+    if "cycles" in streams:
+        events = with_controller_seq(events, streams["cycles"])
     for key in ("format", "format_version", "streams"):
         header.pop(key, None)
     header["producer"] = "cobotguard hil"
@@ -707,3 +720,22 @@ def write_trace(
             writer.write(name, arr)
         writer.write("rig", events)
     return path
+
+
+def with_controller_seq(events: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+    """Number received commands as the controller's trace does.
+
+    The link numbers frames itself (`seq`, kept as is); the controller's "cycles" stream numbers
+    commands with its own count. Each command's sender time is the cycle's step end, so the join is
+    exact; a command with no matching cycle gets -1.
+    """
+    out = events.copy()
+    is_cmd = out["kind"] == int(RigEvent.COMMAND_RECEIVED)
+    out["seq"][is_cmd] = out["command_seq"][is_cmd]
+    order = np.argsort(cycles["t_step_end_ns"], kind="stable")
+    keys = cycles["t_step_end_ns"][order]
+    refs = out["t_ref_ns"][is_cmd]
+    idx = np.clip(np.searchsorted(keys, refs), 0, max(len(keys) - 1, 0))
+    found = (len(keys) > 0) & (keys[idx] == refs) if len(keys) else np.zeros(len(refs), dtype=bool)
+    out["command_seq"][is_cmd] = np.where(found, cycles["command_seq"][order][idx] if len(keys) else -1, -1)
+    return out

@@ -47,8 +47,10 @@ RIG_EVENT_DTYPE = np.dtype(
         ("at_rest", np.int32),
         ("reset", np.int32),
         ("value", np.int32),
-        ("seq", np.int64),  # link sequence number of a message the rig sent
-        ("command_seq", np.int64),  # sequence number of a received command; -1 on other events
+        ("seq", np.int64),  # link sequence number of a message sent or received
+        # a received command's number: its link sequence number while running; in a written trace with
+        # the controller's streams, the controller's own count (its "cycles" command_seq); else -1
+        ("command_seq", np.int64),
         ("t_command_received_ns", np.int64),  # = t_ns on COMMAND_RECEIVED, else 0
         ("t_at_rest_ns", np.int64),  # = t_ns on ROBOT_AT_REST, else 0
         ("t_ref_ns", np.int64),  # exposure time of a detection, step time of a command

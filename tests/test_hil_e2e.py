@@ -1,0 +1,156 @@
+"""The HIL rig end to end over pty pairs: `cobotguard hil --virtual` against a real `cobotguard run`.
+
+One controller session serves a few scenarios and faults (the controller compiles once). Assertions are
+about outcomes, reasons and the order of events, never about durations. The cell is the default one with
+a 4 ms controller cycle, 12 ms sensor transport allowance and 60 ms robot link timeouts, so that a loaded
+2-core CI machine (which stalls processes for tens of milliseconds) does not trip the loop's overrun check
+or the links' delay and watchdog checks while it runs the rig and the controller side by side; the
+protective logic under test is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hil.cli.main import main
+from hil.timeline import RigEvent
+from safety.reasons import CommandKind, Reason
+from safety.trace import read_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CELL = ROOT / "hil" / "defaults" / "cell.toml"
+SCENARIOS = ["walk_in_front_1.6", "leave_and_restart"]
+FAULTS = ["corruption", "loss", "sensor_silence", "robot_heartbeat_loss"]
+STOPS = (int(CommandKind.PROTECTIVE_STOP), int(CommandKind.FAULT_STOP))
+
+
+def ci_cell(path: Path) -> Path:
+    """The default cell with a slower controller cycle and more tolerant link timing (see the module doc)."""
+    text = DEFAULT_CELL.read_text()
+    for key, value in (
+        ("cycle_period_ms", "4.0"),
+        ("worst_step_ms", "4.0"),
+        ("transport_latency_ms", "12.0"),
+    ):
+        text, n = re.subn(rf"(?m)^{key} = [0-9.]+", f"{key} = {value}", text)
+        assert n == 1, f"{key} not found once in the default cell"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("hil")
+    cell = ci_cell(work / "cell.toml")
+    cmd = [
+        sys.executable, "-m", "hil.cli.main", "hil", "--virtual", "--config", str(cell),
+        "--scenarios", *SCENARIOS, "--faults", *FAULTS, "--json", "--trace-dir", str(work / "traces"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert done.stdout, f"no JSON; stderr:\n{done.stderr}"
+    doc = json.loads(done.stdout)
+    return {
+        "doc": doc,
+        "code": done.returncode,
+        "stderr": done.stderr,
+        "trace": work / "traces" / "hil.cgtrace",
+    }
+
+
+def by_name(session: dict) -> dict:
+    return {r["name"]: r for r in session["doc"]["scenarios"]}
+
+
+def test_every_run_passes_and_the_json_has_the_promised_fields(session):
+    runs = by_name(session)
+    assert list(runs) == SCENARIOS + FAULTS
+    failed = {name: r["failures"] for name, r in runs.items() if not r["passed"]}
+    assert not failed, f"{failed}\n{session['stderr']}"
+    assert session["code"] == 0
+    for r in runs.values():
+        assert {"name", "passed", "min_separation_m", "reaction_time_s"} <= set(r)
+    # progress went to stderr, one line per phase
+    assert "[1/6] scenario walk_in_front_1.6" in session["stderr"]
+
+
+def test_walk_in_is_stopped_for_the_person_before_contact(session):
+    r = by_name(session)["walk_in_front_1.6"]
+    assert r["stop_reason"] in ("PERSON_IN_PROTECTIVE_ZONE", "SEPARATION_BELOW_SP")
+    assert r["min_separation_m"] > 0.0
+    assert r["reaction_time_s"] <= r["reaction_budget_s"]
+    times = r["times_s"]
+    assert times["stop_received"] < times["at_rest"]
+
+
+def test_faults_are_named_with_their_reason(session):
+    runs = by_name(session)
+    assert runs["corruption"]["stop_reason"] == "LINK_CORRUPTION"
+    assert runs["loss"]["stop_reason"] == "LINK_LOSS"
+    assert runs["sensor_silence"]["stop_reason"] in ("LINK_TIMEOUT", "SENSOR_STALE", "SENSOR_FRAMES_MISSED")
+    assert runs["robot_heartbeat_loss"]["stop_reason"] in ("LINK_TIMEOUT", "ROBOT_STALE", "ROBOT_NO_DATA")
+
+
+def test_trace_orders_detection_stop_and_rest_and_holds_the_interlock(session):
+    trace = read_trace(session["trace"])
+    assert {"cycles", "detections", "rig"} <= set(trace.streams)
+    rig = trace.streams["rig"]
+    starts = rig[rig["kind"] == RigEvent.RUN_START]
+    ends = rig[rig["kind"] == RigEvent.RUN_END]
+    # scenario 0: the first frame with a person, then the stop, then the robot at rest
+    window = rig[(rig["t_ns"] >= starts[0]["t_ns"]) & (rig["t_ns"] <= ends[0]["t_ns"])]
+    seen = window[(window["kind"] == RigEvent.DETECTION_SENT) & (window["value"] > 0)]
+    cmds = window[window["kind"] == RigEvent.COMMAND_RECEIVED]
+    stop = cmds[np.isin(cmds["command_kind"], STOPS)][0]
+    rest = window[(window["kind"] == RigEvent.ROBOT_AT_REST) & (window["t_ns"] >= stop["t_ns"])][0]
+    assert seen[0]["t_ns"] < stop["t_ns"] < rest["t_ns"]
+    assert int(stop["reason"]) in (Reason.PERSON_IN_PROTECTIVE_ZONE, Reason.SEPARATION_BELOW_SP)
+    # scenario 1 (leave and restart): three reset presses; motion resumes only after the last
+    window = rig[(rig["t_ns"] >= starts[1]["t_ns"]) & (rig["t_ns"] <= ends[1]["t_ns"])]
+    presses = window[window["kind"] == RigEvent.RESET_CHANGED]["t_ns"]
+    assert len(presses) == 3
+    cmds = window[window["kind"] == RigEvent.COMMAND_RECEIVED]
+    first_stop = cmds[np.isin(cmds["command_kind"], STOPS)][0]["t_ns"]
+    moving = cmds[(cmds["t_ns"] > first_stop) & ~np.isin(cmds["command_kind"], STOPS)]
+    assert len(moving) and moving[0]["t_ns"] > presses[-1]
+    # the controller's trace numbers commands as the rig's stream does (the report joins on it)
+    rig_cmds = rig[rig["kind"] == RigEvent.COMMAND_RECEIVED]
+    assert (rig_cmds["command_seq"] >= 0).mean() > 0.99
+    assert set(rig_cmds["command_seq"][:50]) <= set(trace.streams["cycles"]["command_seq"])
+
+
+def test_the_report_reads_the_rig_trace(session, capsys):
+    code = main(["report", str(session["trace"]), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    assert doc
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["hil", "--scenarios", "nope"], "unknown scenario nope"),
+        (["hil", "--faults", "nope"], "unknown fault nope"),
+        (["hil", "--robot-port", "/dev/null"], "--robot-port needs --sensor-port"),
+        (["hil", "--config", "/nonexistent/cell.toml"], "cell.toml"),
+    ],
+)
+def test_bad_input_is_exit_2_with_a_clear_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_list_names_every_scenario_and_fault(capsys):
+    from hil.faults import fault_names
+    from hil.scenarios import scenario_names
+
+    assert main(["hil", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in scenario_names() + fault_names():
+        assert name in out
