@@ -7,10 +7,9 @@ the loop; everything the loop needs is precomputed.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from safety import budget
 from safety.config import CellConfig, Sensor, ns
 from safety.geometry import edge_table, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
@@ -21,10 +20,6 @@ NO_CATEGORY = 3  # latched stop category when no stop is latched (categories are
 ZONE_WARNING = 0
 ZONE_PROTECTIVE = 1
 
-# ISO 13855 approach speeds; K = 2.0 m/s applies while the total separation is at most 0.5 m.
-HUMAN_SPEED_NEAR_MPS = 2.0
-HUMAN_SPEED_FAR_MPS = 1.6
-HUMAN_SPEED_SWITCH_M = 0.5
 
 # Floor coordinates beyond this are treated as corrupt metadata (no cell is a kilometre wide).
 MAX_COORDINATE_M = 1000.0
@@ -78,55 +73,24 @@ PARAMS_DTYPE = np.dtype(
 )
 
 
-def frame_period_ns(sensor: Sensor) -> int:
-    """One frame period in ns, rounded up."""
-    return math.ceil(1e9 / sensor.frame_rate_hz)
-
-
 def sensor_latency_ns(sensor: Sensor) -> int:
     """Worst case from start of exposure to metadata received: exposure/readout + inference + transport."""
     return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms) + ns(sensor.transport_latency_ms)
 
 
 def sensor_max_age_ns(sensor: Sensor) -> int:
-    """Oldest the newest frame may be: frame period x (1 + tolerated missed frames) + worst latency."""
-    return frame_period_ns(sensor) * (1 + sensor.tolerated_missed_frames) + sensor_latency_ns(sensor)
+    """Oldest the newest frame may be: frame period x (1 + tolerated missed frames) + worst latency.
 
-
-def _local_reaction_time_ns(cfg: CellConfig) -> int:
-    """T_r as the sum of worst-case stages (stand-in until safety.budget provides it)."""
-    sensor_term = max(sensor_max_age_ns(s) for s in cfg.sensors.values())
-    controller_term = ns(cfg.controller.cycle_period_ms) + ns(cfg.controller.worst_step_ms)
-    link_bits = cfg.link.command_frame_bytes * 10  # 8N1: start + 8 data + stop
-    link_term = math.ceil(link_bits * 1e9 / cfg.link.baud) + ns(cfg.link.receiver_cycle_ms)
-    robot_term = ns(cfg.robot.stop_input_reaction_ms)
-    return sensor_term + controller_term + link_term + robot_term
-
-
-def reaction_time_ns(cfg: CellConfig) -> int:
-    """T_r from safety.budget when available, else the local sum of the same stages."""
-    try:
-        from safety import budget
-    except ImportError:
-        return _local_reaction_time_ns(cfg)
-    return int(budget.reaction_time_ns(cfg))
+    This is the sensor's stage of T_r in safety.budget: older data means the budget no longer holds.
+    """
+    period = budget.frame_period_ns(sensor.frame_rate_hz)
+    return period * (1 + sensor.tolerated_missed_frames) + sensor_latency_ns(sensor)
 
 
 def stopping_rows(cfg: CellConfig) -> list[tuple[float, int, float]]:
-    """(speed, stop time ns, stop distance) rows for the cell's payload, ascending in speed.
-
-    Uses the rows measured with the smallest payload at or above the cell's payload (heavier stops
-    later), or the heaviest payload measured when none is at or above it.
-    """
-    payloads = sorted({p.payload_kg for p in cfg.robot.stopping})
-    heavier = [p for p in payloads if p >= cfg.robot.payload_kg]
-    chosen = heavier[0] if heavier else payloads[-1]
-    rows = sorted(
-        (p.speed_mps, ns(p.stop_time_ms), p.stop_distance_m)
-        for p in cfg.robot.stopping
-        if p.payload_kg == chosen
-    )
-    return rows
+    """(speed, stop time ns, stop distance) rows of the stopping curve that applies (safety.budget's)."""
+    rows = budget.stopping_rows(cfg.robot)
+    return [(row.speed_mps, ns(row.stop_time_ms), row.stop_distance_m) for row in rows]
 
 
 def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
@@ -148,7 +112,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     p = np.zeros(1, dtype=PARAMS_DTYPE)
     r = p[0]
     r["n_sensors"] = len(cfg.sensors)
-    r["reaction_time_ns"] = reaction_time_ns(cfg)
+    r["reaction_time_ns"] = budget.reaction_time_ns(cfg)
     r["cycle_period_ns"] = ns(cfg.controller.cycle_period_ms)
     r["worst_step_ns"] = ns(cfg.controller.worst_step_ms)
     r["robot_max_speed_mps"] = cfg.robot.max_speed_mps
@@ -174,9 +138,9 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["ssm_enabled"] = int(cfg.separation.enabled)
     r["intrusion_m"] = cfg.separation.intrusion_distance_m
     r["ssm_stop_category"] = cfg.separation.stop_category
-    r["human_speed_near_mps"] = HUMAN_SPEED_NEAR_MPS
-    r["human_speed_far_mps"] = HUMAN_SPEED_FAR_MPS
-    r["human_speed_switch_m"] = HUMAN_SPEED_SWITCH_M
+    r["human_speed_near_mps"] = budget.HUMAN_SPEED_NEAR_MPS  # ISO 13855 K, while S <= 0.5 m
+    r["human_speed_far_mps"] = budget.HUMAN_SPEED_MPS
+    r["human_speed_switch_m"] = budget.NEAR_LIMIT_M
 
     r["n_zones"] = len(cfg.zones)
     for k, (name, zone) in enumerate(cfg.zones.items()):

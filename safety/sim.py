@@ -17,7 +17,7 @@ from enum import Enum
 
 import numpy as np
 
-from safety.config import CellConfig
+from safety.config import CellConfig, ns
 from safety.geometry import distance_to_region
 from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import (
@@ -284,14 +284,15 @@ class CellSim:
         self.p = params[0]
         self.step = step if step_fn is None else step_fn
         self.new_state = new_state
+        from safety import budget
+
         sensor = next(iter(cfg.sensors.values()))
-        self.frame_period_ns = math.ceil(1e9 / sensor.frame_rate_hz)
+        self.frame_period_ns = budget.frame_period_ns(sensor.frame_rate_hz)  # all sensors run at this rate
         self.cycle_ns = int(self.p["cycle_period_ns"])
         self.worst_step_ns = int(self.p["worst_step_ns"])
-        self.link_ns = math.ceil(cfg.link.command_frame_bytes * 10 * 1e9 / cfg.link.baud) + round(
-            cfg.link.receiver_cycle_ms * 1e6
-        )
-        self.robot_reaction_ns = round(cfg.robot.stop_input_reaction_ms * 1e6)
+        # worst-case link: the command frame on the line + the robot polling its port (budget stages)
+        self.link_ns = budget.command_frame_ns(cfg) + ns(cfg.link.receiver_cycle_ms)
+        self.robot_reaction_ns = ns(cfg.robot.stop_input_reaction_ms)
         self._lines: dict[Walk, tuple[tuple[float, float], tuple[float, float], float]] = {}
         hazard = self.p["hazard_vertices"][: self.p["hazard_n"]]
         self.hazard_centre = (float(hazard[:, 0].mean()), float(hazard[:, 1].mean()))

@@ -10,21 +10,30 @@ the assumptions, nothing stops a cell where nobody comes near.
 """
 
 from functools import cache
+from pathlib import Path
 
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from safety.budget import separation_required_m
-from safety.params import build_params, frame_period_ns
+from safety.budget import frame_period_ns, separation_required_m
+from safety.config import load_config
+from safety.params import build_params
 from safety.reasons import CommandKind, Reason
 from safety.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
 
 Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
 
 
+DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
+
+
 @cache
 def cell(n_sensors: int, tolerated: int, zones: bool) -> CellSim:
-    cfg = example_config(n_sensors=n_sensors, tolerated_missed_frames=tolerated, zones=zones)
+    """The example cell (n_sensors >= 1), or the default demo cell (n_sensors == 0)."""
+    if n_sensors == 0:
+        cfg = load_config(DEFAULT_CELL)
+    else:
+        cfg = example_config(n_sensors=n_sensors, tolerated_missed_frames=tolerated, zones=zones)
     return CellSim(cfg, build_params(cfg))
 
 
@@ -44,12 +53,12 @@ def missed_frames(draw, tolerated: int, horizon: int = 120):
 
 @st.composite
 def approaches(draw):
-    n_sensors = draw(st.integers(1, 2))
-    tolerated = draw(st.integers(0, 3))
-    zones = draw(st.booleans())
+    n_sensors = draw(st.integers(0, 2))  # 0: the default demo cell
+    tolerated = draw(st.integers(0, 3)) if n_sensors else 0
+    zones = draw(st.booleans()) if n_sensors else True
     sim = cell(n_sensors, tolerated, zones)
     p = sim.p
-    speed = draw(st.floats(0.05, 1.0))
+    speed = draw(st.floats(0.05, float(p["robot_max_speed_mps"])))
     sp = separation_required_m(sim.cfg, speed, z_d_m=Z_D)
     human = 2.0 if sp <= 0.5 else 1.6  # the ISO 13855 speed the separation was computed for
     walk = Walk(
@@ -59,13 +68,13 @@ def approaches(draw):
         aim_offset_m=(draw(st.floats(-0.8, 0.8)), draw(st.floats(-0.8, 0.8))),
         error_fraction=draw(st.floats(0.0, 1.0)),
     )
-    period = frame_period_ns(next(iter(sim.cfg.sensors.values())))
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())).frame_rate_hz)
     run = Run(
         robot_speed_mps=speed,
         walk=walk,
-        sensor_phase_ns=tuple(draw(st.integers(0, period - 1)) for _ in range(n_sensors)),
+        sensor_phase_ns=tuple(draw(st.integers(0, period - 1)) for _ in range(int(p["n_sensors"]))),
         latency_fraction=draw(st.floats(0.0, 1.0)),
-        missed=draw(missed_frames(tolerated)),
+        missed=draw(missed_frames(int(p["sensor_tolerated_missed"][0]))),
         link_delay_fraction=draw(st.floats(0.0, 1.0)),
         step_fraction=draw(st.floats(0.0, 1.0)),
         seed=draw(st.integers(0, 2**16)),
@@ -114,7 +123,7 @@ def faults(draw):
     n_sensors = draw(st.integers(1, 2))
     tolerated = draw(st.integers(0, 3))
     sim = cell(n_sensors, tolerated, True)
-    period = frame_period_ns(next(iter(sim.cfg.sensors.values())))
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())).frame_rate_hz)
     run = Run(
         robot_speed_mps=draw(st.floats(0.0, 1.0)),
         walk=None,
@@ -150,7 +159,7 @@ def quiet_runs(draw):
     n_sensors = draw(st.integers(1, 2))
     tolerated = draw(st.integers(0, 3))
     sim = cell(n_sensors, tolerated, True)
-    period = frame_period_ns(next(iter(sim.cfg.sensors.values())))
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())).frame_rate_hz)
     run = Run(
         robot_speed_mps=draw(st.floats(0.0, 1.0)),
         walk=None,
