@@ -147,6 +147,7 @@ def test_worst_case_fit_recovers_an_exponential_tail() -> None:
     gumbel_ad = next(t for t in est.tests if t.test == "anderson-darling")
     assert gumbel_ad.pvalue > 0.01  # block maxima of an exponential are Gumbel: not rejected
     assert "evidence" in est.note
+    assert est.usable
     # the exceedance curve falls as latency grows
     assert np.all(np.diff(est.curve_probability) <= 1e-15)
 
@@ -161,6 +162,7 @@ def test_goodness_of_fit_rejects_block_maxima_that_are_not_extreme_value_distrib
     assert est is not None
     gumbel_ad = next(t for t in est.tests if t.test == "anderson-darling")
     assert gumbel_ad.pvalue < 0.05
+    assert est.poor_fit and not est.usable  # the report quotes no return levels from it
 
 
 def test_worst_case_needs_enough_blocks() -> None:

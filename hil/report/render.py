@@ -257,7 +257,9 @@ def _figure(results: Sequence[TraceResult]) -> Any:
     from matplotlib.figure import Figure
 
     names = _stage_order(results)
-    fitted = [n for n in names if any((s := _find(r, n)) and s.worst_case for r in results)]
+    fitted = [
+        n for n in names if any((s := _find(r, n)) and s.worst_case and s.worst_case.usable for r in results)
+    ]
     cols = 3
     hist_rows = max(1, -(-len(names) // cols))
     tail_rows = -(-len(fitted) // cols)
@@ -294,16 +296,19 @@ def _figure(results: Sequence[TraceResult]) -> Any:
         ax = fig.add_subplot(grid[hist_rows + f_index // cols, f_index % cols])
         for i, r in enumerate(results):
             s = _find(r, name)
-            if s is None or s.worst_case is None:
+            if s is None or s.worst_case is None or not s.worst_case.usable:
                 continue
             color = colors[i % len(colors)]
             values = np.sort(s.stage.latencies_ns) / NS_PER_MS
             empirical = 1.0 - np.arange(values.size) / values.size
             ax.step(values, empirical, where="post", color=color, label=f"[{i + 1}] measured")
             w = s.worst_case
+            # the curve only as far as the data and the deadline make it worth reading
+            limit = 10 * max(int(s.summary.max_ns), s.stage.deadline_ns or 0)
+            shown = w.curve_ns <= limit
             ax.plot(
-                w.curve_ns / NS_PER_MS,
-                w.curve_probability,
+                w.curve_ns[shown] / NS_PER_MS,
+                w.curve_probability[shown],
                 color=color,
                 linestyle=":",
                 label=f"[{i + 1}] {w.model} fit",
