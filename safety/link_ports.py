@@ -9,6 +9,7 @@ reset) and is reported to the step every cycle through `take_fault` until `reset
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,39 +64,115 @@ def _read(transport: ByteTransport) -> tuple[bytes, bool]:
         return b"", False
 
 
+class PolledInbox:
+    """Reads its transport when the loop polls it; a chunk's receive time is the poll time.
+
+    Simple, no thread; but bytes that arrive just after a poll look one cycle older than they are.
+    """
+
+    def __init__(self, transport: ByteTransport) -> None:
+        self.transport = transport
+        self.failed = False
+
+    def start(self) -> None:
+        """Drop what arrived before arming."""
+        _discard_input(self.transport)
+
+    def feed_into(self, endpoint: Any, now_ns: int) -> None:
+        """Read what is there and feed it, stamped `now_ns`."""
+        data, ok = _read(self.transport)
+        self.failed = self.failed or not ok
+        if data:
+            endpoint.feed(data, now_ns)
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+class ThreadedInbox:
+    """A reader thread blocks on the transport and stamps each chunk with its arrival time.
+
+    The link's delay check then measures the transport's latency, not the loop's polling delay (which the
+    budget already counts in the controller stage). The thread sleeps in the port's read (interpreter lock
+    released), so it wakes only when bytes arrive or the read timeout passes.
+    """
+
+    IDLE_WAIT_S = 0.0005  # only for transports opened without a read timeout
+
+    def __init__(self, transport: ByteTransport, clock: Callable[[], int] | None = None) -> None:
+        import threading
+        import time
+
+        self.transport = transport
+        self.failed = False
+        self._clock = clock or time.monotonic_ns
+        self._chunks: deque[tuple[bytes, int]] = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="link-reader", daemon=True)
+
+    def start(self) -> None:
+        """Drop what arrived before arming, then start reading."""
+        _discard_input(self.transport)
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            data, ok = _read(self.transport)
+            if not ok:
+                self.failed = True
+                if self._stop.wait(0.01):
+                    return
+            elif data:
+                self._chunks.append((data, self._clock()))
+            else:
+                self._stop.wait(self.IDLE_WAIT_S)
+
+    def feed_into(self, endpoint: Any, now_ns: int) -> None:
+        """Feed every chunk that arrived, each stamped with its own arrival time."""
+        chunks = self._chunks
+        while chunks:
+            data, t = chunks.popleft()
+            endpoint.feed(data, min(t, now_ns))
+
+    def stop(self) -> None:
+        """End the reader thread (before the transport is closed)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(1.0)
+
+
+Inbox = PolledInbox | ThreadedInbox
+
+
 class LinkSensorSource:
     """SensorSource over one sensor link per configured sensor (Role.SENSOR_RECEIVER endpoints)."""
 
-    def __init__(self, endpoints: Sequence[Any], transports: Sequence[ByteTransport]) -> None:
+    def __init__(self, endpoints: Sequence[Any], inboxes: Sequence[Inbox]) -> None:
         self.endpoints = list(endpoints)
-        self.transports = list(transports)
-        self._pending: list[np.ndarray] = []
-        self._read_failed = False
+        self.inboxes = list(inboxes)
+        self._pending: deque[np.ndarray] = deque()
 
     def receive(self, now_ns: int, frames: np.ndarray) -> int:
         """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
         from safety.link import NEED_DATA, Received
 
-        for endpoint, transport in zip(self.endpoints, self.transports, strict=True):
-            data, ok = _read(transport)
-            if not ok:
-                self._read_failed = True
-            if data:
-                endpoint.feed(data, now_ns)
+        for endpoint, inbox in zip(self.endpoints, self.inboxes, strict=True):
+            inbox.feed_into(endpoint, now_ns)
             while (event := endpoint.next_event()) is not NEED_DATA:
                 if isinstance(event, Received):
                     self._pending.append(event.to_record())
             endpoint.check_watchdog(now_ns)
         n = 0
         while self._pending and n < len(frames):
-            frames[n] = self._pending.pop(0)[0]
+            frames[n] = self._pending.popleft()[0]
             n += 1
         return n
 
     def start(self, now_ns: int) -> None:
         """At arming: drop bytes that waited while the step compiled and start the endpoints afresh."""
-        for endpoint, transport in zip(self.endpoints, self.transports, strict=True):
-            _discard_input(transport)
+        for endpoint, inbox in zip(self.endpoints, self.inboxes, strict=True):
+            inbox.start()
             endpoint.reset(now_ns)
         self._pending.clear()
 
@@ -105,9 +182,10 @@ class LinkSensorSource:
         for endpoint in self.endpoints:
             if endpoint.error is not None:
                 return int(endpoint.error.reason)
-        if self._read_failed:
-            self._read_failed = False
-            return int(Reason.LINK_LOSS)
+        for inbox in self.inboxes:
+            if inbox.failed:
+                inbox.failed = False
+                return int(Reason.LINK_LOSS)
         return 0
 
     def reset_link(self, now_ns: int) -> None:
@@ -116,28 +194,30 @@ class LinkSensorSource:
             if endpoint.error is not None:
                 endpoint.reset(now_ns)
 
+    def stop(self) -> None:
+        """Stop the reader threads."""
+        for inbox in self.inboxes:
+            inbox.stop()
+
 
 class LinkRobotPort:
     """RobotPort over the robot link (Role.CONTROLLER endpoint): commands out, robot states in."""
 
-    def __init__(self, endpoint: Any, transport: ByteTransport) -> None:
+    def __init__(self, endpoint: Any, transport: ByteTransport, inbox: Inbox | None = None) -> None:
         from safety.link import Command
 
         self.endpoint = endpoint
         self.transport = transport
+        self.inbox = inbox if inbox is not None else PolledInbox(transport)
         self._command_type = Command
-        self._io_failed = False
+        self._write_failed = False
         self.write_failures = 0
 
     def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
         """Feed received bytes; the newest accepted ROBOT_STATE goes into `state[0]`."""
         from safety.link import NEED_DATA, Received
 
-        data, ok = _read(self.transport)
-        if not ok:
-            self._io_failed = True
-        if data:
-            self.endpoint.feed(data, now_ns)
+        self.inbox.feed_into(self.endpoint, now_ns)
         got = False
         while (event := self.endpoint.next_event()) is not NEED_DATA:
             if isinstance(event, Received):
@@ -150,20 +230,21 @@ class LinkRobotPort:
         """Encode and write one COMMAND frame (the link numbers it; `seq` is the executor's count)."""
         frame = self.endpoint.send(self._command_type.from_record(command[0]), now_ns)
         if not _write(self.transport, frame):
-            self._io_failed = True
+            self._write_failed = True
             self.write_failures += 1
 
     def start(self, now_ns: int) -> None:
         """At arming: drop bytes that waited while the step compiled and start the endpoint afresh."""
-        _discard_input(self.transport)
+        self.inbox.start()
         self.endpoint.reset(now_ns)
 
     def take_fault(self) -> int:
         """The latched robot-link error, or LINK_LOSS once after a port read or write failed; else 0."""
         if self.endpoint.error is not None:
             return int(self.endpoint.error.reason)
-        if self._io_failed:
-            self._io_failed = False
+        if self._write_failed or self.inbox.failed:
+            self._write_failed = False
+            self.inbox.failed = False
             return int(Reason.LINK_LOSS)
         return 0
 
@@ -171,6 +252,10 @@ class LinkRobotPort:
         """Operator reset: clear a latched error."""
         if self.endpoint.error is not None:
             self.endpoint.reset(now_ns)
+
+    def stop(self) -> None:
+        """Stop the reader thread."""
+        self.inbox.stop()
 
 
 @dataclass
@@ -187,12 +272,15 @@ class ControllerPorts:
             self.closers.pop()()
 
 
+READER_READ_TIMEOUT_NS = 20_000_000  # reader threads wake at least this often to notice a stop
+
+
 def _open_transport(spec: str, baud: int, opened: ControllerPorts) -> ByteTransport:
     from safety.link.transport import SerialTransport, TransportError
 
     try:
-        # zero timeouts: the loop polls its ports every cycle and must never wait on one
-        transport = SerialTransport(spec, baud, read_timeout_ns=0, write_timeout_ns=0)
+        # reads block (in the reader thread only); writes never wait: the loop must not block on a port
+        transport = SerialTransport(spec, baud, read_timeout_ns=READER_READ_TIMEOUT_NS, write_timeout_ns=0)
     except TransportError as exc:
         raise PortError(f"cannot open port {exc}") from None
     opened.closers.append(transport.close)
@@ -200,21 +288,30 @@ def _open_transport(spec: str, baud: int, opened: ControllerPorts) -> ByteTransp
 
 
 def link_ports(
-    cfg: Any, robot: ByteTransport, sensors: Sequence[ByteTransport], now_ns: int
+    cfg: Any, robot: ByteTransport, sensors: Sequence[ByteTransport], now_ns: int, reader_threads: bool = True
 ) -> ControllerPorts:
     """Controller ports on already-open transports (one per configured sensor, in order), e.g. from
-    `safety.link.transport.memory_pair(read_timeout_ns=0)` when the robot or sensor runs in-process."""
+    `safety.link.transport.memory_pair()` when the robot or sensor runs in-process.
+
+    reader_threads: stamp bytes with their arrival time in a reader thread per transport (give them a
+    read timeout); False: the loop polls (give them a zero read timeout) and stamps with the poll time.
+    """
     from safety.link import Role, robot_link_endpoint, sensor_link_endpoint
 
     names = list(cfg.sensors)
     if len(sensors) != len(names):
         raise PortError(f"{len(sensors)} sensor transport(s) for {len(names)} sensor(s) ({', '.join(names)})")
-    return ControllerPorts(
-        LinkSensorSource(
-            [sensor_link_endpoint(cfg, n, Role.SENSOR_RECEIVER, now_ns) for n in names], sensors
-        ),
-        LinkRobotPort(robot_link_endpoint(cfg, Role.CONTROLLER, now_ns), robot),
+
+    def inbox(transport: ByteTransport) -> Inbox:
+        return ThreadedInbox(transport) if reader_threads else PolledInbox(transport)
+
+    sensor_source = LinkSensorSource(
+        [sensor_link_endpoint(cfg, n, Role.SENSOR_RECEIVER, now_ns) for n in names],
+        [inbox(t) for t in sensors],
     )
+    robot_port = LinkRobotPort(robot_link_endpoint(cfg, Role.CONTROLLER, now_ns), robot, inbox(robot))
+    # reader threads stop before anything else is closed
+    return ControllerPorts(sensor_source, robot_port, [robot_port.stop, sensor_source.stop])
 
 
 def open_controller_ports(
@@ -256,5 +353,5 @@ def open_controller_ports(
         opened.close()
         raise
     ports = link_ports(cfg, robot_transport, sensor_transports, now)
-    ports.closers = opened.closers
+    ports.closers = opened.closers + ports.closers  # closed last-first: threads stop, then ports close
     return ports

@@ -230,3 +230,36 @@ def test_serial_link_end_to_end_over_pty_pairs(tmp_path: Path, capsys: pytest.Ca
     # the link, by design, so only "some" is asserted); each is one the sensor really sent
     assert len(frames) >= 1
     assert set(frames["frame_counter"].tolist()) <= set(sent_counters)
+
+
+def test_link_ports_stamp_bytes_with_their_arrival_not_the_poll() -> None:
+    """A reader thread stamps each chunk when it arrives, so a frame read one cycle late is not reported
+    one cycle older than it is (the link's delay check measures the transport, not the loop)."""
+    link = pytest.importorskip("safety.link")
+    from safety.config import load_config
+    from safety.link.transport import memory_pair
+    from safety.link_ports import link_ports
+    from safety.records import ROBOT_STATE_DTYPE
+
+    cfg = load_config(DEFAULT_CELL)
+    ours, theirs = memory_pair(read_timeout_ns=5_000_000)
+    sensor_ours, _sensor_theirs = memory_pair(read_timeout_ns=5_000_000)
+    start = time.monotonic_ns()
+    ports = link_ports(cfg, ours, [sensor_ours], start)
+    robot_ep = link.robot_link_endpoint(cfg, link.Role.ROBOT, start)
+    try:
+        ports.robot_port.start(start)  # type: ignore[attr-defined]
+        sent_at = time.monotonic_ns()
+        theirs.write(robot_ep.send(link.RobotState(0.0, CommandKind.FAULT_STOP, True), sent_at))
+        state = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+        deadline = time.monotonic_ns() + 5_000_000_000
+        while True:
+            poll_at = time.monotonic_ns() + 1_000_000_000  # a poll "much later" than any arrival so far
+            if ports.robot_port.receive_state(poll_at, state):
+                break
+            assert time.monotonic_ns() < deadline, "the state never arrived"
+            time.sleep(0.001)
+        assert sent_at <= state[0]["t_received_ns"] < poll_at
+        assert state[0]["t_sent_ns"] == sent_at
+    finally:
+        ports.close()
