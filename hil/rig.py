@@ -65,6 +65,7 @@ class RigOptions:
     # The rig is a measuring instrument: it asks for SCHED_FIFO below the controller's priority (80) so
     # that other processes on a busy machine do not stall it (0: stay at normal priority).
     rt_priority: int = 60
+    reset_command: str | None = None  # real ports: a shell command that presses the controller's reset
 
 
 @dataclass
@@ -250,6 +251,7 @@ class Session:
         alive: Callable[[], bool] = lambda: True,
         clock: Callable[[], int] = time.monotonic_ns,
         inference_fraction: float = 0.5,
+        robot_speed_mps: float | None = None,
     ) -> None:
         from hil.robot import RobotEmulator
         from safety.link import Role, sensor_link_endpoint
@@ -261,7 +263,7 @@ class Session:
         self._press = press_reset
         self._alive = alive
         now = clock()
-        self.robot = RobotEmulator(cfg, now)
+        self.robot = RobotEmulator(cfg, now, program_speed_mps=robot_speed_mps)  # None: max speed
         self.sensor_name, self.sensor = next(iter(cfg.sensors.items()))
         self.sensor_index = 0
         self.sensor_tx = sensor_link_endpoint(cfg, self.sensor_name, Role.SENSOR, now)
@@ -479,8 +481,17 @@ class Session:
         """True when the last command lets the robot move."""
         return self.last_command is not None and self.last_command[0] not in STOP_KINDS
 
-    def bring_to_run(self, timeout_ns: int = ARM_TIMEOUT_NS) -> bool:
-        """Press reset until the controller commands motion and the robot moves; False on timeout."""
+    def bring_to_run(
+        self, timeout_ns: int = ARM_TIMEOUT_NS, prompt: Callable[[str], None] | None = None
+    ) -> bool:
+        """Press reset until the controller commands motion and the robot moves; False on timeout.
+
+        Without a way to press reset, the operator is asked (via `prompt`) and given a minute.
+        """
+        if self._press is None:
+            if not self.running() and prompt is not None:
+                prompt("hil: press the controller's reset now (the cell is clear)")
+            timeout_ns = max(timeout_ns, 60_000 * MS)
         end = self.now() + timeout_ns
         while self.now() < end:
             if not self.running():
@@ -556,6 +567,18 @@ class Session:
 # The whole session
 
 
+def command_press(command: str) -> Callable[[], None]:
+    """A reset button that runs a shell command (e.g. `ssh cell kill -USR1 PID`), without waiting for it."""
+    import shlex
+
+    argv = shlex.split(command)
+
+    def press() -> None:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return press
+
+
 def _open_real(options: RigOptions, baud: int) -> tuple[Any, Any]:
     from safety.link.transport import SerialTransport, TransportError
 
@@ -612,11 +635,14 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         else:
             robot_io, sensor_io = _open_real(options, options.baud or cfg.link.baud)
             ios = [robot_io, sensor_io]
-            press, alive = None, lambda: True
-            if len(plans) + len(faults) > 1:
+            alive = lambda: True  # noqa: E731
+            if options.reset_command:
+                press = command_press(options.reset_command)
+            else:
+                press = None
                 report.notes.append(
-                    "real ports: the rig cannot press the controller's reset; "
-                    "runs after the first need an operator reset"
+                    "real ports without --reset-command: the controller's reset must be pressed by hand "
+                    "when the rig asks for it; the restart scenario cannot be timed"
                 )
         if options.rt_priority > 0:
             from safety.realtime import apply_realtime
@@ -638,7 +664,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         for i, (kind, item) in enumerate(runs):
             label = f"[{i + 1}/{total}] {kind} {item.name}"
             progress(f"{label}: bringing the cell to run")
-            if not session.bring_to_run():
+            if not session.bring_to_run(prompt=progress):
                 last = session.last_command
                 why = "no command" if last is None else f"last command kind {last[0]}, reason {last[1]}"
                 out = Outcome(

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--baud", type=int, default=None, help="baud rate (default: the config's link.baud)")
     parser.add_argument(
+        "--reset-command",
+        metavar="CMD",
+        help="with real ports: a command that presses the controller's reset (cobotguard run resets on "
+        "SIGUSR1, e.g. 'ssh cell kill -USR1 PID'); without it the rig asks the operator",
+    )
+    parser.add_argument(
         "--config", metavar="CONFIG", default=str(DEFAULT_CONFIG), help="cell configuration (TOML)"
     )
     parser.add_argument(
@@ -100,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
     if args.robot_port is not None and args.sensor_port is None:
         print("cobotguard hil: --robot-port needs --sensor-port (or use --virtual)", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    if args.reset_command is not None and args.robot_port is None:
+        print(
+            "cobotguard hil: --reset-command is for real ports (--virtual resets by itself)", file=sys.stderr
+        )
+        return EXIT_INVALID_INPUT
     if args.sensor_port is not None and args.robot_port is None:
         print("cobotguard hil: --sensor-port needs --robot-port (or use --virtual)", file=sys.stderr)
         return EXIT_INVALID_INPUT
@@ -129,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         baud=args.baud,
         trace_dir=trace_dir,
         startup_timeout_s=args.startup_timeout,
+        reset_command=args.reset_command,
         progress=_progress,
     )
     try:
