@@ -225,7 +225,7 @@ def format_status(s: Status) -> str:
 class DemoOptions:
     """What `cobotguard demo` was asked for."""
 
-    duration_s: float = 25.0
+    duration_s: float = 20.0
     out_dir: Path = DEFAULT_OUT_DIR
     plots: bool = True
     config: Path = DEFAULT_CONFIG
@@ -433,7 +433,13 @@ def _sensor_parts(cfg: Any, opts: DemoOptions, visits: list[Visit]) -> tuple[Any
 
     name, sensor_cfg = next(iter(cfg.sensors.items()))
     camera = CameraModel.from_config(sensor_cfg)
-    sprites = {person: load_sprite(person) for person in PEOPLE}
+    try:
+        sprites = {person: load_sprite(person) for person in PEOPLE}
+    except ImportError as exc:
+        raise DemoError(
+            f"the demo's people are photos that ship inside matplotlib and scikit-image ({exc.name} is "
+            "missing): pip install 'cobotguard[demo]'"
+        ) from None
     walkers = [Walker(sprites[v.person], Trajectory.from_points(v.waypoints())) for v in visits]
     scene = Scene(camera, walkers)
     period = ns(1000.0 / sensor_cfg.frame_rate_hz)

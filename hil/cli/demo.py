@@ -13,7 +13,7 @@ EXIT_INVALID_INPUT = 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
     parser.add_argument(
-        "--duration", type=float, default=25.0, metavar="S", help="seconds the camera runs (default 25)"
+        "--duration", type=float, default=20.0, metavar="S", help="seconds the camera runs (default 20)"
     )
     parser.add_argument(
         "--out", metavar="DIR", default="cobotguard-demo", help="folder for the trace and the report files"
