@@ -98,7 +98,7 @@ def measure(
         write_robot(robot, speed, now - 100_000)
         reset = 1 if k % 50 == 1 else 0
         t0 = clock()
-        step_fn(params, state, detections, robot, reset, 0, 0, now, command)
+        step_fn(params, state, detections, robot, reset, 0, now, command)
         samples[k] = clock() - t0
     return samples
 

@@ -243,7 +243,6 @@ def step(
     robot: np.ndarray,
     reset_input: int,
     overrun: int,
-    link_fault: int,
     now_ns: int,
     command_out: np.ndarray,
 ) -> None:
@@ -257,8 +256,6 @@ def step(
         fault = Reason.STATE_INVALID
     elif overrun:
         fault = Reason.LOOP_OVERRUN
-    elif link_fault:
-        fault = link_fault  # type: ignore[assignment]  # any value the link reports, as the step does
     else:
         fault = _robot_fault(p, r, now)
         if fault == Reason.NONE:

@@ -153,10 +153,8 @@ def write_robot(
     r["t_received_ns"] = t_received_ns
 
 
-def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, int, int, int, int]]:
-    """Inputs that take the step through every state and check.
-
-    Items are (detections, robot, reset_input, overrun, link_fault, now_ns), the step's inputs in order.
+def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, int, int, int]]:
+    """Inputs that take the step through every state and check, as (detections, robot, reset, overrun, now).
 
     The buffers are reused between items; consume each item (call the step) before the next.
     """
@@ -190,27 +188,24 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
             write_frame(detections, i, counter, now - 2 * period, now - period, persons, **kw)
         write_robot(robot, 0.5, now - period)
 
-    yield detections, robot, 0, 0, 0, now  # never received anything
+    yield detections, robot, 0, 0, now  # never received anything
     for persons in placements:
         for reset in (0, 1, 0, 1, 0):
             now += period
             fresh(persons)
-            yield detections, robot, reset, 0, 0, now
+            yield detections, robot, reset, 0, now
     for kw in ({"health": int(HealthFlag.FROZEN)}, {"person_count": 999}, {}):
         now += period
         fresh([far], **kw)
-        yield detections, robot, 0, 0, 0, now
+        yield detections, robot, 0, 0, now
     now += period
-    yield detections, robot, 0, 1, 0, now  # overrun
-    now += period
-    fresh([far])
-    yield detections, robot, 0, 0, int(Reason.LINK_TIMEOUT), now  # link fault
+    yield detections, robot, 0, 1, now  # overrun
     now += period * 1000
-    yield detections, robot, 0, 0, 0, now  # everything stale
+    yield detections, robot, 0, 0, now  # everything stale
     for reset in (0, 1, 0):
         now += period
         fresh([far])
-        yield detections, robot, reset, 0, 0, now
+        yield detections, robot, reset, 0, now
 
 
 # --- discrete-event cell simulation ---------------------------------------------------------------------
@@ -424,7 +419,7 @@ class CellSim:
                 reset_high_until = t + 3 * self.cycle_ns
                 reset = 1
             overrun = 1 if fault_on and spec.fault is Fault.LOOP_OVERRUN else 0
-            self.step(self.params, state, detections, robot, reset, overrun, 0, t, command)
+            self.step(self.params, state, detections, robot, reset, overrun, t, command)
             kind = int(command[0]["kind"])
             written = t + int(self.worst_step_ns * spec.step_fraction)
             if kind != last_kind:
@@ -566,14 +561,7 @@ class Harness:
         for i in range(int(self.params[0]["n_sensors"])):
             self.frame(persons, sensor=i, **kw)
 
-    def tick(
-        self,
-        *,
-        reset: int | None = None,
-        overrun: int = 0,
-        link_fault: int = 0,
-        advance_ns: int | None = None,
-    ) -> np.void:
+    def tick(self, *, reset: int | None = None, overrun: int = 0, advance_ns: int | None = None) -> np.void:
         """Advance one cycle (or advance_ns), run the step, return the command record."""
         self.now += self.cycle_ns if advance_ns is None else advance_ns
         if reset is not None:
@@ -581,15 +569,7 @@ class Harness:
         if not self.robot_silent:
             write_robot(self.robot, self.robot_speed_mps, self.now - self.cycle_ns // 2)
         self.step(
-            self.params,
-            self.state,
-            self.detections,
-            self.robot,
-            self.reset,
-            overrun,
-            link_fault,
-            self.now,
-            self.command,
+            self.params, self.state, self.detections, self.robot, self.reset, overrun, self.now, self.command
         )
         return self.command[0].copy()
 

@@ -6,18 +6,17 @@ record arrays and the time, the step updates `state` in place and writes one COM
     params = build_params(cfg)          # safety.params, once
     state = new_state(params)           # NOT_ARMED
     warm_up(params)                     # compile and run every branch before arming
-    step(params, state, detections, robot, reset_input, overrun, link_fault, now_ns, command_out)
+    step(params, state, detections, robot, reset_input, overrun, now_ns, command_out)
 
-Inputs besides the records: reset_input (the reset button, 0/1; only a rising edge counts), overrun (1 when
-the executor's previous cycle missed its deadline), link_fault (a LINK_* Reason from the link receiver,
-0 = none). Each fault input latches a fault stop like a sensor fault does.
+Inputs besides the records: reset_input (the reset button, 0/1; only a rising edge counts) and overrun
+(1 when the executor's previous cycle missed its deadline, which latches a fault stop). Link errors are
+applied by the executor on top of the command (safety.executor.step_caller).
 
 What it decides, each cycle (most restrictive wins, a stop short-circuits any release):
-1. faults: the executor's overrun flag, a link fault, an invalid state or time running backwards,
-   robot state missing, stale or invalid, and per sensor: never received, frame older than its budget,
-   late frame, counter repeated / out of order / gap beyond the tolerated missed frames (8-bit
-   wrapping), health flags, too many persons, NaN or out-of-range values.
-   Any fault -> FAULT_STOP naming the sensor.
+1. faults: the executor's overrun flag, an invalid state or time running backwards, robot state missing,
+   stale or invalid, and per sensor: never received, frame older than its budget, late frame, counter
+   repeated / out of order / gap beyond the tolerated missed frames (8-bit wrapping), health flags,
+   too many persons, NaN or out-of-range values. Any fault -> FAULT_STOP naming the sensor.
 2. per person of every sensor: ISO/TS 15066 separation (distance to the hazard region vs S_p at the
    robot's current speed, Z_d included) and static warning (slow) / protective (stop) zones, each
    inflated by the person's Z_d.
@@ -258,17 +257,7 @@ def _write(
 
 
 @njit(cache=False)
-def step(
-    params,
-    state,
-    detections,
-    robot,
-    reset_input: int,
-    overrun: int,
-    link_fault: int,
-    now_ns: int,
-    command_out,
-) -> None:
+def step(params, state, detections, robot, reset_input: int, overrun: int, now_ns: int, command_out) -> None:
     """One safety cycle: update `state[0]` in place and write `command_out[0]` (see the module doc)."""
     p = params[0]
     s = state[0]
@@ -284,8 +273,6 @@ def step(
         fault = _R_STATE_INVALID
     elif overrun != 0:
         fault = _R_OVERRUN
-    elif link_fault != 0:
-        fault = link_fault  # a Reason of the link's receiver (LINK_*), latched like any fault
     else:
         fault = check_robot(p, r, now_ns)
         if fault == _R_NONE:
@@ -447,23 +434,12 @@ def step_py(
     robot: np.ndarray,
     reset_input: int,
     overrun: int,
-    link_fault: int,
     now_ns: int,
 ) -> np.ndarray:
     """Checked Python entry point (replay, HIL, tests): run one step and return a copy of the command."""
     command = np.zeros(1, dtype=COMMAND_DTYPE)
     check_buffers(params, state, detections, robot, command)
-    step(
-        params,
-        state,
-        detections,
-        robot,
-        int(reset_input),
-        int(overrun),
-        int(link_fault),
-        int(now_ns),
-        command,
-    )
+    step(params, state, detections, robot, int(reset_input), int(overrun), int(now_ns), command)
     return command
 
 
@@ -473,5 +449,5 @@ def warm_up(params: np.ndarray) -> None:
 
     state = new_state(params)
     command = np.zeros(1, dtype=COMMAND_DTYPE)
-    for detections, robot, reset_input, overrun, link_fault, now_ns in warm_up_inputs(params):
-        step(params, state, detections, robot, reset_input, overrun, link_fault, now_ns, command)
+    for detections, robot, reset_input, overrun, now_ns in warm_up_inputs(params):
+        step(params, state, detections, robot, reset_input, overrun, now_ns, command)

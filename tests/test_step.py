@@ -292,18 +292,6 @@ def test_overrun_flag_fault_stops():
     assert_command(cell.tick(overrun=1), K.FAULT_STOP, R.LOOP_OVERRUN)
 
 
-def test_link_fault_latches_a_fault_stop_that_needs_a_reset():
-    cell = zones_only()
-    cell.arm()
-    cell.frame()
-    assert_command(cell.tick(link_fault=int(R.LINK_TIMEOUT)), K.FAULT_STOP, R.LINK_TIMEOUT)
-    for _ in range(10):
-        cell.frame()
-        assert_command(cell.tick(), K.FAULT_STOP, R.RESTART_INTERLOCK)
-    cell.frame()
-    assert K(cell.tick(reset=1)["kind"]) == K.RUN
-
-
 def test_invalid_state_value_and_time_going_backwards_fail_closed():
     cell = zones_only()
     cell.arm()
@@ -361,10 +349,10 @@ def test_step_py_checks_buffers_and_returns_a_command():
     state = new_state(params)
     detections = empty_detections(MAX_SENSORS)
     robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
-    command = step_py(params, state, detections, robot, 0, 0, 0, 1_000)
+    command = step_py(params, state, detections, robot, 0, 0, 1_000)
     assert command.dtype == COMMAND_DTYPE and K(command[0]["kind"]) == K.FAULT_STOP
     with pytest.raises(ValueError, match="detections"):
-        step_py(params, state, detections[:2], robot, 0, 0, 0, 2_000)
+        step_py(params, state, detections[:2], robot, 0, 0, 2_000)
 
 
 def test_warm_up_leaves_no_trace_in_a_fresh_state():

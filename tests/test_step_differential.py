@@ -80,9 +80,8 @@ def cycles(draw, n_sensors):
     robot = draw(st.sampled_from([0.5] * 30 + [0.0, 0.1, 1.0, 1.2, math.nan, -1.0, None]))  # None = no report
     reset = draw(st.sampled_from([0, 0, 1]))
     overrun = draw(st.sampled_from([0] * 60 + [1]))
-    link_fault = draw(st.sampled_from([0] * 60 + [int(Reason.LINK_TIMEOUT), int(Reason.LINK_CORRUPTION)]))
     advance = draw(st.sampled_from([1_000_000] * 60 + [33_000_000, 150_000_000, 0, -1]))
-    return frames, (glitch, glitch_sensor), robot, reset, overrun, link_fault, advance
+    return frames, (glitch, glitch_sensor), robot, reset, overrun, advance
 
 
 @st.composite
@@ -153,11 +152,11 @@ def test_compiled_step_and_reference_agree_bit_for_bit(scenario):
     counters = [0] * MAX_SENSORS
     previous = [[] for _ in range(MAX_SENSORS)]
     now = T0_NS
-    for n, (frames, glitch, robot_speed, reset, overrun, link_fault, advance) in enumerate(sequence):
+    for n, (frames, glitch, robot_speed, reset, overrun, advance) in enumerate(sequence):
         now += advance
         apply_cycle(detections, robot, counters, previous, now, frames, glitch, robot_speed)
-        step(params, state_fast, detections, robot, reset, overrun, link_fault, now, cmd_fast)
-        reference.step(params, state_ref, detections, robot, reset, overrun, link_fault, now, cmd_ref)
+        step(params, state_fast, detections, robot, reset, overrun, now, cmd_fast)
+        reference.step(params, state_ref, detections, robot, reset, overrun, now, cmd_ref)
         note(f"cycle {n}: {ControllerState(int(state_ref[0]['state'])).name:<20} {describe(cmd_ref[0])}")
         assert cmd_fast.tobytes() == cmd_ref.tobytes(), f"cycle {n}: compiled {describe(cmd_fast[0])}"
         assert state_fast.tobytes() == state_ref.tobytes(), (
@@ -173,7 +172,7 @@ def test_the_differential_inputs_reach_every_state():
     state = new_state(params)
     command = np.zeros(1, COMMAND_DTYPE)
     seen = set()
-    for inputs in warm_up_inputs(params):
-        reference.step(params, state, *inputs, command)
+    for detections, robot, reset, overrun, now in warm_up_inputs(params):
+        reference.step(params, state, detections, robot, reset, overrun, now, command)
         seen.add(ControllerState(int(state[0]["state"])))
     assert seen == set(ControllerState)
