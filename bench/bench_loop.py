@@ -164,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                 w="; ".join(stats_warnings) or "none", **stats
             )
         )
-    samples, how = cyclictest_latencies(args.cycles, args.period_us)
-    if samples is not None:
-        results["cyclictest (C, SCHED_FIFO 80, mlockall)"] = summarise(samples)
+    c_samples, how = cyclictest_latencies(args.cycles, args.period_us)
+    if c_samples is not None:
+        results["cyclictest (C, SCHED_FIFO 80, mlockall)"] = summarise(c_samples)
         notes.append(f"cyclictest {how}")
     else:
         notes.append(how)

@@ -218,7 +218,12 @@ def test_close_sends_a_final_stop_and_is_idempotent() -> None:
 def test_gc_is_frozen_and_disabled_only_while_running() -> None:
     controller, _sensor, _robot = _controller()
     seen: list[bool] = []
-    controller.run(until=lambda: seen.append(gc.isenabled()) or len(seen) > 5)
+
+    def until() -> bool:
+        seen.append(gc.isenabled())
+        return len(seen) > 5
+
+    controller.run(until=until)
     assert seen and not any(seen)
     assert gc.isenabled()
 

@@ -87,7 +87,16 @@ def test_a_changed_input_diverges_where_it_matters(recorded: Path, tmp_path: Pat
 def test_a_different_step_is_found(recorded: Path) -> None:
     real = default_core()
 
-    def step_that_never_slows(params, state, detections, robot, reset, overrun, now_ns, command):  # type: ignore[no-untyped-def]
+    def step_that_never_slows(
+        params: np.ndarray,
+        state: np.ndarray,
+        detections: np.ndarray,
+        robot: np.ndarray,
+        reset: int,
+        overrun: int,
+        now_ns: int,
+        command: np.ndarray,
+    ) -> None:
         real.step(params, state, detections, robot, reset, overrun, now_ns, command)
         if command[0]["kind"] == CommandKind.SLOW:
             command[0]["kind"] = CommandKind.RUN
