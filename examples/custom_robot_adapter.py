@@ -20,7 +20,9 @@ by the controller on the reset input's rising edge).
     python examples/custom_robot_adapter.py
 
 It runs the controller on a SimulatedClock through: start-up, reset, a person in the protective zone,
-reset, a vendor error (heartbeat rejected), reset; and prints the commands and the vendor calls.
+reset, a vendor error (heartbeat rejected), and two resets: the first clears the adapter's latch; the
+controller, which latches the fault too, then waits for a fresh reset edge with the fault gone. It
+prints the commands and the vendor calls.
 """
 
 from __future__ import annotations
@@ -223,10 +225,10 @@ class VendorRobotPort:
 # Running it against the fake arm on a simulated clock.
 
 MS = 1_000_000
-RESETS_MS = (300, 2_000, 3_000)
+RESETS_MS = (300, 2_000, 3_000, 3_200)
 PERSON_MS = (1_000, 1_500)  # a person stands in the protective zone during this window
 VENDOR_ERROR_MS = 2_500  # the arm rejects a heartbeat at this time
-END_MS = 3_300
+END_MS = 3_500
 
 
 @dataclass(frozen=True)

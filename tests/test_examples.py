@@ -127,9 +127,9 @@ def adapter_run(adapter: ModuleType):  # type: ignore[no-untyped-def]
 def test_adapter_resumes_only_on_reset_edges(adapter, adapter_run) -> None:  # type: ignore[no-untyped-def]
     steps, port = adapter_run
     resumes = [s.t_ms for s in steps for call, _ in s.vendor_calls if call == "resume"]
-    assert len(resumes) == len(adapter.RESETS_MS)
-    for t, reset in zip(resumes, adapter.RESETS_MS, strict=True):
-        assert reset <= t < reset + 5  # the cycle of the edge, or the next
+    assert len(resumes) >= 3  # after start-up, after the person, after the vendor error
+    for t in resumes:
+        assert any(reset <= t < reset + 5 for reset in adapter.RESETS_MS)  # the edge's cycle, or the next
     assert port.arm.stopped == "stop1"  # the final stop of close(), category 1 -> "stop1"
 
 
@@ -148,7 +148,10 @@ def test_adapter_vendor_error_fault_stops_until_reset(adapter, adapter_run) -> N
     assert fault.kind == CommandKind.FAULT_STOP
     assert adapter.VENDOR_ERROR_MS <= fault.t_ms < adapter.VENDOR_ERROR_MS + 10
     assert ("stop", "stop0") in fault.vendor_calls
-    assert steps[i + 1].kind == CommandKind.RUN and steps[i + 1].t_ms >= adapter.RESETS_MS[-1]
+    first_reset_after = min(r for r in adapter.RESETS_MS if r > fault.t_ms)
+    moving = [s for s in steps[i:] if s.kind in (CommandKind.RUN, CommandKind.SLOW)]
+    assert moving and moving[0].t_ms >= first_reset_after  # no motion before an operator reset
+    assert all(s.kind == CommandKind.FAULT_STOP for s in steps[i:] if s.t_ms < first_reset_after)
 
 
 def _command(kind: CommandKind, limit: float = 0.0, category: int = 1) -> np.ndarray:
