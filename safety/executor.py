@@ -13,7 +13,8 @@ Library use::
     controller.run(duration_ns=10_000_000_000)   # or run(until=callable), or stop() from another thread
     controller.close()          # final stop command, trace flushed and closed
 
-Each cycle k is released at t0 + k * period and must have written its command by the next release.
+Each cycle k is released at t0 + k * period and must have written its command within the configured
+worst-case step time (`controller.worst_step_ms`, at most the period): the budget counts on it.
 Per cycle: wake at the release (sleep, then spin), take in at most one new frame per sensor and the
 newest robot state, run the step, send its command (the robot's heartbeat), record the cycle. A cycle
 that writes its command after its deadline sets the step's overrun input for the next cycle (the step
@@ -241,6 +242,8 @@ class Controller:
         self._step = step_caller(self.core)
         self.checksum_short, self.checksum_long = config_checksum(cfg)
         self.period_ns = ns(cfg.controller.cycle_period_ms)
+        # the budget assumes each command is written within worst_step_ms of its release: that is the deadline
+        self.deadline_ns = min(ns(cfg.controller.worst_step_ms), self.period_ns)
         self.n_sensors = len(cfg.sensors)
         self.stats = LoopStats()
         self.warnings: list[str] = []
@@ -393,7 +396,8 @@ class Controller:
         return self.stats
 
     def stop(self) -> None:
-        """Ask the loop to end after the current cycle (safe from other threads and signal handlers)."""
+        """End the loop after the current cycle (any thread or a signal handler); final: later run() calls
+        return at once, so call close() next."""
         self._stop_requested.set()
 
     def close(self) -> None:
@@ -492,10 +496,10 @@ class Controller:
     def _run_cycle(self) -> None:
         clock = self.clock
         release = self._next_release_ns
-        deadline = release + self.period_ns
+        deadline = release + self.deadline_ns
         t_wake = clock.sleep_until(release)
         overrun = self._pending_overrun
-        if t_wake >= deadline:  # woke after this cycle's whole slot: it cannot meet its deadline
+        if t_wake >= deadline:  # woke after the deadline: this cycle cannot meet it
             overrun = 1
         reset = self._reset_now()
         if reset and not self._reset_prev:

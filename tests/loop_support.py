@@ -23,12 +23,14 @@ MS = 1_000_000
 DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
 
 
-def make_cell(restart: str = "manual", cycle_period_ms: float = 1.0) -> CellConfig:
+def make_cell(
+    restart: str = "manual", cycle_period_ms: float = 1.0, worst_step_ms: float | None = None
+) -> CellConfig:
     """The default demo cell (one 15 Hz camera, UR5e-class robot at 0.25 m/s, 0.6 m hazard square,
     protective square to 1.95 m, warning area to |y| 3.1 m) with a 1 ms cycle unless told otherwise."""
     raw = load_config(DEFAULT_CELL).model_dump(mode="python")
     raw["controller"]["cycle_period_ms"] = cycle_period_ms
-    raw["controller"]["worst_step_ms"] = cycle_period_ms
+    raw["controller"]["worst_step_ms"] = worst_step_ms if worst_step_ms is not None else cycle_period_ms
     raw["controller"]["restart"] = restart
     raw["controller"]["auto_restart_clear_ms"] = 500.0 if restart == "automatic" else None
     return config_from_dict(raw, "loop test cell")

@@ -28,8 +28,9 @@ def _controller(
     sensor = ScriptedSensor(clock, persons=kwargs.pop("persons", lambda _t: []))  # type: ignore[arg-type]
     robot = ScriptedRobot(clock, send_delay_ns=send_delay)  # type: ignore[arg-type]
     trace = tmp_path / "run.cgtrace" if tmp_path is not None else None
+    cell = kwargs.pop("cell", None) or make_cell()
     controller = Controller(
-        make_cell(),
+        cell,  # type: ignore[arg-type]
         sensor,
         robot,
         trace_path=trace,
@@ -117,6 +118,20 @@ def test_a_command_written_after_the_deadline_fault_stops_the_next_cycle(tmp_pat
     assert cycles["overrun"][slow_cycle] == 1
     assert np.diff(cycles["cycle"]).max() > 1  # the missed releases were skipped, not run back to back
     assert controller.stats.overruns == 1
+
+
+def test_a_command_later_than_the_worst_step_time_is_an_overrun_even_inside_the_period() -> None:
+    cell = make_cell(cycle_period_ms=2.0, worst_step_ms=0.5)  # the budget counts on 0.5 ms, not 2 ms
+
+    def send_delay(n: int) -> int:
+        return MS if n == 20 else 100_000  # 1 ms once: late for the budget, still inside the period
+
+    controller, _sensor, robot = _controller(cell=cell, send_delay_ns=send_delay)
+    _run_and_reset(controller, 20, 60)
+    reasons = [int(c[0]["reason"]) for _, c in robot.commands]
+    assert reasons.count(Reason.LOOP_OVERRUN) >= 1
+    assert reasons.index(Reason.LOOP_OVERRUN) == 20  # the cycle right after the late one
+    assert controller.stats.overruns == 1 and controller.stats.skipped_releases == 0
 
 
 def test_checksum_mismatch_refuses_to_arm(tmp_path: Path) -> None:
