@@ -30,7 +30,7 @@ def _controller(
     trace = tmp_path / "run.cgtrace" if tmp_path is not None else None
     cell = kwargs.pop("cell", None) or make_cell()
     controller = Controller(
-        cell,  # type: ignore[arg-type]
+        cell,
         sensor,
         robot,
         trace_path=trace,
