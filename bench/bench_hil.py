@@ -119,10 +119,11 @@ def run(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     cell_path = bench_cell(Path(args.config), args.frame_rate, args.cycle_ms, work / "bench_cell.toml")
     cfg = load_config(cell_path)
-    robot_io, sensor_io = PtyTransport(), PtyTransport()
+    robot_io = PtyTransport()
+    sensor_io = [PtyTransport() for _ in cfg.sensors]
     trace = work / "controller.cgtrace"
     controller = ControllerProcess(
-        cell_path, robot_io.peer_path, sensor_io.peer_path, trace, work / "controller.log", []
+        cell_path, robot_io.peer_path, [io.peer_path for io in sensor_io], trace, work / "controller.log", []
     )
     xy = np.array([person_inside(cfg)])
     pulse = sc.Plan(
@@ -170,8 +171,8 @@ def run(args: argparse.Namespace) -> None:
                 print(f"  {len(e2e)} samples", file=sys.stderr)
     finally:
         controller.stop()
-        robot_io.close()
-        sensor_io.close()
+        for io in [robot_io, *sensor_io]:
+            io.close()
 
     # the controller's share, from its trace
     tr = read_trace(trace, allow_incomplete=True)

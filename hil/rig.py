@@ -55,7 +55,7 @@ class RigOptions:
     faults: list[str]
     virtual: bool = True
     robot_port: str | None = None
-    sensor_port: str | None = None
+    sensor_ports: list[str] = field(default_factory=list)  # one per configured sensor
     baud: int | None = None
     trace_dir: Path | None = None
     startup_timeout_s: float = 120.0
@@ -160,7 +160,7 @@ class ControllerProcess:
         self,
         config_path: Path,
         robot_peer: str,
-        sensor_peer: str,
+        sensor_peers: list[str],
         trace_path: Path,
         log_path: Path,
         extra: list[str],
@@ -173,8 +173,7 @@ class ControllerProcess:
             str(config_path),
             "--robot-port",
             robot_peer,
-            "--sensor-port",
-            sensor_peer,
+            *[arg for peer in sensor_peers for arg in ("--sensor-port", peer)],
             "--trace",
             str(trace_path),
             *extra,
@@ -239,8 +238,31 @@ class EventLog:
         return (arr if since_ns is None else arr[arr["t_ns"] >= since_ns]).copy()
 
 
+@dataclass
+class SensorStream:
+    """One emulated sensor: its link endpoint, its port and its frame schedule."""
+
+    name: str
+    index: int  # position in the configuration's sensor list
+    sensor: Any  # safety.config.Sensor
+    endpoint: Any  # safety.link.Endpoint, Role.SENSOR
+    io: Any  # transport
+    period_ns: int
+    latency_ns: int  # exposure start -> frame sent
+    counter: int = 0
+    next_exposure_ns: int = 0
+
+    @property
+    def due_ns(self) -> int:
+        """When the next frame is to be written."""
+        return self.next_exposure_ns + self.latency_ns
+
+
 class Session:
-    """The rig's side of both links: robot emulator on one transport, sensor stream on the other."""
+    """The rig's side of the links: the robot emulator on one transport, one sensor stream per sensor.
+
+    Faults on "sensor" act on the first sensor's link.
+    """
 
     def __init__(
         self,
@@ -253,27 +275,35 @@ class Session:
         inference_fraction: float = 0.5,
         robot_speed_mps: float | None = None,
     ) -> None:
+        """sensor_io: one transport per configured sensor, in configuration order (or one transport)."""
         from hil.robot import RobotEmulator
         from safety.link import Role, sensor_link_endpoint
 
         self.cfg = cfg
         self.clock = clock
         self.robot_io = robot_io
-        self.sensor_io = sensor_io
         self._press = press_reset
         self._alive = alive
         now = clock()
         self.robot = RobotEmulator(cfg, now, program_speed_mps=robot_speed_mps)  # None: max speed
-        self.sensor_name, self.sensor = next(iter(cfg.sensors.items()))
-        self.sensor_index = 0
-        self.sensor_tx = sensor_link_endpoint(cfg, self.sensor_name, Role.SENSOR, now)
+        ios = list(sensor_io) if isinstance(sensor_io, (list, tuple)) else [sensor_io]
+        if len(ios) != len(cfg.sensors):
+            raise RigError(f"{len(ios)} sensor port(s) for {len(cfg.sensors)} configured sensor(s)")
+        self.inference_fraction = inference_fraction
+        self.sensors = [
+            SensorStream(
+                name,
+                index,
+                sensor,
+                sensor_link_endpoint(cfg, name, Role.SENSOR, now),
+                io,
+                sc.frame_period_ns(sensor),
+                sc.sensor_latency_ns(sensor, inference_fraction),
+            )
+            for index, ((name, sensor), io) in enumerate(zip(cfg.sensors.items(), ios, strict=True))
+        ]
         self.codec = fl.LinkCodec()
         self.log = EventLog()
-        self.period_ns = sc.frame_period_ns(self.sensor)
-        self.inference_fraction = inference_fraction
-        self.latency_ns = sc.sensor_latency_ns(self.sensor, inference_fraction)
-        self.counter = 0
-        self.next_exposure_ns = 0  # set when streaming starts
         self.streaming = False
         self.plan: sc.Plan | None = None
         self.plan_t0_ns = 0
@@ -293,6 +323,16 @@ class Session:
         """The rig's clock."""
         return self.clock()
 
+    @property
+    def next_exposure_ns(self) -> int:
+        """The first sensor's next exposure (scenarios start on it)."""
+        return self.sensors[0].next_exposure_ns
+
+    @property
+    def period_ns(self) -> int:
+        """The first sensor's frame period."""
+        return self.sensors[0].period_ns
+
     def press_reset(self) -> None:
         """Press the controller's reset (and clear the emulated robot's latched self-stop)."""
         now = self.now()
@@ -303,7 +343,7 @@ class Session:
         self.log.add(RigEvent.RESET_CHANGED, now, reset=1)
 
     def _write(self, link: str, data: bytes) -> None:
-        io = self.sensor_io if link == "sensor" else self.robot_io
+        io = self.sensors[0].io if link == "sensor" else self.robot_io
         io.write(data)
 
     def _queue(self, link: str, writes: fl.Writes) -> None:
@@ -317,7 +357,10 @@ class Session:
             _, _, link, data = self.pending.pop(0)
             self._write(link, data)
 
-    def _send(self, link: str, wire: bytes, now: int) -> None:
+    def _send(self, link: str, wire: bytes, now: int, stream: SensorStream | None = None) -> None:
+        if stream is not None and stream.index != 0:
+            stream.io.write(wire)  # faults act on the first sensor's link only
+            return
         injector = self.injectors[link]
         if injector is None:
             self._write(link, wire)
@@ -385,10 +428,10 @@ class Session:
 
     # ------------------------------------------------------------ sensor side
 
-    def _send_frame(self, now: int) -> None:
+    def _send_frame(self, stream: SensorStream) -> None:
         from safety.link import Detections
 
-        t_exp = self.next_exposure_ns
+        t_exp = stream.next_exposure_ns
         if self.plan is not None and self.plan_t0_ns <= t_exp <= self.plan_t0_ns + self.plan.duration_ns:
             xy = sc.positions(self.plan, np.array([t_exp - self.plan_t0_ns], dtype=np.int64))[0]
         else:
@@ -397,27 +440,27 @@ class Session:
         sc.fill_frame(
             frame,
             xy,
-            self.sensor,
-            self.sensor_index,
-            self.counter,
+            stream.sensor,
+            stream.index,
+            stream.counter,
             t_exp,
             inference_fraction=self.inference_fraction,
         )
         msg = Detections.from_record(frame[0])
         now = self.now()  # the sender time is when the frame is handed to the port
-        wire = self.sensor_tx.send(msg, now)
-        self._send("sensor", wire, now)
+        wire = stream.endpoint.send(msg, now)
+        self._send("sensor", wire, now, stream)
         self.log.add(
             RigEvent.DETECTION_SENT,
             now,
-            sensor_index=self.sensor_index,
+            sensor_index=stream.index,
             frame_counter=int(frame["frame_counter"][0]),
-            seq=self.sensor_tx.next_seq - 1,
+            seq=stream.endpoint.next_seq - 1,
             t_ref_ns=t_exp,
             value=int(frame["person_count"][0]),
         )
-        self.counter += 1
-        self.next_exposure_ns += self.period_ns
+        stream.counter += 1
+        stream.next_exposure_ns += stream.period_ns
 
     # ------------------------------------------------------------ the loop
 
@@ -425,7 +468,9 @@ class Session:
         """Begin sending sensor frames (the robot answers commands from the start)."""
         if not self.streaming:
             self.streaming = True
-            self.next_exposure_ns = self.now()
+            now = self.now()
+            for k, stream in enumerate(self.sensors):  # spread the sensors over a frame period
+                stream.next_exposure_ns = now + k * stream.period_ns // len(self.sensors)
 
     def pump(self, until_ns: int, stop_when: Callable[[], bool] | None = None) -> None:
         """Run the loop until `until_ns` (or until `stop_when()` is true)."""
@@ -437,7 +482,7 @@ class Session:
                 return
             deadlines = [until_ns]
             if self.streaming:
-                deadlines.append(self.next_exposure_ns + self.latency_ns)
+                deadlines += [stream.due_ns for stream in self.sensors]
             if self.last_state_ns is not None:
                 deadlines.append(self.last_state_ns + heartbeat)
             if self.pending:
@@ -457,8 +502,10 @@ class Session:
                 self._robot_link_error(err, now)
             if self.last_state_ns is not None and now - self.last_state_ns >= heartbeat:
                 self._send_state(now)
-            if self.streaming and now >= self.next_exposure_ns + self.latency_ns:
-                self._send_frame(now)
+            if self.streaming:
+                for stream in self.sensors:
+                    if now >= stream.due_ns:
+                        self._send_frame(stream)
             while self.reset_presses and self.reset_presses[0] <= now:
                 self.reset_presses.pop(0)
                 self.press_reset()
@@ -579,15 +626,24 @@ def command_press(command: str) -> Callable[[], None]:
     return press
 
 
-def _open_real(options: RigOptions, baud: int) -> tuple[Any, Any]:
+def _open_real(options: RigOptions, baud: int, n_sensors: int) -> tuple[Any, list[Any]]:
     from safety.link.transport import SerialTransport, TransportError
 
+    if len(options.sensor_ports) != n_sensors:
+        raise RigError(
+            f"{len(options.sensor_ports)} --sensor-port given, the configuration has {n_sensors} sensor(s): "
+            "give one per sensor, in configuration order"
+        )
+    opened: list[Any] = []
     try:
-        robot = SerialTransport(str(options.robot_port), baud)
-        sensor = SerialTransport(str(options.sensor_port), baud)
+        opened.append(SerialTransport(str(options.robot_port), baud))
+        for port in options.sensor_ports:
+            opened.append(SerialTransport(port, baud))
     except TransportError as exc:
+        for transport in opened:
+            transport.close()
         raise RigError(str(exc)) from None
-    return robot, sensor
+    return opened[0], opened[1:]
 
 
 def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
@@ -601,8 +657,6 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     faults = [fl.get_fault(name) for name in options.faults]
     short, _ = config_checksum(cfg)
     report = RigReport(cfg.name, short, reaction_time_ns(cfg), [])
-    if len(cfg.sensors) != 1:
-        report.notes.append(f"the rig plays the first of {len(cfg.sensors)} sensors only")
     work = Path(tempfile.mkdtemp(prefix="cobotguard-hil-"))
     trace_dir = options.trace_dir or work  # without a trace directory nothing is kept
     controller_trace = work / "controller.cgtrace"
@@ -614,13 +668,14 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         if options.virtual:
             from safety.link.transport import PtyTransport
 
-            robot_io, sensor_io = PtyTransport(), PtyTransport()
-            ios = [robot_io, sensor_io]
+            robot_io = PtyTransport()
+            sensor_io = [PtyTransport() for _ in cfg.sensors]
+            ios = [robot_io, *sensor_io]
             log_path = trace_dir / "controller.log"
             controller = ControllerProcess(
                 options.config_path,
                 robot_io.peer_path,
-                sensor_io.peer_path,
+                [io.peer_path for io in sensor_io],
                 controller_trace,
                 log_path,
                 options.controller_args,
@@ -630,11 +685,11 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
             alive = controller.alive
             progress(
                 f"hil: controller started (pid {controller.proc.pid}) on "
-                f"{robot_io.peer_path}, {sensor_io.peer_path}"
+                f"{robot_io.peer_path} (robot), {', '.join(io.peer_path for io in sensor_io)} (sensors)"
             )
         else:
-            robot_io, sensor_io = _open_real(options, options.baud or cfg.link.baud)
-            ios = [robot_io, sensor_io]
+            robot_io, sensor_io = _open_real(options, options.baud or cfg.link.baud, len(cfg.sensors))
+            ios = [robot_io, *sensor_io]
             alive = lambda: True  # noqa: E731
             if options.reset_command:
                 press = command_press(options.reset_command)

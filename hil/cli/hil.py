@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--robot-port", metavar="PORT", help="serial port wired to the controller's robot port"
     )
     parser.add_argument(
-        "--sensor-port", metavar="PORT", help="serial port wired to the controller's sensor port"
+        "--sensor-port",
+        action="append",
+        metavar="PORT",
+        help="serial port wired to a sensor port of the controller; repeat once per sensor, in config order",
     )
     parser.add_argument("--baud", type=int, default=None, help="baud rate (default: the config's link.baud)")
     parser.add_argument(
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         faults=faults,
         virtual=args.robot_port is None,
         robot_port=args.robot_port,
-        sensor_port=args.sensor_port,
+        sensor_ports=list(args.sensor_port or []),
         baud=args.baud,
         trace_dir=trace_dir,
         startup_timeout_s=args.startup_timeout,
