@@ -200,3 +200,38 @@ def test_adapter_state_read_error_gives_no_state_and_a_fault(adapter) -> None:  
     arm.fail_on.add("tcp_speed")
     assert not port.receive_state(4, state)
     assert port.take_fault() == Reason.LINK_LOSS and "robot state" in port.last_error
+
+
+# -- the documentation follows the code ------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_reason_is_explained_in_the_integration_guide() -> None:
+    table = (DOCS / "integration.md").read_text(encoding="utf-8")
+    missing = [r.name for r in Reason if f"`{r.name}` ({int(r)})" not in table]
+    assert not missing, f"docs/integration.md section 9 lacks rows for {missing}"
+
+
+def test_every_health_flag_is_explained_in_the_sensor_page() -> None:
+    from safety.reasons import HealthFlag
+
+    text = (DOCS / "sensor.md").read_text(encoding="utf-8")
+    missing = [f.name for f in HealthFlag if f.value and f"`{f.name}` ({int(f)})" not in text]
+    assert not missing, f"docs/sensor.md lacks {missing}"
+
+
+def test_api_reference_shows_every_subcommand_and_option() -> None:
+    import argparse
+
+    from hil.cli.main import SUBCOMMANDS, build_parser
+
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    help_part = text[text.index("<!-- help:begin -->") : text.index("<!-- help:end -->")]
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in SUBCOMMANDS:
+        assert f"### `cobotguard {name} --help`" in help_part, f"docs/api.md: no --help of {name}"
+        section = help_part.split(f"### `cobotguard {name} --help`", 1)[1].split("### ", 1)[0]
+        options = [o for a in sub.choices[name]._actions for o in a.option_strings if o.startswith("--")]
+        missing = [o for o in options if o not in section]
+        assert not missing, f"docs/api.md: `cobotguard {name} --help` is out of date, lacks {missing}"
