@@ -69,22 +69,26 @@ def _write_files(results: list, html_path: str | None, png_path: str | None) -> 
     """Write the HTML and PNG reports; returns an exit code (0 when all went well)."""
     if not html_path and not png_path:
         return 0
+    from hil.report.render import to_html, to_png
+
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print(
-            "cobotguard report: --html and --png need matplotlib: pip install 'cobotguard[plots]'",
-            file=sys.stderr,
-        )
-        return EXIT_INVALID_INPUT
-    from hil.report.render import to_html, to_png
-
+        plots = False
+        if png_path:
+            print(
+                "cobotguard report: --png needs matplotlib: pip install 'cobotguard[plots]'", file=sys.stderr
+            )
+            return EXIT_INVALID_INPUT
+        print("cobotguard report: no matplotlib, so the HTML report has no plots", file=sys.stderr)
+    else:
+        plots = True
     try:
         if png_path:
             Path(png_path).write_bytes(to_png(results))
             print(f"wrote {png_path}", file=sys.stderr)
         if html_path:
-            Path(html_path).write_text(to_html(results), encoding="utf-8")
+            Path(html_path).write_text(to_html(results, with_plots=plots), encoding="utf-8")
             print(f"wrote {html_path}", file=sys.stderr)
     except OSError as exc:
         print(f"cobotguard report: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)

@@ -45,7 +45,7 @@ def trace_heading(result: TraceResult, index: int = 0, count: int = 1) -> list[s
         f"    reaction time T_r {_ms(h.get('reaction_time_ns'))} ms, "
         f"cycle period {_ms(h.get('cycle_period_ns'))} ms",
         f"    {t.cycles} cycles, {t.frames} frames ({t.frames_missed} missed), {t.stops} person stops, "
-        f"{t.overruns} overrun cycles",
+        f"{t.overruns} cycles flagged overrun",
     ]
     lost = {k: v for k, v in t.dropped.items() if v}
     if lost:
