@@ -108,3 +108,15 @@ def test_memory_pair_between_threads() -> None:
     reader.join()
     assert got == [b"abcdef"]
     assert left.read() == b""  # timeout, nothing for the other direction
+
+
+@linux_only
+def test_a_pty_whose_peer_stops_reading_times_out_instead_of_hanging() -> None:
+    with PtyTransport(write_timeout_ns=10 * MS) as master:
+        port = SerialTransport(master.peer_path, 115_200)  # opened, never read
+        try:
+            with pytest.raises(TransportError, match="write timed out"):
+                for _ in range(1_000):
+                    master.write(bytes(1024))
+        finally:
+            port.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import tty
 from abc import ABC, abstractmethod
 from types import TracebackType
@@ -157,22 +158,37 @@ class PtyTransport(Transport):
     tty buffer and the master never sees a hang-up while the peer restarts.
     """
 
-    def __init__(self, baud: int | None = None, read_timeout_ns: int = DEFAULT_READ_TIMEOUT_NS) -> None:
+    def __init__(
+        self,
+        baud: int | None = None,
+        read_timeout_ns: int = DEFAULT_READ_TIMEOUT_NS,
+        write_timeout_ns: int = DEFAULT_WRITE_TIMEOUT_NS,
+    ) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         tty.setraw(self._master)
+        os.set_blocking(self._master, False)  # a peer that stops reading must not hang the writer
         self.peer_path = os.ttyname(self._slave)
         self.name = f"pty:{self.peer_path}"
         self.baud = baud
         self.read_timeout_ns = read_timeout_ns
+        self.write_timeout_ns = write_timeout_ns
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        """Write all of `data` to the master."""
+        """Write all of `data` to the master; TransportError if the peer does not take it in time."""
         view = memoryview(data)
+        deadline = time.monotonic_ns() + self.write_timeout_ns
         while view:
             try:
                 n = os.write(self._master, view)
+            except BlockingIOError:
+                left_ns = deadline - time.monotonic_ns()
+                if left_ns <= 0 or not select.select([], [self._master], [], left_ns / 1e9)[1]:
+                    raise TransportError(
+                        f"{self.name}: write timed out, {len(view)} bytes not taken"
+                    ) from None
+                continue
             except OSError as exc:
                 raise TransportError(f"{self.name}: write failed: {exc}") from exc
             view = view[n:]
@@ -184,6 +200,8 @@ class PtyTransport(Transport):
             return b""
         try:
             return os.read(self._master, max_bytes)
+        except BlockingIOError:
+            return b""
         except OSError as exc:
             raise TransportError(f"{self.name}: read failed: {exc}") from exc
 
