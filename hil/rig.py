@@ -16,6 +16,7 @@ same machine). After the session the rig writes one trace (safety.trace): the co
 
 from __future__ import annotations
 
+import gc
 import select
 import signal
 import subprocess
@@ -699,6 +700,11 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
                     "real ports without --reset-command: the controller's reset must be pressed by hand "
                     "when the rig asks for it; the restart scenario cannot be timed"
                 )
+        # A full garbage collection over the many objects numba and shapely create stalls the rig for
+        # tens of milliseconds: freeze what exists and pause the collector for the session.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         if options.rt_priority > 0:
             from safety.realtime import apply_realtime
 
@@ -750,6 +756,8 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         session.pump(session.now() + 50 * MS)
         events = session.log.array()
     finally:
+        gc.enable()
+        gc.unfreeze()
         if realtime is not None:
             realtime.restore()
         if controller is not None:
