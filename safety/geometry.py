@@ -131,29 +131,33 @@ def edge_table(vertices: np.ndarray, n: int) -> np.ndarray:
 
 
 # Without NaNs (the step checks every input first) these flags change no result: the minimum is exact in
-# any order; they only let LLVM vectorise the loop. No reassociation or contraction is allowed.
+# any order; they only let LLVM vectorise the loops. No reassociation or contraction is allowed.
 @njit(cache=False, fastmath={"nnan", "ninf", "nsz"})
 def region_distance_squared_edges(edges: np.ndarray, n: int, x: float, y: float) -> float:
-    """Squared distance to the closed polygon region (0 inside) from its edge table, in one pass.
+    """Squared distance to the closed polygon region (0 inside) from its edge table.
 
-    Inside is decided by crossings of the ray to +x (an upward edge with the point on its left, or a
-    downward edge with the point on its right), so no division is needed.
+    Two branch-free loops (so both vectorise): the nearest edge, then the crossings of the ray to +x
+    (an upward edge with the point on its left, or a downward edge with the point on its right).
     """
     best = np.inf
-    crossings = 0
     for k in range(n):
         px = x - edges[AX, k]
         py = y - edges[AY, k]
         dx = edges[DX, k]
         dy = edges[DY, k]
-        t = min(max((px * dx + py * dy) * edges[INV, k], 0.0), 1.0)
+        t = (px * dx + py * dy) * edges[INV, k]
+        t = t if t > 0.0 else 0.0
+        t = t if t < 1.0 else 1.0
         ex = px - t * dx
         ey = py - t * dy
-        best = min(best, ex * ex + ey * ey)
+        d2 = ex * ex + ey * ey
+        best = d2 if d2 < best else best
+    crossings = 0
+    for k in range(n):
+        side = edges[DX, k] * (y - edges[AY, k]) - edges[DY, k] * (x - edges[AX, k])  # > 0: point on the left
         a_below = edges[AY, k] <= y
         b_below = edges[BY, k] <= y
-        side = dx * py - dy * px
-        crossings += (a_below & (not b_below) & (side > 0.0)) | (b_below & (not a_below) & (side < 0.0))
+        crossings += (a_below != b_below) and (side != 0.0) and ((side > 0.0) == a_below)
     return 0.0 if crossings & 1 else best
 
 
