@@ -1,0 +1,123 @@
+"""The controller on the safety link, on a simulated clock: frames and states over in-memory transports,
+a corrupted frame fault-stops with its link reason until the operator's reset clears the link."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from loop_support import MS, make_cell
+
+from safety.clock import SimulatedClock
+from safety.executor import Controller
+from safety.reasons import CommandKind, Reason
+
+link = pytest.importorskip("safety.link")
+transport = pytest.importorskip("safety.link.transport")
+
+START_NS = 1_000 * MS
+
+
+class Peers:
+    """The robot and the camera on the far ends of memory pairs, driven by the test on the simulated clock."""
+
+    def __init__(self, cfg: object, clock: SimulatedClock) -> None:
+        from safety.link_ports import link_ports
+
+        self.clock = clock
+        robot_ours, self.robot_wire = transport.memory_pair(read_timeout_ns=0)
+        sensor_ours, self.sensor_wire = transport.memory_pair(read_timeout_ns=0)
+        now = clock.now_ns()
+        self.ports = link_ports(cfg, robot_ours, [sensor_ours], now, reader_threads=False)
+        self.robot = link.robot_link_endpoint(cfg, link.Role.ROBOT, now)
+        self.sensor = link.sensor_link_endpoint(cfg, "cam0", link.Role.SENSOR, now)
+        self.counter = 0
+        self.commands: list[object] = []
+        self.corrupt_next_frame = False
+
+    def tick(self) -> None:
+        """Once per controller cycle: read commands, answer with a state; a frame every 66 ms."""
+        now = self.clock.now_ns()
+        self.robot.feed(self.robot_wire.read(), now)
+        self.commands += [e.message for e in link.drain(self.robot) if isinstance(e, link.Received)]
+        self.robot_wire.write(self.robot.send(link.RobotState(0.0, CommandKind.FAULT_STOP, True), now))
+        if (now - START_NS) % (66 * MS) == 0:
+            frame = link.Detections(0, self.counter, 0, 0, 1000, now - 12 * MS, now - MS)
+            data = bytearray(self.sensor.send(frame, now))
+            if self.corrupt_next_frame:
+                data[len(data) // 2] ^= 0x10
+                self.corrupt_next_frame = False
+            self.sensor_wire.write(bytes(data))
+            self.counter = (self.counter + 1) % 256
+
+
+def _run(controller: Controller, peers: Peers, cycles: int) -> None:
+    """`cycles` controller cycles, the peers acting before each (one run() call: it collects garbage)."""
+    done = [0]
+
+    def until() -> bool:
+        if done[0] == cycles:
+            return True
+        done[0] += 1
+        peers.tick()
+        return False
+
+    controller.run(until=until)
+
+
+@pytest.fixture
+def wired() -> tuple[Controller, Peers]:
+    cfg = make_cell()
+    clock = SimulatedClock(START_NS)
+    peers = Peers(cfg, clock)
+    controller = Controller(
+        cfg, peers.ports.sensor_source, peers.ports.robot_port, clock=clock, realtime=False
+    )
+    controller.arm()
+    return controller, peers
+
+
+def test_commands_and_frames_cross_the_link_and_the_cell_runs(wired: tuple[Controller, Peers]) -> None:
+    controller, peers = wired
+    _run(controller, peers, 150)
+    controller.press_reset()
+    _run(controller, peers, 50)
+    assert len(peers.commands) >= 190  # the heartbeat, decoded by the robot's endpoint
+    assert peers.commands[-1].kind == CommandKind.RUN  # type: ignore[attr-defined]
+    assert controller.stats.frames_in >= 2 and controller.stats.link_faults == 0
+
+
+def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controller, Peers]) -> None:
+    controller, peers = wired
+    _run(controller, peers, 150)
+    controller.press_reset()
+    _run(controller, peers, 20)
+    assert int(controller.command[0]["kind"]) == CommandKind.RUN
+    peers.corrupt_next_frame = True
+    _run(controller, peers, 70)  # the next frame goes out within 66 cycles
+    assert int(controller.command[0]["kind"]) == CommandKind.FAULT_STOP
+    assert peers.commands[-1].kind == CommandKind.FAULT_STOP  # type: ignore[attr-defined]
+    faults_before = controller.stats.link_faults
+    _run(controller, peers, 30)
+    assert controller.stats.link_faults - faults_before == 30  # latched: reported every cycle
+    assert int(controller.command[0]["kind"]) == CommandKind.FAULT_STOP
+    reasons = {int(peers.ports.sensor_source.take_fault())}  # type: ignore[attr-defined]
+    assert reasons == {Reason.LINK_CORRUPTION}
+    controller.press_reset()  # the operator's reset also clears the latched link
+    _run(controller, peers, 5)
+    assert peers.ports.sensor_source.take_fault() == 0  # type: ignore[attr-defined]
+
+
+def test_stale_bytes_from_before_arming_are_dropped() -> None:
+    cfg = make_cell()
+    clock = SimulatedClock(START_NS)
+    peers = Peers(cfg, clock)
+    old = link.Detections(0, 7, 0, 0, 1000, START_NS - 900 * MS, START_NS - 800 * MS)
+    peers.sensor_wire.write(peers.sensor.send(old, START_NS - 800 * MS))  # queued while we compiled
+    clock.advance(500 * MS)
+    controller = Controller(
+        cfg, peers.ports.sensor_source, peers.ports.robot_port, clock=clock, realtime=False
+    )
+    controller.arm()
+    _run(controller, peers, 5)
+    assert controller.stats.link_faults == 0  # not an unacceptable delay: it was never received
+    assert np.all(controller.detections["frame_counter"] != 7)
