@@ -100,11 +100,11 @@ def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controll
     _run(controller, peers, 30)
     assert controller.stats.link_faults - faults_before == 30  # latched: reported every cycle
     assert int(controller.command[0]["kind"]) == CommandKind.FAULT_STOP
-    reasons = {int(peers.ports.sensor_source.take_fault())}  # type: ignore[attr-defined]
+    reasons = {int(peers.ports.sensor_source.take_fault())}
     assert reasons == {Reason.LINK_CORRUPTION}
     controller.press_reset()  # the operator's reset also clears the latched link
     _run(controller, peers, 5)
-    assert peers.ports.sensor_source.take_fault() == 0  # type: ignore[attr-defined]
+    assert peers.ports.sensor_source.take_fault() == 0
 
 
 def test_stale_bytes_from_before_arming_are_dropped() -> None:
