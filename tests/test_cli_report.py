@@ -223,3 +223,11 @@ def test_trace_without_a_valid_configuration_has_no_deadlines(tmp_path: Path) ->
     assert all(s.deadline_ns is None for s in t.stages if not s.name.startswith("loop"))
     # the loop is still judged by the cycle period recorded in the header
     assert t.stage("loop: scheduled -> command written").deadline_ns == HEADER["cycle_period_ns"]
+
+
+def test_json_is_strict_even_for_infinite_estimates() -> None:
+    from hil.report.render import _finite
+
+    doc = _finite({"a": [1.0, float("inf"), np.float64("nan")], "b": np.int64(3)})
+    assert doc == {"a": [1.0, None, None], "b": 3}
+    assert json.dumps(doc, allow_nan=False)

@@ -242,11 +242,26 @@ def to_json(results: Sequence[TraceResult]) -> dict[str, Any]:
                 "stages": [_summary_json(s) for s in r.stages],
             }
         )
-    return {
-        "traces": traces,
-        "deadline_held": all(r.deadline_held for r in results),
-        "worst_case_note": EVIDENCE_NOTE,
-    }
+    return _finite(
+        {
+            "traces": traces,
+            "deadline_held": all(r.deadline_held for r in results),
+            "worst_case_note": EVIDENCE_NOTE,
+        }
+    )
+
+
+def _finite(value: Any) -> Any:
+    """The document with plain Python numbers, and null for any NaN or infinity (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 # ---- plots (matplotlib, imported lazily) ----
