@@ -1,4 +1,4 @@
-"""`cobotguard demo`: its plan, its operator, its status line, and one short run end to end."""
+"""`cobotguard demo`: its scripted cell, its operator, its status line, and one short run end to end."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hil.cli.main import main
-from hil.demo import (
+from hil.demo_cell import (
     NS_PER_S,
     PrerenderedSource,
     Status,
