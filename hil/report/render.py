@@ -316,7 +316,16 @@ def _figure(results: Sequence[TraceResult]) -> Any:
             color = colors[i % len(colors)]
             values = np.sort(s.stage.latencies_ns) / NS_PER_MS
             empirical = 1.0 - np.arange(values.size) / values.size
-            ax.step(values, empirical, where="post", color=color, label=f"[{i + 1}] measured")
+            # a long trace: every point of the tail, evenly spaced points of the body
+            keep = np.unique(
+                np.concatenate(
+                    [
+                        np.linspace(0, values.size - 1, 2000).astype(np.int64),
+                        np.arange(max(0, values.size - 2000), values.size),
+                    ]
+                )
+            )
+            ax.step(values[keep], empirical[keep], where="post", color=color, label=f"[{i + 1}] measured")
             w = s.worst_case
             # the curve only as far as the data and the deadline make it worth reading
             limit = 10 * max(int(s.summary.max_ns), s.stage.deadline_ns or 0)

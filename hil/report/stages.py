@@ -214,11 +214,12 @@ def stages_from_streams(
             stages.append(Stage(name, values, deadline[0], deadline[1], omitted))
 
     cycles = cycles[np.argsort(cycles["cycle"], kind="stable")] if cycles.size else cycles
-    by_cycle = {int(c): i for i, c in enumerate(cycles["cycle"])} if cycles.size else {}
 
     # frame path: detections joined to the cycle that took each frame in
     if detections.size and cycles.size:
-        row = np.array([by_cycle.get(int(c), -1) for c in detections["cycle"]], dtype=np.int64)
+        keys = cycles["cycle"]
+        at = np.clip(np.searchsorted(keys, detections["cycle"]), 0, keys.size - 1)
+        row = np.where(keys[at] == detections["cycle"], at, -1).astype(np.int64)
         det = detections[row >= 0]
         cyc = cycles[row[row >= 0]]
     else:

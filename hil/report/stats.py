@@ -192,8 +192,7 @@ class WorstCaseEstimate:
     @property
     def poor_fit(self) -> bool:
         """True when a goodness-of-fit test rejects the model used at the 5 % level."""
-        used = "gev" if self.model == "gev" else "gumbel"
-        return any(t.pvalue < 0.05 for t in self.tests if t.distribution == used)
+        return any(t.pvalue < REJECT_AT for t in self.tests if t.distribution == self.model)
 
     @property
     def usable(self) -> bool:
@@ -202,6 +201,7 @@ class WorstCaseEstimate:
 
 
 MIN_BLOCKS = 10
+REJECT_AT = 0.05  # goodness-of-fit tests reject a model below this p-value
 # Block maxima that take only a few values (a quantised clock, a synthetic trace) have no tail to fit;
 # a continuous distribution fitted to them says more about the optimiser than about the latencies.
 MIN_DISTINCT_MAXIMA = 5
@@ -224,8 +224,9 @@ def fit_worst_case(
 ) -> WorstCaseEstimate | None:
     """Fit Gumbel and GEV to block maxima; None with too few blocks or too few distinct maxima.
 
-    Return levels use the GEV when its shape says the tail is heavier than Gumbel (xi > 0) and the Gumbel
-    otherwise: a fitted bounded tail (xi < 0) is optimistic beyond the data, so it is never used alone.
+    Return levels use the GEV when its shape says the tail is heavier than Gumbel (xi > 0) and the data do
+    not reject it, and the Gumbel otherwise: a fitted bounded tail (xi < 0) is optimistic beyond the data,
+    so it is never used.
     Goodness of fit: Anderson-Darling for the Gumbel with a parametric-bootstrap p-value (correct when the
     parameters are estimated from the same data), and Kolmogorov-Smirnov for the GEV (its p-value is
     optimistic because the parameters come from the same data).
@@ -240,16 +241,24 @@ def fit_worst_case(
     # fit in microseconds: the optimisers are better conditioned near 1 than near 1e6
     x = maxima.astype(np.float64) / 1_000.0
     gumbel_loc, gumbel_scale = stats.gumbel_r.fit(x)
-    c, gev_loc, gev_scale = stats.genextreme.fit(x)
+    # start the GEV optimiser at the Gumbel fit (xi = 0): from scipy's default start it can wander off
+    c, gev_loc, gev_scale = stats.genextreme.fit(x, 0.0, loc=gumbel_loc, scale=gumbel_scale)
     xi = -float(c)  # scipy's shape c is minus the usual xi
     gumbel = stats.gumbel_r(gumbel_loc, gumbel_scale)
     gev = stats.genextreme(c, gev_loc, gev_scale)
-    chosen, model = (gev, "gev") if xi > 0 else (gumbel, "gumbel")
 
     ad = stats.goodness_of_fit(
         stats.gumbel_r, x, statistic="ad", n_mc_samples=mc_samples, rng=np.random.default_rng(seed)
     )
     ks = stats.kstest(x, gev.cdf)
+    # the heavier tail of the models the data do not reject; if both are rejected, the heavier one
+    # (and the estimate is then flagged as a poor fit and not quoted)
+    gev_heavier = xi > 0
+    gev_ok, gumbel_ok = ks.pvalue >= REJECT_AT, ad.pvalue >= REJECT_AT
+    if gev_heavier and (gev_ok or not gumbel_ok):
+        chosen, model = gev, "gev"
+    else:
+        chosen, model = gumbel, "gumbel"
     tests = [
         GoodnessOfFit(
             "anderson-darling",
