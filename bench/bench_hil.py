@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> None:
         session.start_streaming()
         timeouts = 0
         while len(e2e) < args.samples and timeouts < 20:
-            # back to RUN: the cell is clear, press reset until the controller releases
+            # back to RUN: once an empty frame has reached the controller, press reset until it releases
+            session.pump(session.now() + session.period_ns + session.period_ns // 2)
             end = session.now() + 2_000 * MS
             while not session.running() and session.now() < end:
                 session.press_reset()
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
             if not session.running():
                 timeouts += 1
                 continue
-            session.pump(session.now() + 2 * session.period_ns)  # steady, and a clear frame in between
+            session.pump(session.now() + session.period_ns)  # steady running
             # one frame with a person inside the protective zone
             t_exp = session.next_exposure_ns
             session.plan, session.plan_t0_ns = pulse, t_exp
@@ -220,7 +221,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    """Parse arguments and run."""
+    """Parse arguments and run (SIGTERM ends it cleanly: the controller is stopped too)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--frame-rate", type=float, default=60.0)

@@ -146,11 +146,19 @@ def run(args: argparse.Namespace) -> int:
         reset_command=args.reset_command,
         progress=_progress,
     )
+    import signal
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through run_rig, which stops the controller it started
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         report = run_rig(cfg, options)
     except RigError as exc:
         print(f"cobotguard hil: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, allow_nan=False))
     else:
