@@ -259,6 +259,7 @@ class Controller:
         self._pending_overrun = 0
         self._seq = 0
         self._closed = False
+        self._memory_lock: Any = None  # RealtimeSettings that locked memory, unlocked by close()
 
         # Everything the loop touches is allocated here, once.
         self.params = self.core.build_params(cfg)
@@ -359,7 +360,10 @@ class Controller:
         if self.realtime:
             from safety.realtime import apply_realtime
 
-            settings = apply_realtime(self.rt_priority, self.cpu)
+            # memory is locked once and stays locked until close(): mlockall takes 100+ ms on a large process
+            settings = apply_realtime(self.rt_priority, self.cpu, lock_memory=self._memory_lock is None)
+            if settings.memory_locked:
+                self._memory_lock = settings
             for warning in settings.warnings:
                 if warning not in self.warnings:
                     self.warnings.append(warning)
@@ -392,7 +396,7 @@ class Controller:
             gc.unfreeze()
             sys.setswitchinterval(old_switch)
             if settings is not None:
-                settings.restore()
+                settings.restore(unlock_memory=False)
         return self.stats
 
     def stop(self) -> None:
@@ -412,6 +416,9 @@ class Controller:
         try:
             self.robot_port.send_command(self.command, self._seq, now)
         finally:
+            if self._memory_lock is not None:
+                self._memory_lock.restore()
+                self._memory_lock = None
             if self._recorder is not None:
                 self.stats.trace_dropped = sum(self._recorder.dropped.values())
                 self._recorder.close(

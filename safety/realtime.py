@@ -27,8 +27,13 @@ class RealtimeSettings:
     _old_affinity: set[int] | None = None
     _locked: bool = False
 
-    def restore(self) -> None:
-        """Put the calling thread's scheduling back and unlock memory."""
+    @property
+    def memory_locked(self) -> bool:
+        """True while this object holds the process memory locked."""
+        return self._locked
+
+    def restore(self, unlock_memory: bool = True) -> None:
+        """Put the calling thread's scheduling back and (unless told not to) unlock memory."""
         if self._old_policy is not None and self._old_param is not None:
             with contextlib.suppress(OSError):
                 os.sched_setscheduler(0, self._old_policy, self._old_param)
@@ -37,7 +42,7 @@ class RealtimeSettings:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, self._old_affinity)
             self._old_affinity = None
-        if self._locked:
+        if self._locked and unlock_memory:
             libc = _libc()
             if libc is not None:
                 libc.munlockall()
