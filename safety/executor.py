@@ -514,7 +514,10 @@ class Controller:
         self._reset_prev = reset
         new_frames = self._take_in_frames(t_wake)
         self.robot_port.receive_state(t_wake, self.robot)
-        link_fault = self._frames_fault or self.sensor_source.take_fault() or self.robot_port.take_fault()
+        # int(): a port returning a numpy integer must not make the compiled code specialise in the loop
+        link_fault = int(
+            self._frames_fault or self.sensor_source.take_fault() or self.robot_port.take_fault()
+        )
         if link_fault:
             self.stats.link_faults += 1
         now = clock.now_ns()

@@ -292,3 +292,16 @@ def test_memory_does_not_grow_with_cycles(tmp_path: Path) -> None:
         if stat.traceback[0].filename.endswith(loop_files)
     )
     assert grown < 16 * 1024  # a leak of a single small object per cycle would be > 100 KiB
+
+
+def test_nothing_compiles_after_arming(tmp_path: Path) -> None:
+    """Every compiled function the loop calls was compiled by arm(): running adds no specialisation."""
+    from safety import step
+    from safety.executor import fill_cycle_record
+
+    controller, _sensor, _robot = _controller(tmp_path, persons=lambda t: [(1.0, 2.5)])
+    controller.arm()
+    before = (len(step.step.signatures), len(fill_cycle_record.signatures))
+    _run_and_reset(controller, 100, 300)
+    controller.close()
+    assert (len(step.step.signatures), len(fill_cycle_record.signatures)) == before
