@@ -98,6 +98,14 @@ def default_core() -> Core:
 StepCaller = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, int, int, np.ndarray], None]
 
 
+def link_fault_mode(core: Core) -> str:
+    """ "step" when the core's step takes a `link_fault` input, "shell" when the executor applies it."""
+    import inspect
+
+    py_func = getattr(core.step, "py_func", core.step)
+    return "step" if "link_fault" in inspect.signature(py_func).parameters else "shell"
+
+
 def step_caller(core: Core) -> StepCaller:
     """`call(params, state, detections, robot, reset, overrun, link_fault, now_ns, command)` for a core.
 
@@ -106,11 +114,8 @@ def step_caller(core: Core) -> StepCaller:
     naming the link Reason for that cycle (not latched by the step; the step's own staleness checks stop
     the cell if the link stays broken). Replay uses the same caller, so it reproduces either behaviour.
     """
-    import inspect
-
     fn = core.step
-    py_func = getattr(fn, "py_func", fn)
-    if "link_fault" in inspect.signature(py_func).parameters:
+    if link_fault_mode(core) == "step":
         return fn
 
     def call(
@@ -308,7 +313,12 @@ class Controller:
         self.state = self.core.new_state(self.params)
         if self.trace_path is not None:
             header = header_for_config(
-                self.cfg, self.producer, n_sensors=self.n_sensors, detections_stream="detections"
+                self.cfg,
+                self.producer,
+                n_sensors=self.n_sensors,
+                detections_stream="detections",
+                link_fault_mode=link_fault_mode(self.core),
+                deadline_ns=self.deadline_ns,
             )
             writer = TraceWriter(
                 self.trace_path, header, {"cycles": CYCLE_DTYPE, "detections": DETECTION_TRACE_DTYPE}

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from safety.executor import Core, default_core, step_caller
+from safety.executor import Core, default_core, link_fault_mode, step_caller
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.trace import Trace
 
@@ -111,6 +111,12 @@ def replay(trace: Trace, core: Core | None = None) -> ReplayResult:
         notes.append("header cycle_period_ns differs from the embedded configuration")
 
     core = core if core is not None else default_core()
+    recorded_mode = trace.header.get("link_fault_mode")
+    if recorded_mode is not None and recorded_mode != link_fault_mode(core):
+        notes.append(
+            f"recorded with link faults applied by the {recorded_mode}, replayed with them applied by the "
+            f"{link_fault_mode(core)}: cycles with a link fault may differ"
+        )
     call = step_caller(core)
     params = core.build_params(cfg)
     state = core.new_state(params)
