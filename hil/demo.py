@@ -86,6 +86,7 @@ class DemoResult:
     frames_published: int
     resets: int
     controller_stats: dict[str, Any] = field(default_factory=dict)
+    link_errors: list[str] = field(default_factory=list)  # each link error the controller latched, first 20
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -129,11 +130,14 @@ def _controller_process(
 
         robot_path = robot_paths.get(timeout=PORT_TIMEOUT_S)
         ports = open_controller_ports(cfg, robot_port=robot_path, sensor_port=sensor_path)
+        link_errors: list[str] = []
+        sensor_source = _NotingLinkErrors(ports.sensor_source, list(cfg.sensors), link_errors)
+        robot_port = _NotingLinkErrors(ports.robot_port, ["robot"], link_errors)
         try:
             controller = Controller(
                 cfg,
-                ports.sensor_source,
-                ports.robot_port,
+                sensor_source,
+                robot_port,
                 trace_path=trace_path,
                 reset_input=lambda: shared.reset.value != 0,
                 producer="cobotguard demo controller",
@@ -147,12 +151,62 @@ def _controller_process(
                 controller.close()
         finally:
             ports.close()
-        info = {"stats": controller.stats.as_dict(), "warnings": list(controller.warnings)}
+        info = {
+            "stats": controller.stats.as_dict(),
+            "warnings": list(controller.warnings),
+            "link_errors": link_errors,
+        }
     except BaseException as exc:  # reported to the parent, which names it
         info = {"error": f"{type(exc).__name__}: {exc}"}
         code = 1
     shared.results.put(("controller", info))
     os._exit(code)
+
+
+class _NotingLinkErrors:
+    """A controller port, passed through, that notes each link error as its endpoint latches it.
+
+    The controller's trace records the reason fed to the step each cycle, not which link or why; the demo
+    names them at the end ("robot: LINK_UNACCEPTABLE_DELAY: frame 1599 is 25 ms old ...").
+    """
+
+    def __init__(self, port: Any, names: list[str], log: list[str]) -> None:
+        self._port = port
+        self._endpoints = list(getattr(port, "endpoints", None) or [port.endpoint])
+        self._names = names
+        self._log = log
+        self._latched: list[Any] = [None] * len(self._endpoints)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._port, name)  # start, reset_link: the port's own
+
+    def _note(self) -> None:
+        for i, endpoint in enumerate(self._endpoints):
+            error = endpoint.error
+            if error is not self._latched[i]:
+                self._latched[i] = error
+                if error is not None and len(self._log) < MAX_LINK_ERRORS_NOTED:
+                    self._log.append(f"{self._names[i]}: {error.reason.name}: {error.detail}")
+
+    def receive(self, now_ns: int, frames: np.ndarray) -> int:
+        """The sensor source's receive, then a look at its endpoints."""
+        n = int(self._port.receive(now_ns, frames))
+        self._note()
+        return n
+
+    def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
+        """The robot port's receive_state, then a look at its endpoint."""
+        got = bool(self._port.receive_state(now_ns, state))
+        self._note()
+        return got
+
+    def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
+        """The robot port's send_command."""
+        self._port.send_command(command, seq, now_ns)
+
+    def take_fault(self) -> int:
+        """The port's latched fault."""
+        return int(self._port.take_fault())
 
 
 def _helper_threads_realtime() -> None:
@@ -325,6 +379,7 @@ RESET_PULSE_NS = 100_000_000  # the operator holds the reset button this long
 STATUS_PERIOD_S = 0.2
 READY_TIMEOUT_S = 240.0  # the controller compiles its step before it arms; slow on a busy machine
 PORT_TIMEOUT_S = 60.0  # the robot process names its pty within this time
+MAX_LINK_ERRORS_NOTED = 20
 
 
 def run_demo(
@@ -542,6 +597,7 @@ def _report(
         frames_published=emulator.stats.published if emulator is not None else 0,
         resets=resets,
         controller_stats=controller.get("stats", {}),
+        link_errors=list(controller.get("link_errors", [])),
         warnings=[
             f"{who}: {w}"
             for who in ("controller", "robot", "sensor")

@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
             f"{stats.get('skipped_releases', 0)} skipped releases; camera: {result.frames_published} frames; "
             f"operator resets: {result.resets}"
         )
+    if result.link_errors:
+        print(f"link errors latched by the controller ({len(result.link_errors)}, each cleared by a reset):")
+        for line in result.link_errors:
+            print(f"  {line}")
     for warning in result.warnings:
         print(f"warning: {warning}")
     print(f"trace: {result.trace_path}")
