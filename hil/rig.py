@@ -627,18 +627,23 @@ def command_press(command: str) -> Callable[[], None]:
     return press
 
 
-def _open_real(options: RigOptions, baud: int, n_sensors: int) -> tuple[Any, list[Any]]:
+def _open_real(options: RigOptions, cfg: CellConfig) -> tuple[Any, list[Any]]:
+    """Open the robot port and one port per sensor; --baud overrides every configured rate."""
     from safety.link.transport import SerialTransport, TransportError
 
-    if len(options.sensor_ports) != n_sensors:
+    sensors = list(cfg.sensors.values())
+    if len(options.sensor_ports) != len(sensors):
         raise RigError(
-            f"{len(options.sensor_ports)} --sensor-port given, the configuration has {n_sensors} sensor(s): "
-            "give one per sensor, in configuration order"
+            f"{len(options.sensor_ports)} --sensor-port given, the configuration has {len(sensors)} "
+            "sensor(s): give one per sensor, in configuration order"
         )
+    robot_baud = options.baud or cfg.link.baud
+    # a sensor line may declare its own rate (serial_baud); otherwise it runs at the robot link's
+    sensor_bauds = [options.baud or getattr(s, "serial_baud", None) or cfg.link.baud for s in sensors]
     opened: list[Any] = []
     try:
-        opened.append(SerialTransport(str(options.robot_port), baud))
-        for port in options.sensor_ports:
+        opened.append(SerialTransport(str(options.robot_port), robot_baud))
+        for port, baud in zip(options.sensor_ports, sensor_bauds, strict=True):
             opened.append(SerialTransport(port, baud))
     except TransportError as exc:
         for transport in opened:
@@ -689,7 +694,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
                 f"{robot_io.peer_path} (robot), {', '.join(io.peer_path for io in sensor_io)} (sensors)"
             )
         else:
-            robot_io, sensor_io = _open_real(options, options.baud or cfg.link.baud, len(cfg.sensors))
+            robot_io, sensor_io = _open_real(options, cfg)
             ios = [robot_io, *sensor_io]
             alive = lambda: True  # noqa: E731
             if options.reset_command:
