@@ -5,22 +5,23 @@
       -> command frames ──pty──> the robot emulator -> robot state ──pty──> the controller
       every stage timestamped -> trace -> timing report
 
-Why three processes. The machines this runs on have two cores and Python has one interpreter lock per
-process. The detector (onnxruntime plus numpy and numba work around it) and the scene renderer keep a
-core busy for tens of milliseconds per frame; a controller thread sharing their interpreter would wait
-for the lock whenever a long C call holds it, and its 2 ms deadline would measure the demo's own
-plumbing instead of the controller. So:
+Why four processes. The machines this runs on have two cores and Python has one interpreter lock per
+process. A thread that needs the lock waits while another thread holds it, and a thread holding it can be
+preempted by any other load on the machine: a real-time thread sharing an interpreter with busy ordinary
+threads inherits their scheduling (priority inversion). So each part with a deadline gets its own
+interpreter:
 
 * the **controller** runs alone in its own process (spawned: a fresh interpreter, no threads or locks
-  inherited from the caller, which may be a test session with thread pools running), on the real
-  serial link over two pty pairs, with SCHED_FIFO where permitted: its deadlines are honest;
-* the **robot emulator** runs in its own process too: the controller stops the cell when robot state is
-  older than 20 ms, so the robot must not queue behind the detector either;
-* the **main process** is the camera and the operator: it renders frames ahead of their exposure time in
-  a thread (a real camera has the image at readout; rendering is not the sensor's latency), runs the
-  sensor emulator with the detector in another thread, publishes metadata on the sensor link, presses the
-  reset input like an operator (when the controller waits for it with the cell clear), and shows a live
-  status line.
+  inherited from the caller, which may be a test session with thread pools running), on the real serial
+  link over two pty pairs, with SCHED_FIFO where permitted, and its trace-drain helper thread just below
+  the loop's priority: its deadlines are honest;
+* the **robot emulator** (hil.robot) runs in its own process too: the controller stops the cell when
+  robot state is older than its timeout, so the robot must not queue behind anything else;
+* the **camera** renders the synthetic cell in its own process into shared memory, ahead of exposure (a
+  real camera has its image at readout; rendering is not the sensor's latency);
+* the **main process** is the sensor and the operator: the sensor emulator with the detector in a
+  real-time thread, publishing metadata on the sensor link; the operator pressing the reset input when the
+  robot stands still in an empty cell (judged from the scene's ground truth); the live status line.
 
 The detector runs the int8 backbone on one thread: on two cores that leaves a core for the controller and
 the robot, and it is about twice as fast as fp32 here. Everything the controller did is in its trace; at
@@ -44,11 +45,8 @@ import numpy as np
 
 from hil.demo_cell import (
     NS_PER_S,
-    PEOPLE,
     ROBOT_FIELDS,
-    PrerenderedSource,
     Status,
-    Visit,
     cell_clear,
     format_status,
     last_stop_reason,
@@ -320,52 +318,35 @@ class _Watch:
         return min(distances) if distances else None
 
 
-def _sensor_parts(cfg: Any, opts: DemoOptions, visits: list[Visit]) -> tuple[Any, Any, Any]:
-    """(sensor config, detector warmed up, pre-rendered synthetic source) for the cell's first camera."""
-    from safety.camera import CameraModel
-    from safety.config import ns
+def _detector(sensor_cfg: Any, opts: DemoOptions) -> Any:
+    """The person detector, compiled and warmed up for the camera's frame size."""
     from sensor.detector import Detector
-    from sensor.scene import Scene, Trajectory, Walker, load_sprite
-    from sensor.sources import SyntheticSource
 
-    name, sensor_cfg = next(iter(cfg.sensors.items()))
-    camera = CameraModel.from_config(sensor_cfg)
-    try:
-        sprites = {person: load_sprite(person) for person in PEOPLE}
-    except ImportError as exc:
-        raise DemoError(
-            f"the demo's people are photos that ship inside matplotlib and scikit-image ({exc.name} is "
-            "missing): pip install 'cobotguard[demo]'"
-        ) from None
-    walkers = [Walker(sprites[v.person], Trajectory.from_points(v.waypoints())) for v in visits]
-    scene = Scene(camera, walkers)
-    period = ns(1000.0 / sensor_cfg.frame_rate_hz)
-    synthetic = SyntheticSource(scene)
-    first = synthetic.read(0, 0)  # warms the renderer (imports, resampling tables) before timing starts
-    source = PrerenderedSource(synthetic, period)
     detector = Detector(opts.detector_model, threads=opts.detector_threads, min_score=sensor_cfg.min_score)
-    detector.warm_up(camera.height_px, camera.width_px)
-    if first is not None:
-        detector.detect(first.image)
-    return sensor_cfg, detector, source
+    detector.warm_up(int(sensor_cfg.image_height_px), int(sensor_cfg.image_width_px))
+    return detector
 
 
-def _warm_emulator(emulator: Any, source: PrerenderedSource) -> None:
-    """Compile every health check (the frozen-image one runs from the second frame on) on real frames,
-    then forget them, so frame 0 is not compared with a warm-up frame."""
-    frame = source.source.read(0, 0)
-    if frame is not None:
-        emulator.health.check(frame.image)
-        emulator.health.check(frame.image)
-        emulator.health.reset()
+def _warm_on_real_frame(emulator: Any, detector: Any, camera: Any) -> None:
+    """Run the detector and every health check (the frozen-image one runs from the second frame on) on
+    a real frame, then forget it, so frame 0 is not compared with a warm-up frame."""
+    frame = camera.read(0, 0)
+    detector.detect(frame.image)
+    emulator.health.check(frame.image)
+    emulator.health.check(frame.image)
+    emulator.health.reset()
 
 
-def _sensor_thread(emulator: Any, t_start_ns: int, warnings: list[str]) -> None:
+def _sensor_thread(emulator: Any, t_start_ns: int, warnings: list[str], failures: list[str]) -> None:
     """The sensor's thread: real-time priority below the controller's (a dedicated sensor's stand-in)."""
+    from hil.demo_camera import CameraError
     from safety.realtime import apply_realtime
 
     warnings.extend(apply_realtime(SENSOR_PRIORITY, lock_memory=False).warnings)
-    emulator.run(t_start_ns=t_start_ns)
+    try:
+        emulator.run(t_start_ns=t_start_ns)
+    except CameraError as exc:
+        failures.append(str(exc))
 
 
 # Real-time priorities (SCHED_FIFO where permitted): the controller's executor uses 80; the robot and the
@@ -374,7 +355,7 @@ def _sensor_thread(emulator: Any, t_start_ns: int, warnings: list[str]) -> None:
 HELPER_PRIORITY = 75  # the controller's trace drain thread (see _helper_threads_realtime)
 ROBOT_PRIORITY = 70
 SENSOR_PRIORITY = 60
-SWITCH_INTERVAL_S = 0.0005  # the sensor thread gets the interpreter back quickly from the renderer
+SWITCH_INTERVAL_S = 0.0005  # the sensor thread gets the interpreter back quickly from the status line
 RESET_PULSE_NS = 100_000_000  # the operator holds the reset button this long
 STATUS_PERIOD_S = 0.2
 READY_TIMEOUT_S = 240.0  # the controller compiles its step before it arms; slow on a busy machine
@@ -408,6 +389,8 @@ def run_demo(
         raise DemoError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     trace_path = out_dir / TRACE_NAME
 
+    from hil.demo_camera import CameraError, SharedFrameCamera
+    from safety.config import ns
     from safety.link import Role, sensor_link_endpoint
     from safety.link.transport import PtyTransport
     from sensor.emulator import link_publisher
@@ -430,18 +413,21 @@ def run_demo(
     ]
     for p in processes:
         p.start()
-    note("controller and robot started; loading the detector and the camera while the step compiles")
-    watch = _Watch(cfg)
+    sensor_cfg = cfg.sensors[sensor_name]
     visits = plan_visits(duration_ns)
+    camera = SharedFrameCamera(ctx, sensor_cfg, visits, ns(1000.0 / sensor_cfg.frame_rate_hz))
+    note("controller, robot and camera started; loading the detector while the step compiles")
+    watch = _Watch(cfg)
     sensor_warnings: list[str] = []
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     resets = 0
     results: dict[str, dict[str, Any]] = {}
     emulator = None
-    source = None
+    camera_failure: list[str] = []
     try:
-        sensor_cfg, detector, source = _sensor_parts(cfg, opts, visits)
+        detector = _detector(sensor_cfg, opts)
+        camera.wait_ready(READY_TIMEOUT_S)
         endpoint = sensor_link_endpoint(cfg, sensor_name, Role.SENSOR, time.monotonic_ns())
         publish = link_publisher(endpoint, sensor_link.write)
 
@@ -458,11 +444,14 @@ def run_demo(
                 )
         note("controller armed; the camera starts")
         clock = MonotonicClock()
-        emulator = SensorEmulator.from_config(sensor_cfg, 0, source, detector, publish_and_watch, clock)
-        _warm_emulator(emulator, source)
+        emulator = SensorEmulator.from_config(sensor_cfg, 0, camera, detector, publish_and_watch, clock)
+        _warm_on_real_frame(emulator, detector, camera)
         t_start = clock.now_ns() + 50_000_000
         sensor_thread = threading.Thread(
-            target=_sensor_thread, args=(emulator, t_start, sensor_warnings), name="demo-sensor", daemon=True
+            target=_sensor_thread,
+            args=(emulator, t_start, sensor_warnings, camera_failure),
+            name="demo-sensor",
+            daemon=True,
         )
         sensor_thread.start()
 
@@ -472,6 +461,8 @@ def run_demo(
         while True:
             now = time.monotonic_ns()
             if now >= t_start + duration_ns:
+                break
+            if camera_failure:
                 break
             if not all(p.is_alive() for p in processes):
                 _collect(shared, results)
@@ -514,12 +505,15 @@ def run_demo(
         emulator.stop()
         sensor_thread.join(timeout=5.0)
         time.sleep(0.2)  # the last frames reach the controller
+        if sensor_thread.is_alive() or camera_failure:
+            raise DemoError(camera_failure[0] if camera_failure else "the sensor thread did not stop")
+    except CameraError as exc:
+        raise DemoError(str(exc)) from None
     finally:
         sys.setswitchinterval(old_switch)
         if emulator is not None:
             emulator.stop()
-        if source is not None:
-            source.close()
+        camera.close()
         shared.reset.value = 0
         shared.stop_controller.set()
         processes[0].join(timeout=10.0)

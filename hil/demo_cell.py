@@ -2,16 +2,13 @@
 
 The people walk along a lane across the default cell, between the camera and the robot, close enough to
 stop it; the operator (the demo itself) looks at the scene's ground truth, not at the detector, and
-presses the reset input when the robot stands still in an empty cell. The camera renders frames ahead of
-their exposure time, because a real camera has its image at readout: rendering is not the sensor's
-latency. Everything here but the renderer's thread is a pure function of its arguments.
+presses the reset input when the robot stands still in an empty cell. Everything here is data and pure
+functions; hil.demo_camera renders the scene and hil.demo runs the processes.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 from safety.reasons import CommandKind, Reason
 
@@ -83,63 +80,6 @@ def cell_clear(visits: list[Visit], t_scene_ns: int) -> bool:
 def reset_delay_ns(reason: int) -> int:
     """How long the operator lets a stopped, clear cell wait before pressing reset."""
     return RESET_AFTER_NS if reason in WAITING_REASONS else FAULT_RESET_AFTER_NS
-
-
-class PrerenderedSource:
-    """A frame source that renders frames ahead of their exposure in a thread (the camera has the image
-    at readout; the renderer's cost is the demo's, not the sensor's). Frames come in index order."""
-
-    def __init__(self, source: Any, frame_period_ns: int, ahead: int = 4) -> None:
-        self.source = source
-        self.width_px = source.width_px
-        self.height_px = source.height_px
-        self.period = frame_period_ns
-        self._ready: dict[int, Any] = {}
-        self._cond = threading.Condition()
-        self._next = 0  # next index to render
-        self._ahead = ahead
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="demo-render", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stop and len(self._ready) >= self._ahead:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                index = self._next
-                self._next += 1
-            frame = self.source.read(index, index * self.period)
-            with self._cond:
-                self._ready[index] = frame
-                self._cond.notify_all()
-                if frame is None:
-                    return
-
-    def read(self, index: int, t_ns: int) -> Any:
-        """The frame with this index (rendered ahead; frames before it are discarded)."""
-        with self._cond:
-            for old in [i for i in self._ready if i < index]:
-                del self._ready[old]
-            if self._next <= index and index not in self._ready:
-                self._next = max(self._next, index)
-            self._cond.notify_all()
-            while index not in self._ready and not self._stop:
-                if not self._thread.is_alive():
-                    return self.source.read(index, t_ns)
-                self._cond.wait(0.5)
-            frame = self._ready.pop(index, None)
-            self._cond.notify_all()
-            return frame
-
-    def close(self) -> None:
-        """Stop the render thread."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._thread.join(timeout=2.0)
 
 
 # ---- what the status line shows ----

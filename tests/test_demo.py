@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from hil.cli.main import main
 from hil.demo_cell import (
     NS_PER_S,
-    PrerenderedSource,
     Status,
     Visit,
     cell_clear,
@@ -79,36 +77,6 @@ def test_status_line_names_state_speed_person_and_stop() -> None:
     assert "last stop: PERSON_IN_PROTECTIVE_ZONE" in line
     quiet = format_status(Status(1.0, int(CommandKind.RUN), 0.25, False, None, 1.47, 0, 10, 0))
     assert "nobody seen" in quiet and "no stop yet" in quiet
-
-
-class _CountingSource:
-    width_px = 4
-    height_px = 2
-
-    def __init__(self, frames: int) -> None:
-        self.frames = frames
-        self.read_log: list[tuple[int, int]] = []
-        self.lock = threading.Lock()
-
-    def read(self, index: int, t_ns: int) -> tuple[int, int] | None:
-        with self.lock:
-            self.read_log.append((index, t_ns))
-        return None if index >= self.frames else (index, t_ns)
-
-
-def test_prerendered_frames_come_in_order_at_their_exposure_times() -> None:
-    inner = _CountingSource(frames=10)
-    source = PrerenderedSource(inner, frame_period_ns=100, ahead=3)
-    try:
-        assert source.read(0, 0) == (0, 0)
-        assert source.read(1, 100) == (1, 100)
-        assert source.read(4, 400) == (4, 400)  # frames the sensor skipped are dropped, not returned
-        assert source.read(10, 1000) is None  # the source ended
-    finally:
-        source.close()
-    rendered = [index for index, _ in inner.read_log]
-    assert all(t == index * 100 for index, t in inner.read_log)
-    assert rendered == sorted(rendered)
 
 
 @pytest.mark.timeout(300)
