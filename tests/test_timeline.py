@@ -172,3 +172,24 @@ def test_fault_verdict_failures(stop_after, reason, running, message):
     out = evaluate_fault("corruption", fault_timeline(stop_after, reason, running), T0, EXPECTED, 20 * MS)
     assert not out.passed
     assert any(message in f for f in out.failures), out.failures
+
+
+def test_received_commands_take_the_controllers_numbering_by_sender_time():
+    from hil.rig import with_controller_seq
+    from safety.trace import CYCLE_DTYPE
+
+    cycles = np.zeros(3, dtype=CYCLE_DTYPE)
+    cycles["command_seq"] = [11, 12, 13]
+    cycles["t_step_end_ns"] = [100, 200, 300]
+    events = np.concatenate(
+        [
+            event(RigEvent.COMMAND_RECEIVED, 210, command_seq=5, t_ref_ns=200),
+            event(RigEvent.ROBOT_STATE_SENT, 215),
+            event(RigEvent.COMMAND_RECEIVED, 310, command_seq=6, t_ref_ns=300),
+            event(RigEvent.COMMAND_RECEIVED, 410, command_seq=7, t_ref_ns=400),  # no such cycle recorded
+        ]
+    )
+    out = with_controller_seq(events, cycles)
+    assert list(out["command_seq"]) == [12, -1, 13, -1]
+    assert list(out["seq"][[0, 2, 3]]) == [5, 6, 7]  # the link's own numbers are kept
+    assert list(out["t_command_received_ns"]) == [210, 0, 310, 410]
