@@ -125,6 +125,19 @@ class RigReport:
         return "\n".join(lines)
 
 
+def describe(out: Outcome) -> str:
+    """One progress line for an outcome, failures on the lines below."""
+    detail = []
+    if out.min_separation_m is not None:
+        detail.append(f"min separation {out.min_separation_m:.3f} m")
+    if out.reaction_time_s is not None and out.reaction_budget_s is not None:
+        detail.append(f"reaction {out.reaction_time_s * 1e3:.1f} ms of {out.reaction_budget_s * 1e3:.0f} ms")
+    if out.stop_reason:
+        detail.append(out.stop_reason)
+    line = ("PASS" if out.passed else "FAIL") + (f" ({', '.join(detail)})" if detail else "")
+    return line + "".join(f"\n    {failure}" for failure in out.failures)
+
+
 def cell_budget(cfg: CellConfig) -> Budget:
     """The numbers verdicts are judged against, from the cell's budget."""
     from safety import budget
@@ -743,21 +756,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
                 progress(f"{label}: injecting on the {item.link} link")
                 out = session.run_fault(item, i)
             report.outcomes.append(out)
-            detail = []
-            if out.min_separation_m is not None:
-                detail.append(f"min separation {out.min_separation_m:.3f} m")
-            if out.reaction_time_s is not None:
-                detail.append(
-                    f"reaction {out.reaction_time_s * 1e3:.1f} ms of {out.reaction_budget_s * 1e3:.0f} ms"
-                    if out.reaction_budget_s
-                    else ""
-                )
-            if out.stop_reason:
-                detail.append(out.stop_reason)
-            progress(
-                f"{label}: {'PASS' if out.passed else 'FAIL'} ({', '.join(d for d in detail if d)})"
-                + "".join(f"\n    {f}" for f in out.failures)
-            )
+            progress(f"{label}: {describe(out)}")
         session.pump(session.now() + 50 * MS)
         events = session.log.array()
     finally:
