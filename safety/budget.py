@@ -21,8 +21,8 @@ from typing import Any
 
 import shapely
 
-from safety.config import CellConfig, Robot, StoppingPoint, ns
-from safety.config_rules import BITS_PER_BYTE_ON_LINE, covered_area
+from safety.config import CellConfig, Robot, Sensor, StoppingPoint, ns
+from safety.config_rules import BITS_PER_BYTE_ON_LINE, covered_area, line_time_ns
 
 HUMAN_SPEED_MPS = 1.6  # ISO 13855 K beyond 0.5 m
 HUMAN_SPEED_NEAR_MPS = 2.0  # ISO 13855 K within 0.5 m
@@ -115,39 +115,56 @@ def frame_period_ns(frame_rate_hz: float) -> int:
     return math.ceil(NS_PER_S / frame_rate_hz)
 
 
+def sensor_stage_parts(name: str, s: Sensor) -> list[Stage]:
+    """One sensor's stages: waiting for the frames it may miss, exposure/readout, inference, transport."""
+    key = f"sensors.{name}"
+    return [
+        Stage(
+            f"T_frames[{name}]",
+            f"frame period x (1 + {s.tolerated_missed_frames} tolerated missed)",
+            frame_period_ns(s.frame_rate_hz) * (1 + s.tolerated_missed_frames),
+            f"{key}.frame_rate_hz, {key}.tolerated_missed_frames",
+        ),
+        Stage(f"T_exposure[{name}]", "exposure + readout", ns(s.exposure_readout_ms),
+              f"{key}.exposure_readout_ms"),
+        Stage(f"T_inference[{name}]", "worst-case inference", ns(s.inference_worst_ms),
+              f"{key}.inference_worst_ms"),
+        Stage(f"T_transport[{name}]", "metadata transport", ns(s.transport_latency_ms),
+              f"{key}.transport_latency_ms"),
+    ]  # fmt: skip
+
+
 def sensor_stages(cfg: CellConfig) -> dict[str, list[Stage]]:
-    """Per sensor: waiting for the frames it may miss, exposure/readout, inference, transport."""
-    out: dict[str, list[Stage]] = {}
-    for name, s in cfg.sensors.items():
-        key = f"sensors.{name}"
-        out[name] = [
-            Stage(
-                f"T_frames[{name}]",
-                f"frame period x (1 + {s.tolerated_missed_frames} tolerated missed)",
-                frame_period_ns(s.frame_rate_hz) * (1 + s.tolerated_missed_frames),
-                f"{key}.frame_rate_hz, {key}.tolerated_missed_frames",
-            ),
-            Stage(f"T_exposure[{name}]", "exposure + readout", ns(s.exposure_readout_ms),
-                  f"{key}.exposure_readout_ms"),
-            Stage(f"T_inference[{name}]", "worst-case inference", ns(s.inference_worst_ms),
-                  f"{key}.inference_worst_ms"),
-            Stage(f"T_transport[{name}]", "metadata transport", ns(s.transport_latency_ms),
-                  f"{key}.transport_latency_ms"),
-        ]  # fmt: skip
-    return out
+    """Per sensor (in configuration order): its stages, see `sensor_stage_parts`."""
+    return {name: sensor_stage_parts(name, s) for name, s in cfg.sensors.items()}
+
+
+def sensor_latency_ns(sensor: Sensor) -> int:
+    """Start of exposure -> metadata received, worst case: exposure/readout + inference + transport.
+
+    The oldest a frame may be when it arrives (the step's per-frame latency supervision).
+    """
+    return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms) + ns(sensor.transport_latency_ms)
+
+
+def sensor_stage_ns(sensor: Sensor) -> int:
+    """One sensor's stage of T_r: frame period x (1 + tolerated missed frames) + `sensor_latency_ns`.
+
+    Also the oldest (now - start of exposure) the newest frame may be: older data breaks the budget.
+    """
+    return sum(stage.ns for stage in sensor_stage_parts("", sensor))
 
 
 def worst_sensor(cfg: CellConfig) -> tuple[str, int]:
     """The sensor with the longest stage and that stage in ns (a person may be seen by it alone)."""
-    totals = {name: sum(st.ns for st in stages) for name, stages in sensor_stages(cfg).items()}
+    totals = {name: sensor_stage_ns(s) for name, s in cfg.sensors.items()}
     name = max(totals, key=lambda n: totals[n])
     return name, totals[name]
 
 
 def command_frame_ns(cfg: CellConfig) -> int:
     """Time the command frame occupies the serial line (UART 8N1), rounded up."""
-    bits = cfg.link.command_frame_bytes * BITS_PER_BYTE_ON_LINE
-    return -(-bits * NS_PER_S // cfg.link.baud)
+    return line_time_ns(cfg.link.command_frame_bytes, cfg.link.baud)
 
 
 def reaction_stages(cfg: CellConfig) -> list[Stage]:
@@ -194,6 +211,11 @@ def stopping_rows(robot: Robot) -> list[StoppingPoint]:
         raise ValueError(f"payload {robot.payload_kg} kg is beyond the stopping table")
     payload = min(heavier)
     return sorted((r for r in robot.stopping if r.payload_kg == payload), key=lambda r: r.speed_mps)
+
+
+def stopping_curve_ns(robot: Robot) -> list[tuple[float, int, float]]:
+    """`stopping_rows` as (speed m/s, T_s ns, S_s m), ascending in speed: the step's stopping table."""
+    return [(row.speed_mps, ns(row.stop_time_ms), row.stop_distance_m) for row in stopping_rows(robot)]
 
 
 def stopping_at(robot: Robot, speed_mps: float) -> tuple[int, float]:

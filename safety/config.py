@@ -107,7 +107,7 @@ class Sensor(_Strict):
     frame_rate_hz: PosFloat
     exposure_readout_ms: NonNegFloat
     inference_worst_ms: NonNegFloat
-    transport_latency_ms: NonNegFloat
+    transport_latency_ms: NonNegFloat  # worst case; with serial_baud, at least the largest frame's line time
     tolerated_missed_frames: Annotated[int, Field(ge=0, le=16, strict=True)]
     max_persons: Annotated[int, Field(ge=1, strict=True)]
     image_width_px: Annotated[int, Field(gt=0, strict=True)]
@@ -119,6 +119,9 @@ class Sensor(_Strict):
     intrinsics: Intrinsics | None = None
     mounting: Mounting | None = None
     calibration_points: list[CalibrationPoint] | None = None
+    # Line rate when the metadata travels over a serial line (UART 8N1); absent: it does not (in-process,
+    # or another transport whose whole latency transport_latency_ms declares).
+    serial_baud: Annotated[int, Field(gt=0, strict=True)] | None = None
 
 
 class Zone(_Strict):

@@ -24,11 +24,19 @@ from safety.config import (
     StoppingPoint,
     Zone,
     key_path,
+    ns,
 )
+from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
 AREA_TOLERANCE_M2 = 1e-4  # a zone may stick out of the covered area by at most this much (1 cm^2)
 BITS_PER_BYTE_ON_LINE = 10  # UART 8N1: start bit, 8 data bits, stop bit
+NS_PER_S = 1_000_000_000
+# The smallest frames the link protocol sends (safety.link.codec); the link's declared sizes must hold them.
+PROTOCOL_FRAME_BYTES = {
+    "command_frame_bytes": COMMAND_FRAME_BYTES,
+    "state_frame_bytes": ROBOT_STATE_FRAME_BYTES,
+}
 
 
 def cell_problems(cfg: CellConfig) -> list[str]:
@@ -125,6 +133,7 @@ def _problems(
         out += robot_problems(robot)
     for name, sensor in sensors.items():
         out += sensor_problems(name, sensor)
+        out += sensor_link_problems(name, sensor)
     for name, zone in zones.items():
         out += zone_problems(name, zone, robot)
     if separation is not None:
@@ -286,6 +295,25 @@ def sensor_problems(name: str, sensor: Sensor) -> list[str]:
     return out
 
 
+def sensor_link_problems(name: str, sensor: Sensor) -> list[str]:
+    """Over a serial line, the declared transport latency must cover the largest frame's line time."""
+    if sensor.serial_baud is None or sensor.max_persons > MAX_PERSONS:  # the second is reported elsewhere
+        return []
+    frame_bytes = detections_frame_bytes(sensor.max_persons)
+    wire_ns = line_time_ns(frame_bytes, sensor.serial_baud)
+    if ns(sensor.transport_latency_ms) >= wire_ns:
+        return []
+    path = key_path(("sensors", name))
+    wire_ms = _ms_up(wire_ns)
+    return [
+        f"{path}.transport_latency_ms: {sensor.transport_latency_ms} ms is shorter than the largest "
+        f"DETECTIONS frame on the serial line ({frame_bytes} B for max_persons = {sensor.max_persons}: "
+        f"{frame_bytes} x {BITS_PER_BYTE_ON_LINE} bit / {sensor.serial_baud} baud = {wire_ms:.3f} ms); "
+        f"expected at least {wire_ms:.3f} ms plus the adapter's and the receiver's latency (else full "
+        "frames arrive late), or a higher serial_baud, or fewer max_persons"
+    ]
+
+
 @functools.lru_cache(maxsize=64)
 def _covered_area_cached(sensor_json: str) -> shapely.Polygon:
     from safety.camera import covered_polygon
@@ -413,15 +441,25 @@ def controller_problems(controller: Controller) -> list[str]:
     return out
 
 
+def line_time_ns(frame_bytes: int, baud: int) -> int:
+    """Time a frame occupies a serial line (UART 8N1: 10 bits per byte), in ns rounded up."""
+    return -(-frame_bytes * BITS_PER_BYTE_ON_LINE * NS_PER_S // baud)
+
+
 def link_frame_ms(link: Link, frame_bytes: int) -> float:
-    """Time one frame occupies the line, in ms (UART 8N1: 10 bits per byte)."""
+    """Time one frame occupies the robot link, in ms (UART 8N1: 10 bits per byte)."""
     return frame_bytes * BITS_PER_BYTE_ON_LINE * 1000.0 / link.baud
 
 
+def _ms_up(time_ns: int) -> float:
+    """Nanoseconds as milliseconds, rounded up to the microsecond (a printed minimum that suffices)."""
+    return -(-time_ns // 1000) / 1000.0
+
+
 def link_problems(link: Link, controller: Controller | None, sensors: dict[str, Sensor]) -> list[str]:
-    """Frame sizes the protocol needs, a watchdog the normal traffic can meet, unique connection ids."""
+    """Frame sizes the protocol needs, frames that fit the cycle, a workable watchdog, unique ids."""
     out: list[str] = []
-    for key, needed in _protocol_frame_sizes().items():
+    for key, needed in PROTOCOL_FRAME_BYTES.items():
         if getattr(link, key) < needed:
             out.append(
                 f"link.{key}: {getattr(link, key)} bytes; expected at least {needed} "
@@ -434,6 +472,7 @@ def link_problems(link: Link, controller: Controller | None, sensors: dict[str, 
             f"({frame_ms:.3f} ms at {link.baud} baud); expected more, or every frame counts as late"
         )
     if controller is not None:
+        out += _frames_per_cycle_problems(link, controller)
         normal_gap_ms = (
             controller.cycle_period_ms + controller.worst_step_ms + frame_ms + link.receiver_cycle_ms
         )
@@ -460,21 +499,26 @@ def link_problems(link: Link, controller: Controller | None, sensors: dict[str, 
     return out
 
 
-def _protocol_frame_sizes() -> dict[str, int]:
-    """Minimum frame sizes the link protocol declares (safety.link or safety.link.codec), if any."""
-    import importlib
+def _frames_per_cycle_problems(link: Link, controller: Controller) -> list[str]:
+    """One command per cycle goes out, one robot state per command comes back: each must fit a cycle.
 
-    sizes: dict[str, int] = {}
-    for module_name in ("safety.link", "safety.link.codec"):
-        try:
-            protocol = importlib.import_module(module_name)
-        except ImportError:
+    A slower line queues frames faster than it sends them, so the backlog (and every frame's age) grows
+    until all of them are late. A pty pair ignores the baud rate and hides this; a real line does not.
+    """
+    cycle_ns = ns(controller.cycle_period_ms)
+    out: list[str] = []
+    for frame_bytes, what, why in (
+        (link.command_frame_bytes, "command frame", "the controller sends one every cycle"),
+        (link.state_frame_bytes, "robot state frame", "the robot answers every command with one"),
+    ):
+        wire_ns = line_time_ns(frame_bytes, link.baud)
+        if wire_ns <= cycle_ns:
             continue
-        for key, attr in (
-            ("command_frame_bytes", "COMMAND_FRAME_BYTES"),
-            ("state_frame_bytes", "ROBOT_STATE_FRAME_BYTES"),
-        ):
-            value = getattr(protocol, attr, None)
-            if isinstance(value, int) and key not in sizes:
-                sizes[key] = value
-    return sizes
+        min_baud = -(-frame_bytes * BITS_PER_BYTE_ON_LINE * NS_PER_S // cycle_ns)
+        out.append(
+            f"link.baud: a {frame_bytes}-byte {what} takes {wire_ns / 1e6:.3f} ms on the line at {link.baud} "
+            f"baud, longer than the controller cycle ({controller.cycle_period_ms} ms); expected at least "
+            f"{min_baud} baud ({why}, else the backlog grows until every frame is late), or a longer "
+            "controller.cycle_period_ms"
+        )
+    return out

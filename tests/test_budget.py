@@ -14,8 +14,12 @@ from safety.budget import (
     iso13855_distance_m,
     link_loss_reaction_ns,
     reaction_time_ns,
+    sensor_latency_ns,
+    sensor_stage_ns,
+    sensor_stages,
     separation_required_m,
     stopping_at,
+    stopping_curve_ns,
     zone_required_m,
 )
 from safety.config import CellConfig, config_from_dict, load_config
@@ -36,7 +40,7 @@ def test_reaction_time_by_hand() -> None:
     # sensor:     frame period 1000/20 = 50 ms, x (1 + 1 missed)  = 100 ms
     #             + exposure/readout 10 + inference 20 + transport 5 = 135 ms
     # controller: cycle 5 + worst step 5                            =  10 ms
-    # link:       100 B x 10 bit / 100 000 baud = 10 ms, + receiver 5 = 15 ms
+    # link:       50 B x 10 bit / 100 000 baud = 5 ms, + receiver 10  =  15 ms
     # robot:      stop input reaction                               =  40 ms
     # T_r = 135 + 10 + 15 + 40                                      = 200 ms
     assert reaction_time_ns(cfg) == 200 * MS
@@ -132,10 +136,32 @@ def test_every_term_has_a_source_and_the_stages_add_up() -> None:
 
 def test_default_cell_budget() -> None:
     report = evaluate(load_config(DEFAULT_CELL))
-    # 2 x 66.667 + 8 + 50 + 4 = 195.333 ms sensor, + 2 + 2 + 2.778 + 2 + 24 = 228.111 ms.
-    assert report.reaction_time_ns == pytest.approx(228.111 * MS, abs=0.001 * MS)
+    # 2 x 66.667 + 8 + 50 + 4 = 195.333 ms sensor, + 2 + 2 + 0.32 (32 B at 1 Mbaud) + 2 + 24 = 225.653 ms.
+    assert report.reaction_time_ns == 2 * 66_666_667 + 62 * MS + 4 * MS + 320_000 + 26 * MS
     assert report.verdict == "safe"
     assert report.max_safe_robot_speed_mps == 0.25
+    # T_r + T_s = 0.325653 s; S = 1.6 x 0.325653 + 0.85 + 0.1 + 0.05 = 1.521 m; zone 1.65 m away.
+    assert report.zone_separation_m == pytest.approx(1.6 * 0.325653334 + 1.0)
+    assert report.zones[0].margin_m == pytest.approx(1.65 - 1.6 * 0.325653334 - 1.0)
+
+
+def test_sensor_stage_helpers_match_the_budget_terms() -> None:
+    cfg = load_config(EXAMPLES / "two_camera_cell.toml")
+    for name, sensor in cfg.sensors.items():
+        # 30 Hz: 33_333_334 ns x (1 + 1 missed) + exposure 20 + inference 5 + transport 2 ms
+        assert sensor_latency_ns(sensor) == 27 * MS
+        assert sensor_stage_ns(sensor) == 2 * 33_333_334 + 27 * MS
+        assert sensor_stage_ns(sensor) == sum(st.ns for st in sensor_stages(cfg)[name])
+    terms = {t.symbol: t.value for t in evaluate(cfg).terms}
+    assert terms["T_sensor"] * MS == pytest.approx(sensor_stage_ns(cfg.sensors["west"]))
+
+
+def test_stopping_curve_in_ns_is_the_payload_curve() -> None:
+    robot = load_config(DEFAULT_CELL).robot  # 2.0 kg -> the 2.5 kg rows, ascending
+    curve = stopping_curve_ns(robot)
+    assert curve[0] == (0.10, 60 * MS, 0.005) and curve[-1] == (1.00, 300 * MS, 0.150)
+    assert [row[0] for row in curve] == [0.10, 0.25, 0.50, 0.75, 1.00]
+    assert all(stopping_at(robot, v) == (t, s) for v, t, s in curve)
 
 
 def test_slowest_sensor_sets_the_sensor_stage() -> None:

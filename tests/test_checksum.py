@@ -139,6 +139,22 @@ def loads_config_schema(text: str) -> CellConfig:
     return CellConfig.model_validate(tomllib.loads(text))
 
 
+def test_serial_baud_is_part_of_the_canonical_form() -> None:
+    assert canonical_dict(BASE)["sensors"][0][1]["serial_baud"] == 1_000_000
+    raw = default_raw()
+    del raw["sensors"]["cam0"]["serial_baud"]  # no serial line: a different cell
+    without = CellConfig.model_validate(raw)
+    assert canonical_dict(without)["sensors"][0][1]["serial_baud"] is None
+    assert config_checksum(without) != BASE_SUM
+    raw["sensors"]["cam0"]["serial_baud"] = 921_600
+    assert config_checksum(CellConfig.model_validate(raw)) not in (BASE_SUM, config_checksum(without))
+
+
+def test_default_cell_checksum() -> None:
+    # Pinned: a change here changes every --expect-checksum in use; update docs/budget.md with it.
+    assert config_checksum(load_config(DEFAULT_CELL))[0] == "eea777cf"
+
+
 @pytest.mark.parametrize("value", [0.0, -0.0])
 def test_negative_zero_is_zero(value: float) -> None:
     raw = default_raw()

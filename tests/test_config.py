@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safety.config import CellConfig, ConfigError, config_from_dict, load_config, loads_config, ns
+from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
 SOURCE = "cell.toml"
@@ -455,19 +456,87 @@ def test_step_longer_than_the_cycle() -> None:
 
 def test_watchdog_shorter_than_normal_traffic() -> None:
     raw = default_raw()
-    raw["link"]["command_watchdog_ms"] = 5.0  # 2 + 2 + 2.78 + 2 ms of normal gap
-    one_problem(raw, "link.command_watchdog_ms", "8.778")
+    raw["link"]["command_watchdog_ms"] = 5.0  # 2 + 2 + 0.32 + 2 ms of normal gap
+    one_problem(raw, "link.command_watchdog_ms", "6.320")
 
 
-def test_link_frame_sizes_against_the_protocol() -> None:
-    from safety.config_rules import _protocol_frame_sizes
-
-    sizes = _protocol_frame_sizes()
-    if not sizes:
-        pytest.skip("safety.link declares no frame sizes yet")
+@pytest.mark.parametrize(
+    ("key", "needed"),
+    [("command_frame_bytes", COMMAND_FRAME_BYTES), ("state_frame_bytes", ROBOT_STATE_FRAME_BYTES)],
+)
+def test_link_frame_sizes_against_the_protocol(key: str, needed: int) -> None:
     raw = default_raw()
-    raw["link"]["command_frame_bytes"] = sizes["command_frame_bytes"] - 1
-    one_problem(raw, "link.command_frame_bytes", f"at least {sizes['command_frame_bytes']}")
+    raw["link"][key] = needed - 1
+    one_problem(raw, f"link.{key}", f"at least {needed}", "protocol")
+    raw["link"][key] = needed
+    config_from_dict(raw, SOURCE)
+
+
+def test_command_frame_longer_than_the_cycle() -> None:
+    raw = default_raw()
+    # 32 B x 10 bit / 150 000 baud = 2.133 ms > 2 ms cycle; the 30 B state frame takes 2.000 ms: fits.
+    raw["link"].update(baud=150_000, state_frame_bytes=30)
+    one_problem(
+        raw, "link.baud", "32-byte command frame", "2.133 ms", "cycle (2.0 ms)", "at least 160000 baud",
+        "backlog",
+    )  # fmt: skip
+    raw["link"]["baud"] = 160_000  # exactly one cycle: 320 bit / 160 kbaud = 2 ms
+    config_from_dict(raw, SOURCE)
+
+
+def test_state_frame_longer_than_the_cycle() -> None:
+    raw = default_raw()
+    # 32 B commands take 1.6 ms at 200 kbaud (fit), 48 B robot states 2.4 ms (do not: one per command).
+    raw["link"]["baud"] = 200_000
+    one_problem(raw, "link.baud", "48-byte robot state frame", "2.400 ms", "at least 240000 baud")
+
+
+def test_the_old_115200_baud_default_cannot_carry_a_2_ms_cycle() -> None:
+    raw = default_raw()
+    raw["link"]["baud"] = 115_200  # 2.778 ms per command frame, 4.167 ms per state frame
+    problems = [p for p in problems_of(raw) if "link.baud:" in p]
+    assert len(problems) == 2
+    assert "2.778 ms" in problems[0] and "4.167 ms" in problems[1]
+
+
+def test_sensor_serial_line_must_carry_the_largest_frame_within_the_transport_latency() -> None:
+    raw = default_raw()
+    # max_persons 8: 241 B x 10 bit / 115 200 baud = 20.9201 ms, shown rounded up: 20.921 ms > 4 ms.
+    assert detections_frame_bytes(8) == 241
+    raw["sensors"]["cam0"]["serial_baud"] = 115_200
+    one_problem(
+        raw, "sensors.cam0.transport_latency_ms", "4.0 ms", "241 B", "max_persons = 8", "115200 baud",
+        "at least 20.921 ms",
+    )  # fmt: skip
+    raw["sensors"]["cam0"]["transport_latency_ms"] = 20.921
+    config_from_dict(raw, SOURCE)
+
+
+def test_sensor_serial_line_frame_grows_with_max_persons() -> None:
+    raw = default_raw()
+    raw["sensors"]["cam0"].update(serial_baud=1_000_000, transport_latency_ms=2.41)  # 241 B: just fits
+    config_from_dict(raw, SOURCE)
+    raw["sensors"]["cam0"]["max_persons"] = 9  # 266 B (24 more, and one more COBS code byte): 2.66 ms
+    one_problem(raw, "sensors.cam0.transport_latency_ms", "266 B", "at least 2.660 ms")
+
+
+def test_without_serial_baud_the_transport_latency_is_the_integrators_word() -> None:
+    raw = default_raw()
+    del raw["sensors"]["cam0"]["serial_baud"]  # e.g. in-process: no line time to cover
+    raw["sensors"]["cam0"]["transport_latency_ms"] = 0.0
+    assert config_from_dict(raw, SOURCE).sensors["cam0"].serial_baud is None
+
+
+@pytest.mark.parametrize("value", [0, -9600, 115200.0, "115200", True])
+def test_serial_baud_is_a_positive_integer(value: Any) -> None:
+    raw = default_raw()
+    raw["sensors"]["cam0"]["serial_baud"] = value
+    one_problem(raw, "sensors.cam0.serial_baud", "got", repr(value))
+
+
+def test_default_cell_lines_run_at_1_mbaud() -> None:
+    cfg = load_config(DEFAULT_CELL)
+    assert cfg.link.baud == 1_000_000 and cfg.sensors["cam0"].serial_baud == 1_000_000
 
 
 # -- all problems at once, files, TOML syntax ---------------------------------------------------------
