@@ -231,3 +231,18 @@ def test_json_is_strict_even_for_infinite_estimates() -> None:
     doc = _finite({"a": [1.0, float("inf"), np.float64("nan")], "b": np.int64(3)})
     assert doc == {"a": [1.0, None, None], "b": 3}
     assert json.dumps(doc, allow_nan=False)
+
+
+def test_loop_deadline_is_the_executors_overrun_deadline_when_recorded(tmp_path: Path) -> None:
+    cycles, detections = synthetic_streams(stall=False, jitter=True)
+    header = dict(HEADER, deadline_ns=200 * US)  # T_step = 0.2 ms in the example cell
+    path = tmp_path / "deadline.cgtrace"
+    with TraceWriter(path, header, {"cycles": CYCLE_DTYPE, "detections": DETECTION_TRACE_DTYPE}) as w:
+        w.write("cycles", cycles)
+        w.write("detections", detections)
+    loop = stages_from_trace(read_trace(path)).stage("loop: scheduled -> command written")
+    assert loop is not None and loop.deadline_ns == 200 * US
+    # written 90 µs plus the wake jitter (0..200 µs) after the release: late when the jitter exceeds 110 µs
+    late = int(np.count_nonzero(cycles["t_command_written_ns"] - cycles["t_scheduled_ns"] > 200 * US))
+    assert late > 0
+    assert int(np.count_nonzero(loop.latencies_ns > loop.deadline_ns)) == late

@@ -283,12 +283,15 @@ def stages_from_streams(
             measured = latencies_against_schedule(
                 cycles["t_scheduled_ns"], cycles["t_command_written_ns"], int(period), cycles["t_wake_ns"]
             )
-            add(
-                "loop: scheduled -> command written",
-                measured.latencies_ns,
-                (int(period), "cycle period (the next release)"),
-                measured.omitted,
+            # the executor's overrun deadline after each release when the trace records it (T_step,
+            # at most the period), else the next release
+            recorded = header.get("deadline_ns")
+            deadline = (
+                (int(recorded), "controller.worst_step_ms after the release (T_step)")
+                if isinstance(recorded, int) and recorded > 0
+                else (int(period), "cycle period (the next release)")
             )
+            add("loop: scheduled -> command written", measured.latencies_ns, deadline, measured.omitted)
         overruns = int(np.count_nonzero(cycles["overrun"]))
 
     return TraceStages(
