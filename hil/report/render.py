@@ -109,6 +109,7 @@ def terminal_table(results: Sequence[TraceResult]) -> str:
     for row in rows:
         out.append("  ".join(v.ljust(widths[j]) if j == 0 else v.rjust(widths[j]) for j, v in enumerate(row)))
     out.append("")
+    out.extend(histogram_lines(results))
     out.extend(worst_case_lines(results))
     out.append("")
     for i, r in enumerate(results):
@@ -117,6 +118,37 @@ def terminal_table(results: Sequence[TraceResult]) -> str:
             verdict += " (trace incomplete)"
         out.append(f"{_label(i, count)}{r.trace.path}: {verdict}")
     return "\n".join(out)
+
+
+TEXT_HISTOGRAM_STAGES = ("end to end: exposure -> command written", "loop: scheduled -> command written")
+BAR_WIDTH = 40
+
+
+def histogram_lines(results: Sequence[TraceResult], bins: int = 10) -> list[str]:
+    """Text histograms (about `bins` log-spaced bins, like cyclictest's) of the end-to-end and loop stages."""
+    from hil.report.stats import histogram
+
+    lines: list[str] = []
+    count = len(results)
+    for name in TEXT_HISTOGRAM_STAGES:
+        for i, r in enumerate(results):
+            s = _find(r, name)
+            if s is None:
+                continue
+            low, high = max(1, s.summary.min_ns), max(2, s.summary.max_ns)
+            decades = max(np.log10(high) - np.log10(low), 1e-3)
+            h = histogram(s.stage.latencies_ns, bins_per_decade=max(1, int(np.ceil(bins / decades))))
+            top = max(int(h.counts.max()), 1)
+            deadline = s.stage.deadline_ns
+            lines.append(f"histogram {_label(i, count)}{name} (ms; count; | = deadline bin)")
+            for lo, hi, n in zip(h.edges_ns[:-1], h.edges_ns[1:], h.counts, strict=True):
+                mark = "|" if deadline is not None and lo <= deadline < hi else " "
+                bar = "#" * (int(np.ceil(BAR_WIDTH * n / top)) if n else 0)
+                lines.append(f"  {_ms(int(lo)):>9} - {_ms(int(hi)):>9} {mark} {int(n):>7} {bar}")
+            if deadline is not None and deadline >= int(h.edges_ns[-1]):
+                lines.append(f"  deadline {_ms(deadline)} ms: above every sample")
+            lines.append("")
+    return lines
 
 
 def worst_case_lines(results: Sequence[TraceResult]) -> list[str]:

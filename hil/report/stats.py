@@ -138,8 +138,10 @@ def histogram(latencies_ns: np.ndarray, bins_per_decade: int = 10) -> Histogram:
     n_bins = max(1, int(np.ceil((np.log10(high) - np.log10(low)) * bins_per_decade)))
     edges = np.unique(np.ceil(np.logspace(np.log10(low), np.log10(high), n_bins + 1)).astype(np.int64))
     edges[0] = low
-    if edges.size < 2 or edges[-1] <= high:
-        edges = np.append(edges[edges <= high], high + 1)  # the last bin holds the maximum
+    if edges.size < 2:
+        edges = np.array([low, high + 1], dtype=np.int64)
+    elif edges[-1] <= high:
+        edges[-1] = high + 1  # the last bin holds the maximum
     counts, _ = np.histogram(values, bins=edges)
     return Histogram(edges, counts.astype(np.int64))
 
