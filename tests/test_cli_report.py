@@ -160,6 +160,9 @@ def test_clean_trace_holds_its_deadlines(tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert CHECKSUM in out
     assert "every deadline held" in out
+    # the text histogram: every frame took 8.39 ms end to end, far below the 18.2 ms budget
+    assert "histogram end to end: exposure -> command written" in out
+    assert "deadline 18.200 ms: above every sample" in out
 
 
 def test_two_traces_side_by_side_with_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
