@@ -99,6 +99,16 @@ class SharedFrameCamera:
         self._shm.unlink()
 
 
+def next_to_render(next_index: int, wanted: int, slots: int) -> int | None:
+    """The frame the renderer should draw next, or None while the ring is full.
+
+    Frames the sensor has already passed are skipped; a frame is drawn only while it is fewer than `slots`
+    ahead of the one the sensor reads, so its slot never holds a frame the sensor still needs.
+    """
+    index = max(next_index, wanted)
+    return index if index < wanted + slots else None
+
+
 def _render_process(
     shm_name: str,
     shape: tuple[int, int, int, int],
@@ -122,10 +132,11 @@ def _render_process(
         source = synthetic_source(sensor_cfg, visits)
         index = 0
         while not stop.is_set():
-            index = max(index, int(wanted.value))
-            if index >= int(wanted.value) + shape[0]:
+            step = next_to_render(index, int(wanted.value), shape[0])
+            if step is None:
                 time.sleep(POLL_S)  # the ring is full: the sensor has not asked for these yet
                 continue
+            index = step
             frame = source.read(index, index * frame_period_ns)
             if frame is None:
                 break
@@ -158,4 +169,4 @@ def synthetic_source(sensor_cfg: Any, visits: list[Visit]) -> Any:
     return SyntheticSource(Scene(camera, walkers), duration_ns=None)
 
 
-__all__ = ["NS_PER_S", "CameraError", "SharedFrameCamera", "synthetic_source"]
+__all__ = ["NS_PER_S", "CameraError", "SharedFrameCamera", "next_to_render", "synthetic_source"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hil.cli.main import main
+from hil.demo_camera import next_to_render
 from hil.demo_cell import (
     NS_PER_S,
     Status,
@@ -77,6 +78,15 @@ def test_status_line_names_state_speed_person_and_stop() -> None:
     assert "last stop: PERSON_IN_PROTECTIVE_ZONE" in line
     quiet = format_status(Status(1.0, int(CommandKind.RUN), 0.25, False, None, 1.47, 0, 10, 0))
     assert "nobody seen" in quiet and "no stop yet" in quiet
+
+
+def test_camera_ring_never_overwrites_a_frame_the_sensor_still_needs() -> None:
+    slots = 4
+    assert next_to_render(0, 0, slots) == 0
+    assert next_to_render(3, 0, slots) == 3
+    assert next_to_render(4, 0, slots) is None  # frame 4 would take frame 0's slot while it is read
+    assert next_to_render(4, 1, slots) == 4
+    assert next_to_render(2, 7, slots) == 7  # the sensor skipped ahead: so does the renderer
 
 
 @pytest.mark.timeout(300)
