@@ -47,6 +47,7 @@ PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; m
 RECEIVE_BATCH = MAX_SENSORS * 4  # frames taken from the sensor source per cycle
 TRACE_RING_SECONDS = 2.0  # ring capacity in seconds of cycles: the drain thread may stall this long
 GIL_SWITCH_INTERVAL_S = 5e-5  # while armed: bounds how long the drain thread can keep the loop waiting
+QUIET_MARGIN_NS = 300_000  # the drain thread starts a pass only this long before the loop begins to spin
 
 
 class ArmError(RuntimeError):
@@ -265,6 +266,8 @@ class Controller:
         self._seq = 0
         self._closed = False
         self._memory_lock: Any = None  # RealtimeSettings that locked memory, unlocked by close()
+        self._running = False  # inside run()
+        self._between_cycles = True  # the current cycle's work is done (read by the drain thread)
 
         # Everything the loop touches is allocated here, once.
         self.params = self.core.build_params(cfg)
@@ -324,7 +327,10 @@ class Controller:
                 self.trace_path, header, {"cycles": CYCLE_DTYPE, "detections": DETECTION_TRACE_DTYPE}
             )
             capacity = max(1024, int(TRACE_RING_SECONDS * 1e9 / self.period_ns))
-            self._recorder = TraceRecorder(writer, capacity={"cycles": capacity, "detections": capacity})
+            may_drain = self._quiet if isinstance(self.clock, MonotonicClock) else None
+            self._recorder = TraceRecorder(
+                writer, capacity={"cycles": capacity, "detections": capacity}, may_drain=may_drain
+            )
             self._recorder.start()
         self._cycles_ring = self._recorder.ring("cycles") if self._recorder else None
         self._frames_ring = self._recorder.ring("detections") if self._recorder else None
@@ -393,6 +399,7 @@ class Controller:
             self._cycle += gap
             self.stats.paused_releases += gap
         end_ns = self._next_release_ns + duration_ns if duration_ns is not None else None
+        self._running = True
         try:
             while not self._stop_requested.is_set():
                 if end_ns is not None and self._next_release_ns >= end_ns:
@@ -401,6 +408,7 @@ class Controller:
                     break
                 self._run_cycle()
         finally:
+            self._running = False
             if gc_was_enabled:
                 gc.enable()
             gc.unfreeze()
@@ -451,6 +459,14 @@ class Controller:
         self.close()
 
     # ----------------------------------------------------------------- the loop
+
+    def _quiet(self) -> bool:
+        """Called by the trace's drain thread: is the loop between cycles, well before its next wake-up?"""
+        if not self._running or not self._between_cycles:
+            return not self._running
+        assert isinstance(self.clock, MonotonicClock)
+        margin = self.clock.spin_ns + QUIET_MARGIN_NS
+        return self.clock.now_ns() < self._next_release_ns - margin
 
     def _stop_command(self) -> None:
         cmd = self.command[0]
@@ -515,6 +531,7 @@ class Controller:
         release = self._next_release_ns
         deadline = release + self.deadline_ns
         t_wake = clock.sleep_until(release)
+        self._between_cycles = False
         overrun = self._pending_overrun
         if t_wake >= deadline:  # woke after the deadline: this cycle cannot meet it
             overrun = 1
@@ -579,6 +596,7 @@ class Controller:
             self._next_release_ns += skipped * self.period_ns
             stats.skipped_releases += skipped
             self._pending_overrun = 1
+        self._between_cycles = True
 
     def _record(
         self,

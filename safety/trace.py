@@ -26,7 +26,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -400,15 +400,25 @@ class TraceRecorder:
     Usage: `rec = TraceRecorder(writer, capacity=...)`, `rec.ring("cycles").push(record)` from the loop,
     `rec.start()` before and `rec.close()` after (close drains everything, records the drop counts and
     closes the file). The drain thread wakes every `drain_interval_s` and flushes after each pass.
+    `may_drain()`, when given, says when the loop can spare the interpreter lock (between its cycles):
+    Python threads share one lock, and a drain pass that holds it when the loop wakes delays the loop.
     """
 
+    QUIET_POLL_S = 0.0001  # how often the drain thread asks `may_drain` while waiting for a quiet moment
+    QUIET_GIVE_UP_S = 0.05  # drain anyway after waiting this long (rather than let a ring fill up)
+
     def __init__(
-        self, writer: TraceWriter, capacity: int | Mapping[str, int] = 16384, drain_interval_s: float = 0.02
+        self,
+        writer: TraceWriter,
+        capacity: int | Mapping[str, int] = 16384,
+        drain_interval_s: float = 0.02,
+        may_drain: Callable[[], bool] | None = None,
     ) -> None:
         self.writer = writer
         caps = capacity if isinstance(capacity, Mapping) else dict.fromkeys(writer.dtypes, capacity)
         self.rings = {name: Ring(writer.dtypes[name], int(caps.get(name, 1024))) for name in writer.dtypes}
         self._interval = drain_interval_s
+        self._may_drain = may_drain
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # serialises drain passes (thread vs. close)
@@ -438,7 +448,13 @@ class TraceRecorder:
         return written
 
     def _run(self) -> None:
+        import time
+
         while not self._stop.wait(self._interval):
+            if self._may_drain is not None:
+                give_up = time.monotonic() + self.QUIET_GIVE_UP_S
+                while not self._may_drain() and time.monotonic() < give_up and not self._stop.is_set():
+                    time.sleep(self.QUIET_POLL_S)
             self.drain()
 
     def close(self, **summary: Any) -> None:

@@ -186,3 +186,35 @@ def test_large_write_is_split_into_bounded_chunks(tmp_path: Path) -> None:
     with TraceWriter(path, {}, STREAMS) as writer:
         writer.write("cycles", _cycles(10_000))
     np.testing.assert_array_equal(read_trace(path).streams["cycles"], _cycles(10_000))
+
+
+def test_drain_waits_for_the_loop_to_be_quiet(tmp_path: Path) -> None:
+    """The drain thread asks `may_drain` and writes only once the loop says it can spare the lock."""
+    import time
+
+    answers = [False, False, False, True]
+    asked: list[bool] = []
+    written_at_answer: list[int] = []
+
+    def may_drain() -> bool:
+        answer = answers[min(len(asked), len(answers) - 1)]
+        asked.append(answer)
+        return answer
+
+    writer = TraceWriter(tmp_path / "t", {}, STREAMS)
+    recorder = TraceRecorder(writer, capacity=16, drain_interval_s=0.001, may_drain=may_drain)
+    recorder.ring("cycles").push(_cycles(1))
+    original_drain = recorder.drain
+
+    def drain() -> int:
+        written_at_answer.append(len(asked))
+        return original_drain()
+
+    recorder.drain = drain  # type: ignore[method-assign]
+    recorder.start()
+    give_up = time.monotonic() + 10
+    while not written_at_answer and time.monotonic() < give_up:
+        time.sleep(0.005)
+    recorder.close()
+    assert written_at_answer and written_at_answer[0] == 4  # drained right after the first "yes"
+    assert len(read_trace(tmp_path / "t").streams["cycles"]) == 1
