@@ -121,13 +121,13 @@ def _render_process(
     errors: Any,
 ) -> None:
     """Child process: render frame i (scene time i * period) into slot i % SLOTS, staying ahead."""
-    from multiprocessing import resource_tracker, shared_memory
+    from multiprocessing import shared_memory
 
     code = 0
     try:
+        # the parent owns the segment and unlinks it; spawned children share its resource tracker, which
+        # keeps one registration per name, so mapping it here adds nothing to clean up
         shm = shared_memory.SharedMemory(name=shm_name)
-        # the parent owns the segment; this process only maps it
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
         frames: np.ndarray = np.ndarray(shape, dtype=np.uint8, buffer=shm.buf)
         source = synthetic_source(sensor_cfg, visits)
         index = 0
