@@ -27,6 +27,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; m
 RECEIVE_BATCH = MAX_SENSORS * 4  # frames taken from the sensor source per cycle
 TRACE_RING_SECONDS = 2.0  # ring capacity in seconds of cycles: the drain thread may stall this long
 GIL_SWITCH_INTERVAL_S = 5e-5  # while armed: bounds how long the drain thread can keep the loop waiting
+CLOSE_WAIT_S = 1.0  # close() from another thread waits this long for the loop's current cycle to end
 QUIET_MARGIN_NS = 300_000  # the drain thread starts a pass only this long before the loop begins to spin
 
 
@@ -267,6 +269,7 @@ class Controller:
         self._closed = False
         self._memory_lock: Any = None  # RealtimeSettings that locked memory, unlocked by close()
         self._running = False  # inside run()
+        self._loop_thread = 0  # the thread running run()
         self._between_cycles = True  # the current cycle's work is done (read by the drain thread)
 
         # Everything the loop touches is allocated here, once.
@@ -400,6 +403,7 @@ class Controller:
             self.stats.paused_releases += gap
         end_ns = self._next_release_ns + duration_ns if duration_ns is not None else None
         self._running = True
+        self._loop_thread = threading.get_ident()
         try:
             while not self._stop_requested.is_set():
                 if end_ns is not None and self._next_release_ns >= end_ns:
@@ -423,10 +427,16 @@ class Controller:
         self._stop_requested.set()
 
     def close(self) -> None:
-        """Send a final stop command, then flush and close the trace. Idempotent."""
+        """Stop the loop (waiting for run() in another thread to return), send a final stop command, flush
+        and close the trace. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        self.stop()
+        if self._running and self._loop_thread != threading.get_ident():
+            give_up = time.monotonic() + CLOSE_WAIT_S
+            while self._running and time.monotonic() < give_up:
+                time.sleep(0.001)
         now = self.clock.now_ns()
         self._stop_command()
         self.command[0]["t_ns"] = now

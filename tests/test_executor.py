@@ -305,3 +305,22 @@ def test_nothing_compiles_after_arming(tmp_path: Path) -> None:
     _run_and_reset(controller, 100, 300)
     controller.close()
     assert (len(step.step.signatures), len(fill_cycle_record.signatures)) == before
+
+
+def test_close_from_another_thread_ends_the_loop_first() -> None:
+    import threading
+
+    from safety.clock import MonotonicClock
+
+    sensors, robot = QueueSensorSource(), QueueRobotPort()
+    controller = Controller(make_cell(), sensors, robot, clock=MonotonicClock(), realtime=False)
+    controller.arm()
+    loop = threading.Thread(target=controller.run)  # no duration: only stop/close ends it
+    loop.start()
+    while controller.stats.cycles < 5 and loop.is_alive():
+        loop.join(0.01)
+    controller.close()
+    loop.join(5)
+    assert not loop.is_alive()
+    assert robot.last_seq == controller.stats.cycles + 1  # the final stop came after the last cycle
+    assert int(robot.last_command[0]["reason"]) == Reason.NOT_ARMED
