@@ -94,7 +94,7 @@ def distance_to_region(vertices: np.ndarray, n: int, x: float, y: float) -> floa
     return math.sqrt(region_distance_squared(vertices, n, x, y))
 
 
-@njit(cache=False)
+@njit(cache=False, inline="always")
 def bbox_distance_squared(bbox: np.ndarray, x: float, y: float) -> float:
     """Squared distance from (x, y) to the box (xmin, ymin, xmax, ymax); a lower bound for its polygon."""
     dx = 0.0
@@ -161,7 +161,7 @@ def region_distance_squared_edges(edges: np.ndarray, n: int, x: float, y: float)
     return 0.0 if crossings & 1 else best
 
 
-@njit(cache=False)
+@njit(cache=False, inline="always")  # the shortcuts are a few instructions: no call for them
 def region_distance_squared_within(
     edges: np.ndarray,
     n: int,

@@ -127,7 +127,7 @@ def new_state(params: np.ndarray) -> np.ndarray:
     return state
 
 
-@njit(cache=False)
+@njit(cache=False, inline="always")
 def stopping_at(p, speed: float) -> tuple[int, float]:
     """Stop time (ns) and distance (m) at `speed`: the first table row at or above it (conservative)."""
     n = p.n_stop_points
@@ -139,7 +139,7 @@ def stopping_at(p, speed: float) -> tuple[int, float]:
     return p.stop_time_ns[k], p.stop_distance_m[k]
 
 
-@njit(cache=False)
+@njit(cache=False, inline="always")
 def protective_separation_m(p, speed: float, z_d: float) -> float:
     """ISO/TS 15066 S_p at robot `speed` for a person with uncertainty `z_d` (as safety.budget computes it).
 
@@ -183,7 +183,7 @@ def receive_frames(p, s, detections) -> None:
         s.frame_fault[i] = fault
 
 
-@njit(cache=False)
+@njit(cache=False, inline="always")
 def _finite_within(value: float, low: float, high: float) -> bool:
     return math.isfinite(value) and low <= value <= high
 
@@ -242,7 +242,7 @@ def check_robot(p, r, now_ns: int) -> int:
     return _R_NONE
 
 
-@njit(cache=False)
+@njit(cache=False, inline="always")
 def _write(
     c, kind: int, limit: float, category: int, reason: int, sensor: int, person: int, zone: int, now: int
 ) -> None:
