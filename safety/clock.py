@@ -29,6 +29,11 @@ class Clock(Protocol):
         ...
 
 
+def is_real_time(clock: object) -> bool:
+    """Does time pass on its own on `clock`? (`real_time` attribute; a clock without one counts as real.)"""
+    return bool(getattr(clock, "real_time", True))
+
+
 class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
@@ -88,6 +93,8 @@ def sleep_until_spin(deadline_ns: int, spin_ns: int = DEFAULT_SPIN_NS) -> int:
 class MonotonicClock:
     """The real clock: `time.monotonic_ns`, sleep-then-spin to absolute deadlines."""
 
+    real_time = True  # time passes on its own: the loop cannot wait for its trace without missing deadlines
+
     def __init__(self, spin_ns: int = DEFAULT_SPIN_NS) -> None:
         if spin_ns < 0:
             raise ValueError("spin_ns must be >= 0")
@@ -108,6 +115,8 @@ class SimulatedClock:
     `wake_latency_ns(deadline)` (optional) says how late each wake-up is, to model a late scheduler;
     ports and test hooks call `advance` to model time spent in a stage.
     """
+
+    real_time = False  # time stands still while the loop waits (e.g. for its trace to be written)
 
     def __init__(self, start_ns: int = 0, wake_latency_ns: Callable[[int], int] | None = None) -> None:
         self._now = int(start_ns)

@@ -370,6 +370,10 @@ class Ring:
         self.head = head + 1  # publish after the copy: the consumer never sees a half-written slot
         return True
 
+    def is_full(self) -> bool:
+        """True when the next `push` or `claim` would drop its record."""
+        return self.head - self.tail >= self.capacity
+
     def claim(self) -> int:
         """Slot for the next record (write `buf[slot]`, then `commit`); -1 when full (counted)."""
         if self.head - self.tail >= self.capacity:

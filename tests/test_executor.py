@@ -324,3 +324,54 @@ def test_close_from_another_thread_ends_the_loop_first() -> None:
     assert not loop.is_alive()
     assert robot.last_seq == controller.stats.cycles + 1  # the final stop came after the last cycle
     assert int(robot.last_command[0]["reason"]) == Reason.NOT_ARMED
+
+
+class _StalledDrainRecorder:
+    """Patch for TraceRecorder.start: no drain thread at all (the worst case of a loaded machine)."""
+
+    @staticmethod
+    def start(self: object) -> None:  # noqa: ARG004 - replaces a method
+        """Never start the drain thread."""
+
+
+def test_simulated_clock_drains_a_full_ring_instead_of_dropping(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # the drain thread never runs: a simulated run far longer than the ring must still lose nothing
+    from safety.replay import replay
+    from safety.trace import TraceRecorder
+
+    monkeypatch.setattr(TraceRecorder, "start", _StalledDrainRecorder.start)
+    controller, _sensor, _robot = _controller(tmp_path, persons=lambda t: [(2.0, 0.0)])
+    controller.run(duration_ns=20 * MS)
+    controller.press_reset()
+    controller.run(duration_ns=2_500 * MS)  # 2520 cycles through a 2000-cycle ring
+    controller.close()
+    assert controller.stats.trace_dropped == 0 and controller.stats.trace_sync_drains >= 1
+    trace = read_trace(tmp_path / "run.cgtrace")
+    assert trace.complete and not any(trace.dropped.values())
+    assert list(trace.streams["cycles"]["cycle"]) == list(range(2520))
+    assert replay(trace).identical
+
+
+def test_real_time_clock_drops_a_full_ring_and_counts_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # on a real-time clock the loop never waits for the file: records are dropped, counted and recorded
+    from safety.replay import ReplayError, replay
+    from safety.trace import TraceRecorder
+
+    class RealTimeLikeClock(SimulatedClock):
+        real_time = True
+
+    monkeypatch.setattr(TraceRecorder, "start", _StalledDrainRecorder.start)
+    clock = RealTimeLikeClock(START_NS)
+    sensor = ScriptedSensor(clock, persons=lambda _t: [])
+    robot = ScriptedRobot(clock)
+    controller = Controller(
+        make_cell(), sensor, robot, trace_path=tmp_path / "run.cgtrace", clock=clock, realtime=False
+    )
+    controller.run(duration_ns=2_500 * MS)
+    controller.close()
+    assert controller.stats.trace_sync_drains == 0
+    assert controller.stats.trace_dropped == 500  # 2500 cycles, 2000 slots, nothing drained until close
+    trace = read_trace(tmp_path / "run.cgtrace")
+    assert trace.dropped["cycles"] == 500 and len(trace.streams["cycles"]) == 2000
+    with pytest.raises(ReplayError, match="full trace ring"):
+        replay(trace)
