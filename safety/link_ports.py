@@ -2,9 +2,12 @@
 
 `open_controller_ports(cfg, robot_port, sensor_port)` opens one robot link and one sensor link per
 configured sensor (port specifications: serial device names, pyserial URLs, or `inproc://NAME` for
-ports registered in-process). Reads are non-blocking and happen in the loop, so a frame's receive time
-is the cycle that read it. A link error latches its endpoint (IEC 61784-3: stop until an operator
-reset) and is reported to the step every cycle through `take_fault` until `reset_link` is called.
+ports registered in-process). Each port has a reader thread (`ThreadedInbox`) that blocks on the port
+and stamps every chunk with its arrival time; the loop only feeds those chunks to the sans-IO endpoints,
+never waiting on a port (`link_ports(..., reader_threads=False)` polls from the loop instead, stamping
+chunks with the poll time). Sensor lines run at their `serial_baud` when declared. A link error latches
+its endpoint (IEC 61784-3: stop until an operator reset) and is reported to the step every cycle through
+`take_fault` until `reset_link` is called (the executor calls it on the reset input's rising edge).
 """
 
 from __future__ import annotations
@@ -287,6 +290,11 @@ def _open_transport(spec: str, baud: int, opened: ControllerPorts) -> ByteTransp
     return transport
 
 
+def sensor_baud(sensor: Any, link_baud: int) -> int:
+    """The rate a sensor line runs at: its own `serial_baud` when declared, else the link's `baud`."""
+    return int(getattr(sensor, "serial_baud", None) or link_baud)
+
+
 def link_ports(
     cfg: Any, robot: ByteTransport, sensors: Sequence[ByteTransport], now_ns: int, reader_threads: bool = True
 ) -> ControllerPorts:
@@ -348,7 +356,11 @@ def open_controller_ports(
     opened = ControllerPorts(None, None)  # type: ignore[arg-type]
     try:
         robot_transport = _open_transport(robot_port, cfg.link.baud, opened)
-        sensor_transports = [_open_transport(spec, cfg.link.baud, opened) for spec in sensor_specs]
+        # a sensor line may declare its own rate (serial_baud); otherwise it runs at the robot link's
+        sensor_transports = [
+            _open_transport(spec, sensor_baud(sensor, cfg.link.baud), opened)
+            for spec, sensor in zip(sensor_specs, cfg.sensors.values(), strict=True)
+        ]
     except PortError:
         opened.close()
         raise

@@ -121,3 +121,31 @@ def test_stale_bytes_from_before_arming_are_dropped() -> None:
     _run(controller, peers, 5)
     assert controller.stats.link_faults == 0  # not an unacceptable delay: it was never received
     assert np.all(controller.detections["frame_counter"] != 7)
+
+
+def test_sensor_lines_open_at_their_own_serial_baud(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sensor's `serial_baud` sets its line's rate; a sensor without one runs at `link.baud`."""
+    import safety.link_ports as lp
+
+    opened: list[tuple[str, int]] = []
+
+    def fake_open(spec: str, baud: int, ports: lp.ControllerPorts) -> object:
+        opened.append((spec, baud))
+        return object()
+
+    monkeypatch.setattr(lp, "_open_transport", fake_open)
+    monkeypatch.setattr(lp, "link_ports", lambda *args, **kwargs: lp.ControllerPorts(None, None))  # type: ignore[arg-type]
+    cell = make_cell()
+    sensor = next(iter(cell.sensors.values()))
+    assert sensor.serial_baud
+    lp.open_controller_ports(cell, "robot-line", "sensor-line", now_ns=0)
+    assert opened == [("robot-line", cell.link.baud), ("sensor-line", sensor.serial_baud)]
+    opened.clear()
+    from safety.config import config_from_dict
+
+    raw = cell.model_dump(mode="python")
+    next(iter(raw["sensors"].values()))["serial_baud"] = None
+    raw["link"]["baud"] = 2_000_000
+    plain = config_from_dict(raw, "no serial_baud")
+    lp.open_controller_ports(plain, "robot-line", "sensor-line", now_ns=0)
+    assert opened == [("robot-line", 2_000_000), ("sensor-line", 2_000_000)]
