@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from safety import budget
-from safety.config import CellConfig, Sensor, ns
+from safety.config import CellConfig, ns
 from safety.geometry import edge_table, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
@@ -73,26 +73,6 @@ PARAMS_DTYPE = np.dtype(
 )
 
 
-def sensor_latency_ns(sensor: Sensor) -> int:
-    """Worst case from start of exposure to metadata received: exposure/readout + inference + transport."""
-    return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms) + ns(sensor.transport_latency_ms)
-
-
-def sensor_max_age_ns(sensor: Sensor) -> int:
-    """Oldest the newest frame may be: frame period x (1 + tolerated missed frames) + worst latency.
-
-    This is the sensor's stage of T_r in safety.budget: older data means the budget no longer holds.
-    """
-    period = budget.frame_period_ns(sensor.frame_rate_hz)
-    return period * (1 + sensor.tolerated_missed_frames) + sensor_latency_ns(sensor)
-
-
-def stopping_rows(cfg: CellConfig) -> list[tuple[float, int, float]]:
-    """(speed, stop time ns, stop distance) rows of the stopping curve that applies (safety.budget's)."""
-    rows = budget.stopping_rows(cfg.robot)
-    return [(row.speed_mps, ns(row.stop_time_ms), row.stop_distance_m) for row in rows]
-
-
 def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
     if len(points) > 1 and tuple(points[0]) == tuple(points[-1]):
         points = points[:-1]  # closed rings are stored open
@@ -120,7 +100,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["robot_state_timeout_ns"] = ns(cfg.controller.robot_state_timeout_ms)
     r["fault_stop_category"] = cfg.robot.stop_category
 
-    rows = stopping_rows(cfg)
+    rows = budget.stopping_curve_ns(cfg.robot)
     if not 1 <= len(rows) <= MAX_STOP_POINTS:
         raise ValueError(f"robot.stopping: {len(rows)} rows for the payload, expected 1..{MAX_STOP_POINTS}")
     r["n_stop_points"] = len(rows)
@@ -162,8 +142,8 @@ def build_params(cfg: CellConfig) -> np.ndarray:
             r["zone_stop_category"][k] = zone.stop_category
 
     for k, sensor in enumerate(cfg.sensors.values()):
-        r["sensor_max_age_ns"][k] = sensor_max_age_ns(sensor)
-        r["sensor_max_latency_ns"][k] = sensor_latency_ns(sensor)
+        r["sensor_max_age_ns"][k] = budget.sensor_stage_ns(sensor)
+        r["sensor_max_latency_ns"][k] = budget.sensor_latency_ns(sensor)
         r["sensor_tolerated_missed"][k] = sensor.tolerated_missed_frames
         r["sensor_max_persons"][k] = sensor.max_persons
         r["sensor_z_d_m"][k] = sensor.position_uncertainty_m
