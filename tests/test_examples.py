@@ -11,8 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from safety.config import load_config
 from safety.budget import sensor_stage_ns
+from safety.config import load_config
 from safety.reasons import CommandKind, Reason, StopCategory
 from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
 from safety.replay import replay
@@ -235,3 +235,28 @@ def test_api_reference_shows_every_subcommand_and_option() -> None:
         options = [o for a in sub.choices[name]._actions for o in a.option_strings if o.startswith("--")]
         missing = [o for o in options if o not in section]
         assert not missing, f"docs/api.md: `cobotguard {name} --help` is out of date, lacks {missing}"
+
+
+# -- the documentation's numbers -------------------------------------------------------------------------
+
+DOCS = [EXAMPLES.parent / "docs" / name for name in ("integration.md", "trace.md", "hil.md")]
+PLACEHOLDER_CHECKSUM = "1a2b3c4d"  # the docs' stand-in for "the checksum `check` printed for your cell"
+
+
+def test_docs_quote_no_stale_checksum_or_budget() -> None:
+    """Checksums in the docs are the placeholder or the default cell's own; the HIL example's budget
+    column is the default cell's T_r (both change whenever the default cell does)."""
+    import re
+
+    from safety.budget import reaction_time_ns
+    from safety.checksum import config_checksum
+
+    cfg = load_config(EXAMPLES.parent / "hil" / "defaults" / "cell.toml")
+    allowed = {PLACEHOLDER_CHECKSUM, config_checksum(cfg)[0]}
+    budget = f"{round(reaction_time_ns(cfg) / 1e6)} ms"
+    for doc in DOCS:
+        text = doc.read_text()
+        quoted = re.findall(r"(?:--expect-checksum |expected_checksum=\")([0-9a-fA-F]{8})\b", text)
+        assert set(quoted) <= allowed, f"{doc.name}: checksums {set(quoted) - allowed} are stale"
+        for row in re.findall(r"(?m)^\S+\s+(?:scenario|fault)\s+(?:PASS|FAIL)\b.*$", text):
+            assert budget in row, f"{doc.name}: example row {row!r} does not show T_r {budget}"
