@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sensor.decode import MAX_DETECTIONS, NMS_IOU, anchor_centres, decode_nms_kernel
-from sensor.preprocess import NET_SIZE, Preprocessor
+from sensor.preprocess import DEFAULT_RESIZE, NET_SIZE, Preprocessor
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 MODEL_FILES = {
@@ -115,8 +115,13 @@ class Detector:
         max_detections: int = MAX_DETECTIONS,
         iou_threshold: float = NMS_IOU,
         spinning: bool = False,
+        resize: str = DEFAULT_RESIZE,
     ) -> None:
-        """Load the backbone ("fp32", "int8" or an .onnx path) and allocate every buffer."""
+        """Load the backbone ("fp32", "int8" or an .onnx path) and allocate every buffer.
+
+        `resize` is the preprocessing: "area" (antialiased, the default: see sensor.preprocess) or
+        "tf1_bilinear" (the graph's own resize, for differential tests against the in-graph oracle).
+        """
         import onnxruntime as ort
 
         if not 0.0 < min_score <= 1.0:
@@ -142,7 +147,8 @@ class Detector:
         self._person_scores = np.zeros(N_ANCHORS, dtype=np.float32)
         self._cand_idx = np.zeros(N_ANCHORS, dtype=np.int32)
         self._cand_boxes = np.zeros((N_ANCHORS, 4), dtype=np.float32)
-        self._preprocess = Preprocessor(self._input[0])
+        self._preprocess = Preprocessor(self._input[0], resize)
+        self.resize = resize
         self._binding = self._bind()
         self.result = DetectionResult(
             np.zeros((max_detections, 4), dtype=np.float32),

@@ -1,4 +1,5 @@
-"""The compiled resize + normalise against a plain numpy TF1 bilinear reference and the graph itself."""
+"""The compiled resize + normalise: TF1 bilinear against a plain numpy reference and the graph itself;
+area averaging against an exact box-filter integral."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensor.preprocess import NET_SIZE, Preprocessor, check_frame, resize_tables
+from sensor.preprocess import DEFAULT_RESIZE, NET_SIZE, Preprocessor, area_tables, check_frame, resize_tables
 
 
 def reference_tf1_bilinear(frame: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -33,19 +34,86 @@ def reference_tf1_bilinear(frame: np.ndarray, out_h: int, out_w: int) -> np.ndar
     return out * np.float32(2.0 / 255.0) - np.float32(1.0)
 
 
+def reference_area(frame: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Each output pixel is the mean of the input over its footprint, integrated exactly in float64."""
+
+    def coverage(in_size: int, out_size: int) -> np.ndarray:
+        scale = in_size / out_size
+        lo = np.arange(out_size)[:, None] * scale
+        pixel = np.arange(in_size)[None, :]
+        overlap = np.clip(np.minimum(lo + scale, pixel + 1.0) - np.maximum(lo, pixel), 0.0, None)
+        return overlap / overlap.sum(axis=1, keepdims=True)
+
+    rows, cols = coverage(frame.shape[0], out_h), coverage(frame.shape[1], out_w)
+    averaged = np.einsum("ij,jkc->ikc", rows, frame.astype(np.float64))
+    averaged = np.einsum("ikc,lk->ilc", averaged, cols)
+    return averaged * (2.0 / 255.0) - 1.0
+
+
 @pytest.fixture(scope="module")
 def small_pre() -> Preprocessor:
     """A preprocessor with a small output, so the pure-Python reference stays fast."""
-    pre = Preprocessor(np.empty((23, 31, 3), dtype=np.float32))
+    pre = Preprocessor(np.empty((23, 31, 3), dtype=np.float32), "tf1_bilinear")
+    pre.warm_up(40, 50)
+    return pre
+
+
+@pytest.fixture(scope="module")
+def small_area() -> Preprocessor:
+    pre = Preprocessor(np.empty((23, 31, 3), dtype=np.float32), "area")
     pre.warm_up(40, 50)
     return pre
 
 
 @pytest.fixture(scope="module")
 def net_pre() -> Preprocessor:
+    pre = Preprocessor(mode="tf1_bilinear")
+    pre.warm_up()
+    return pre
+
+
+@pytest.fixture(scope="module")
+def net_area() -> Preprocessor:
     pre = Preprocessor()
     pre.warm_up()
     return pre
+
+
+def test_area_is_the_default() -> None:
+    assert DEFAULT_RESIZE == "area" and Preprocessor().mode == "area"
+    with pytest.raises(ValueError, match="resize mode"):
+        Preprocessor(mode="nearest")
+
+
+@given(h=st.integers(1, 120), w=st.integers(1, 120), seed=st.integers(0, 2**32 - 1))
+def test_area_matches_the_box_filter_integral(small_area: Preprocessor, h: int, w: int, seed: int) -> None:
+    frame = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    np.testing.assert_allclose(small_area(frame), reference_area(frame, 23, 31), rtol=0, atol=2e-6)
+
+
+def test_area_at_network_size_for_a_camera_frame(net_area: Preprocessor) -> None:
+    frame = np.random.default_rng(8).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    got = net_area(frame)
+    assert got.shape == (NET_SIZE, NET_SIZE, 3)
+    np.testing.assert_allclose(got, reference_area(frame, NET_SIZE, NET_SIZE), rtol=0, atol=2e-6)
+
+
+def test_area_keeps_flat_colours_and_removes_aliasing(net_area: Preprocessor, net_pre: Preprocessor) -> None:
+    flat = np.full((480, 640, 3), 77, dtype=np.uint8)
+    np.testing.assert_allclose(net_area(flat), 77 * 2 / 255 - 1, atol=1e-6)
+    stripes = np.zeros((480, 640, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: far above the output's Nyquist limit
+    area_spread = float(np.ptp(net_area(stripes)[:, 10:-10]))
+    bilinear_spread = float(np.ptp(net_pre(stripes)[:, 10:-10]))
+    assert area_spread < 0.2 and bilinear_spread > 1.0  # averaged to grey vs sampled into false patterns
+
+
+def test_area_tables_weights_sum_to_one_and_stay_in_range() -> None:
+    t = area_tables(480, 640)
+    np.testing.assert_allclose(t.y_w.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(t.x_w.sum(axis=1), 1.0, atol=1e-6)
+    assert (t.y_start + t.y_w.shape[1] <= 480).all() and (t.x_start + t.x_w.shape[1] <= 640).all()
+    assert t.row.shape == (640, 3)
 
 
 @given(
@@ -91,28 +159,32 @@ def test_matches_the_graph_own_preprocessing(net_pre: Preprocessor) -> None:
     np.testing.assert_allclose(net_pre(frame), graph_out, rtol=0, atol=5e-4)
 
 
-def test_output_is_written_into_the_given_buffer() -> None:
+@pytest.mark.parametrize("mode", ["area", "tf1_bilinear"])
+def test_output_is_written_into_the_given_buffer(mode: str) -> None:
     buffer = np.full((1, NET_SIZE, NET_SIZE, 3), 9.0, dtype=np.float32)
-    pre = Preprocessor(buffer[0])
+    pre = Preprocessor(buffer[0], mode)
     frame = np.full((480, 640, 3), 255, dtype=np.uint8)
     result = pre(frame)
     assert np.shares_memory(result, buffer)
     np.testing.assert_allclose(buffer, 1.0, atol=1e-6)
 
 
-def test_read_only_and_strided_frames_give_the_same_result(net_pre: Preprocessor) -> None:
+@pytest.mark.parametrize("mode", ["area", "tf1_bilinear"])
+def test_read_only_and_strided_frames_give_the_same_result(mode: str, net_pre, net_area) -> None:
+    pre = net_area if mode == "area" else net_pre
     frame = np.random.default_rng(5).integers(0, 256, (200, 300, 3), dtype=np.uint8)
-    want = net_pre(frame).copy()
+    want = pre(frame).copy()
     read_only = frame.copy()
     read_only.flags.writeable = False
-    np.testing.assert_array_equal(net_pre(read_only), want)
+    np.testing.assert_array_equal(pre(read_only), want)
     wide = np.zeros((200, 600, 3), dtype=np.uint8)
     wide[:, ::2] = frame
-    np.testing.assert_array_equal(net_pre(wide[:, ::2]), want)
+    np.testing.assert_array_equal(pre(wide[:, ::2]), want)
 
 
-def test_identity_size_reproduces_pixels() -> None:
-    pre = Preprocessor(np.empty((4, 5, 3), dtype=np.float32))
+@pytest.mark.parametrize("mode", ["area", "tf1_bilinear"])
+def test_identity_size_reproduces_pixels(mode: str) -> None:
+    pre = Preprocessor(np.empty((4, 5, 3), dtype=np.float32), mode)
     frame = np.arange(60, dtype=np.uint8).reshape(4, 5, 3)
     np.testing.assert_allclose(pre(frame), frame * (2.0 / 255.0) - 1.0, atol=1e-6)
 
