@@ -1,10 +1,21 @@
 """Synthetic cell scenes: real photos of people walking on a rendered floor, seen through the camera model.
 
 The people are cut from photos that ship with scikit-image and matplotlib (the astronaut Eileen Collins,
-the cameraman, Grace Hopper). They are portraits, not full-body shots: each cut-out stands for one person,
-scaled so that its height in the image is the projected height of a person of `height_m` standing at the
-floor point, with its bottom centre on that point's pixel (the foot point the sensor path uses). A scene is
-deterministic: the same time gives the same image and the same ground truth.
+the cameraman, Grace Hopper). They are portraits, not full-body shots: each shows only the top part of a
+standing person (`Sprite.body_share`, measured from the head size in the photo: about 50 % of the body
+for the astronaut, 61 % for the cameraman, 29 % for Grace Hopper). A walker is drawn in one of two ways:
+
+- true extent (`Walker(..., true_extent=True)`): the cut-out covers only that top share of a person of
+  `height_m` standing at the floor point: its top at the head, scaled to the body share, the legs not
+  drawn (as if hidden). The ground truth box is the visible part; `height_fraction` is still the whole
+  person's apparent height. This is the realistic case, and the one recall is measured on: what the
+  detector sees is an upper body of the size it would have on a real person at that distance.
+- stand-in (the default, kept for the controller demos): the cut-out is stretched to the person's full
+  projected height with its bottom centre on the foot point, so the foot point the sensor path takes from
+  the box bottom is the person's floor position. A portrait stretched to a standing person's height is
+  not a realistic walker (an upper body 1.5-1.75 m tall); do not measure detection capability on it.
+
+A scene is deterministic: the same time gives the same image and the same ground truth.
 """
 
 from __future__ import annotations
@@ -22,6 +33,10 @@ PERSON_CROPS: dict[str, tuple[int, int, int, int]] = {
     "cameraman": (55, 0, 512, 310),
     "grace_hopper": (10, 0, 600, 512),
 }
+# Twice the eye-to-chin distance in each photo's pixels (the eyes sit half-way down an adult head),
+# measured by eye on the photos; an adult standing is about 7.5 heads tall (artists' canon).
+HEAD_HEIGHT_PX: dict[str, float] = {"astronaut": 130.0, "cameraman": 100.0, "grace_hopper": 270.0}
+HEADS_PER_BODY = 7.5
 FEATHER = 0.06  # share of the cut-out's width/height blended into the background at its edges
 
 
@@ -52,6 +67,7 @@ class Sprite:
     name: str
     rgb: np.ndarray  # uint8 (h, w, 3)
     alpha: np.ndarray  # float32 (h, w) in [0, 1]
+    body_share: float = 1.0  # share of a standing person's height (from the head down) the cut-out shows
 
     @property
     def aspect(self) -> float:
@@ -68,7 +84,13 @@ def load_sprite(name: str) -> Sprite:
     ramp_x = np.clip(np.minimum(np.arange(w), w - 1 - np.arange(w)) / (FEATHER * w), 0.0, 1.0)
     ramp_y[h // 2 :] = 1.0  # the feet stay sharp: the box bottom is the foot point
     alpha = (ramp_y[:, None] * ramp_x[None, :]).astype(np.float32)
-    return Sprite(name, rgb, alpha)
+    return Sprite(name, rgb, alpha, body_share(name))
+
+
+def body_share(name: str) -> float:
+    """Share of a standing person's height that the cut-out of `name` shows, from its head size."""
+    y0, _, y1, _ = PERSON_CROPS[name]
+    return min(1.0, (y1 - y0) / (HEADS_PER_BODY * HEAD_HEIGHT_PX[name]))
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,7 @@ class Walker:
     sprite: Sprite
     path: Trajectory
     height_m: float = 1.75
+    true_extent: bool = False  # draw only the body share the photo shows (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -126,8 +149,9 @@ class PersonTruth:
     x_m: float
     y_m: float
     box: tuple[float, float, float, float]  # pasted cut-out, normalised y0, x0, y1, x1, clipped to the image
-    height_fraction: float  # unclipped apparent height over the image height
-    fully_visible: bool
+    height_fraction: float  # the whole person's unclipped apparent height over the image height
+    fully_visible: bool  # the drawn cut-out lies inside the image
+    visible_fraction: float = -1.0  # the drawn cut-out's unclipped height over the image height
 
 
 @dataclass
@@ -168,12 +192,25 @@ class Scene:
         truths = []
         for _, walker, xy, u, v in sorted(placed, key=lambda p: -p[0]):  # far ones first
             height_px = float(cam.person_height_px(xy[0], xy[1], walker.height_m))
-            truth = paste(frame, walker.sprite, u, v, height_px)
+            if walker.true_extent:  # the cut-out spans heights [(1 - share) * h, h] above the floor point
+                low_m = walker.height_m * (1.0 - walker.sprite.body_share)
+                u_top, v_top = (float(c) for c in cam.project(xy[0], xy[1], walker.height_m))
+                u, v = (float(c) for c in cam.project(xy[0], xy[1], low_m))
+                drawn_px = float(np.hypot(u - u_top, v - v_top))
+            else:
+                drawn_px = height_px
+            truth = paste(frame, walker.sprite, u, v, drawn_px)
             if truth is not None:
                 y0, x0, y1, x1, full = truth
                 truths.append(
                     PersonTruth(
-                        walker.sprite.name, xy[0], xy[1], (y0, x0, y1, x1), height_px / cam.height_px, full
+                        walker.sprite.name,
+                        xy[0],
+                        xy[1],
+                        (y0, x0, y1, x1),
+                        height_px / cam.height_px,
+                        full,
+                        drawn_px / cam.height_px,
                     )
                 )
         return frame, truths

@@ -50,6 +50,14 @@ def fp32() -> Detector:
 
 
 @pytest.fixture(scope="module")
+def fp32_tf1() -> Detector:
+    """The graph's own resize: the differential tests against the oracle need identical inputs."""
+    det = Detector("fp32", threads=2, min_score=0.5, resize="tf1_bilinear")
+    det.warm_up()
+    return det
+
+
+@pytest.fixture(scope="module")
 def int8() -> Detector:
     det = Detector("int8", threads=2, min_score=0.5)
     det.warm_up()
@@ -82,9 +90,12 @@ def assert_same_persons(got: DetectionResult, want: DetectionResult, min_iou: fl
         unmatched.pop(best)
 
 
+@pytest.mark.parametrize("resize", ["area", "tf1_bilinear"])
 @pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
-def test_fp32_finds_the_person_in_each_photo(name: str, images, fp32: Detector, oracle_results) -> None:
-    result = fp32.detect(images[name])
+def test_fp32_finds_the_person_in_each_photo(
+    name: str, resize: str, images, fp32: Detector, fp32_tf1: Detector, oracle_results
+) -> None:
+    result = (fp32 if resize == "area" else fp32_tf1).detect(images[name])
     assert result.count == 1
     assert result.scores[0] >= 0.85
     assert result.classes[0] == PERSON_CLASS
@@ -103,15 +114,15 @@ def test_int8_finds_the_same_person_as_the_oracle(name: str, images, int8: Detec
 
 @pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
 def test_fp32_equals_the_oracle_down_to_low_scores(
-    name: str, images, fp32: Detector, oracle: OracleDetector
+    name: str, images, fp32_tf1: Detector, oracle: OracleDetector
 ) -> None:
-    """Same network, same decode and NMS: every box above 0.05 agrees, not just the confident one."""
-    fp32.min_score = oracle.min_score = 0.05
+    """Same resize, network, decode and NMS: every box above 0.05 agrees, not just the confident one."""
+    fp32_tf1.min_score = oracle.min_score = 0.05
     try:
-        got = fp32.detect(images[name]).copy()
+        got = fp32_tf1.detect(images[name]).copy()
         want = oracle.detect(images[name])
     finally:
-        fp32.min_score = oracle.min_score = 0.5
+        fp32_tf1.min_score = oracle.min_score = 0.5
     assert got.count >= 1
     assert_same_persons(got, want, min_iou=0.99)
     np.testing.assert_allclose(got.scores[: got.count], want.scores[: want.count], atol=1e-4)
@@ -128,12 +139,12 @@ def composite(photo: np.ndarray, height_px: int, x0: int, background: int = 128)
     return frame
 
 
-def test_fp32_and_int8_agree_with_the_oracle_on_composited_frames(images, fp32, int8, oracle) -> None:
+def test_fp32_and_int8_agree_with_the_oracle_on_composited_frames(images, fp32_tf1, int8, oracle) -> None:
     for photo in images.values():
         for height_px, x0 in ((360, 20), (240, 300), (200, 100)):
             frame = composite(photo, height_px, x0)
             want = oracle.detect(frame)
-            assert_same_persons(fp32.detect(frame), want)
+            assert_same_persons(fp32_tf1.detect(frame), want)
             if want.count and want.scores[0] > 0.8:  # int8 moves scores: compare only clear cases
                 best = int8.detect(frame)
                 assert best.count >= 1
@@ -221,38 +232,52 @@ def test_rejects_frames_that_are_not_rgb_uint8_and_marks_the_old_result_invalid(
 
 # -- a synthetic walk-in: recall against the size of the person in the image -----------------------------
 
-# Measured on walk-ins like this one (photo cut-outs, see sensor.scene): every person at least half the
-# frame height is found by both models; counting from 25 % of the height, recall is only ~87-92 % (fp32)
-# and ~75-86 % (int8), so a configured detection capability (min_person_height_px) below half the frame
-# height promises more than this detector delivers on these scenes.
-CAPABILITY_HEIGHT_FRACTION = 0.5
-WALK_LANES_M = (-0.8, 0.8)
-WALK_START_NS = 1_000_000_000  # the first second shows the empty cell
+# The photos are portraits, so each walker is drawn at its true extent (sensor.scene): only the share of
+# a 1.5 m person that the photo shows, and sizes are that drawn part's height over the frame height.
+# Measured with bench/bench_recall.py (default cell camera, 2 lanes x 50 frames per photo, area resize):
+# recall stays >= 95 % from 0.39 of the frame height up, for fp32 and int8, all photos together and for
+# the worst photo (cameraman 0.39, astronaut 0.36, Grace Hopper 0.16-0.18). From 0.25 up it is only
+# ~88 % (fp32) and ~77 % (int8): astronaut ~74-92 % and cameraman ~88-92 % in the 0.25-0.40 band.
+RELIABLE_HEIGHT_FRACTION = 0.40
+WALK_LANES_M = (-0.6, 0.5)
+WALK_EMPTY_FRAMES = 4
+
+
+def walk_positions(camera, lane_m: float, count: int) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """Floor points toward the camera, evenly in 1 / distance, from 6 m down to 1.2 m (as the bench)."""
+    cx, cy = camera.centre_m[0], camera.centre_m[1]
+    return [(cx + 1.0 / k, cy + lane_m) for k in np.linspace(1.0 / 6.0, 1.0 / 1.2, count)]
 
 
 @pytest.fixture(scope="module")
 def walk_in(fp32: Detector, int8: Detector) -> dict[str, dict[str, list]]:
-    """Per model: (height fraction, found) of each fully visible person, and counts on empty frames."""
+    """Per model: (visible height fraction, found) per fully visible person, and counts on empty frames."""
     from safety.camera import CameraModel
+    from safety.config import load_config
     from sensor.scene import Scene, Trajectory, Walker, load_sprite
+    from sensor.sources import SyntheticSource
 
-    camera = CameraModel.from_pose(500, 500, 320, 240, (0.0, 0.0, 2.2), 0.0, 20.0, 0.0, 640, 480)
+    cell = load_config("hil/defaults/cell.toml").sensors["cam0"]
+    camera = CameraModel.from_config(cell)
     outcome: dict[str, dict[str, list]] = {m: {"persons": [], "empty_counts": []} for m in ("fp32", "int8")}
     for name in ("astronaut", "cameraman", "grace_hopper"):
         sprite = load_sprite(name)
         for lane in WALK_LANES_M:
-            path = Trajectory.walk((7.0, lane), (1.5, lane), 1.1, t_start_ns=WALK_START_NS)
-            scene = Scene(camera, [Walker(sprite, path, 1.75)])
-            for t_ns in range(0, 6_000_000_000, 400_000_000):
-                frame, truths = scene.render(t_ns)
+            points = walk_positions(camera, lane, 16)
+            path = Trajectory.from_points([(WALK_EMPTY_FRAMES + k, x, y) for k, (x, y) in enumerate(points)])
+            walker = Walker(sprite, path, cell.assumed_person_height_m, true_extent=True)
+            source = SyntheticSource(Scene(camera, [walker]))
+            for k in range(WALK_EMPTY_FRAMES + len(points)):
+                frame = source.read(k, k)
+                assert frame is not None
                 for model, det in (("fp32", fp32), ("int8", int8)):
-                    result = det.detect(frame)
-                    if not truths:
+                    result = det.detect(frame.image)
+                    if not frame.truth:
                         outcome[model]["empty_counts"].append(result.count)
-                    for truth in truths:
+                    for truth in frame.truth:
                         found = any(box_iou(result.boxes[i], truth.box) >= 0.5 for i in range(result.count))
                         if truth.fully_visible:
-                            outcome[model]["persons"].append((truth.height_fraction, found))
+                            outcome[model]["persons"].append((truth.visible_fraction, found))
     return outcome
 
 
@@ -262,21 +287,23 @@ def recall(persons: list[tuple[float, bool]], min_fraction: float) -> tuple[floa
 
 
 @pytest.mark.parametrize("model", ["fp32", "int8"])
-def test_walk_in_finds_people_above_the_detection_capability(model: str, walk_in) -> None:
-    value, n = recall(walk_in[model]["persons"], CAPABILITY_HEIGHT_FRACTION)
-    assert n >= 8, "the walk-in must bring people close enough to test the capability"
+def test_walk_in_finds_people_above_the_reliable_height(model: str, walk_in) -> None:
+    value, n = recall(walk_in[model]["persons"], RELIABLE_HEIGHT_FRACTION)
+    assert n >= 4, "the walk-in must bring people close enough to test the capability"
     assert value >= 0.95, f"{model}: recall {value:.2f} over {n} frames"
 
 
 @pytest.mark.parametrize("model", ["fp32", "int8"])
 def test_walk_in_reports_nobody_in_the_empty_cell(model: str, walk_in) -> None:
     counts = walk_in[model]["empty_counts"]
-    assert len(counts) >= 12 and not any(counts)
+    assert len(counts) >= 6 * WALK_EMPTY_FRAMES and not any(counts)
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="25 % of the frame height is not reached with photo cut-outs (recall 87-92 % fp32, 75-86 % int8)",
+    reason="issue 4 asks for recall >= 95 % from 25 % of the frame height; measured on true-extent walk-ins "
+    "(area resize, bench/bench_recall.py): ~88 % fp32, ~77 % int8 (tf1 bilinear resize: ~79 %, ~68 %); "
+    "the astronaut and cameraman drop below 0.5 score in the 0.25-0.40 band",
 )
 @pytest.mark.parametrize("model", ["fp32", "int8"])
 def test_walk_in_finds_people_a_quarter_of_the_frame_tall(model: str, walk_in) -> None:

@@ -1,5 +1,6 @@
 """The sensor emulator: timestamps on a simulated clock, skipped frames, publishers, and the real detector
-end to end on a synthetic walk-in (recall, no detections on empty frames, floor positions)."""
+end to end on a synthetic walk-in (no detections on empty frames, floor positions). Recall against person
+size is tested once, in tests/test_detector.py."""
 
 from dataclasses import dataclass, field
 
@@ -221,44 +222,33 @@ def recall_of(records: np.ndarray, truth: dict, min_height: float = 0.25):  # ty
     return hits, eligible, errors
 
 
-SPRITES = ("astronaut", "cameraman", "grace_hopper")
 EMPTY_FRAMES = 4
-RELIABLE_HEIGHT = 0.45  # measured: from here up every photo is found in >= 95 % of frames (see below)
+NEAR_HEIGHT = 0.45  # people this tall are found in every frame (see tests/test_detector.py)
 
 
 @pytest.fixture(scope="module")
-def walk_ins(cell_sensor, detector):  # type: ignore[no-untyped-def]
-    """Each photo walking in after EMPTY_FRAMES frames of empty floor, run once for all tests below."""
-    return {s: run_walk_in(cell_sensor, detector, s, frames=40, empty_frames=EMPTY_FRAMES) for s in SPRITES}
+def walk_in_run(cell_sensor, detector):  # type: ignore[no-untyped-def]
+    """Grace Hopper walking in after EMPTY_FRAMES frames of empty floor, run once for the tests below.
+
+    She is drawn as a stand-in (stretched to the full standing height, box bottom on the foot point):
+    this walk-in tests the floor positions the emulator publishes, which need the feet where the box
+    ends, not recall (a portrait stretched to a standing height is not a realistic person).
+    """
+    return run_walk_in(cell_sensor, detector, "grace_hopper", frames=32, empty_frames=EMPTY_FRAMES)
 
 
-@pytest.mark.parametrize("sprite", SPRITES)
-def test_walk_in_no_detection_on_empty_frames(walk_ins, sprite: str) -> None:  # type: ignore[no-untyped-def]
-    records, _ = walk_ins[sprite]
+def test_walk_in_no_detection_on_empty_frames(walk_in_run) -> None:  # type: ignore[no-untyped-def]
+    records, _ = walk_in_run
     assert (records["health"] == 0).all()
     assert (records["person_count"][:EMPTY_FRAMES] == 0).all()
 
 
-@pytest.mark.parametrize("sprite", SPRITES)
-def test_walk_in_recall_above_the_reliable_height(walk_ins, sprite: str) -> None:  # type: ignore[no-untyped-def]
-    records, truth = walk_ins[sprite]
-    hits, eligible, errors = recall_of(records, truth, RELIABLE_HEIGHT)
-    assert eligible >= 5
-    assert hits / eligible >= 0.95, f"recall {hits}/{eligible}"
+def test_walk_in_floor_positions_are_near_the_person(walk_in_run) -> None:  # type: ignore[no-untyped-def]
+    records, truth = walk_in_run
+    hits, eligible, errors = recall_of(records, truth, NEAR_HEIGHT)
+    assert eligible >= 5 and hits >= 5
     # The foot point lands near the person's floor position.
     assert float(np.median(errors)) < 0.15 and max(errors) < 0.5
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured on this walk-in (fp32, min_score 0.5): recall for people >= 25 % of the frame height is "
-    "~66 % (astronaut), ~80 % (cameraman), ~97 % (Grace Hopper); each photo has a band of sizes between "
-    "28 % and 42 % of the frame height where the detector's score drops below 0.5",
-)
-def test_walk_in_recall_from_a_quarter_of_the_frame_height(walk_ins) -> None:  # type: ignore[no-untyped-def]
-    totals = np.array([recall_of(*walk_ins[s], 0.25)[:2] for s in SPRITES])
-    hits, eligible = totals.sum(axis=0)
-    assert hits / eligible >= 0.95, f"recall {hits}/{eligible}"
 
 
 def test_link_publisher_sends_detections_the_controller_end_accepts() -> None:

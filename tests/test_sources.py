@@ -67,6 +67,32 @@ def test_person_is_drawn_where_the_camera_sees_the_floor_point(scene: Scene) -> 
     assert np.abs(inside.astype(int) - floor).mean() > 20
 
 
+def test_portraits_show_only_the_top_of_the_body() -> None:
+    shares = {name: load_sprite(name).body_share for name in PERSON_CROPS}
+    assert all(0.2 < share < 0.7 for share in shares.values()), shares  # head and torso, never the legs
+    assert shares["grace_hopper"] < shares["astronaut"] < shares["cameraman"]
+
+
+def test_true_extent_walker_covers_only_its_body_share() -> None:
+    sprite = load_sprite("astronaut")
+    path = Trajectory.from_points([(0, 5.0, 0.5), (S, 5.0, 0.5)])
+    (stand_in,) = Scene(CAM, [Walker(sprite, path, 1.75)]).render(0)[1]
+    image, (true,) = Scene(CAM, [Walker(sprite, path, 1.75, true_extent=True)]).render(0)
+    assert true.height_fraction == pytest.approx(stand_in.height_fraction)  # the same person
+    drawn = (true.box[2] - true.box[0]) * H
+    _, v_low = CAM.project(5.0, 0.5, 1.75 * (1.0 - sprite.body_share))  # where the cut-out ends
+    _, v_head = CAM.project(5.0, 0.5, 1.75)
+    assert drawn == pytest.approx(float(v_low - v_head), abs=1.5)
+    assert true.visible_fraction == pytest.approx(drawn / H, abs=1.5 / H)
+    assert drawn < 0.6 * stand_in.height_fraction * H
+    assert true.box[0] * H == pytest.approx(float(v_head), abs=1.0)  # the head is where a standing one's is
+    u_foot, v_foot = CAM.floor_to_pixel(5.0, 0.5)
+    assert true.box[2] * H < v_foot - 10  # the legs are not drawn: floor below the cut-out
+    below = image[int(true.box[2] * H) + 2 : int(v_foot), int(u_foot) - 2 : int(u_foot) + 2]
+    floor = Scene(CAM).background[int(true.box[2] * H) + 2 : int(v_foot), int(u_foot) - 2 : int(u_foot) + 2]
+    assert np.array_equal(below, floor)
+
+
 def test_person_grows_as_they_come_closer(scene: Scene) -> None:
     heights = [scene.render(t)[1][0].height_fraction for t in (S, 2 * S, 3 * S, 4 * S)]
     assert heights == sorted(heights) and heights[-1] > 1.5 * heights[0]
