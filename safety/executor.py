@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from safety.clock import Clock, MonotonicClock, is_real_time
-from safety.ports import RobotPort, SensorSource
+from safety.ports import ResetHook, RobotPort, SensorSource, StartHook
 from safety.reasons import CommandKind, Reason
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceRecorder, TraceWriter, header_for_config
@@ -277,6 +277,10 @@ class Controller:
         # On the real clock waiting would miss deadlines: a full ring drops (counted and recorded).
         self._drain_when_full = not is_real_time(self.clock)
 
+        # the ports' optional hooks (safety.ports.StartHook / ResetHook), looked up once
+        ports = (sensor_source, robot_port)
+        self._start_hooks = [p.start for p in ports if isinstance(p, StartHook)]
+        self._reset_hooks = [p.reset_link for p in ports if isinstance(p, ResetHook)]
         # Everything the loop touches is allocated here, once.
         self.params = self.core.build_params(cfg)
         self.state = self.core.new_state(self.params)
@@ -366,10 +370,8 @@ class Controller:
                 self._command_u8,
             )
         now = self.clock.now_ns()
-        for port in (self.sensor_source, self.robot_port):
-            start = getattr(port, "start", None)
-            if start is not None:  # e.g. link ports drop what queued up while the step compiled
-                start(now)
+        for start in self._start_hooks:  # e.g. link ports drop what queued up while the step compiled
+            start(now)
         self._next_release_ns = now + self.period_ns
         self.armed = True
 
@@ -502,10 +504,8 @@ class Controller:
         return int(self._reset_level)
 
     def _reset_links(self, now_ns: int) -> None:
-        for port in (self.sensor_source, self.robot_port):
-            reset_link = getattr(port, "reset_link", None)
-            if reset_link is not None:
-                reset_link(now_ns)
+        for reset_link in self._reset_hooks:
+            reset_link(now_ns)
 
     def _take_in_frames(self, now_ns: int) -> int:
         """Queue received frames per sensor; move at most one per sensor into the held set. Returns a mask."""

@@ -4,13 +4,17 @@ The executor talks to a `SensorSource` (detection frames in) and a `RobotPort` (
 command out every cycle). The serial link implements the same two interfaces, so the executor is the
 same in library use, in simulated-clock tests and on the wire. Receive errors are reported as a
 `Reason` code (LINK_*) through `take_fault`, and the executor feeds them to the step, which stops.
+
+Two hooks are optional (the executor uses them when a port has them, see `StartHook` and `ResetHook`):
+`start(now_ns)`, called once when the controller arms, and `reset_link(now_ns)`, called on each rising
+edge of the operator's reset input. Ports that latch errors (the serial link's) need `reset_link`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +34,11 @@ class SensorSource(Protocol):
         ...
 
     def take_fault(self) -> int:
-        """The Reason of the first receive error since the last call (0: none), and clear it."""
+        """The Reason of a receive error to give the step this cycle (0: none); called once per cycle.
+
+        Either report an error once (the in-process ports: the first since the last call, then cleared)
+        or latch it and report it every cycle until `reset_link` (the serial link's ports).
+        """
         ...
 
 
@@ -46,7 +54,30 @@ class RobotPort(Protocol):
         ...
 
     def take_fault(self) -> int:
-        """The Reason of the first receive error since the last call (0: none), and clear it."""
+        """The Reason of a receive error to give the step this cycle (0: none); called once per cycle.
+
+        Either report an error once (the in-process ports: the first since the last call, then cleared)
+        or latch it and report it every cycle until `reset_link` (the serial link's ports).
+        """
+        ...
+
+
+@runtime_checkable
+class StartHook(Protocol):
+    """Optional on a SensorSource or RobotPort: `Controller.arm()` calls `start` once, after compiling."""
+
+    def start(self, now_ns: int) -> None:
+        """Get ready to run from `now_ns`, e.g. drop bytes that queued up while the step compiled."""
+        ...
+
+
+@runtime_checkable
+class ResetHook(Protocol):
+    """Optional on a SensorSource or RobotPort: called on each rising edge of the operator's reset input,
+    before that cycle's inputs are read (so a cleared error is not reported in the reset's cycle)."""
+
+    def reset_link(self, now_ns: int) -> None:
+        """Clear latched receive errors (the step's restart interlock still decides whether to restart)."""
         ...
 
 
