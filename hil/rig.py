@@ -32,7 +32,7 @@ import numpy as np
 from hil import faults as fl
 from hil import scenarios as sc
 from hil.session import MS, RigError, Session
-from hil.timeline import RIG_EVENT_DTYPE, Budget, Outcome, RigEvent
+from hil.timeline import PERSON_REASONS, RIG_EVENT_DTYPE, Budget, Outcome, RigEvent, stall_evidence
 from safety.config import CellConfig, ns
 
 __all__ = [
@@ -67,6 +67,9 @@ class RigOptions:
     # that other processes on a busy machine do not stall it (0: stay at normal priority).
     rt_priority: int = 60
     reset_command: str | None = None  # real ports: a shell command that presses the controller's reset
+    # Runs per scenario or fault at most: a failed run is repeated only when the system detected a stall
+    # and failed closed (hil.timeline.stall_evidence); the discarded runs are listed in the notes.
+    attempts: int = 1
 
 
 @dataclass
@@ -269,6 +272,30 @@ def _open_real(options: RigOptions, cfg: CellConfig) -> tuple[Any, list[Any]]:
     return opened[0], opened[1:]
 
 
+def _one_run(
+    session: Session,
+    kind: str,
+    item: Any,
+    index: int,
+    budget: Budget,
+    label: str,
+    progress: Callable[[str], None],
+) -> Outcome:
+    """Bring the cell to run, then play one scenario or inject one fault, and judge it."""
+    progress(f"{label}: bringing the cell to run")
+    if not session.bring_to_run(prompt=progress):
+        last = session.last_command
+        why = "no command" if last is None else f"last command kind {last[0]}, reason {last[1]}"
+        return Outcome(
+            item.name, kind, passed=False, failures=[f"controller did not return to motion ({why})"]
+        )
+    if kind == "scenario":
+        progress(f"{label}: running ({item.duration_ns / 1e9:.1f} s)")
+        return session.run_scenario(item, budget, index)
+    progress(f"{label}: injecting on the {item.link} link")
+    return session.run_fault(item, index)
+
+
 def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     """Run the selected scenarios and faults against one controller session."""
     from safety.budget import reaction_time_ns
@@ -344,21 +371,24 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         session.start_streaming()
         total = len(plans) + len(faults)
         runs: list[tuple[str, Any]] = [("scenario", p) for p in plans] + [("fault", f) for f in faults]
+        watchdog_ns = ns(cfg.link.command_watchdog_ms)
+        first = next(iter(cfg.sensors.values()))  # faults and the rig's frame schedule start with it
+        frame_gap_ns = sc.frame_period_ns(first) * (first.tolerated_missed_frames + 1)
         for i, (kind, item) in enumerate(runs):
             label = f"[{i + 1}/{total}] {kind} {item.name}"
-            progress(f"{label}: bringing the cell to run")
-            if not session.bring_to_run(prompt=progress):
-                last = session.last_command
-                why = "no command" if last is None else f"last command kind {last[0]}, reason {last[1]}"
-                out = Outcome(
-                    item.name, kind, passed=False, failures=[f"controller did not return to motion ({why})"]
-                )
-            elif kind == "scenario":
-                progress(f"{label}: running ({item.duration_ns / 1e9:.1f} s)")
-                out = session.run_scenario(item, budget, i)
-            else:
-                progress(f"{label}: injecting on the {item.link} link")
-                out = session.run_fault(item, i)
+            expected = PERSON_REASONS if kind == "scenario" else frozenset(item.expected)
+            for attempt in range(1, max(1, options.attempts) + 1):
+                t_attempt = session.now()
+                out = _one_run(session, kind, item, i, budget, label, progress)
+                out.attempts = attempt
+                if out.passed or attempt >= options.attempts:
+                    break
+                stall = stall_evidence(session.log.array(t_attempt), expected, watchdog_ns, frame_gap_ns)
+                if stall is None:
+                    break
+                note = f"{item.name}: run {attempt} discarded ({'; '.join(out.failures)}): {stall}"
+                report.notes.append(note)
+                progress(f"{label}: {note}; running it again")
             report.outcomes.append(out)
             progress(f"{label}: {describe(out)}")
         session.pump(session.now() + 50 * MS)

@@ -60,6 +60,8 @@ RIG_EVENT_DTYPE = np.dtype(
 
 STOP_KINDS = (int(CommandKind.PROTECTIVE_STOP), int(CommandKind.FAULT_STOP))
 PERSON_REASONS = frozenset({Reason.PERSON_IN_PROTECTIVE_ZONE, Reason.SEPARATION_BELOW_SP})
+# stops for these mean the controller (or the robot's watchdog) detected that time itself went wrong
+STALL_REASONS = frozenset({Reason.LOOP_OVERRUN, Reason.LINK_TIMEOUT, Reason.LINK_UNACCEPTABLE_DELAY})
 SAMPLE_NS = 1_000_000  # ground truth is sampled every millisecond
 CONTACT_M = 1e-6  # a gap this small is contact (geometry is computed in float64)
 
@@ -104,6 +106,7 @@ class Outcome:
     stop_reason: str | None = None
     failures: list[str] = field(default_factory=list)
     times_ns: dict[str, int] = field(default_factory=dict)  # named instants, relative to the run start
+    attempts: int = 1  # runs it took: earlier ones failed while the machine stalled (see stall_evidence)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON entry of this run."""
@@ -117,6 +120,7 @@ class Outcome:
             "stop_reason": self.stop_reason,
             "failures": list(self.failures),
             "times_s": {k: v / 1e9 for k, v in self.times_ns.items()},
+            "attempts": self.attempts,
         }
 
 
@@ -303,3 +307,44 @@ def evaluate_fault(
             )
     out.passed = not out.failures
     return out
+
+
+def stall_evidence(
+    events: np.ndarray,
+    expected: frozenset[Reason],
+    command_gap_ns: int | None = None,
+    frame_gap_ns: int | None = None,
+) -> str | None:
+    """Why a failed run's timing says nothing about the controller's logic, or None.
+
+    Evidence is a stall that the system itself detected and failed closed for: a stop for an overrun or
+    a link timeout/delay the run did not set out to provoke (not in `expected`), the rig's robot rejecting
+    the command link for one of those reasons, or no command reaching the rig for longer than
+    `command_gap_ns` (the robot's command watchdog: the robot would have stopped itself). The rig's own
+    stall counts too: no detection frame sent for longer than `frame_gap_ns` (the controller then stops
+    for stale sensor data, rightly). A run that failed without any of these failed on its own merits.
+    """
+    unexpected = sorted(int(r) for r in STALL_REASONS - expected)
+    cmds = of_kind(events, RigEvent.COMMAND_RECEIVED)
+    stall_stops = cmds[np.isin(cmds["command_kind"], STOP_KINDS) & np.isin(cmds["reason"], unexpected)]
+    if len(stall_stops):
+        return f"the controller stopped for {_reason_name(int(stall_stops[0]['reason']))}"
+    errors = of_kind(events, RigEvent.LINK_ERROR)
+    errors = errors[np.isin(errors["reason"], unexpected)]
+    if len(errors):
+        return f"the rig's robot rejected the command link for {_reason_name(int(errors[0]['reason']))}"
+    if command_gap_ns is not None and len(cmds) > 1:
+        gap = int(np.diff(cmds["t_ns"]).max())
+        if gap > command_gap_ns:
+            return (
+                f"no command reached the rig for {gap / 1e6:.0f} ms, longer than the robot's command "
+                f"watchdog ({command_gap_ns / 1e6:.0f} ms)"
+            )
+    frames = of_kind(events, RigEvent.DETECTION_SENT)
+    frames = frames[frames["sensor_index"] == 0]
+    if frame_gap_ns is not None and len(frames) > 1:
+        gap = int(np.diff(frames["t_ns"]).max())
+        if gap > frame_gap_ns:
+            allowed = frame_gap_ns / 1e6
+            return f"the rig stalled: no frame sent for {gap / 1e6:.0f} ms (allowed gap {allowed:.0f} ms)"
+    return None

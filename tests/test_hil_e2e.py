@@ -2,10 +2,13 @@
 
 One controller session serves a few scenarios and faults (the controller compiles once). Assertions are
 about outcomes, reasons and the order of events, never about durations. The cell is the default one with
-a 4 ms controller cycle, 30 ms sensor transport allowance and 60 ms robot link timeouts, so that a loaded
-2-core CI machine (which stalls processes for tens of milliseconds) does not trip the loop's overrun check
+a 4 ms controller cycle, a 30 ms sensor transport allowance, and robot-link timing widened to 40 ms
+delay, 60 ms state timeout and a 200 ms command watchdog (none of them count in T_r), so that a loaded
+2-core CI machine (which stalls processes for tens of milliseconds) rarely trips the loop's overrun check
 or the links' delay and watchdog checks while it runs the rig and the controller side by side; the
-protective logic under test is unchanged.
+protective logic under test is unchanged. When a stall still makes a run fail, the controller (or the
+robot's watchdog) has detected it and stopped: the rig then runs it again (`--attempts 3`), and the test
+checks that every discarded run names such a stall, so a run that fails on its own merits still fails.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ def ci_cell(path: Path) -> Path:
         ("cycle_period_ms", "4.0"),
         ("worst_step_ms", "4.0"),
         ("transport_latency_ms", "30.0"),
+        ("max_delay_ms", "40.0"),
+        ("robot_state_timeout_ms", "60.0"),
+        ("command_watchdog_ms", "200.0"),
     ):
         text, n = re.subn(rf"(?m)^{key} = [0-9.]+", f"{key} = {value}", text)
         assert n == 1, f"{key} not found once in the default cell"
@@ -52,6 +58,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cmd = [
         sys.executable, "-m", "hil.cli.main", "hil", "--virtual", "--config", str(cell),
         "--scenarios", *SCENARIOS, "--faults", *FAULTS, "--json", "--trace-dir", str(work / "traces"),
+        "--attempts", "3",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert done.stdout, f"no JSON; stderr:\n{done.stderr}"
@@ -75,7 +82,18 @@ def test_every_run_passes_and_the_json_has_the_promised_fields(session):
     assert not failed, f"{failed}\n{session['stderr']}"
     assert session["code"] == 0
     for r in runs.values():
-        assert {"name", "passed", "min_separation_m", "reaction_time_s"} <= set(r)
+        assert {"name", "passed", "min_separation_m", "reaction_time_s", "attempts"} <= set(r)
+    # a run is repeated only after the system detected a stall and failed closed, and the notes say which
+    discarded = [n for n in session["doc"]["notes"] if " discarded (" in n]
+    assert len(discarded) == sum(r["attempts"] - 1 for r in runs.values()), discarded
+    stall_words = (
+        "LOOP_OVERRUN",
+        "LINK_TIMEOUT",
+        "LINK_UNACCEPTABLE_DELAY",
+        "command watchdog",
+        "rig stalled",
+    )
+    assert all(any(w in n for w in stall_words) for n in discarded), discarded
     # progress went to stderr, one line per phase
     assert "[1/5] scenario walk_in_front_1.6" in session["stderr"]
 
@@ -96,14 +114,19 @@ def test_faults_are_named_with_their_reason(session):
     assert runs["robot_heartbeat_loss"]["stop_reason"] in ("LINK_TIMEOUT", "ROBOT_STALE", "ROBOT_NO_DATA")
 
 
+def run_window(rig: np.ndarray, index: int) -> np.ndarray:
+    """The rig events of run `index`'s last attempt (the one judged)."""
+    starts = rig[(rig["kind"] == RigEvent.RUN_START) & (rig["value"] == index)]
+    ends = rig[(rig["kind"] == RigEvent.RUN_END) & (rig["value"] == index)]
+    return rig[(rig["t_ns"] >= starts[-1]["t_ns"]) & (rig["t_ns"] <= ends[-1]["t_ns"])]
+
+
 def test_trace_orders_detection_stop_and_rest_and_holds_the_interlock(session):
     trace = read_trace(session["trace"])
     assert {"cycles", "detections", "rig"} <= set(trace.streams)
     rig = trace.streams["rig"]
-    starts = rig[rig["kind"] == RigEvent.RUN_START]
-    ends = rig[rig["kind"] == RigEvent.RUN_END]
     # scenario 0: the first frame with a person, then the stop, then the robot at rest
-    window = rig[(rig["t_ns"] >= starts[0]["t_ns"]) & (rig["t_ns"] <= ends[0]["t_ns"])]
+    window = run_window(rig, 0)
     seen = window[(window["kind"] == RigEvent.DETECTION_SENT) & (window["value"] > 0)]
     cmds = window[window["kind"] == RigEvent.COMMAND_RECEIVED]
     stop = cmds[np.isin(cmds["command_kind"], STOPS)][0]
@@ -111,7 +134,7 @@ def test_trace_orders_detection_stop_and_rest_and_holds_the_interlock(session):
     assert seen[0]["t_ns"] < stop["t_ns"] < rest["t_ns"]
     assert int(stop["reason"]) in (Reason.PERSON_IN_PROTECTIVE_ZONE, Reason.SEPARATION_BELOW_SP)
     # scenario 1 (leave and restart): three reset presses; motion resumes only after the last
-    window = rig[(rig["t_ns"] >= starts[1]["t_ns"]) & (rig["t_ns"] <= ends[1]["t_ns"])]
+    window = run_window(rig, 1)
     presses = window[window["kind"] == RigEvent.RESET_CHANGED]["t_ns"]
     assert len(presses) == 3
     cmds = window[window["kind"] == RigEvent.COMMAND_RECEIVED]
@@ -168,7 +191,7 @@ def test_real_ports_through_a_null_modem_with_a_reset_command(tmp_path):
             rig_cmd = [sys.executable, "-m", "hil.cli.main", "hil", "--config", str(cell),
                        "--robot-port", robot.port_b, "--sensor-port", sensor.port_b,
                        "--reset-command", f"kill -USR1 {controller.pid}",
-                       "--scenarios", "--faults", "corruption", "--json"]  # fmt: skip
+                       "--scenarios", "--faults", "corruption", "--json", "--attempts", "3"]  # fmt: skip
             done = subprocess.run(rig_cmd, capture_output=True, text=True, timeout=200, cwd=ROOT)
         finally:
             controller.terminate()

@@ -193,3 +193,44 @@ def test_received_commands_take_the_controllers_numbering_by_sender_time():
     assert list(out["command_seq"]) == [12, -1, 13, -1]
     assert list(out["seq"][[0, 2, 3]]) == [5, 6, 7]  # the link's own numbers are kept
     assert list(out["t_command_received_ns"]) == [210, 0, 310, 410]
+
+
+def _stall_events(*rows: tuple[int, int, int, int]) -> np.ndarray:
+    """(t_ms, kind, command_kind, reason) rows as rig events."""
+    from hil.timeline import RIG_EVENT_DTYPE
+
+    events = np.zeros(len(rows), dtype=RIG_EVENT_DTYPE)
+    for i, (t_ms, kind, command_kind, reason) in enumerate(rows):
+        events[i]["t_ns"] = t_ms * 1_000_000
+        events[i]["kind"] = kind
+        events[i]["command_kind"] = command_kind
+        events[i]["reason"] = reason
+    return events
+
+
+def test_stall_evidence_names_a_stall_the_system_detected_and_nothing_else() -> None:
+    from hil.timeline import stall_evidence
+
+    cmd, run, fault = int(RigEvent.COMMAND_RECEIVED), int(CommandKind.RUN), int(CommandKind.FAULT_STOP)
+    steady = [(t, cmd, run, 0) for t in range(0, 40, 4)]
+    persons = frozenset({Reason.PERSON_IN_PROTECTIVE_ZONE})
+    # a controller that stopped for an overrun detected a stall
+    overrun = _stall_events(*steady, (40, cmd, fault, int(Reason.LOOP_OVERRUN)))
+    assert "LOOP_OVERRUN" in (stall_evidence(overrun, persons, 50_000_000) or "")
+    # ... but not when the run provoked that very reason (a heartbeat-loss fault expects LINK_TIMEOUT)
+    timeout = _stall_events(*steady, (40, cmd, fault, int(Reason.LINK_TIMEOUT)))
+    assert stall_evidence(timeout, frozenset({Reason.LINK_TIMEOUT}), 50_000_000) is None
+    # the robot's own watchdog rejecting the command link
+    rig_error = _stall_events(*steady, (40, int(RigEvent.LINK_ERROR), 0, int(Reason.LINK_TIMEOUT)))
+    assert "rejected the command link" in (stall_evidence(rig_error, persons, 50_000_000) or "")
+    # no command for longer than the robot's watchdog
+    gap = _stall_events(*steady, (800, cmd, run, 0))
+    assert "command watchdog" in (stall_evidence(gap, persons, 50_000_000) or "")
+    # the rig itself stalled: its frames (every 66 ms here) stopped for longer than the allowed gap
+    sent = int(RigEvent.DETECTION_SENT)
+    late_frames = _stall_events(*steady, (0, sent, 0, 0), (66, sent, 0, 0), (400, sent, 0, 0))
+    assert "the rig stalled" in (stall_evidence(late_frames, persons, 50_000_000, 133_000_000) or "")
+    assert stall_evidence(late_frames[:-1], persons, 50_000_000, 133_000_000) is None
+    # a steady stream with a wrong stop is a failure on its own merits: no evidence
+    wrong = _stall_events(*steady, (40, cmd, fault, int(Reason.SENSOR_STALE)))
+    assert stall_evidence(wrong, persons, 50_000_000) is None

@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--trace-dir", metavar="DIR", help="write the rig's and the controller's traces here")
     parser.add_argument(
+        "--attempts",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run a failed scenario or fault again, up to N runs in all, but only when the controller "
+        "or the robot's watchdog detected a stall and stopped for it (a loaded machine); default 1",
+    )
+    parser.add_argument(
         "--startup-timeout",
         type=float,
         default=120.0,
@@ -106,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cobotguard hil: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    if args.attempts < 1:
+        print(f"cobotguard hil: --attempts must be at least 1, got {args.attempts}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
     if args.robot_port is not None and args.sensor_port is None:
         print("cobotguard hil: --robot-port needs --sensor-port (or use --virtual)", file=sys.stderr)
         return EXIT_INVALID_INPUT
@@ -143,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         baud=args.baud,
         trace_dir=trace_dir,
         startup_timeout_s=args.startup_timeout,
+        attempts=args.attempts,
         reset_command=args.reset_command,
         progress=_progress,
     )
