@@ -33,13 +33,18 @@ class Peers:
         self.counter = 0
         self.commands: list[object] = []
         self.corrupt_next_frame = False
+        self.corrupt_next_state = False
 
     def tick(self) -> None:
         """Once per controller cycle: read commands, answer with a state; a frame every 66 ms."""
         now = self.clock.now_ns()
         self.robot.feed(self.robot_wire.read(), now)
         self.commands += [e.message for e in link.drain(self.robot) if isinstance(e, link.Received)]
-        self.robot_wire.write(self.robot.send(link.RobotState(0.0, CommandKind.FAULT_STOP, True), now))
+        state = bytearray(self.robot.send(link.RobotState(0.0, CommandKind.FAULT_STOP, True), now))
+        if self.corrupt_next_state:
+            state[len(state) // 2] ^= 0x10
+            self.corrupt_next_state = False
+        self.robot_wire.write(bytes(state))
         if (now - START_NS) % (66 * MS) == 0:
             frame = link.Detections(0, self.counter, 0, 0, 1000, now - 12 * MS, now - MS)
             data = bytearray(self.sensor.send(frame, now))
@@ -105,6 +110,72 @@ def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controll
     controller.press_reset()  # the operator's reset also clears the latched link
     _run(controller, peers, 5)
     assert peers.ports.sensor_source.take_fault() == 0
+
+
+def _kind_reason(controller: Controller) -> tuple[int, int]:
+    return int(controller.command[0]["kind"]), int(controller.command[0]["reason"])
+
+
+def _running_then_sensor_link_latched(wired: tuple[Controller, Peers]) -> None:
+    controller, peers = wired
+    _run(controller, peers, 150)
+    controller.press_reset()
+    _run(controller, peers, 20)
+    assert _kind_reason(controller)[0] == CommandKind.RUN
+    peers.corrupt_next_frame = True
+    _run(controller, peers, 150)  # latched long enough that the sensor's data has gone stale
+    assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.LINK_CORRUPTION)
+
+
+def test_one_reset_edge_clears_a_latched_link_and_restarts_when_the_data_is_still_fresh(
+    wired: tuple[Controller, Peers],
+) -> None:
+    """A corrupt robot-state frame latches the robot link; a reset at once (the robot's and the sensor's
+    data still within their age limits) clears the latch and restarts with that one edge."""
+    controller, peers = wired
+    _run(controller, peers, 150)
+    controller.press_reset()
+    _run(controller, peers, 20)
+    peers.corrupt_next_state = True
+    _run(controller, peers, 3)
+    assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.LINK_CORRUPTION)
+    controller.press_reset()
+    _run(controller, peers, 2)
+    assert _kind_reason(controller)[0] == CommandKind.RUN
+    assert peers.ports.robot_port.take_fault() == 0
+
+
+def test_a_latch_that_outlasted_the_data_takes_a_second_edge_once_data_is_fresh(
+    wired: tuple[Controller, Peers],
+) -> None:
+    """The decided rule: an edge acts only on the cycle it arrives. The first edge clears the link's
+    latch, but the sensor's data went stale while latched, so there is nothing safe to restart on; the
+    restart needs a new, deliberate edge once data is fresh again (a remembered edge would restart the
+    robot later, at a moment nobody chose)."""
+    controller, peers = wired
+    _running_then_sensor_link_latched(wired)
+    controller.press_reset()
+    _run(controller, peers, 150)  # fresh frames flow again
+    assert peers.ports.sensor_source.take_fault() == 0  # the latch is gone
+    assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.RESTART_INTERLOCK)
+    controller.press_reset()
+    _run(controller, peers, 2)
+    assert _kind_reason(controller)[0] == CommandKind.RUN
+
+
+def test_a_reset_held_high_clears_the_latch_once_and_never_restarts(wired: tuple[Controller, Peers]) -> None:
+    controller, peers = wired
+    _running_then_sensor_link_latched(wired)
+    controller.set_reset(True)  # the rising edge clears the latch ...
+    _run(controller, peers, 400)  # ... and holding the button, with fresh data for 0.4 s, restarts nothing
+    assert peers.ports.sensor_source.take_fault() == 0
+    assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.RESTART_INTERLOCK)
+    controller.set_reset(False)
+    _run(controller, peers, 2)
+    assert _kind_reason(controller)[0] != CommandKind.RUN
+    controller.set_reset(True)  # released and pressed again: a new edge
+    _run(controller, peers, 2)
+    assert _kind_reason(controller)[0] == CommandKind.RUN
 
 
 def test_stale_bytes_from_before_arming_are_dropped() -> None:
