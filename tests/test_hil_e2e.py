@@ -3,7 +3,7 @@
 One controller session serves a few scenarios and faults (the controller compiles once). Assertions are
 about outcomes, reasons and the order of events, never about durations. The cell is the default one with
 a 4 ms controller cycle, a 30 ms sensor transport allowance, and robot-link timing widened to 40 ms
-delay, 60 ms state timeout and a 200 ms command watchdog (none of them count in T_r), so that a loaded
+delay, 60 ms state timeout and a 100 ms command watchdog (none of them count in T_r), so that a loaded
 2-core CI machine (which stalls processes for tens of milliseconds) rarely trips the loop's overrun check
 or the links' delay and watchdog checks while it runs the rig and the controller side by side; the
 protective logic under test is unchanged. When a stall still makes a run fail, the controller (or the
@@ -43,7 +43,7 @@ def ci_cell(path: Path) -> Path:
         ("transport_latency_ms", "30.0"),
         ("max_delay_ms", "40.0"),
         ("robot_state_timeout_ms", "60.0"),
-        ("command_watchdog_ms", "200.0"),
+        ("command_watchdog_ms", "100.0"),
     ):
         text, n = re.subn(rf"(?m)^{key} = [0-9.]+", f"{key} = {value}", text)
         assert n == 1, f"{key} not found once in the default cell"
