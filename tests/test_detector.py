@@ -234,62 +234,78 @@ def test_rejects_frames_that_are_not_rgb_uint8_and_marks_the_old_result_invalid(
 
 # The photos are portraits, so each walker is drawn at its true extent (sensor.scene): only the share of
 # a 1.5 m person that the photo shows, and sizes are that drawn part's height over the frame height.
-# Measured with bench/bench_recall.py (default cell camera, 2 lanes x 50 frames per photo, area resize):
-# recall stays >= 95 % from 0.39 of the frame height up, for fp32 and int8, all photos together and for
-# the worst photo (cameraman 0.39, astronaut 0.36, Grace Hopper 0.16-0.18). From 0.25 up it is only
-# ~88 % (fp32) and ~77 % (int8): astronaut ~74-92 % and cameraman ~88-92 % in the 0.25-0.40 band.
-RELIABLE_HEIGHT_FRACTION = 0.40
+# Measured with bench/bench_recall.py (2 lanes x 60 frames per photo, area resize), recall from a size up:
+#   default cell camera (pole, 2.5 m, 28 deg down; torsos reach ~0.45 of the frame):
+#     fp32: 89 % from 0.25, >= 95 % from 0.36 (all photos) / 0.36 (worst photo)
+#     int8: 73 % from 0.25, >= 95 % from 0.39 / 0.39
+#   the same camera re-mounted 1.3 m high, 5 deg down (torsos up to ~0.8 of the frame):
+#     fp32: 95 % from 0.25, >= 95 % from 0.27 (all photos) / 0.46 (worst photo: the astronaut)
+#     int8: 87 % from 0.25, >= 95 % from 0.43 / 0.47
+# Every person from half the frame height up was found, by both models, on both mounts.
+RELIABLE_HEIGHT_FRACTION = 0.50
 WALK_LANES_M = (-0.6, 0.5)
 WALK_EMPTY_FRAMES = 4
+LOW_MOUNT = (1.3, 5.0)  # height (m), pitch (deg): brings people close enough to fill half the frame
 
 
-def walk_positions(camera, lane_m: float, count: int) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
-    """Floor points toward the camera, evenly in 1 / distance, from 6 m down to 1.2 m (as the bench)."""
+def walk_positions(camera, lane_m: float, far_m: float, near_m: float, count: int):  # type: ignore[no-untyped-def]
+    """Floor points toward the camera, evenly in 1 / distance (about evenly in apparent size)."""
     cx, cy = camera.centre_m[0], camera.centre_m[1]
-    return [(cx + 1.0 / k, cy + lane_m) for k in np.linspace(1.0 / 6.0, 1.0 / 1.2, count)]
+    return [(cx + 1.0 / k, cy + lane_m) for k in np.linspace(1.0 / far_m, 1.0 / near_m, count)]
 
 
 @pytest.fixture(scope="module")
 def walk_in(fp32: Detector, int8: Detector) -> dict[str, dict[str, list]]:
-    """Per model: (visible height fraction, found) per fully visible person, and counts on empty frames."""
+    """Per model: (mount, visible height fraction, found) per fully visible person; counts on empty frames."""
     from safety.camera import CameraModel
     from safety.config import load_config
     from sensor.scene import Scene, Trajectory, Walker, load_sprite
     from sensor.sources import SyntheticSource
 
     cell = load_config("hil/defaults/cell.toml").sensors["cam0"]
-    camera = CameraModel.from_config(cell)
+    pole = CameraModel.from_config(cell)
+    k, (x_m, y_m, _) = cell.intrinsics, cell.mounting.position_m
+    low = CameraModel.from_pose(
+        k.fx_px, k.fy_px, k.cx_px, k.cy_px, (x_m, y_m, LOW_MOUNT[0]), 0.0, LOW_MOUNT[1], 0.0, 640, 480
+    )
+    walks = {"pole": (pole, 6.0, 1.2, 16), "low": (low, 2.2, 1.1, 8)}
     outcome: dict[str, dict[str, list]] = {m: {"persons": [], "empty_counts": []} for m in ("fp32", "int8")}
     for name in ("astronaut", "cameraman", "grace_hopper"):
         sprite = load_sprite(name)
-        for lane in WALK_LANES_M:
-            points = walk_positions(camera, lane, 16)
-            path = Trajectory.from_points([(WALK_EMPTY_FRAMES + k, x, y) for k, (x, y) in enumerate(points)])
-            walker = Walker(sprite, path, cell.assumed_person_height_m, true_extent=True)
-            source = SyntheticSource(Scene(camera, [walker]))
-            for k in range(WALK_EMPTY_FRAMES + len(points)):
-                frame = source.read(k, k)
-                assert frame is not None
-                for model, det in (("fp32", fp32), ("int8", int8)):
-                    result = det.detect(frame.image)
-                    if not frame.truth:
-                        outcome[model]["empty_counts"].append(result.count)
-                    for truth in frame.truth:
-                        found = any(box_iou(result.boxes[i], truth.box) >= 0.5 for i in range(result.count))
-                        if truth.fully_visible:
-                            outcome[model]["persons"].append((truth.visible_fraction, found))
+        for mount, (camera, far_m, near_m, count) in walks.items():
+            for lane in WALK_LANES_M:
+                points = walk_positions(camera, lane, far_m, near_m, count)
+                path = Trajectory.from_points(
+                    [(WALK_EMPTY_FRAMES + i, x, y) for i, (x, y) in enumerate(points)]
+                )
+                walker = Walker(sprite, path, cell.assumed_person_height_m, true_extent=True)
+                source = SyntheticSource(Scene(camera, [walker]))
+                for i in range(WALK_EMPTY_FRAMES if mount == "pole" else 0, WALK_EMPTY_FRAMES + len(points)):
+                    frame = source.read(i, i)
+                    assert frame is not None
+                    for model, det in (("fp32", fp32), ("int8", int8)):
+                        result = det.detect(frame.image)
+                        if not frame.truth:
+                            outcome[model]["empty_counts"].append(result.count)
+                        for truth in frame.truth:
+                            found = any(
+                                box_iou(result.boxes[j], truth.box) >= 0.5 for j in range(result.count)
+                            )
+                            if truth.fully_visible:
+                                outcome[model]["persons"].append((mount, truth.visible_fraction, found))
     return outcome
 
 
-def recall(persons: list[tuple[float, bool]], min_fraction: float) -> tuple[float, int]:
-    hits = [found for fraction, found in persons if fraction >= min_fraction]
+def recall(persons: list[tuple[str, float, bool]], min_fraction: float, mount: str = "") -> tuple[float, int]:
+    """Recall over persons at least `min_fraction` of the frame tall (on one mount, or on all)."""
+    hits = [found for where, fraction, found in persons if fraction >= min_fraction and mount in ("", where)]
     return (sum(hits) / len(hits) if hits else float("nan")), len(hits)
 
 
 @pytest.mark.parametrize("model", ["fp32", "int8"])
 def test_walk_in_finds_people_above_the_reliable_height(model: str, walk_in) -> None:
     value, n = recall(walk_in[model]["persons"], RELIABLE_HEIGHT_FRACTION)
-    assert n >= 4, "the walk-in must bring people close enough to test the capability"
+    assert n >= 8, "the walk-in must bring people close enough to test the capability"
     assert value >= 0.95, f"{model}: recall {value:.2f} over {n} frames"
 
 
@@ -301,11 +317,11 @@ def test_walk_in_reports_nobody_in_the_empty_cell(model: str, walk_in) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 4 asks for recall >= 95 % from 25 % of the frame height; measured on true-extent walk-ins "
-    "(area resize, bench/bench_recall.py): ~88 % fp32, ~77 % int8 (tf1 bilinear resize: ~79 %, ~68 %); "
-    "the astronaut and cameraman drop below 0.5 score in the 0.25-0.40 band",
+    reason="issue 4 asks for recall >= 95 % from 25 % of the frame height; measured through the default cell "
+    "camera on true-extent walk-ins (area resize, bench/bench_recall.py): 89 % fp32, 73 % int8 (TF1 bilinear "
+    "resize: 82 %, 72 %); the astronaut and cameraman drop below score 0.5 between 0.25 and 0.45",
 )
 @pytest.mark.parametrize("model", ["fp32", "int8"])
 def test_walk_in_finds_people_a_quarter_of_the_frame_tall(model: str, walk_in) -> None:
-    value, _ = recall(walk_in[model]["persons"], 0.25)
+    value, _ = recall(walk_in[model]["persons"], 0.25, mount="pole")
     assert value >= 0.95
