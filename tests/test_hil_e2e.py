@@ -60,7 +60,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "--scenarios", *SCENARIOS, "--faults", *FAULTS, "--json", "--trace-dir", str(work / "traces"),
         "--attempts", "3",
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=480, cwd=ROOT)
     assert done.stdout, f"no JSON; stderr:\n{done.stderr}"
     doc = json.loads(done.stdout)
     return {
