@@ -239,7 +239,7 @@ def test_api_reference_shows_every_subcommand_and_option() -> None:
 
 # -- the documentation's numbers -------------------------------------------------------------------------
 
-DOCS = [EXAMPLES.parent / "docs" / name for name in ("integration.md", "trace.md", "hil.md")]
+NUMBER_DOCS = [EXAMPLES.parent / "docs" / name for name in ("integration.md", "trace.md", "hil.md")]
 PLACEHOLDER_CHECKSUM = "1a2b3c4d"  # the docs' stand-in for "the checksum `check` printed for your cell"
 
 
@@ -254,7 +254,7 @@ def test_docs_quote_no_stale_checksum_or_budget() -> None:
     cfg = load_config(EXAMPLES.parent / "hil" / "defaults" / "cell.toml")
     allowed = {PLACEHOLDER_CHECKSUM, config_checksum(cfg)[0]}
     budget = f"{round(reaction_time_ns(cfg) / 1e6)} ms"
-    for doc in DOCS:
+    for doc in NUMBER_DOCS:
         text = doc.read_text()
         quoted = re.findall(r"(?:--expect-checksum |expected_checksum=\")([0-9a-fA-F]{8})\b", text)
         assert set(quoted) <= allowed, f"{doc.name}: checksums {set(quoted) - allowed} are stale"
