@@ -104,7 +104,7 @@ def test_text_output_names_each_person(files, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "astronaut.png (512x512): 1 person;" in out
-    assert "person 1: score 0.90" in out
+    assert "person 1: score 0.9" in out
     assert "empty.png (320x240): 0 persons;" in out
     assert "inference" in out and err == ""
 
