@@ -25,6 +25,9 @@ ZONE_PROTECTIVE = 1
 MAX_COORDINATE_M = 1000.0
 # Person position uncertainty beyond this is treated as corrupt metadata.
 MAX_Z_D_M = 10.0
+# Speed supervision: how far the reported speed may exceed the allowed speed (measurement noise) before
+# the robot counts as not obeying. A fixed declared value until the configuration carries it.
+ROBOT_SPEED_TOLERANCE_MPS = 0.02
 
 PARAMS_DTYPE = np.dtype(
     [
@@ -69,8 +72,28 @@ PARAMS_DTYPE = np.dtype(
         ("release_hysteresis_m", np.float64),
         ("max_coordinate_m", np.float64),
         ("max_z_d_m", np.float64),
+        # speed supervision: after a command lowers the allowed speed, the robot must report at most the
+        # new limit (+ tolerance) in reports received from robot_obey_ns + T_s(its speed) on
+        ("robot_obey_ns", np.int64),
+        ("robot_speed_tolerance_mps", np.float64),
     ]
 )
+
+
+def robot_obey_ns(cfg: CellConfig) -> int:
+    """Time an obeying robot may take, besides its stopping time, before a report shows a lower limit kept.
+
+    The command is written (T_step), reaches the robot (accepted up to link.max_delay_ms old; at least
+    T_frame + T_receiver), the robot reacts (T_stop_input), and the report saying so comes back (accepted
+    up to link.max_delay_ms old). The stopping time from the robot's speed is added per command.
+    """
+    delivery = max(ns(cfg.link.max_delay_ms), budget.command_frame_ns(cfg) + ns(cfg.link.receiver_cycle_ms))
+    return (
+        ns(cfg.controller.worst_step_ms)
+        + delivery
+        + ns(cfg.robot.stop_input_reaction_ms)
+        + ns(cfg.link.max_delay_ms)
+    )
 
 
 def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
@@ -162,4 +185,6 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["release_hysteresis_m"] = cfg.controller.release_hysteresis_m
     r["max_coordinate_m"] = MAX_COORDINATE_M
     r["max_z_d_m"] = MAX_Z_D_M
+    r["robot_obey_ns"] = robot_obey_ns(cfg)
+    r["robot_speed_tolerance_mps"] = ROBOT_SPEED_TOLERANCE_MPS
     return p

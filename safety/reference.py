@@ -48,12 +48,16 @@ def _edges(table: np.ndarray, n: int) -> list[Edge]:
     return [tuple(float(v) for v in table[:, k]) for k in range(int(n))]  # type: ignore[misc]
 
 
-def separation_m(p: np.void, speed: float, z_d: float) -> float:
-    """S_p at robot `speed` for uncertainty `z_d`, from the parameter record (same rule as the step)."""
+def _stopping(p: np.void, speed: float) -> tuple[int, float]:
+    """(T_s ns, S_s m) of the first table row at or above `speed`, else the last row."""
     speeds = [float(v) for v in p["stop_speed_mps"][: p["n_stop_points"]]]
     k = next((i for i, v in enumerate(speeds) if v >= speed), len(speeds) - 1)
-    stop_ns = int(p["stop_time_ns"][k])
-    stop_m = float(p["stop_distance_m"][k])
+    return int(p["stop_time_ns"][k]), float(p["stop_distance_m"][k])
+
+
+def separation_m(p: np.void, speed: float, z_d: float) -> float:
+    """S_p at robot `speed` for uncertainty `z_d`, from the parameter record (same rule as the step)."""
+    stop_ns, stop_m = _stopping(p, speed)
     t_r_ns = int(p["reaction_time_ns"])
     rest = speed * t_r_ns / 1_000_000_000 + stop_m + float(p["intrusion_m"]) + z_d + float(p["robot_z_r_m"])
     t = (t_r_ns + stop_ns) / 1_000_000_000
@@ -135,6 +139,42 @@ def _robot_fault(p: np.void, r: np.void, now: int) -> Reason:
     if speed > float(p["robot_max_speed_mps"]):
         return Reason.ROBOT_OVERSPEED
     return Reason.NONE
+
+
+def _speed_pending(s: np.void) -> bool:
+    return float(s["speed_target_mps"]) < float(s["speed_allowed_mps"])
+
+
+def _overspeed(p: np.void, s: np.void, r: np.void) -> Reason:
+    """Speed supervision of a valid report: is the robot faster than the limit that holds for it?"""
+    speed, received = float(r["speed_mps"]), int(r["t_received_ns"])
+    if _speed_pending(s):
+        took_effect = int(s["speed_since_ns"]) + int(p["robot_obey_ns"])
+        if received <= took_effect and speed > float(s["speed_seen_mps"]):
+            s["speed_seen_mps"] = speed  # still speeding up when the lower limit reached it
+            s["speed_deadline_ns"] = max(int(s["speed_deadline_ns"]), took_effect + _stopping(p, speed)[0])
+        if received >= int(s["speed_deadline_ns"]):
+            s["speed_allowed_mps"] = s["speed_target_mps"]
+    too_fast = speed > float(s["speed_allowed_mps"]) + float(p["robot_speed_tolerance_mps"])
+    return Reason.ROBOT_OVERSPEED if too_fast else Reason.NONE
+
+
+def _commanded(p: np.void, s: np.void, limit: float, robot_speed: float, now: int) -> None:
+    """Remember the limit just commanded: raising holds at once, lowering after the robot's grace."""
+    allowed, target = float(s["speed_allowed_mps"]), float(s["speed_target_mps"])
+    if limit >= allowed:
+        s["speed_allowed_mps"] = s["speed_target_mps"] = limit
+        return
+    if limit >= target:
+        s["speed_target_mps"] = limit
+        return
+    deadline = now + int(p["robot_obey_ns"]) + _stopping(p, robot_speed)[0]
+    if _speed_pending(s):
+        deadline = max(deadline, int(s["speed_deadline_ns"]))
+    s["speed_target_mps"] = limit
+    s["speed_since_ns"] = now
+    s["speed_seen_mps"] = robot_speed
+    s["speed_deadline_ns"] = deadline
 
 
 def _receive(p: np.void, s: np.void, detections: np.ndarray) -> None:
@@ -252,12 +292,15 @@ def step(
 
     fault, fault_sensor = Reason.NONE, -1
     state_valid = int(s["state"]) in set(ControllerState)
+    robot_fault = _robot_fault(p, r, now)
     if not state_valid or now < int(s["last_now_ns"]):
         fault = Reason.STATE_INVALID
     elif overrun:
         fault = Reason.LOOP_OVERRUN
+    elif robot_fault != Reason.NONE:
+        fault = robot_fault
     else:
-        fault = _robot_fault(p, r, now)
+        fault = _overspeed(p, s, r)
         if fault == Reason.NONE:
             for i in range(int(p["n_sensors"])):
                 fault = _sensor_fault(p, s, detections[i], i, now)
@@ -341,3 +384,6 @@ def step(
         s["latched_category"] = fault_category
         reason = fault if fault != Reason.NONE else Reason.NOT_ARMED
         emit(CommandKind.FAULT_STOP, 0.0, fault_category, reason, sensor=fault_sensor)
+
+    robot_speed = float(r["speed_mps"]) if robot_fault == Reason.NONE else float(p["robot_max_speed_mps"])
+    _commanded(p, s, float(command_out[0]["speed_limit_mps"]), robot_speed, now)

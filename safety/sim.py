@@ -4,7 +4,9 @@ Everything runs on integer nanoseconds that the simulation advances itself; noth
 controller is the real compiled step called once per simulated cycle; the sensors produce DETECTION_DTYPE
 frames with the declared timing (phase, latency up to the worst case, missed frames up to the tolerated
 count); the robot reacts to a stop after the link delay and its stop-input reaction and comes to rest
-after the stopping time of the configuration's stopping model. Used by the timing-property tests, and
+after the stopping time of the configuration's stopping model; it is at rest until the controller
+first lets it move, and keeps every SLOW limit once the command has reached it (so it never trips the
+step's speed supervision). Used by the timing-property tests, and
 reusable by the HIL rig and the demo (`example_config`, `write_frame`, `write_robot`, `CellSim`).
 """
 
@@ -165,6 +167,9 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
     robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
     now = T0_NS
     counter = 0
+    moving = 0.5 * float(p["robot_max_speed_mps"])  # within every limit but a stop's, up to the last item
+    stop_times = p["stop_time_ns"][: p["n_stop_points"]]
+    grace = int(p["robot_obey_ns"]) + int(stop_times.max()) + period  # past any speed-supervision deadline
     hazard = p["hazard_vertices"][: p["hazard_n"]]
     far = (float(hazard[:, 0].max()) + 50.0, 0.0, 0.1)
     near = (float(hazard[:, 0].max()) + 0.01, 0.0, 0.1)
@@ -181,12 +186,12 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
         [],
     ]
 
-    def fresh(persons: Sequence[tuple[float, float, float]], **kw: int) -> None:
+    def fresh(persons: Sequence[tuple[float, float, float]], speed: float = moving, **kw: int) -> None:
         nonlocal counter
         counter = (counter + 1) % FRAME_COUNTER_MODULO
         for i in range(n):
             write_frame(detections, i, counter, now - 2 * period, now - period, persons, **kw)
-        write_robot(robot, 0.5, now - period)
+        write_robot(robot, speed, now - period)
 
     yield detections, robot, 0, 0, now  # never received anything
     for persons in placements:
@@ -204,8 +209,20 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
     yield detections, robot, 0, 0, now  # everything stale
     for reset in (0, 1, 0):
         now += period
-        fresh([far])
+        fresh([far], speed=0.0)  # came to rest in time for the fault stop: no overspeed
         yield detections, robot, reset, 0, now
+    # speed supervision: stopped while speeding up (a later, faster report moves the deadline), then
+    # still moving after the deadline
+    now += period
+    fresh([near], speed=0.8 * moving)
+    yield detections, robot, 0, 0, now
+    for speed in (moving, moving):
+        now += period
+        fresh([near], speed=speed)
+        yield detections, robot, 0, 0, now
+    now += grace
+    fresh([near])
+    yield detections, robot, 0, 0, now
 
 
 # --- discrete-event cell simulation ---------------------------------------------------------------------
@@ -238,7 +255,7 @@ class Walk:
 class Run:
     """One simulated run: robot speed, sensor timing, link and step delays, a walk and/or a fault."""
 
-    robot_speed_mps: float
+    robot_speed_mps: float  # the program speed; the robot is slower while a SLOW limit below it holds
     walk: Walk | None
     sensor_phase_ns: tuple[int, ...]  # exposure phase of each sensor within its frame period
     latency_fraction: float  # each frame's latency = fraction x declared worst case (jittered by seed)
@@ -261,6 +278,7 @@ class Outcome:
     stop_command_ns: int | None = None  # command written (cycle start + step time)
     stop_kind: int = -1
     stop_reason: int = -1
+    stop_speed_mps: float = 0.0  # the speed the robot reported to the step that commanded the stop
     brake_ns: int | None = None
     rest_ns: int | None = None
     commands: list[tuple[int, int, int]] = field(default_factory=list)  # (t, kind, reason) when it changed
@@ -367,7 +385,10 @@ class CellSim:
         arm_at = T0_NS + int(max(p["sensor_max_age_ns"][:n_sensors])) + 2 * self.cycle_ns
         next_frame = [0] * n_sensors
         pending: list[list[tuple[int, int, int, bool]]] = [[] for _ in range(n_sensors)]
-        robot_speed = spec.robot_speed_mps
+        robot_speed = 0.0  # at rest until armed
+        limit_at_robot = math.inf  # the commanded limit the robot keeps (after link delay and reaction)
+        lowered: list[tuple[int, float]] = []  # (when it takes effect at the robot, lower limit) pending
+        last_limit = math.inf
         self._jump_offset: list[int | None] = [None] * n_sensors
         self._last_counter = [0] * n_sensors
         last_kind = -1
@@ -409,6 +430,9 @@ class CellSim:
                     self._deliver(detections, i, spec, exposure, received, k, beyond, z_d[i], start)
             # robot state report: every cycle, just received, unless silent
             robot_silent = fault_on and spec.fault is Fault.ROBOT_SILENT
+            while lowered and lowered[0][0] <= t:
+                limit_at_robot = lowered.pop(0)[1]
+            robot_speed = 0.0 if out.armed_ns is None else min(spec.robot_speed_mps, limit_at_robot)
             if not robot_silent:
                 at_rest = out.rest_ns is not None and t >= out.rest_ns
                 write_robot(
@@ -425,6 +449,16 @@ class CellSim:
             if kind != last_kind:
                 out.commands.append((written, kind, int(command[0]["reason"])))
                 last_kind = kind
+            limit = float(command[0]["speed_limit_mps"])
+            slowing = out.armed_ns is not None and kind <= int(CommandKind.SLOW)  # stops: brake_ns, rest_ns
+            if slowing and out.stop_command_ns is None and limit != last_limit:
+                if limit > last_limit:
+                    lowered.clear()  # a higher limit the robot may use at once
+                    limit_at_robot = limit
+                else:
+                    reaches = written + int(self.link_ns * spec.link_delay_fraction) + self.robot_reaction_ns
+                    lowered.append((reaches, limit))
+            last_limit = limit
             if out.armed_ns is None:
                 if kind in (int(CommandKind.RUN), int(CommandKind.SLOW)):
                     out.armed_ns = t
@@ -433,6 +467,7 @@ class CellSim:
                 out.stop_command_ns = written
                 out.stop_kind = kind
                 out.stop_reason = int(command[0]["reason"])
+                out.stop_speed_mps = float(robot[0]["speed_mps"])
                 out.brake_ns = written + int(self.link_ns * spec.link_delay_fraction) + self.robot_reaction_ns
                 if robot_speed > 0.0:
                     stop_ns, _ = stopping_at(p, robot_speed)
@@ -510,7 +545,9 @@ class Harness:
     """The step with its buffers and a simulated clock, driven one cycle at a time (tests, demos, HIL).
 
     `frame()` delivers a sensor frame received "now", `tick()` advances the clock one cycle (refreshing
-    the robot report unless `robot_silent`) and runs the step, returning a copy of the command.
+    the robot report unless `robot_silent`) and runs the step, returning a copy of the command. The
+    robot reports `robot_speed_mps` whatever it is told: set it to model a robot that obeys (the step's
+    speed supervision fault-stops one still too fast once a lower limit's grace has passed).
     """
 
     def __init__(self, cfg: CellConfig, step_fn=None, *, robot_speed_mps: float = 0.5) -> None:

@@ -14,9 +14,10 @@ applied by the executor on top of the command (safety.executor.step_caller).
 
 What it decides, each cycle (most restrictive wins, a stop short-circuits any release):
 1. faults: the executor's overrun flag, an invalid state or time running backwards, robot state missing,
-   stale or invalid, and per sensor: never received, frame older than its budget, late frame, counter
-   repeated / out of order / gap beyond the tolerated missed frames (8-bit wrapping), health flags,
-   too many persons, NaN or out-of-range values. Any fault -> FAULT_STOP naming the sensor.
+   stale or invalid, a robot faster than it was allowed (speed supervision, below), and per sensor:
+   never received, frame older than its budget, late frame, counter repeated / out of order / gap
+   beyond the tolerated missed frames (8-bit wrapping), health flags, too many persons, NaN or
+   out-of-range values. Any fault -> FAULT_STOP naming the sensor.
 2. per person of every sensor: ISO/TS 15066 separation (distance to the hazard region vs S_p at the
    robot's current speed, Z_d included) and static warning (slow) / protective (stop) zones, each
    inflated by the person's Z_d.
@@ -24,6 +25,13 @@ What it decides, each cycle (most restrictive wins, a stop short-circuits any re
 4. one `Event` and one `Permission` -> `safety.states.TRANSITION_TABLE` -> next state -> command.
 
 The command's stop_category is 0 for RUN and SLOW (ignored there); speed_limit_mps is 0 for stops.
+
+Speed supervision (ROBOT_OVERSPEED): every command's speed_limit_mps (RUN: the maximum, SLOW: the zone's
+limit, stops: 0) is a limit the robot must keep. A higher limit holds at once. A lower one holds for
+robot reports received from its deadline on: the command's step time + params.robot_obey_ns (step, link
+both ways, stop input reaction) + the stopping time from the speed the robot reported until the command
+took effect (for a slow-down a conservative bound). A report faster than the limit held + the declared
+tolerance is a fault stop. S_p always uses the reported speed, never the commanded one.
 """
 
 from __future__ import annotations
@@ -58,6 +66,14 @@ STATE_DTYPE = np.dtype(
         ("last_rx_ns", np.int64, (MAX_SENSORS,)),  # t_received_ns of the newest frame seen; 0 = none
         ("last_counter", np.int32, (MAX_SENSORS,)),  # its frame counter; -1 = none
         ("frame_fault", np.int32, (MAX_SENSORS,)),  # Reason found when the newest frame arrived; 0 = none
+        # speed supervision (see `supervise_speed`): the robot's reported speed must stay at or below
+        # speed_allowed_mps (+ tolerance); a lower commanded limit (speed_target_mps) replaces it for
+        # reports received from speed_deadline_ns on. Nothing pending when target == allowed.
+        ("speed_allowed_mps", np.float64),
+        ("speed_target_mps", np.float64),
+        ("speed_since_ns", np.int64),  # step time of the command that lowered the target
+        ("speed_seen_mps", np.float64),  # highest speed reported until that command took effect
+        ("speed_deadline_ns", np.int64),
     ]
 )
 
@@ -117,9 +133,14 @@ _NS_PER_S = 1_000_000_000
 
 
 def new_state(params: np.ndarray) -> np.ndarray:
-    """A fresh controller state (shape (1,), STATE_DTYPE): NOT_ARMED, no frame seen yet, reset not armed."""
-    del params  # the state layout does not depend on the configuration; kept for API symmetry
+    """A fresh controller state (shape (1,), STATE_DTYPE): NOT_ARMED, no frame seen yet, reset not armed.
+
+    Nothing has been commanded yet, so the robot is held only to its maximum speed; the first command
+    (a stop, while NOT_ARMED) starts the supervision.
+    """
     state = np.zeros(1, dtype=STATE_DTYPE)
+    state[0]["speed_allowed_mps"] = params[0]["robot_max_speed_mps"]
+    state[0]["speed_target_mps"] = params[0]["robot_max_speed_mps"]
     state[0]["state"] = _S_NOT_ARMED
     state[0]["latched_category"] = NO_CATEGORY
     state[0]["reset_prev"] = 1  # a reset input already high at start-up is not a rising edge
@@ -242,6 +263,49 @@ def check_robot(p, r, now_ns: int) -> int:
     return _R_NONE
 
 
+@njit(cache=False)
+def supervise_speed(p, s, r) -> int:
+    """Hold a robot with a valid report to the speed it was allowed; ROBOT_OVERSPEED if it is faster.
+
+    A pending lower limit takes over for reports received from its deadline on; until the command has
+    taken effect (robot_obey_ns after it), a higher reported speed moves the deadline to that speed's
+    stopping time (the robot may still have been speeding up towards the old limit).
+    """
+    if s.speed_target_mps < s.speed_allowed_mps:
+        t = r.t_received_ns
+        if t <= s.speed_since_ns + p.robot_obey_ns and r.speed_mps > s.speed_seen_mps:
+            s.speed_seen_mps = r.speed_mps
+            stop_ns, _ = stopping_at(p, r.speed_mps)
+            s.speed_deadline_ns = max(s.speed_deadline_ns, s.speed_since_ns + p.robot_obey_ns + stop_ns)
+        if t >= s.speed_deadline_ns:
+            s.speed_allowed_mps = s.speed_target_mps
+    if r.speed_mps > s.speed_allowed_mps + p.robot_speed_tolerance_mps:
+        return _R_ROBOT_OVERSPEED
+    return _R_NONE
+
+
+@njit(cache=False)
+def command_speed(p, s, limit: float, robot_speed: float, now_ns: int) -> None:
+    """Record the speed limit just commanded: a higher one holds at once, a lower one after its grace.
+
+    robot_speed is the reported speed when the report is valid, else the robot's maximum speed.
+    """
+    if limit >= s.speed_allowed_mps:
+        s.speed_allowed_mps = limit  # raised (or kept): nothing pending
+        s.speed_target_mps = limit
+    elif limit >= s.speed_target_mps:
+        s.speed_target_mps = limit  # still lower than allowed, but no lower than what is pending
+    else:
+        stop_ns, _ = stopping_at(p, robot_speed)
+        deadline = now_ns + p.robot_obey_ns + stop_ns
+        if s.speed_target_mps < s.speed_allowed_mps:
+            deadline = max(deadline, s.speed_deadline_ns)  # lowered again: the earlier grace still runs
+        s.speed_target_mps = limit
+        s.speed_since_ns = now_ns
+        s.speed_seen_mps = robot_speed
+        s.speed_deadline_ns = deadline
+
+
 @njit(cache=False, inline="always")
 def _write(
     c, kind: int, limit: float, category: int, reason: int, sensor: int, person: int, zone: int, now: int
@@ -269,12 +333,15 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
     fault = _R_NONE
     fault_sensor = -1
     state_valid = 0 <= s.state < _N_STATES
+    robot_fault = check_robot(p, r, now_ns)
     if not state_valid or now_ns < s.last_now_ns:
         fault = _R_STATE_INVALID
     elif overrun != 0:
         fault = _R_OVERRUN
+    elif robot_fault != _R_NONE:
+        fault = robot_fault
     else:
-        fault = check_robot(p, r, now_ns)
+        fault = supervise_speed(p, s, r)
         if fault == _R_NONE:
             for i in range(p.n_sensors):
                 f = check_sensor(p, s, detections[i], i, now_ns)
@@ -406,6 +473,10 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
             _write(c, _FSTOP, 0.0, fault_cat, fault, fault_sensor, -1, -1, now_ns)
         else:
             _write(c, _FSTOP, 0.0, fault_cat, _R_NOT_ARMED, -1, -1, -1, now_ns)
+
+    # 6. speed supervision of what was just commanded
+    robot_speed = r.speed_mps if robot_fault == _R_NONE else p.robot_max_speed_mps
+    command_speed(p, s, c.speed_limit_mps, robot_speed, now_ns)
 
 
 def check_buffers(

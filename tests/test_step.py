@@ -359,3 +359,154 @@ def test_warm_up_leaves_no_trace_in_a_fresh_state():
     params = build_params(example_config(n_sensors=2))
     warm_up(params)
     assert new_state(params)[0]["cycles"] == 0
+
+
+# --- speed supervision: the robot must keep what it was commanded ------------------------------------
+
+HALF_CYCLE = 500_000  # the harness's robot reports are received half a cycle before the step
+
+
+def slowed_cell(speed=0.5):
+    """Zones only, armed, robot at `speed`; a person in the warning zone: SLOW to 0.25 at the last tick."""
+    cell = Harness(example_config(separation=False), robot_speed_mps=speed)
+    cell.arm()
+    cell.frame([(2.5, 0.0)])
+    c = cell.tick()
+    assert K(c["kind"]) == K.SLOW and c["speed_limit_mps"] == 0.25
+    return cell
+
+
+def grace_deadline(cell, commanded_ns, speed):
+    """When a report must show the lower limit kept: step + link + reaction + report, + T_s(speed)."""
+    from safety.step import stopping_at
+
+    return commanded_ns + int(cell.params[0]["robot_obey_ns"]) + int(stopping_at(cell.params[0], speed)[0])
+
+
+def run_until_report_at(cell, persons, report_ns):
+    """Tick with fresh frames until the robot report received at report_ns has been stepped; the commands."""
+    commands = []
+    while cell.now + cell.cycle_ns - HALF_CYCLE < report_ns:
+        cell.frame(persons)
+        commands.append(cell.tick())
+    cell.frame(persons)
+    commands.append(cell.tick(advance_ns=report_ns + HALF_CYCLE - cell.now))
+    assert cell.robot[0]["t_received_ns"] == report_ns
+    return commands
+
+
+def test_the_grace_covers_step_link_both_ways_and_stop_input_reaction():
+    p = build_params(example_config())[0]
+    # 0.2 ms step + 10 ms command accepted up to max_delay + 24 ms reaction + 10 ms report up to max_delay
+    assert p["robot_obey_ns"] == 44_200_000
+    assert p["robot_speed_tolerance_mps"] == 0.02
+
+
+def test_a_robot_that_keeps_a_slow_limit_in_time_is_not_faulted():
+    cell = slowed_cell(0.5)
+    deadline = grace_deadline(cell, cell.now, 0.5)
+    commands = run_until_report_at(cell, [(2.5, 0.0)], deadline - 100_000_000)
+    cell.robot_speed_mps = 0.25  # slowed down well inside its stopping time
+    commands += run_until_report_at(cell, [(2.5, 0.0)], deadline + 500_000_000)
+    assert {(K(c["kind"]), R(c["reason"])) for c in commands} == {(K.SLOW, R.PERSON_IN_WARNING_ZONE)}
+
+
+def test_a_robot_that_ignores_slow_is_fault_stopped_at_the_grace_deadline_not_before():
+    cell = slowed_cell(0.5)
+    deadline = grace_deadline(cell, cell.now, 0.5)
+    commands = run_until_report_at(cell, [(2.5, 0.0)], deadline - 1)
+    assert all(K(c["kind"]) == K.SLOW for c in commands)  # the whole grace, up to the last nanosecond
+    cell.frame([(2.5, 0.0)])
+    c = cell.tick(advance_ns=1)  # the report received at the deadline still says 0.5 m/s
+    assert_command(c, K.FAULT_STOP, R.ROBOT_OVERSPEED, sensor=-1)
+    assert c["stop_category"] == 1
+    cell.robot_speed_mps = 0.0
+    cell.frame([])
+    assert_command(cell.tick(), K.FAULT_STOP, R.RESTART_INTERLOCK)  # latched until a reset edge
+
+
+def test_a_robot_that_keeps_moving_after_a_protective_stop_is_fault_stopped():
+    cell = zones_only()  # robot at 0.5 m/s
+    cell.arm()
+    cell.frame([(1.4, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    deadline = grace_deadline(cell, cell.now, 0.5)
+    commands = run_until_report_at(cell, [(1.4, 0.0)], deadline - 1)
+    assert all(K(c["kind"]) == K.PROTECTIVE_STOP for c in commands)
+    cell.frame([(1.4, 0.0)])
+    assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
+
+
+def test_a_robot_at_rest_in_time_after_a_stop_is_not_faulted_and_restarts():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(1.4, 0.0)])
+    cell.tick()
+    deadline = grace_deadline(cell, cell.now, 0.5)
+    run_until_report_at(cell, [(1.4, 0.0)], deadline - 50_000_000)
+    cell.robot_speed_mps = 0.0
+    commands = run_until_report_at(cell, [], deadline + 100_000_000)
+    assert all(K(c["kind"]) == K.PROTECTIVE_STOP for c in commands)
+    cell.frame([])
+    cell.tick(reset=1)
+    cell.robot_speed_mps = 1.0  # a raised limit holds at once
+    cell.frame([])
+    assert_command(cell.tick(reset=0), K.RUN, R.NONE)
+
+
+@pytest.mark.parametrize(("jitter", "faulted"), [(0.0, False), (0.019, False), (-0.05, False), (0.021, True)])
+def test_speed_jitter_within_the_tolerance_is_no_fault(jitter, faulted):
+    cell = slowed_cell(0.25 + jitter)
+    deadline = grace_deadline(cell, cell.now, 0.25 + jitter)
+    commands = run_until_report_at(cell, [(2.5, 0.0)], deadline + 50_000_000)
+    kinds = {K(c["kind"]) for c in commands}
+    assert kinds == ({K.SLOW, K.FAULT_STOP} if faulted else {K.SLOW})
+
+
+def test_a_robot_still_speeding_up_gets_the_stopping_time_of_its_higher_speed():
+    cell = slowed_cell(0.2)  # T_s(0.2) = 120 ms (the 0.25 m/s row)
+    commanded = cell.now
+    cell.robot_speed_mps = 0.3  # the next report, before the command took effect: T_s(0.3) = 220 ms
+    early, late = grace_deadline(cell, commanded, 0.2), grace_deadline(cell, commanded, 0.3)
+    assert late > early
+    commands = run_until_report_at(cell, [(2.5, 0.0)], late - 1)
+    assert all(K(c["kind"]) == K.SLOW for c in commands)
+    cell.frame([(2.5, 0.0)])
+    assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
+
+
+def test_a_stop_while_a_slow_down_is_pending_keeps_the_earlier_grace_running():
+    cell = slowed_cell(1.0)  # SLOW at 1.0 m/s: T_s = 380 ms
+    slow_deadline = grace_deadline(cell, cell.now, 1.0)
+    run_until_report_at(cell, [(2.5, 0.0)], cell.now + 100_000_000)
+    cell.robot_speed_mps = 0.25  # kept the slow limit: its stop gets T_s(0.25) = 120 ms from now
+    cell.frame([(1.4, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    assert grace_deadline(cell, cell.now, 0.25) < slow_deadline
+    commands = run_until_report_at(cell, [(1.4, 0.0)], slow_deadline - 1)  # still braking: no fault
+    assert all(K(c["kind"]) == K.PROTECTIVE_STOP for c in commands)
+    cell.frame([(1.4, 0.0)])
+    assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
+
+
+def test_separation_uses_the_reported_speed_not_the_commanded_limit():
+    cell = Harness(example_config(), robot_speed_mps=1.0)
+    p = cell.params[0]
+    sp_commanded, sp_reported = separation_m(p, 0.25, 0.1), separation_m(p, 1.0, 0.1)
+    cell.arm()
+    cell.frame([(0.0, 2.8)])  # warning zone, beyond S_p at 1.0 m/s
+    assert K(cell.tick()["kind"]) == K.SLOW
+    x = HAZARD_EDGE_X + (sp_commanded + sp_reported) / 2  # clear at 0.25 m/s, not at the 1.0 m/s reported
+    cell.frame([(x, 0.0)])
+    assert_command(cell.tick(), K.PROTECTIVE_STOP, R.SEPARATION_BELOW_SP, sensor=0, person=0)
+
+
+def test_warm_up_reaches_the_speed_supervision_fault():
+    from safety.sim import warm_up_inputs
+
+    params = build_params(example_config(n_sensors=2))
+    state = new_state(params)
+    reasons = set()
+    for detections, robot, reset, overrun, now in warm_up_inputs(params):
+        reasons.add(R(step_py(params, state, detections, robot, reset, overrun, now)[0]["reason"]))
+    assert R.ROBOT_OVERSPEED in reasons

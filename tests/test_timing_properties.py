@@ -89,13 +89,18 @@ def test_stop_within_reaction_time_and_robot_at_rest_before_the_person_arrives(c
     p = sim.p
     t_r = int(p["reaction_time_ns"])
     walk = run.walk
-    sp = separation_required_m(sim.cfg, run.robot_speed_mps, z_d_m=Z_D)  # the budget's S_p, not the step's
-    within = sim.first_time_within(walk, sp - Z_D)  # true distance <= S_p without the measurement error
     reach = sim.first_time_within(walk, sim.cfg.separation.intrusion_distance_m + float(p["robot_z_r_m"]))
     out = sim.run(run, until_ns=reach + 1_000_000_000)
+    # the robot keeps a warning zone's SLOW limit once it reaches it: S_p at the speed it had when stopped
+    # (a lower speed only ever replaces a higher one, so from that crossing on every step sees the person
+    # within the S_p of the speed it uses)
+    speed = out.stop_speed_mps if out.stop_command_ns is not None else run.robot_speed_mps
+    sp = separation_required_m(sim.cfg, speed, z_d_m=Z_D)  # the budget's S_p, not the step's
+    within = sim.first_time_within(walk, sp - Z_D)  # true distance <= S_p without the measurement error
     note(f"S_p {sp:.4f} m, within S_p at {within} ns, reaches the hazard at {reach} ns, T_r {t_r} ns")
     note(out.describe())
     assert out.stop_command_ns is not None, "never stopped"
+    assert out.stop_speed_mps <= run.robot_speed_mps
     command, brake, rest = (t - out.start_ns for t in (out.stop_command_ns, out.brake_ns, out.rest_ns))
     note(f"stop commanded at {command} ns, braking at {brake} ns, at rest at {rest} ns")
     assert CommandKind(out.stop_kind) == CommandKind.PROTECTIVE_STOP
