@@ -393,6 +393,11 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
             progress(f"{label}: {describe(out)}")
         session.pump(session.now() + 50 * MS)
         events = session.log.array()
+        if session.writes_dropped:
+            report.notes.append(
+                f"rig: {session.writes_dropped} write(s) lost because the controller did not read its port "
+                "in time (a stalled controller; its link detects the loss)"
+            )
     finally:
         gc.enable()
         gc.unfreeze()

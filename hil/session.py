@@ -131,6 +131,7 @@ class Session:
         self.stop_onsets: list[int] = []  # receive times of stop commands that followed motion
         self.was_at_rest = True
         self._state_seq = 0
+        self.writes_dropped = 0  # writes the controller's port did not take in time (a stalled controller)
 
     # ------------------------------------------------------------ helpers
 
@@ -159,7 +160,18 @@ class Session:
 
     def _write(self, link: str, data: bytes) -> None:
         io = self.sensors[0].io if link == "sensor" else self.robot_io
-        io.write(data)
+        self._write_to(io, data)
+
+    def _write_to(self, io: Any, data: bytes) -> None:
+        """Write like a serial line: bytes the controller does not take in time are lost, not an error.
+
+        A real line never blocks its sender; when the receiver stops reading (a stalled controller),
+        its buffer overflows and bytes are lost, which the controller's link detects and stops for.
+        """
+        try:
+            io.write(data)
+        except OSError:  # TransportError: the port's buffer stayed full for the write timeout
+            self.writes_dropped += 1
 
     def _queue(self, link: str, writes: fl.Writes) -> None:
         for t_due, data in writes:
@@ -174,7 +186,7 @@ class Session:
 
     def _send(self, link: str, wire: bytes, now: int, stream: SensorStream | None = None) -> None:
         if stream is not None and stream.index != 0:
-            stream.io.write(wire)  # faults act on the first sensor's link only
+            self._write_to(stream.io, wire)  # faults act on the first sensor's link only
             return
         injector = self.injectors[link]
         if injector is None:

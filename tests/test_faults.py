@@ -241,3 +241,30 @@ def test_unfaulted_stream_is_accepted_without_errors():
     clean_robot = fl.Fault("none", "", "robot", frozenset(), lambda c: 1, lambda c: fl.Injector())
     errors, _ = link_run(clean_robot, n=6)
     assert [e.reason for e in errors] == [Reason.LINK_TIMEOUT]
+
+
+class _FullPort:
+    """A port whose buffer stays full: every write times out (a controller that stopped reading)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def write(self, data: bytes) -> None:
+        from safety.link.transport import TransportError
+
+        self.attempts += 1
+        raise TransportError("pty: write timed out, 48 bytes not taken")
+
+
+def test_the_rig_loses_bytes_a_stalled_controller_does_not_take_instead_of_failing() -> None:
+    """Like a serial line, the rig's writes never fail the session: lost bytes are counted (the
+    controller's link detects the gap and stops; the rig's report notes the count)."""
+    from hil.session import Session
+
+    robot, sensor = _FullPort(), _FullPort()
+    session = Session(make_cell(), robot, [sensor], press_reset=None)
+    session._send_state(session.now())
+    session.start_streaming()
+    session._send_frame(session.sensors[0])
+    assert (robot.attempts, sensor.attempts) == (1, 1)
+    assert session.writes_dropped == 2
