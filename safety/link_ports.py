@@ -132,11 +132,15 @@ class ThreadedInbox:
                 self._stop.wait(self.IDLE_WAIT_S)
 
     def feed_into(self, endpoint: Any, now_ns: int) -> None:
-        """Feed every chunk that arrived, each stamped with its own arrival time."""
+        """Feed every chunk that arrived by `now_ns`, each stamped with its own arrival time.
+
+        Chunks stamped after `now_ns` wait for the next cycle: stamping them `now_ns` would date them
+        before their sender's clock and read as a clock disagreement.
+        """
         chunks = self._chunks
-        while chunks:
+        while chunks and chunks[0][1] <= now_ns:
             data, t = chunks.popleft()
-            endpoint.feed(data, min(t, now_ns))
+            endpoint.feed(data, t)
 
     def stop(self) -> None:
         """End the reader thread (before the transport is closed)."""
