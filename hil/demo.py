@@ -35,6 +35,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -143,9 +144,18 @@ def _controller_process(
             )
             controller.arm()
             _helper_threads_realtime()
-            shared.controller_ready.set()
+            ready = [False]
+
+            def loop_running() -> bool:
+                # ready only once the loop runs: run() first locks memory and collects garbage (100+ ms
+                # holding the interpreter), and a robot starting then would see its first frames judged late
+                if not ready[0]:
+                    ready[0] = True
+                    shared.controller_ready.set()
+                return bool(shared.stop_controller.is_set())
+
             try:
-                controller.run(until=shared.stop_controller.is_set)
+                controller.run(until=loop_running)
             finally:
                 controller.close()
         finally:
@@ -242,7 +252,7 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     """Serve the robot link: hil.robot's emulator and runner, plus the numbers for the status line."""
     from hil.robot import RobotEmulator, RobotRunner
     from safety.config import ns
-    from safety.link import Command, Received
+    from safety.link import Command, Received, warm_up
     from safety.link.transport import PtyTransport
     from safety.realtime import apply_realtime
 
@@ -250,11 +260,15 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     transport = PtyTransport(baud=cfg.link.baud, read_timeout_ns=cycle_ns)
     try:
         robot_paths.put(transport.peer_path)
+        warm_up()  # compile the link's CRC now: compiling on the first command would make it stale
         # start once the controller is armed: nothing piles up on the link while it compiles
         while not shared.controller_ready.wait(0.1):
             if shared.stop_robot.is_set():
                 return {}
         warnings = apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings
+        # a robot joining a running link: commands queued before it listened are stale, not late news
+        with contextlib.suppress(OSError):
+            termios.tcflush(transport.fileno(), termios.TCIFLUSH)
         emulator = RobotEmulator(cfg, time.monotonic_ns())
         runner = RobotRunner(emulator, transport, cycle_ns)
         numbers = shared.robot
