@@ -35,7 +35,6 @@ import contextlib
 import multiprocessing
 import os
 import sys
-import termios
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +54,7 @@ from hil.demo_cell import (
     plan_visits,
     reset_delay_ns,
 )
-from safety.reasons import CommandKind
+from safety.reasons import CommandKind, Reason
 
 __all__ = ["DemoError", "DemoOptions", "DemoResult", "Status", "format_status", "run_demo"]
 
@@ -252,7 +251,7 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     """Serve the robot link: hil.robot's emulator and runner, plus the numbers for the status line."""
     from hil.robot import RobotEmulator, RobotRunner
     from safety.config import ns
-    from safety.link import Command, Received, warm_up
+    from safety.link import Command, Received
     from safety.link.transport import PtyTransport
     from safety.realtime import apply_realtime
 
@@ -260,15 +259,16 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     transport = PtyTransport(baud=cfg.link.baud, read_timeout_ns=cycle_ns)
     try:
         robot_paths.put(transport.peer_path)
-        warm_up()  # compile the link's CRC now: compiling on the first command would make it stale
+        _warm_robot_link(cfg)  # compile the link code now: compiling on the first command makes it stale
         # start once the controller is armed: nothing piles up on the link while it compiles
         while not shared.controller_ready.wait(0.1):
             if shared.stop_robot.is_set():
                 return {}
         warnings = apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings
         # a robot joining a running link: commands queued before it listened are stale, not late news
-        with contextlib.suppress(OSError):
-            termios.tcflush(transport.fileno(), termios.TCIFLUSH)
+        drain_until = time.monotonic_ns() + 5 * cycle_ns
+        while time.monotonic_ns() < drain_until:
+            transport.read()
         emulator = RobotEmulator(cfg, time.monotonic_ns())
         runner = RobotRunner(emulator, transport, cycle_ns)
         numbers = shared.robot
@@ -294,6 +294,19 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
         return {"commands": commands, "warnings": warnings}
     finally:
         transport.close()
+
+
+def _warm_robot_link(cfg: Any) -> None:
+    """Pass one command and one state frame through a throwaway robot: nothing compiles on the live link."""
+    from hil.robot import RobotEmulator
+    from safety.link import Command, Role, robot_link_endpoint
+
+    now = time.monotonic_ns()
+    controller_end = robot_link_endpoint(cfg, Role.CONTROLLER, now)
+    robot = RobotEmulator(cfg, now)
+    robot.receive(controller_end.send(Command(CommandKind.FAULT_STOP, reason=Reason.NOT_ARMED), now), now)
+    controller_end.feed(robot.state_frame(now), now)
+    controller_end.next_event()
 
 
 class _Watch:
