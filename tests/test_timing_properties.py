@@ -123,8 +123,8 @@ EXPECTED_REASONS = {
 }
 
 
-@st.composite
-def faults(draw):
+def _draw_walkless_run(draw, **fault_fields):
+    """A run with nobody walking in (1-2 sensors, jitter, misses and step times within spec)."""
     n_sensors = draw(st.integers(1, 2))
     tolerated = draw(st.integers(0, 3))
     sim = cell(n_sensors, tolerated, True)
@@ -137,11 +137,19 @@ def faults(draw):
         missed=draw(missed_frames(tolerated)),
         step_fraction=draw(st.floats(0.0, 1.0)),
         seed=draw(st.integers(0, 2**16)),
-        fault=draw(st.sampled_from([f for f in Fault if f is not Fault.NONE])),
-        fault_at_ns=draw(st.integers(0, 200_000_000)),
-        fault_variant=draw(st.integers(0, 20)),
+        **{name: draw(strategy) for name, strategy in fault_fields.items()},
     )
     return (n_sensors, tolerated), run
+
+
+@st.composite
+def faults(draw):
+    return _draw_walkless_run(
+        draw,
+        fault=st.sampled_from([f for f in Fault if f is not Fault.NONE]),
+        fault_at_ns=st.integers(0, 200_000_000),
+        fault_variant=st.integers(0, 20),
+    )
 
 
 @given(faults())
@@ -161,20 +169,7 @@ def test_faults_beyond_the_assumptions_stop_within_the_watchdog_time(case):
 
 @st.composite
 def quiet_runs(draw):
-    n_sensors = draw(st.integers(1, 2))
-    tolerated = draw(st.integers(0, 3))
-    sim = cell(n_sensors, tolerated, True)
-    period = frame_period_ns(next(iter(sim.cfg.sensors.values())).frame_rate_hz)
-    run = Run(
-        robot_speed_mps=draw(st.floats(0.0, 1.0)),
-        walk=None,
-        sensor_phase_ns=tuple(draw(st.integers(0, period - 1)) for _ in range(n_sensors)),
-        latency_fraction=draw(st.floats(0.0, 1.0)),
-        missed=draw(missed_frames(tolerated)),
-        step_fraction=draw(st.floats(0.0, 1.0)),
-        seed=draw(st.integers(0, 2**16)),
-    )
-    return (n_sensors, tolerated), run
+    return _draw_walkless_run(draw)
 
 
 @given(quiet_runs())
