@@ -53,8 +53,9 @@ _KIND_NAMES = {KIND_DATA: "DATA", KIND_DROPPED: "DROPPED", KIND_END: "END"}
 # The controller's per-cycle record: stage timestamps, every input the step saw (for replay), its output.
 CYCLE_DTYPE = np.dtype(
     [
-        ("cycle", np.int64),  # release index k: released at t0 + k * period; gaps are skipped releases
-        ("t_scheduled_ns", np.int64),  # release time t0 + k * period
+        ("cycle", np.int64),  # step index: the Python executor numbers releases (gaps: skipped releases),
+        # the compiled loop numbers every step (tick or data; skipped releases show in t_scheduled_ns)
+        ("t_scheduled_ns", np.int64),  # release time t0 + k * period (data step: when the data was readable)
         ("t_wake_ns", np.int64),  # the loop woke up (wake-up latency = t_wake - t_scheduled)
         ("t_inputs_ns", np.int64),  # ports polled, inputs assembled
         ("now_ns", np.int64),  # the time given to the step
@@ -69,6 +70,7 @@ CYCLE_DTYPE = np.dtype(
         ("robot", ROBOT_STATE_DTYPE),  # the robot state given to the step
         ("command_seq", np.int64),  # sequence number of the command sent this cycle
         ("command", COMMAND_DTYPE),  # the step's output
+        ("trigger", np.int32),  # what released this step: 0 the tick (a release), 1 data readable, 2 reset
     ]
 )
 
@@ -342,6 +344,9 @@ def _read_chunk(path: str, data: memoryview, offset: int) -> tuple[int, int, int
     return kind, stream_id, count, payload, start + length
 
 
+RING_HEAD, RING_TAIL, RING_DROPPED = 0, 1, 2  # indices into Ring.counters
+
+
 class Ring:
     """A preallocated single-producer single-consumer ring of records.
 
@@ -349,6 +354,11 @@ class Ring:
     the slot in place, then `commit`; when the ring is full the record is dropped and counted in
     `dropped`, never lost silently.
     The drain thread reads committed slots in place and then releases them.
+    head, tail and dropped live in one int64 array, `counters`, so that compiled code without the
+    interpreter (safety.cycle) can produce into the ring while a Python thread drains it: the producer
+    writes the slot, then head; the consumer reads head, then the slots (x86-64 and aarch64 keep a
+    thread's stores in order for another thread's matching loads only with the barrier each side's
+    system call or lock gives; both sides make one per pass).
     """
 
     def __init__(self, dtype: np.dtype, capacity: int) -> None:
@@ -356,18 +366,31 @@ class Ring:
             raise ValueError("ring capacity must be at least 1")
         self.buf = np.zeros(capacity, dtype=dtype)
         self.capacity = capacity
-        self.head = 0  # records pushed (written by the producer only)
-        self.tail = 0  # records released (written by the consumer only)
-        self.dropped = 0  # records lost because the ring was full (written by the producer only)
+        self.counters = np.zeros(3, dtype=np.int64)
+
+    @property
+    def head(self) -> int:
+        """Records pushed (written by the producer only)."""
+        return int(self.counters[RING_HEAD])
+
+    @property
+    def tail(self) -> int:
+        """Records released (written by the consumer only)."""
+        return int(self.counters[RING_TAIL])
+
+    @property
+    def dropped(self) -> int:
+        """Records lost because the ring was full (written by the producer only)."""
+        return int(self.counters[RING_DROPPED])
 
     def push(self, record: np.ndarray) -> bool:
         """Copy `record` (a 1-element array of the ring's dtype) into the next slot; False when full."""
         head = self.head
         if head - self.tail >= self.capacity:
-            self.dropped += 1
+            self.counters[RING_DROPPED] += 1
             return False
         self.buf[head % self.capacity] = record[0]
-        self.head = head + 1  # publish after the copy: the consumer never sees a half-written slot
+        self.counters[RING_HEAD] = head + 1  # publish after the copy: never a half-written slot
         return True
 
     def is_full(self) -> bool:
@@ -377,13 +400,13 @@ class Ring:
     def claim(self) -> int:
         """Slot for the next record (write `buf[slot]`, then `commit`); -1 when full (counted)."""
         if self.head - self.tail >= self.capacity:
-            self.dropped += 1
+            self.counters[RING_DROPPED] += 1
             return -1
         return self.head % self.capacity
 
     def commit(self) -> None:
         """Publish the record written into the slot from `claim`."""
-        self.head += 1
+        self.counters[RING_HEAD] += 1
 
     def pending(self) -> tuple[np.ndarray, np.ndarray]:
         """The committed, unreleased records as (up to) two views: before and after the wrap point."""
@@ -395,7 +418,7 @@ class Ring:
 
     def release(self, count: int) -> None:
         """Give `count` records back to the producer (consumer only)."""
-        self.tail += count
+        self.counters[RING_TAIL] += count
 
 
 class TraceRecorder:

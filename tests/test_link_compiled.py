@@ -164,7 +164,19 @@ def _frames_for(role: Role, draw: st.DrawFn) -> list[bytes]:
         fault = draw(
             st.sampled_from(
                 ["ok"] * 6
-                + ["repeat", "skip", "back", "old", "ahead", "same_time", "cid", "version", "type", "flip", "cut"]
+                + [
+                    "repeat",
+                    "skip",
+                    "back",
+                    "old",
+                    "ahead",
+                    "same_time",
+                    "cid",
+                    "version",
+                    "type",
+                    "flip",
+                    "cut",
+                ]
             )
         )
         msg = draw(messages)
@@ -227,14 +239,21 @@ def streams(draw: st.DrawFn) -> tuple[Role, list[tuple[bytes, int]]]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(streams(), st.sampled_from([POLICY, LinkPolicy(max_delay_ns=2 * MS, watchdog_ns=5 * MS, tolerated_losses=2)]))
-def test_compiled_receiver_decides_as_the_reference(stream: tuple[Role, list[tuple[bytes, int]]], policy: LinkPolicy) -> None:
+@given(
+    streams(),
+    st.sampled_from([POLICY, LinkPolicy(max_delay_ns=2 * MS, watchdog_ns=5 * MS, tolerated_losses=2)]),
+)
+def test_compiled_receiver_decides_as_the_reference(
+    stream: tuple[Role, list[tuple[bytes, int]]], policy: LinkPolicy
+) -> None:
     role, steps = stream
     run_both(role, policy, steps)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(ROLES), st.lists(st.tuples(st.binary(max_size=500), st.integers(0, 10**9)), max_size=6))
+@given(
+    st.sampled_from(ROLES), st.lists(st.tuples(st.binary(max_size=500), st.integers(0, 10**9)), max_size=6)
+)
 def test_garbage_is_judged_as_the_reference_judges_it(role: Role, chunks: list[tuple[bytes, int]]) -> None:
     steps = sorted(chunks, key=lambda c: c[1])
     run_both(role, POLICY, steps)

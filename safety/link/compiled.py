@@ -127,7 +127,9 @@ def valid_reasons() -> np.ndarray:
 REASON_TABLE = valid_reasons()
 
 
-def new_receivers(roles: list[Role], connection_ids: list[int], policies: list[LinkPolicy], now_ns: int) -> np.ndarray:
+def new_receivers(
+    roles: list[Role], connection_ids: list[int], policies: list[LinkPolicy], now_ns: int
+) -> np.ndarray:
     """One receiver record per link, in AWAITING_FIRST; roles decide what each accepts and sends."""
     rx = np.zeros(len(roles), dtype=RECEIVER_DTYPE)
     for k, (role, cid, policy) in enumerate(zip(roles, connection_ids, policies, strict=True)):
@@ -266,7 +268,9 @@ def check_payload(message_type, raw, start, length, reasons):
     # DETECTIONS
     if length < _DET_FIXED:
         return _R_CORRUPTION
-    records = min(np.int64(raw[start + 2]), _MAX_PERSONS)
+    records = int(raw[start + 2])
+    if records > _MAX_PERSONS:
+        records = _MAX_PERSONS
     if length != _DET_FIXED + _PERSON * records:
         return _R_CORRUPTION
     return 0
@@ -452,7 +456,7 @@ def decode_detections(rx, k, raw, out, i, scratch_u32, scratch_f32):
     d.t_inference_done_ns = i64_at(raw, p + 19)
     d.t_sent_ns = r.t_sent_ns
     d.t_received_ns = r.t_received_ns
-    records = min(count, _MAX_PERSONS)
+    records = count if count < _MAX_PERSONS else _MAX_PERSONS
     persons = d.persons
     for j in range(_MAX_PERSONS):
         q = persons[j]
