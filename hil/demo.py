@@ -1,7 +1,7 @@
 """The demo: the whole chain on the embedded default cell, in one command, with no hardware.
 
     synthetic camera (real photos of people walking into the cell)
-      -> the real person detector -> detection metadata ──pty──> the safety controller (cyclic executor)
+      -> the real person detector -> detection metadata ──pty──> the safety controller (compiled loop)
       -> command frames ──pty──> the robot emulator -> robot state ──pty──> the controller
       every stage timestamped -> trace -> timing report
 
@@ -13,8 +13,10 @@ interpreter:
 
 * the **controller** runs alone in its own process (spawned: a fresh interpreter, no threads or locks
   inherited from the caller, which may be a test session with thread pools running), on the real serial
-  link over two pty pairs, with SCHED_FIFO where permitted, and its trace-drain helper thread just below
-  the loop's priority: its deadlines are honest;
+  link over two pty pairs. Its hard loop is compiled and holds no interpreter lock (safety.cycle); it runs
+  at SCHED_FIFO where permitted, pinned to a CPU of its own (the last one), and wakes when a detection
+  frame arrives. Everything else in every process (its trace drain, the robot, camera and detector) is
+  kept off that CPU at normal priority, and nothing spins there (`controller_placement`);
 * the **robot emulator** (hil.robot) runs in its own process too: the controller stops the cell when
   robot state is older than its timeout, so the robot must not queue behind anything else;
 * the **camera** renders the synthetic cell in its own process into shared memory, ahead of exposure (a
@@ -117,50 +119,78 @@ class _Shared:
         return float(self.robot[ROBOT_FIELDS.index(name)])
 
 
+def controller_placement() -> tuple[int | None, set[int] | None]:
+    """The CPU the controller's hard loop gets to itself, and the CPUs for everything else (None, None on
+    a single-CPU machine): the last allowed CPU for the loop, the rest for camera, detector and robot."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(allowed) < 2:
+        return None, None
+    return allowed[-1], set(allowed[:-1])
+
+
+def keep_off_controller_cpu() -> None:
+    """Pin the calling process (its threads from now on) to the CPUs the controller's loop leaves free."""
+    _, others = controller_placement()
+    if others is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, others)
+
+
 def _controller_process(
     cfg: Any, trace_path: str, sensor_path: str, robot_paths: Any, shared: _Shared
 ) -> None:
-    """Child process: open the link ports, arm the controller (compiles the step), run until told to stop."""
+    """Child process: open the link ports, arm the compiled loop (compiles it), run until told to stop.
+
+    The loop thread runs at SCHED_FIFO on a CPU of its own; this process's other threads (supervision,
+    trace drain) stay on the other CPUs at normal priority.
+    """
     code = 0
     info: dict[str, Any] = {}
     try:
-        from safety.executor import Controller
-        from safety.link_ports import open_controller_ports
+        from safety.compiled_controller import CompiledController
+        from safety.link_ports import open_port_descriptors
+        from safety.reasons import Reason
 
+        loop_cpu, _ = controller_placement()
+        keep_off_controller_cpu()
         robot_path = robot_paths.get(timeout=PORT_TIMEOUT_S)
-        ports = open_controller_ports(cfg, robot_port=robot_path, sensor_port=sensor_path)
+        ports = open_port_descriptors(cfg, robot_path, [sensor_path])
+        link_names = ["robot", *cfg.sensors]
         link_errors: list[str] = []
-        sensor_source = _NotingLinkErrors(ports.sensor_source, list(cfg.sensors), link_errors)
-        robot_port = _NotingLinkErrors(ports.robot_port, ["robot"], link_errors)
+        noted: list[int] = [0] * len(link_names)
         try:
-            controller = Controller(
+            controller = CompiledController(
                 cfg,
-                sensor_source,
-                robot_port,
+                ports.robot_fd,
+                ports.sensor_fds,
                 trace_path=trace_path,
-                reset_input=lambda: shared.reset.value != 0,
+                cpu=loop_cpu,
                 producer="cobotguard demo controller",
             )
             controller.arm()
-            _helper_threads_realtime()
             ready = [False]
 
-            def loop_running() -> bool:
-                # ready only once the loop runs: run() first locks memory and collects garbage (100+ ms
-                # holding the interpreter), and a robot starting then would see its first frames judged late
+            def supervise() -> bool:
+                controller.set_reset(shared.reset.value != 0)
+                for k, name in enumerate(link_names):  # name each link error as it latches
+                    reason = int(controller.receivers[k]["error_reason"])
+                    if reason != noted[k]:
+                        noted[k] = reason
+                        if reason and len(link_errors) < MAX_LINK_ERRORS_NOTED:
+                            link_errors.append(f"{name}: {Reason(reason).name}")
                 if not ready[0]:
                     ready[0] = True
                     shared.controller_ready.set()
                 return bool(shared.stop_controller.is_set())
 
             try:
-                controller.run(until=loop_running)
+                controller.run(until=supervise)
             finally:
                 controller.close()
         finally:
             ports.close()
         info = {
-            "stats": controller.stats.as_dict(),
+            "stats": {**controller.stats.as_dict(), "data_steps": controller.data_steps},
             "warnings": list(controller.warnings),
             "link_errors": link_errors,
         }
@@ -169,69 +199,6 @@ def _controller_process(
         code = 1
     shared.results.put(("controller", info))
     os._exit(code)
-
-
-class _NotingLinkErrors:
-    """A controller port, passed through, that notes each link error as its endpoint latches it.
-
-    The controller's trace records the reason fed to the step each cycle, not which link or why; the demo
-    names them at the end ("robot: LINK_UNACCEPTABLE_DELAY: frame 1599 is 25 ms old ...").
-    """
-
-    def __init__(self, port: Any, names: list[str], log: list[str]) -> None:
-        self._port = port
-        self._endpoints = list(getattr(port, "endpoints", None) or [port.endpoint])
-        self._names = names
-        self._log = log
-        self._latched: list[Any] = [None] * len(self._endpoints)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._port, name)  # start, reset_link: the port's own
-
-    def _note(self) -> None:
-        for i, endpoint in enumerate(self._endpoints):
-            error = endpoint.error
-            if error is not self._latched[i]:
-                self._latched[i] = error
-                if error is not None and len(self._log) < MAX_LINK_ERRORS_NOTED:
-                    self._log.append(f"{self._names[i]}: {error.reason.name}: {error.detail}")
-
-    def receive(self, now_ns: int, frames: np.ndarray) -> int:
-        """The sensor source's receive, then a look at its endpoints."""
-        n = int(self._port.receive(now_ns, frames))
-        self._note()
-        return n
-
-    def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
-        """The robot port's receive_state, then a look at its endpoint."""
-        got = bool(self._port.receive_state(now_ns, state))
-        self._note()
-        return got
-
-    def send_command(self, command: np.ndarray, seq: int, now_ns: int) -> None:
-        """The robot port's send_command."""
-        self._port.send_command(command, seq, now_ns)
-
-    def take_fault(self) -> int:
-        """The port's latched fault."""
-        return int(self._port.take_fault())
-
-
-def _helper_threads_realtime() -> None:
-    """Give the controller's helper threads (the trace drain) a real-time priority just below the loop's.
-
-    They share the loop's interpreter lock: a helper preempted by ordinary load while it holds the lock
-    would keep the real-time loop waiting (priority inversion). At a real-time priority it finishes its
-    short critical sections and hands the lock back.
-    """
-    if not hasattr(os, "sched_setscheduler"):
-        return
-    for thread in threading.enumerate():
-        if thread is threading.main_thread() or thread.native_id is None:
-            continue
-        # not permitted: the executor has already warned that the loop is not real-time
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(thread.native_id, os.SCHED_FIFO, os.sched_param(HELPER_PRIORITY))
 
 
 def _robot_process(cfg: Any, robot_paths: Any, shared: _Shared) -> None:
@@ -253,7 +220,6 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     from safety.config import ns
     from safety.link import Command, Received
     from safety.link.transport import PtyTransport
-    from safety.realtime import apply_realtime
 
     cycle_ns = ns(cfg.link.receiver_cycle_ms)
     transport = PtyTransport(baud=cfg.link.baud, read_timeout_ns=cycle_ns)
@@ -264,7 +230,8 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
         while not shared.controller_ready.wait(0.1):
             if shared.stop_robot.is_set():
                 return {}
-        warnings = apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings
+        keep_off_controller_cpu()  # normal priority, on the CPUs the controller's loop leaves free
+        warnings: list[str] = []
         # a robot joining a running link: commands queued before it listened are stale, not late news
         drain_until = time.monotonic_ns() + 5 * cycle_ns
         while time.monotonic_ns() < drain_until:
@@ -377,15 +344,13 @@ def _sensor_thread(emulator: Any, t_start_ns: int, failures: list[str]) -> None:
         failures.append(str(exc))
 
 
-# Real-time priorities (SCHED_FIFO where permitted): the controller's executor uses 80; the robot stands
-# in for dedicated hardware and mostly sleeps, so it gets its own, lower, priority. The sensor thread does
-# not: at a real-time priority its 20 ms of inference per frame kept the kernel's ordinary-priority
+# Real-time priority (SCHED_FIFO where permitted): only the controller's hard loop, 80, on its own CPU.
+# The robot and the sensor run at ordinary priority on the other CPUs. The sensor thread must not be
+# real-time: at a real-time priority its 20 ms of inference per frame kept the kernel's ordinary-priority
 # workers off the CPU, and a pty's bytes only move when such a worker runs (flush_to_ldisc), so every
 # link stalled for the length of an inference (seen as 17-20 ms gaps in robot state and link timeouts).
 # It gets a larger share of the CPU instead (a negative nice value), which those workers can still preempt.
 SENSOR_NICE = -15
-HELPER_PRIORITY = 75  # the controller's trace drain thread (see _helper_threads_realtime)
-ROBOT_PRIORITY = 70
 SWITCH_INTERVAL_S = 0.0005  # the sensor thread gets the interpreter back quickly from the status line
 RESET_PULSE_NS = 100_000_000  # the operator holds the reset button this long
 STATUS_PERIOD_S = 0.2
@@ -444,6 +409,8 @@ def run_demo(
     ]
     for p in processes:
         p.start()
+    old_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    keep_off_controller_cpu()  # camera (spawned below) and detector: off the controller's CPU
     sensor_cfg = cfg.sensors[sensor_name]
     visits = plan_visits(duration_ns)
     camera = SharedFrameCamera(ctx, sensor_cfg, visits, ns(1000.0 / sensor_cfg.frame_rate_hz))
@@ -541,6 +508,9 @@ def run_demo(
         raise DemoError(str(exc)) from None
     finally:
         sys.setswitchinterval(old_switch)
+        if old_affinity is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, old_affinity)
         if emulator is not None:
             emulator.stop()
         camera.close()

@@ -286,7 +286,6 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
         if link_fault:
             override_with_link_fault(params, command, link_fault)
         t_end = syscalls.monotonic_ns(ts)
-        command[0].t_ns = t_end
         n = cl.encode_command(rx, ROBOT_LINK, command, t_end, tx_scratch, tx_out, TABLE)
         if not syscalls.write_all(robot_fd, tx_out, n):
             write_failed[0] = 1

@@ -371,3 +371,44 @@ def open_controller_ports(
     ports = link_ports(cfg, robot_transport, sensor_transports, now)
     ports.closers = opened.closers + ports.closers  # closed last-first: threads stop, then ports close
     return ports
+
+
+@dataclass
+class PortDescriptors:
+    """Opened serial ports as file descriptors, for the compiled loop (safety.compiled_controller)."""
+
+    robot_fd: int
+    sensor_fds: list[int]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close every port that was opened (idempotent)."""
+        while self.closers:
+            self.closers.pop()()
+
+
+def open_port_descriptors(cfg: Any, robot_port: str, sensor_ports: Sequence[str]) -> PortDescriptors:
+    """Open the robot link and one sensor link per configured sensor; raises PortError naming the port."""
+    from safety.link.transport import TransportError
+
+    names = list(cfg.sensors)
+    if len(sensor_ports) != len(names):
+        raise PortError(
+            f"--sensor-port given {len(sensor_ports)} time(s), the configuration has {len(names)} sensor(s) "
+            f"({', '.join(names)}): give one port per sensor, in that order"
+        )
+    opened = ControllerPorts(None, None)  # type: ignore[arg-type]
+    try:
+        transports = [_open_transport(robot_port, cfg.link.baud, opened)]
+        transports += [
+            _open_transport(spec, sensor_baud(sensor, cfg.link.baud), opened)
+            for spec, sensor in zip(sensor_ports, cfg.sensors.values(), strict=True)
+        ]
+        fds = [t.fileno() for t in transports]  # type: ignore[attr-defined]
+    except TransportError as exc:
+        opened.close()
+        raise PortError(f"no file descriptor for the compiled loop ({exc}); use --loop python") from None
+    except PortError:
+        opened.close()
+        raise
+    return PortDescriptors(fds[0], fds[1:], opened.closers)

@@ -20,6 +20,7 @@ from safety import cycle
 from safety.compiled_controller import CompiledController
 from safety.config import CellConfig, load_config
 from safety.reasons import CommandKind, Reason
+from safety.replay import replay
 from safety.trace import read_trace
 
 DEFAULT_CELL = Path(__file__).resolve().parent.parent / "hil" / "defaults" / "cell.toml"
@@ -111,6 +112,8 @@ def test_a_healthy_cell_runs_after_a_reset_and_stops_for_a_person(tmp_path) -> N
     ticks = cycles[cycles["trigger"] == cycle.TRIGGER_TICK]
     assert np.all(np.diff(ticks["t_scheduled_ns"]) % run.ctl.period_ns == 0)
     assert trace.streams["detections"].size == run.ctl.stats.frames_in
+    result = replay(trace)  # the recorded inputs through the reference path give the same commands
+    assert result.identical and result.cycles == cycles.size, result.divergence
 
 
 def test_tick_mode_steps_only_on_releases(tmp_path) -> None:  # type: ignore[no-untyped-def]

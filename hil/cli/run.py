@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cpu", type=int, metavar="N", help="pin the loop thread to CPU N")
     parser.add_argument(
+        "--loop",
+        choices=("compiled", "python"),
+        default="compiled",
+        help="compiled: the GIL-free hard loop on the ports' file descriptors (default; needed for "
+        "controller.wake_on_data); python: the plain-Python reference executor",
+    )
+    parser.add_argument(
         "--no-realtime",
         action="store_true",
         help="do not try SCHED_FIFO / mlockall (they are tried by default)",
@@ -65,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from safety.compiled_controller import CompiledController
     from safety.config import ConfigError, load_config
     from safety.executor import ArmError, Controller
-    from safety.link_ports import PortError, open_controller_ports
+    from safety.link_ports import PortError, open_controller_ports, open_port_descriptors
 
     if args.duration is not None and not args.duration > 0:
         print(
@@ -82,23 +90,41 @@ def _run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print(f"cobotguard run: {len(exc.problems)} problem(s); configuration invalid", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    compiled = args.loop == "compiled" and not any(
+        p.startswith("inproc://") for p in [args.robot_port, *args.sensor_port]
+    )
     try:
-        ports = open_controller_ports(cfg, robot_port=args.robot_port, sensor_port=args.sensor_port)
+        if compiled:
+            ports = open_port_descriptors(cfg, args.robot_port, args.sensor_port)
+        else:
+            ports = open_controller_ports(cfg, robot_port=args.robot_port, sensor_port=args.sensor_port)
     except PortError as exc:
         print(f"cobotguard run: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
 
     try:
-        controller = Controller(
-            cfg,
-            ports.sensor_source,
-            ports.robot_port,
-            trace_path=args.trace,
-            expected_checksum=args.expect_checksum,
-            realtime=not args.no_realtime,
-            cpu=args.cpu,
-            producer="cobotguard run",
-        )
+        if compiled:
+            controller: Any = CompiledController(
+                cfg,
+                ports.robot_fd,
+                ports.sensor_fds,
+                trace_path=args.trace,
+                expected_checksum=args.expect_checksum,
+                realtime=not args.no_realtime,
+                cpu=args.cpu,
+                producer="cobotguard run",
+            )
+        else:
+            controller = Controller(
+                cfg,
+                ports.sensor_source,
+                ports.robot_port,
+                trace_path=args.trace,
+                expected_checksum=args.expect_checksum,
+                realtime=not args.no_realtime,
+                cpu=args.cpu,
+                producer="cobotguard run",
+            )
         controller.arm()
     except ArmError as exc:
         ports.close()

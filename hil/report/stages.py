@@ -277,11 +277,17 @@ def stages_from_streams(
     # the loop, per release, against its schedule
     overruns = 0
     if cycles.size:
-        add("loop: scheduled -> wake", cycles["t_wake_ns"] - cycles["t_scheduled_ns"])
+        # the compiled loop also steps when data arrives (trigger != 0): the schedule is the releases'
+        data_steps = cycles[cycles["trigger"] != 0] if "trigger" in (cycles.dtype.names or ()) else cycles[:0]
+        releases = cycles[cycles["trigger"] == 0] if data_steps.size else cycles
+        add("loop: scheduled -> wake", releases["t_wake_ns"] - releases["t_scheduled_ns"])
         period = d.cycle_period_ns
         if period:
             measured = latencies_against_schedule(
-                cycles["t_scheduled_ns"], cycles["t_command_written_ns"], int(period), cycles["t_wake_ns"]
+                releases["t_scheduled_ns"],
+                releases["t_command_written_ns"],
+                int(period),
+                releases["t_wake_ns"],
             )
             # the executor's overrun deadline after each release when the trace records it (T_step,
             # at most the period), else the next release
@@ -292,6 +298,12 @@ def stages_from_streams(
                 else (int(period), "cycle period (the next release)")
             )
             add("loop: scheduled -> command written", measured.latencies_ns, deadline, measured.omitted)
+            if data_steps.size:
+                add(
+                    "loop: data readable -> command written",
+                    data_steps["t_command_written_ns"] - data_steps["t_scheduled_ns"],
+                    deadline,
+                )
         overruns = int(np.count_nonzero(cycles["overrun"]))
 
     return TraceStages(
