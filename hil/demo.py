@@ -16,7 +16,7 @@ interpreter:
   link over two pty pairs. Its hard loop is compiled and holds no interpreter lock (safety.cycle); it runs
   at SCHED_FIFO where permitted, pinned to a CPU of its own (the last one), and wakes when a detection
   frame arrives. Everything else in every process (its trace drain, the robot, camera and detector) is
-  kept off that CPU at normal priority, and nothing spins there (`controller_placement`);
+  kept off that CPU at normal priority, and nothing spins there (`safety.realtime.split_cpus`);
 * the **robot emulator** (hil.robot) runs in its own process too: the controller stops the cell when
   robot state is older than its timeout, so the robot must not queue behind anything else;
 * the **camera** renders the synthetic cell in its own process into shared memory, ahead of exposure (a
@@ -56,6 +56,7 @@ from hil.demo_cell import (
     plan_visits,
     reset_delay_ns,
 )
+from safety.realtime import keep_off_cpu, split_cpus
 from safety.reasons import CommandKind, Reason
 
 __all__ = ["DemoError", "DemoOptions", "DemoResult", "Status", "format_status", "run_demo"]
@@ -119,23 +120,6 @@ class _Shared:
         return float(self.robot[ROBOT_FIELDS.index(name)])
 
 
-def controller_placement() -> tuple[int | None, set[int] | None]:
-    """The CPU the controller's hard loop gets to itself, and the CPUs for everything else (None, None on
-    a single-CPU machine): the last allowed CPU for the loop, the rest for camera, detector and robot."""
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(allowed) < 2:
-        return None, None
-    return allowed[-1], set(allowed[:-1])
-
-
-def keep_off_controller_cpu() -> None:
-    """Pin the calling process (its threads from now on) to the CPUs the controller's loop leaves free."""
-    _, others = controller_placement()
-    if others is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, others)
-
-
 def _controller_process(
     cfg: Any, trace_path: str, sensor_path: str, robot_paths: Any, shared: _Shared
 ) -> None:
@@ -151,8 +135,9 @@ def _controller_process(
         from safety.link_ports import open_port_descriptors
         from safety.reasons import Reason
 
-        loop_cpu, _ = controller_placement()
-        keep_off_controller_cpu()
+        loop_cpu, _ = split_cpus()
+        if loop_cpu is not None:
+            keep_off_cpu(loop_cpu)  # supervision and trace drain: off the loop's CPU
         robot_path = robot_paths.get(timeout=PORT_TIMEOUT_S)
         ports = open_port_descriptors(cfg, robot_path, [sensor_path])
         link_names = ["robot", *cfg.sensors]
@@ -230,7 +215,9 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
         while not shared.controller_ready.wait(0.1):
             if shared.stop_robot.is_set():
                 return {}
-        keep_off_controller_cpu()  # normal priority, on the CPUs the controller's loop leaves free
+        loop_cpu, _ = split_cpus()
+        if loop_cpu is not None:
+            keep_off_cpu(loop_cpu)  # normal priority, on the CPUs the controller's loop leaves free
         warnings: list[str] = []
         # a robot joining a running link: commands queued before it listened are stale, not late news
         drain_until = time.monotonic_ns() + 5 * cycle_ns
@@ -409,8 +396,9 @@ def run_demo(
     ]
     for p in processes:
         p.start()
-    old_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    keep_off_controller_cpu()  # camera (spawned below) and detector: off the controller's CPU
+    loop_cpu, _ = split_cpus()
+    # camera (spawned below) and detector: off the controller's CPU
+    old_affinity = keep_off_cpu(loop_cpu) if loop_cpu is not None else None
     sensor_cfg = cfg.sensors[sensor_name]
     visits = plan_visits(duration_ns)
     camera = SharedFrameCamera(ctx, sensor_cfg, visits, ns(1000.0 / sensor_cfg.frame_rate_hz))

@@ -18,6 +18,7 @@ same machine). After the session the rig writes one trace (safety.trace): the co
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from hil import scenarios as sc
 from hil.session import MS, RigError, Session
 from hil.timeline import PERSON_REASONS, RIG_EVENT_DTYPE, Budget, Outcome, RigEvent, stall_evidence
 from safety.config import CellConfig, ns
+from safety.realtime import keep_off_cpu, split_cpus
 
 __all__ = [
     "ControllerProcess",
@@ -311,6 +313,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     trace_dir = options.trace_dir or work  # without a trace directory nothing is kept
     controller_trace = work / "controller.cgtrace"
     controller: ControllerProcess | None = None
+    old_affinity: set[int] | None = None
     realtime: Any = None
     ios: list[Any] = []
     progress = options.progress
@@ -322,13 +325,20 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
             sensor_io = [PtyTransport() for _ in cfg.sensors]
             ios = [robot_io, *sensor_io]
             log_path = trace_dir / "controller.log"
+            # the controller's hard loop gets a CPU of its own; the rig plays robot and sensors beside it
+            loop_cpu, _ = split_cpus()
+            controller_args = list(options.controller_args)
+            if loop_cpu is not None and "--cpu" not in controller_args:
+                controller_args += ["--cpu", str(loop_cpu)]
+            if loop_cpu is not None:
+                old_affinity = keep_off_cpu(loop_cpu)
             controller = ControllerProcess(
                 options.config_path,
                 robot_io.peer_path,
                 [io.peer_path for io in sensor_io],
                 controller_trace,
                 log_path,
-                options.controller_args,
+                controller_args,
             )
             report.controller_log = str(log_path)
             press: Callable[[], None] | None = controller.press_reset
@@ -403,6 +413,8 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         gc.unfreeze()
         if realtime is not None:
             realtime.restore()
+        if old_affinity is not None:
+            os.sched_setaffinity(0, old_affinity)
         if controller is not None:
             code = controller.stop()
             if code not in (0, None):

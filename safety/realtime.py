@@ -96,3 +96,32 @@ def apply_realtime(priority: int = 80, cpu: int | None = None, lock_memory: bool
                 "loop (raise the memlock limit or run with CAP_IPC_LOCK)"
             )
     return settings
+
+
+def split_cpus() -> tuple[int | None, set[int] | None]:
+    """A CPU for the hard loop alone (the last allowed one) and the CPUs for everything else.
+
+    (None, None) where fewer than two CPUs are allowed: then nothing is pinned.
+    """
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(allowed) < 2:
+        return None, None
+    return allowed[-1], set(allowed[:-1])
+
+
+def keep_off_cpu(cpu: int) -> set[int] | None:
+    """Pin the calling thread (and threads it starts later) to the allowed CPUs other than `cpu`.
+
+    Returns the previous affinity to restore, or None when nothing was changed (no other CPU, or refused).
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    others = before - {cpu}
+    if not others or others == before:
+        return None
+    try:
+        os.sched_setaffinity(0, others)
+    except OSError:
+        return None
+    return before
