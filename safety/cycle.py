@@ -108,7 +108,7 @@ def _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, sta
     slot = (pending_head[s] + pending_count[s]) % PENDING_FRAMES_PER_SENSOR
     cl.decode_detections(rx, k, raw, pending[s], slot, u32, f32)
     if pending[s, slot].sensor_index != s:  # a frame naming another sensor on this sensor's line
-        cl._latch(rx, k, _R_ADDRESSING, rx[k].t_received_ns)
+        cl.latch(rx, k, _R_ADDRESSING, rx[k].t_received_ns)
         return
     pending_count[s] += 1
 
@@ -122,17 +122,15 @@ def _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pendin
         events = syscalls.revents(pollfds, k)
         if events == 0:
             continue
-        if events & syscalls.POLL_FAILED and not events & syscalls.POLLIN:
-            # the port is gone (hang-up, error): stop polling it; the link latches LINK_LOSS until reset
-            pollfds[k] = pollfds[k] | np.int64(0x80000000)  # negative fd: ppoll ignores it
-            port_failed[k] = 1
-            stats[S_PORT_FAILURES] += 1
-            if rx[k].state != _ERROR_STATE:
-                cl._latch(rx, k, _R_LOSS, syscalls.monotonic_ns(ts))
-            continue
         fd = int(pollfds[k] & np.int64(0x7FFFFFFF))
-        got = syscalls.read_into(fd, rbuf, READ_CHUNK)
+        got = syscalls.read_into(fd, rbuf, READ_CHUNK) if not events & syscalls.POLLNVAL else -1
         if got <= 0:
+            if got == 0 or events & syscalls.POLL_FAILED:  # end of file, hang-up or error: the port is gone
+                pollfds[k] = pollfds[k] | np.int64(0x80000000)  # negative fd: ppoll ignores it until reset
+                port_failed[k] = 1
+                stats[S_PORT_FAILURES] += 1
+                if rx[k].state != _ERROR_STATE:  # the link latches LINK_LOSS until the operator's reset
+                    cl.latch(rx, k, _R_LOSS, syscalls.monotonic_ns(ts))
             continue
         t_rx = syscalls.monotonic_ns(ts)
         pos = 0

@@ -189,3 +189,24 @@ def test_a_peer_that_goes_silent_stops_the_cell_with_a_link_timeout() -> None:
         assert run.reason() in (int(Reason.LINK_TIMEOUT), int(Reason.SENSOR_STALE), int(Reason.ROBOT_STALE))
     finally:
         run.close()
+
+
+def test_a_port_that_hangs_up_latches_link_loss_once_and_the_loop_keeps_its_tick() -> None:
+    run = Running(cell_config())
+    try:
+        assert run.reset_until_run()
+        run.cell.stop.set()
+        for t in run.cell.threads:
+            t.join(2.0)
+        run.cell._keep[1].close()  # the robot's end of the robot link: our end reads end of file
+        robot_link = run.ctl.receivers[cycle.ROBOT_LINK]
+        assert wait_for(lambda: int(robot_link["error_reason"]) == int(Reason.LINK_LOSS))
+        steps = run.ctl.stats.cycles
+        time.sleep(0.2)
+        assert int(run.ctl.loop_stats[cycle.S_PORT_FAILURES]) == 1  # no longer polled: no busy loop
+        # about one step per release since: 0.2 s / 2 ms = 100 (a spinning loop would make thousands)
+        assert run.ctl.stats.cycles - steps < 1000
+        assert run.kind() == int(CommandKind.FAULT_STOP)
+        assert int(robot_link["error_reason"]) == int(Reason.LINK_LOSS)  # latched until a reset
+    finally:
+        run.close()

@@ -235,7 +235,8 @@ def reset(rx, k, now_ns):
 
 
 @njit(cache=False)
-def _latch(rx, k, reason, t_ns):
+def latch(rx, k, reason, t_ns):
+    """Latch receiver k in ERROR for `reason` (detected at t_ns): it stops until an operator reset."""
     r = rx[k]
     r.state = _ERROR
     r.error_reason = reason
@@ -355,7 +356,7 @@ def feed(rx, k, buffers, data, pos, n, t_rx, raw, table, reasons):
             total = r.buffered + part
             if total > _MAX_CHUNK:
                 r.frames_rejected += 1
-                _latch(rx, k, _R_CORRUPTION, t_rx)
+                latch(rx, k, _R_CORRUPTION, t_rx)
                 return n
             for i in range(part):
                 buf[r.buffered + i] = data[pos + i]
@@ -376,7 +377,7 @@ def feed(rx, k, buffers, data, pos, n, t_rx, raw, table, reasons):
                 r.bytes_received += n - start
                 r.frames_rejected += 1
                 r.bytes_dropped += n - end - 1
-                _latch(rx, k, reason, t_rx)
+                latch(rx, k, reason, t_rx)
                 return n
             r.bytes_received += end + 1 - start
             return end + 1
@@ -391,7 +392,7 @@ def check_watchdog(rx, k, now_ns):
     r = rx[k]
     if r.state != _CONNECTED or now_ns - r.last_valid_ns <= r.watchdog_ns:
         return 0
-    _latch(rx, k, _R_TIMEOUT, now_ns)
+    latch(rx, k, _R_TIMEOUT, now_ns)
     return 1
 
 
