@@ -6,7 +6,8 @@ standards are explained in docs/budget.md.
 
 - T_r (reaction time) = worst sensor stage + controller stage + link stage + robot stop input, where
   sensor = frame period x (1 + tolerated missed frames) + exposure/readout + inference + transport,
-  controller = cycle period + worst-case step, link = command frame bits / baud + receiver cycle.
+  controller = wait + worst-case step, link = command frame bits / baud + receiver cycle; the wait is
+  max(cycle period, worst step) on the tick, the worst step with controller.wake_on_data.
 - ISO/TS 15066: S_p = S_h + S_r + S_s + C + Z_d + Z_r with S_h = v_h (T_r + T_s), S_r = v_r T_r.
 - ISO 13855 for static protective zones: S = K T + C (+ Z_d + Z_r), T = T_r + T_s.
 - Human speed per ISO 13855: K = 2.0 m/s; where that gives more than 0.5 m, K = 1.6 m/s with at least
@@ -167,13 +168,46 @@ def command_frame_ns(cfg: CellConfig) -> int:
     return line_time_ns(cfg.link.command_frame_bytes, cfg.link.baud)
 
 
+def controller_wait_stage(cfg: CellConfig) -> Stage:
+    """T_cycle: how long a frame may wait from its arrival to the release of the cycle that takes it in.
+
+    Tick (controller.wake_on_data false): the frame arrived after the cycle released at r read its
+    inputs. The next cycle that runs is released at r + period or, when the cycle released at r wrote its
+    command later than that (within its worst step, which may exceed the period), at the latest release
+    before that write (safety.executor): at most max(period, worst step) after r. Wake on data: the frame
+    is stepped as soon as it is readable, after at most a step already in progress (a worst step).
+    """
+    period_ns = ns(cfg.controller.cycle_period_ms)
+    worst_ns = ns(cfg.controller.worst_step_ms)
+    if cfg.controller.wake_on_data:
+        return Stage(
+            "T_cycle",
+            "a step in progress when the frame became readable (wake on data: no wait for the tick)",
+            worst_ns,
+            "controller.worst_step_ms, controller.wake_on_data",
+        )
+    if worst_ns <= period_ns:
+        return Stage(
+            "T_cycle",
+            "controller cycle (data waits for the next release)",
+            period_ns,
+            "controller.cycle_period_ms",
+        )
+    return Stage(
+        "T_cycle",
+        "controller cycle (data waits for the next release that runs: a cycle late within the worst step, "
+        "longer than the cycle, skips the releases it overlapped)",
+        worst_ns,
+        "controller.cycle_period_ms, controller.worst_step_ms",
+    )
+
+
 def reaction_stages(cfg: CellConfig) -> list[Stage]:
     """The stages summed into T_r after the worst sensor: controller, link, robot stop input."""
     name, sensor_ns = worst_sensor(cfg)
     return [
         Stage("T_sensor", f"worst sensor stage ({name})", sensor_ns, f"sensors.{name}.*"),
-        Stage("T_cycle", "controller cycle (data waits for the next step)",
-              ns(cfg.controller.cycle_period_ms), "controller.cycle_period_ms"),
+        controller_wait_stage(cfg),
         Stage("T_step", "worst-case step until the command is written", ns(cfg.controller.worst_step_ms),
               "controller.worst_step_ms"),
         Stage("T_frame", f"command frame on the line ({cfg.link.command_frame_bytes} B x "

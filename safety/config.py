@@ -145,11 +145,16 @@ class Controller(_Strict):
     """The cyclic executor and the restart policy."""
 
     cycle_period_ms: PosFloat
-    worst_step_ms: PosFloat
+    worst_step_ms: PosFloat  # release -> command written (wake-up + step + write); may exceed the period
     restart: Literal["manual", "automatic"]
     auto_restart_clear_ms: PosFloat | None = None  # required when restart = "automatic", else absent
     release_hysteresis_m: NonNegFloat  # extra clearance before a restriction is released
     robot_state_timeout_ms: PosFloat
+    # false: a frame waits for the next release (the tick). true: the loop waits on its input file
+    # descriptors and steps a frame as soon as it is readable; only the compiled loop
+    # (safety.compiled_controller.CompiledController) does, the plain-Python safety.executor.Controller
+    # refuses to arm. The budget's controller stage depends on it (docs/budget.md).
+    wake_on_data: StrictBool = False
 
 
 class Link(_Strict):

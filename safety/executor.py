@@ -13,12 +13,25 @@ Library use::
     controller.run(duration_ns=10_000_000_000)   # or run(until=callable), or stop() from another thread
     controller.close()          # final stop command, trace flushed and closed
 
-Each cycle k is released at t0 + k * period and must have written its command within the configured
-worst-case step time (`controller.worst_step_ms`, at most the period): the budget counts on it.
-Per cycle: wake at the release (sleep, then spin), take in at most one new frame per sensor and the
-newest robot state, run the step, send its command (the robot's heartbeat), record the cycle. A cycle
-that writes its command after its deadline sets the step's overrun input for the next cycle (the step
-then fault-stops); releases missed entirely are skipped and counted, never run back to back.
+Each cycle k is released at r_k = t0 + k * period and must have written its command by its deadline
+r_k + worst_step (`controller.worst_step_ms`): the budget counts on it. The worst step may be longer than
+the period. Per cycle: wake at the release (sleep, then spin), take in at most one new frame per sensor
+and the newest robot state, run the step, send its command (the robot's heartbeat), record the cycle.
+
+Overruns: a cycle that wakes at or after its deadline runs the step with the overrun input set; a cycle
+that writes its command after its deadline sets it for the next cycle. Either way the step fault-stops
+(LOOP_OVERRUN, latched until a reset). Nothing else is an overrun.
+
+Late cycles: a cycle that writes its command after later releases have passed (within its worst step, or
+an overrun) is followed at once by the latest of those releases, woken late; the ones before it are
+skipped and counted in `LoopStats.skipped_releases`, never run back to back. Skipping alone does not set
+the overrun input: the cycle that runs is judged by its own deadline. So a frame that arrives just after
+a cycle read its inputs waits at most max(period, worst step) for the release of the cycle that takes it
+in, which is the controller wait T_cycle of the budget (safety.budget.controller_wait_stage).
+
+This executor steps on the tick only. A configuration with `controller.wake_on_data = true` budgets on a
+loop that steps a frame as soon as it is readable (the compiled loop,
+`safety.compiled_controller.CompiledController`): `Controller.arm()` refuses it.
 """
 
 from __future__ import annotations
@@ -65,8 +78,8 @@ class LoopStats:
     """Counters of a run, for the CLI and the trace summary."""
 
     cycles: int = 0  # cycles executed
-    overruns: int = 0  # cycles that wrote their command after their deadline
-    skipped_releases: int = 0  # releases missed entirely (the loop was more than a period late)
+    overruns: int = 0  # cycles that wrote their command after their deadline (release + worst step)
+    skipped_releases: int = 0  # releases passed over because an earlier cycle wrote its command after them
     paused_releases: int = 0  # releases that fell between run() calls (not running: no overrun)
     max_wake_latency_ns: int = 0
     max_cycle_ns: int = 0  # release to command written
@@ -251,8 +264,9 @@ class Controller:
         self._step = step_caller(self.core)
         self.checksum_short, self.checksum_long = config_checksum(cfg)
         self.period_ns = ns(cfg.controller.cycle_period_ms)
-        # the budget assumes each command is written within worst_step_ms of its release: that is the deadline
-        self.deadline_ns = min(ns(cfg.controller.worst_step_ms), self.period_ns)
+        # the budget assumes each command is written within worst_step_ms of its release: that is the
+        # deadline, even where it is longer than the period
+        self.deadline_ns = ns(cfg.controller.worst_step_ms)
         self.n_sensors = len(cfg.sensors)
         self.stats = LoopStats()
         self.warnings: list[str] = []
@@ -314,6 +328,15 @@ class Controller:
                 Reason.CHECKSUM_MISMATCH,
                 f"configuration checksum {self.checksum_short} ({self.checksum_long}) does not match the "
                 f"expected {self.expected_checksum}; refusing to arm",
+            )
+        if self.cfg.controller.wake_on_data:
+            raise ArmError(
+                Reason.BUDGET_UNSAFE,
+                "controller.wake_on_data = true: the budget counts on waking on data (a frame stepped as "
+                "soon as it is readable), which only the compiled loop "
+                "safety.compiled_controller.CompiledController does; this executor steps on the tick only. "
+                "Set controller.wake_on_data = false to run this executor (the budget then counts the wait "
+                "for the tick); refusing to arm",
             )
         report = evaluate(self.cfg)
         if not report.safe and not self.allow_unsafe_budget:
@@ -603,14 +626,13 @@ class Controller:
             )
 
         self._cycle += 1
-        self._next_release_ns = release + self.period_ns
-        late = clock.now_ns() - self._next_release_ns
-        if late >= self.period_ns:  # the next release's slot is already over: skip to the current one
-            skipped = late // self.period_ns
-            self._cycle += skipped
-            self._next_release_ns += skipped * self.period_ns
-            stats.skipped_releases += skipped
-            self._pending_overrun = 1
+        next_release = release + self.period_ns
+        passed = (t_written - next_release) // self.period_ns  # later releases that passed before the write
+        if passed > 0:  # run the latest of them at once (woken late), skip the ones before it
+            self._cycle += passed
+            next_release += passed * self.period_ns
+            stats.skipped_releases += passed
+        self._next_release_ns = next_release  # no overrun for skipping: that cycle meets its deadline or not
         self._between_cycles = True
 
     def _record(

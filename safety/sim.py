@@ -1,7 +1,11 @@
 """A simulated-clock, discrete-event cell: sensors, a person, the controller's cycle and an emulated robot.
 
 Everything runs on integer nanoseconds that the simulation advances itself; nothing reads a clock. The
-controller is the real compiled step called once per simulated cycle; the sensors produce DETECTION_DTYPE
+controller is the real compiled step called once per simulated cycle, released on the tick like
+`safety.executor.Controller`: a cycle released at r writes its command by r + worst step (its share of the
+worst step is `Run.step_fraction` / `Run.step_fractions`); when that is after later releases (a worst step
+longer than the period), the next cycle is the latest of them, started at once, and the ones before it are
+skipped, as the executor does. The sensors produce DETECTION_DTYPE
 frames with the declared timing (phase, latency up to the worst case, missed frames up to the tolerated
 count); the robot reacts to a stop after the link delay and its stop-input reaction and comes to rest
 after the stopping time of the configuration's stopping model; it is at rest until the controller
@@ -42,8 +46,9 @@ def example_config(
     zones: bool = True,
     release_hysteresis_m: float = 0.1,
     tolerated_missed_frames: int = 2,
+    worst_step_ms: float = 0.2,
 ) -> CellConfig:
-    """A small UR5e-class cell: a 1.8 m square hazard region, 30 fps cameras, 1 ms cycle."""
+    """A small UR5e-class cell: a 1.8 m square hazard region, 30 fps cameras, 1 ms cycle (schema only)."""
     sensor = {
         "frame_rate_hz": 30.0,
         "exposure_readout_ms": 10.0,
@@ -93,7 +98,7 @@ def example_config(
             "separation": {"enabled": separation, "intrusion_distance_m": 0.2, "stop_category": 1},
             "controller": {
                 "cycle_period_ms": 1.0,
-                "worst_step_ms": 0.2,
+                "worst_step_ms": worst_step_ms,
                 "restart": restart,
                 "auto_restart_clear_ms": auto_restart_clear_ms,
                 "release_hysteresis_m": release_hysteresis_m,
@@ -261,7 +266,9 @@ class Run:
     latency_fraction: float  # each frame's latency = fraction x declared worst case (jittered by seed)
     missed: tuple[int, ...] = ()  # frame numbers (all sensors) that never arrive
     link_delay_fraction: float = 1.0  # command link delay as a fraction of the declared link term
-    step_fraction: float = 1.0  # step duration as a fraction of the declared worst-case step time
+    step_fraction: float = 1.0  # release -> command written, as a fraction of the declared worst step
+    # per cycle instead (cycle k takes step_fractions[k % len]); empty: every cycle takes step_fraction
+    step_fractions: tuple[float, ...] = ()
     seed: int = 0  # per-frame latency jitter
     fault: Fault = Fault.NONE
     fault_at_ns: int = 0  # relative to the walk/run start
@@ -282,6 +289,7 @@ class Outcome:
     brake_ns: int | None = None
     rest_ns: int | None = None
     commands: list[tuple[int, int, int]] = field(default_factory=list)  # (t, kind, reason) when it changed
+    skipped_releases: int = 0  # releases passed over because an earlier cycle wrote its command after them
 
     def describe(self) -> str:
         """One line per command change, readable in a shrunk counterexample."""
@@ -297,6 +305,12 @@ class CellSim:
     def __init__(self, cfg: CellConfig, params: np.ndarray, step_fn=None) -> None:
         from safety.step import new_state, step
 
+        if cfg.controller.wake_on_data:
+            raise ValueError(
+                "controller.wake_on_data = true: CellSim models the loop that steps on the tick "
+                "(safety.executor.Controller), not one that wakes on data; its runs would not keep the "
+                "budget's wake-on-data T_r. Simulate with controller.wake_on_data = false"
+            )
         self.cfg = cfg
         self.params = params
         self.p = params[0]
@@ -392,7 +406,9 @@ class CellSim:
         self._jump_offset: list[int | None] = [None] * n_sensors
         self._last_counter = [0] * n_sensors
         last_kind = -1
-        t = T0_NS
+        t = T0_NS  # now: when the cycle wakes and reads its inputs
+        release = T0_NS  # when it was released (on the tick)
+        cycle = 0
         reset_high_until = 0
         while True:
             start = out.start_ns if out.armed_ns is not None else None
@@ -445,7 +461,11 @@ class CellSim:
             overrun = 1 if fault_on and spec.fault is Fault.LOOP_OVERRUN else 0
             self.step(self.params, state, detections, robot, reset, overrun, t, command)
             kind = int(command[0]["kind"])
-            written = t + int(self.worst_step_ns * spec.step_fraction)
+            fractions = spec.step_fractions or (spec.step_fraction,)
+            fraction = fractions[cycle % len(fractions)]
+            # a cycle woken late (its predecessor wrote after this release) still writes by release + worst
+            # step: never earlier than it woke, never later than its deadline
+            written = max(release + int(self.worst_step_ns * fraction), t)
             if kind != last_kind:
                 out.commands.append((written, kind, int(command[0]["reason"])))
                 last_kind = kind
@@ -476,7 +496,15 @@ class CellSim:
                     out.rest_ns = out.brake_ns
             if out.armed_ns is None and t > arm_at + 100 * self.cycle_ns:
                 raise RuntimeError("simulated controller did not arm:\n" + out.describe())
-            t += self.cycle_ns
+            # the next release, or the latest one that passed before this command was written (the ones
+            # before it are skipped); it wakes at its release, or at once when that has passed
+            cycle += 1
+            release += self.cycle_ns
+            passed = (written - release) // self.cycle_ns
+            if passed > 0:
+                release += passed * self.cycle_ns
+                out.skipped_releases += passed
+            t = max(release, written)
         return out
 
     def _deliver(
@@ -530,10 +558,16 @@ class CellSim:
 
 
 def watchdog_ns(params: np.ndarray, fault: Fault) -> int:
-    """Longest time from a fault's onset to the stop command that the configuration promises."""
+    """Longest time from a fault's onset to the stop command that the configuration promises.
+
+    After the fault shows, the next cycle is released at most max(period, worst step) later (a late cycle
+    skips to the latest release before its command) and writes its command within the worst step: the
+    controller's share of T_r on the tick (safety.budget.controller_wait_stage + T_step).
+    """
     p = params[0]
     n = int(p["n_sensors"])
-    tail = int(p["cycle_period_ns"]) + int(p["worst_step_ns"])
+    period, worst = int(p["cycle_period_ns"]), int(p["worst_step_ns"])
+    tail = max(period, worst) + worst
     if fault is Fault.LOOP_OVERRUN:
         return tail
     if fault is Fault.ROBOT_SILENT:

@@ -10,9 +10,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from safety.budget import (
+    Stage,
     evaluate,
     iso13855_distance_m,
     link_loss_reaction_ns,
+    reaction_stages,
     reaction_time_ns,
     sensor_latency_ns,
     sensor_stage_ns,
@@ -22,7 +24,7 @@ from safety.budget import (
     stopping_curve_ns,
     zone_required_m,
 )
-from safety.config import CellConfig, config_from_dict, load_config
+from safety.config import CellConfig, config_from_dict, load_config, ns
 
 MS = 1_000_000
 
@@ -46,6 +48,72 @@ def test_reaction_time_by_hand() -> None:
     assert reaction_time_ns(cfg) == 200 * MS
     # Link loss: the robot's watchdog (100 ms) replaces frame + receiver (15 ms): 200 - 15 + 100 = 285 ms.
     assert link_loss_reaction_ns(cfg) == 285 * MS
+
+
+def _controller_stages(cfg: CellConfig) -> dict[str, Stage]:
+    return {st.symbol: st for st in reaction_stages(cfg) if st.symbol in ("T_cycle", "T_step")}
+
+
+def test_a_worst_step_longer_than_the_cycle_is_the_wait_on_the_tick_by_hand() -> None:
+    raw = round_number_raw()
+    raw["controller"]["worst_step_ms"] = 7.5  # the 5 ms tick, some cycles take up to 7.5 ms
+    cfg = config_from_dict(raw)
+    stages = _controller_stages(cfg)
+    # A frame arrives just after the cycle released at r read its inputs; that cycle writes its command
+    # as late as r + 7.5 ms, so the next cycle that runs is released at r + 5 ms (r + 10 ms has not passed
+    # yet): the frame waits up to max(5, 7.5) = 7.5 ms for that release, then the step takes 7.5 ms.
+    assert stages["T_cycle"].ns == 7_500_000 and stages["T_step"].ns == 7_500_000
+    assert stages["T_cycle"].source == "controller.cycle_period_ms, controller.worst_step_ms"
+    # T_r = 135 + 7.5 + 7.5 + 15 + 40 = 205 ms
+    assert reaction_time_ns(cfg) == 205 * MS
+
+
+def test_wake_on_data_waits_for_a_step_in_progress_not_for_the_tick_by_hand() -> None:
+    raw = round_number_raw()
+    raw["controller"].update(worst_step_ms=2.0, wake_on_data=True)  # the 5 ms tick, a 2 ms worst step
+    cfg = config_from_dict(raw)
+    stages = _controller_stages(cfg)
+    assert stages["T_cycle"].ns == 2 * MS and stages["T_step"].ns == 2 * MS
+    assert stages["T_cycle"].source == "controller.worst_step_ms, controller.wake_on_data"
+    assert "wake on data" in stages["T_cycle"].description
+    assert "no wait for the tick" in stages["T_cycle"].description
+    # T_r = 135 + 2 + 2 + 15 + 40 = 194 ms; on the tick the frame waits the whole 5 ms period: 197 ms.
+    assert reaction_time_ns(cfg) == 194 * MS
+    raw["controller"]["wake_on_data"] = False
+    tick = config_from_dict(raw)
+    assert _controller_stages(tick)["T_cycle"].ns == 5 * MS
+    assert reaction_time_ns(tick) == 197 * MS
+
+
+def test_wake_on_data_term_in_the_report() -> None:
+    raw = default_raw()
+    raw["controller"]["wake_on_data"] = True
+    terms = {t.symbol: t for t in evaluate(config_from_dict(raw)).terms}
+    assert terms["T_cycle"].value == pytest.approx(2.0)  # the default cell's worst step
+    assert terms["T_cycle"].source == "controller.worst_step_ms, controller.wake_on_data"
+    stages = ("T_sensor", "T_cycle", "T_step", "T_frame", "T_receiver", "T_stop_input")
+    assert sum(terms[s].value for s in stages) == pytest.approx(terms["T_r"].value)
+
+
+@given(
+    period_ms=st.floats(0.1, 50.0),
+    worst_ms=st.floats(0.01, 100.0),
+)
+def test_the_controller_share_is_never_below_one_step_plus_the_wait_the_mode_allows(
+    period_ms: float, worst_ms: float
+) -> None:
+    raw = default_raw()
+    raw["controller"].update(cycle_period_ms=period_ms, worst_step_ms=worst_ms)
+    tick = schema_only(raw)
+    raw["controller"]["wake_on_data"] = True
+    wake = schema_only(raw)
+    period_ns, worst_ns = ns(period_ms), ns(worst_ms)
+    tick_share = sum(st.ns for st in _controller_stages(tick).values())
+    wake_share = sum(st.ns for st in _controller_stages(wake).values())
+    assert tick_share == max(period_ns, worst_ns) + worst_ns
+    assert wake_share == 2 * worst_ns
+    assert wake_share <= tick_share  # waking on data never makes the budget worse
+    assert reaction_time_ns(wake) <= reaction_time_ns(tick)
 
 
 def test_iso13855_static_zone_by_hand() -> None:
@@ -220,9 +288,13 @@ def _get(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
     term=st.sampled_from(TIME_TERMS),
     extra_ms=st.floats(0.0, 500.0),
     speed=st.floats(0.0, 0.25),
+    wake_on_data=st.booleans(),
 )
-def test_separation_grows_with_every_time_term(term: tuple[str, ...], extra_ms: float, speed: float) -> None:
+def test_separation_grows_with_every_time_term(
+    term: tuple[str, ...], extra_ms: float, speed: float, wake_on_data: bool
+) -> None:
     raw = default_raw()
+    raw["controller"]["wake_on_data"] = wake_on_data
     base = schema_only(raw)
     _set(raw, term, _get(raw, term) + extra_ms)
     longer = schema_only(raw)

@@ -150,9 +150,19 @@ def test_serial_baud_is_part_of_the_canonical_form() -> None:
     assert config_checksum(CellConfig.model_validate(raw)) not in (BASE_SUM, config_checksum(without))
 
 
+def test_wake_on_data_is_part_of_the_canonical_form() -> None:
+    assert canonical_dict(BASE)["controller"]["wake_on_data"] is False  # absent: the default, written out
+    raw = default_raw()
+    raw["controller"]["wake_on_data"] = False
+    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
+    raw["controller"]["wake_on_data"] = True  # a different controller stage in the budget: a different cell
+    assert config_checksum(CellConfig.model_validate(raw)) != BASE_SUM
+
+
 def test_default_cell_checksum() -> None:
     # Pinned: a change here changes every --expect-checksum in use; update docs/budget.md with it.
-    assert config_checksum(load_config(DEFAULT_CELL))[0] == "eea777cf"
+    # (eea777cf before controller.wake_on_data joined the model.)
+    assert config_checksum(load_config(DEFAULT_CELL))[0] == "40027e0d"
 
 
 @pytest.mark.parametrize("value", [0.0, -0.0])

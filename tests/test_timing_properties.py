@@ -2,7 +2,8 @@
 
 Inside the configuration's assumptions (a person approaching from any angle at up to the ISO 13855 speed,
 frame latency up to the declared worst case, up to the tolerated missed frames, link and step times up to
-their declared worst case, Z_d measurement error away from the hazard), the stop is commanded and braking
+their declared worst case, also a worst step longer than the cycle with late cycles that skip releases,
+Z_d measurement error away from the hazard), the stop is commanded and braking
 starts no later than T_r after the person first comes within S_p, and the emulated robot is at rest before
 the person reaches the hazard region. Beyond the assumptions (sensor silent, late frames, counter jumps,
 corrupt metadata, loop overrun, robot silent) a fault stop is commanded within the watchdog time. Inside
@@ -16,7 +17,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from safety.budget import frame_period_ns, separation_required_m
-from safety.config import load_config
+from safety.config import config_from_dict, load_config
 from safety.params import build_params
 from safety.reasons import CommandKind, Reason
 from safety.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
@@ -27,14 +28,29 @@ Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
 DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
 
 
+# None: the cell's own worst step (within its cycle: 0.2 of 1 ms in the example cell, 2 of 2 ms in the
+# default cell); the others are longer than either cycle, so late cycles overlap releases and skip them
+WORST_STEPS_MS = (None, 2.5, 4.5)
+
+
 @cache
-def cell(n_sensors: int, tolerated: int, zones: bool) -> CellSim:
+def cell(n_sensors: int, tolerated: int, zones: bool, worst_step_ms: float | None = None) -> CellSim:
     """The example cell (n_sensors >= 1), or the default demo cell (n_sensors == 0)."""
     if n_sensors == 0:
         cfg = load_config(DEFAULT_CELL)
+        if worst_step_ms is not None:
+            raw = cfg.model_dump(mode="python")
+            raw["controller"]["worst_step_ms"] = worst_step_ms
+            cfg = config_from_dict(raw, f"default cell, worst step {worst_step_ms} ms")
     else:
-        cfg = example_config(n_sensors=n_sensors, tolerated_missed_frames=tolerated, zones=zones)
+        steps = {} if worst_step_ms is None else {"worst_step_ms": worst_step_ms}
+        cfg = example_config(n_sensors=n_sensors, tolerated_missed_frames=tolerated, zones=zones, **steps)
     return CellSim(cfg, build_params(cfg))
+
+
+def step_fractions():
+    """Per-cycle step times (fractions of the worst step): quick and worst-case cycles mixed."""
+    return st.lists(st.sampled_from([0.0, 0.1, 1.0]) | st.floats(0.0, 1.0), max_size=6).map(tuple)
 
 
 @st.composite
@@ -56,7 +72,8 @@ def approaches(draw):
     n_sensors = draw(st.integers(0, 2))  # 0: the default demo cell
     tolerated = draw(st.integers(0, 3)) if n_sensors else 0
     zones = draw(st.booleans()) if n_sensors else True
-    sim = cell(n_sensors, tolerated, zones)
+    worst_step_ms = draw(st.sampled_from(WORST_STEPS_MS))
+    sim = cell(n_sensors, tolerated, zones, worst_step_ms)
     p = sim.p
     speed = draw(st.floats(0.05, float(p["robot_max_speed_mps"])))
     sp = separation_required_m(sim.cfg, speed, z_d_m=Z_D)
@@ -77,15 +94,16 @@ def approaches(draw):
         missed=draw(missed_frames(int(p["sensor_tolerated_missed"][0]))),
         link_delay_fraction=draw(st.floats(0.0, 1.0)),
         step_fraction=draw(st.floats(0.0, 1.0)),
+        step_fractions=draw(step_fractions()),
         seed=draw(st.integers(0, 2**16)),
     )
-    return (n_sensors, tolerated, zones), run
+    return (n_sensors, tolerated, zones, worst_step_ms), run
 
 
 @given(approaches())
 def test_stop_within_reaction_time_and_robot_at_rest_before_the_person_arrives(case):
-    (n_sensors, tolerated, zones), run = case
-    sim = cell(n_sensors, tolerated, zones)
+    (n_sensors, tolerated, zones, worst_step_ms), run = case
+    sim = cell(n_sensors, tolerated, zones, worst_step_ms)
     p = sim.p
     t_r = int(p["reaction_time_ns"])
     walk = run.walk
@@ -127,7 +145,8 @@ def _draw_walkless_run(draw, **fault_fields):
     """A run with nobody walking in (1-2 sensors, jitter, misses and step times within spec)."""
     n_sensors = draw(st.integers(1, 2))
     tolerated = draw(st.integers(0, 3))
-    sim = cell(n_sensors, tolerated, True)
+    worst_step_ms = draw(st.sampled_from(WORST_STEPS_MS))
+    sim = cell(n_sensors, tolerated, True, worst_step_ms)
     period = frame_period_ns(next(iter(sim.cfg.sensors.values())).frame_rate_hz)
     run = Run(
         robot_speed_mps=draw(st.floats(0.0, 1.0)),
@@ -136,10 +155,11 @@ def _draw_walkless_run(draw, **fault_fields):
         latency_fraction=draw(st.floats(0.0, 1.0)),
         missed=draw(missed_frames(tolerated)),
         step_fraction=draw(st.floats(0.0, 1.0)),
+        step_fractions=draw(step_fractions()),
         seed=draw(st.integers(0, 2**16)),
         **{name: draw(strategy) for name, strategy in fault_fields.items()},
     )
-    return (n_sensors, tolerated), run
+    return (n_sensors, tolerated, True, worst_step_ms), run
 
 
 @st.composite
@@ -154,8 +174,8 @@ def faults(draw):
 
 @given(faults())
 def test_faults_beyond_the_assumptions_stop_within_the_watchdog_time(case):
-    (n_sensors, tolerated), run = case
-    sim = cell(n_sensors, tolerated, True)
+    key, run = case
+    sim = cell(*key)
     limit = watchdog_ns(sim.params, run.fault)
     out = sim.run(run, until_ns=run.fault_at_ns + limit + 50_000_000)
     note(out.describe())
@@ -174,8 +194,24 @@ def quiet_runs(draw):
 
 @given(quiet_runs())
 def test_inside_the_assumptions_an_empty_cell_never_stops(case):
-    (n_sensors, tolerated), run = case
-    sim = cell(n_sensors, tolerated, True)
+    key, run = case
+    sim = cell(*key)
     out = sim.run(run, until_ns=2_000_000_000)
     note(out.describe())
     assert out.stop_command_ns is None
+
+
+def test_late_cycles_skip_releases_in_the_simulation_as_in_the_executor():
+    # every cycle takes its whole 4.5 ms worst step on the 1 ms tick: each lets the latest release before
+    # its command run next, woken at once, and skips the three before it; nothing overruns or stops
+    run = Run(
+        robot_speed_mps=0.5, walk=None, sensor_phase_ns=(0,), latency_fraction=1.0, step_fractions=(1.0,)
+    )
+    late = cell(1, 0, True, 4.5).run(run, until_ns=500_000_000)
+    assert late.stop_command_ns is None, late.describe()
+    assert late.skipped_releases > 0
+    assert watchdog_ns(cell(1, 0, True, 4.5).params, Fault.LOOP_OVERRUN) == 4_500_000 + 4_500_000
+    # within the period (0.2 ms of 1 ms) nothing is ever skipped
+    on_time = cell(1, 0, True).run(run, until_ns=500_000_000)
+    assert on_time.stop_command_ns is None and on_time.skipped_releases == 0
+    assert watchdog_ns(cell(1, 0, True).params, Fault.LOOP_OVERRUN) == 1_000_000 + 200_000
