@@ -228,7 +228,11 @@ class Silence(Injector):
 
 
 def _cycle_ns(cfg: CellConfig) -> int:
-    return ns(cfg.controller.cycle_period_ms) + ns(cfg.controller.worst_step_ms)
+    """From a fault seen on receipt to its stop written: the next release that runs (at most
+    max(period, worst step) later: safety.budget.controller_wait_stage in tick mode; robot-link errors wait
+    for it even when the loop wakes on data), then that step's worst step."""
+    period, worst = ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms)
+    return max(period, worst) + worst
 
 
 def link_max_delay_ns(cfg: CellConfig, link: LinkName) -> int:

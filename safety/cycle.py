@@ -33,8 +33,9 @@ from safety.link.codec import MAX_FRAME_BYTES
 from safety.link.crc import TABLE
 from safety.link.endpoint import Role
 from safety.link.messages import MessageType
-from safety.reasons import CommandKind, Reason
+from safety.reasons import Reason
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from safety.step import apply_link_fault
 from safety.step import step as safety_step
 from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
 
@@ -70,30 +71,12 @@ TRIGGER_TICK, TRIGGER_DATA, TRIGGER_RESET = 0, 1, 2
 
 ROBOT_LINK = 0  # receivers and descriptors: index 0 is the robot link, 1 + s is sensor s
 
-_FSTOP = int(CommandKind.FAULT_STOP)
-_PSTOP = int(CommandKind.PROTECTIVE_STOP)
 _R_LOSS = int(Reason.LINK_LOSS)
 _R_ADDRESSING = int(Reason.LINK_ADDRESSING)
 _ROBOT_STATE = int(MessageType.ROBOT_STATE)
 _ERROR_STATE = cl._ERROR
 _ROBOT_OFFSET_IN_CYCLE = CYCLE_DTYPE.fields["robot"][1]  # type: ignore[index]
 _DETECTION_BYTES = DETECTION_DTYPE.itemsize
-
-
-@njit(cache=False, nogil=True)
-def override_with_link_fault(params, command, link_fault):
-    """A link fault turns the step's command into a FAULT_STOP naming it, never weakening a stop."""
-    c = command[0]
-    category = np.int32(params[0].fault_stop_category)
-    if c.kind >= _PSTOP:
-        category = min(category, c.stop_category)
-    c.kind = _FSTOP
-    c.speed_limit_mps = 0.0
-    c.stop_category = category
-    c.reason = link_fault
-    c.reason_sensor = -1
-    c.reason_person = -1
-    c.reason_zone = -1
 
 
 @njit(cache=False, nogil=True)
@@ -282,7 +265,7 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
         now = syscalls.monotonic_ns(ts)
         safety_step(params, state, detections, robot, reset_level, overrun, now, command)
         if link_fault:
-            override_with_link_fault(params, command, link_fault)
+            apply_link_fault(params, command, link_fault)
         t_end = syscalls.monotonic_ns(ts)
         n = cl.encode_command(rx, ROBOT_LINK, command, t_end, tx_scratch, tx_out, TABLE)
         if not syscalls.write_all(robot_fd, tx_out, n):
@@ -307,7 +290,7 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
         loop[L_STEP_INDEX] += 1
         if due:
             next_release = release + period_ns
-            behind = syscalls.monotonic_ns(ts) - next_release
+            behind = t_written - next_release  # releases that passed before the command went out
             if behind >= period_ns:  # the next release's slot is over: skip to the current one
                 skipped = behind // period_ns
                 next_release += skipped * period_ns

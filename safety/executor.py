@@ -131,6 +131,8 @@ def step_caller(core: Core) -> StepCaller:
     naming the link Reason for that cycle (not latched by the step; the step's own staleness checks stop
     the cell if the link stays broken). Replay uses the same caller, so it reproduces either behaviour.
     """
+    from safety.step import apply_link_fault
+
     fn = core.step
     if link_fault_mode(core) == "step":
         return fn
@@ -148,17 +150,7 @@ def step_caller(core: Core) -> StepCaller:
     ) -> None:
         fn(params, state, detections, robot, reset, overrun, now_ns, command)
         if link_fault:
-            c = command[0]
-            fault_category = int(params[0]["fault_stop_category"])
-            if int(c["kind"]) >= _PROTECTIVE_STOP:  # never weaken a stop the step already chose
-                fault_category = min(fault_category, int(c["stop_category"]))
-            c["kind"] = _FAULT_STOP
-            c["speed_limit_mps"] = 0.0
-            c["stop_category"] = fault_category
-            c["reason"] = link_fault
-            c["reason_sensor"] = -1
-            c["reason_person"] = -1
-            c["reason_zone"] = -1
+            apply_link_fault(params, command, link_fault)
 
     return call
 
@@ -212,8 +204,6 @@ def fill_cycle_record(
         buf_u8[base + _COMMAND_OFFSET + k] = command_u8[k]
 
 
-_FAULT_STOP = int(CommandKind.FAULT_STOP)
-_PROTECTIVE_STOP = int(CommandKind.PROTECTIVE_STOP)
 
 
 class Controller:

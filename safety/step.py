@@ -479,6 +479,26 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
     command_speed(p, s, c.speed_limit_mps, robot_speed, now_ns)
 
 
+@njit(cache=False, nogil=True)
+def apply_link_fault(params, command_out, link_fault: int) -> None:
+    """A link error turns this cycle's command into a FAULT_STOP naming it (never weakening a stop).
+
+    Executors whose step takes no link-fault input call it after the step (safety.executor.step_caller,
+    safety.cycle.hard_loop), so the rule has one home that replay and tests share.
+    """
+    c = command_out[0]
+    category = np.int32(params[0].fault_stop_category)
+    if c.kind >= _PSTOP:
+        category = min(category, np.int32(c.stop_category))
+    c.kind = _FSTOP
+    c.speed_limit_mps = 0.0
+    c.stop_category = category
+    c.reason = link_fault
+    c.reason_sensor = -1
+    c.reason_person = -1
+    c.reason_zone = -1
+
+
 def check_buffers(
     params: np.ndarray, state: np.ndarray, detections: np.ndarray, robot: np.ndarray, command_out: np.ndarray
 ) -> None:
