@@ -289,7 +289,7 @@ def stages_from_streams(
                 int(period),
                 releases["t_wake_ns"],
             )
-            # the overrun deadline after each release when the trace records it (T_step), else the next release
+            # the overrun deadline after each release if the trace records it (T_step), else the next release
             recorded = header.get("deadline_ns")
             deadline = (
                 (int(recorded), "controller.worst_step_ms after the release (T_step)")
