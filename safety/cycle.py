@@ -20,7 +20,6 @@ trace rings from another thread; see `safety.compiled_controller.CompiledControl
 
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
@@ -38,8 +37,6 @@ from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_ST
 from safety.step import apply_link_fault
 from safety.step import step as safety_step
 from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
-
-log = logging.getLogger("cobotguard.cycle")
 
 PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; more is a LINK_LOSS fault
 READ_CHUNK = 4096  # bytes read per descriptor per wake-up at most
@@ -74,8 +71,7 @@ ROBOT_LINK = 0  # receivers and descriptors: index 0 is the robot link, 1 + s is
 _R_LOSS = int(Reason.LINK_LOSS)
 _R_ADDRESSING = int(Reason.LINK_ADDRESSING)
 _ROBOT_STATE = int(MessageType.ROBOT_STATE)
-_ERROR_STATE = cl._ERROR
-_ROBOT_OFFSET_IN_CYCLE = CYCLE_DTYPE.fields["robot"][1]  # type: ignore[index]
+_ERROR_STATE = cl.STATE_ERROR
 _DETECTION_BYTES = DETECTION_DTYPE.itemsize
 
 

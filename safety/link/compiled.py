@@ -46,7 +46,7 @@ from safety.records import MAX_PERSONS
 STATE_CODES = {state: i for i, state in enumerate(ReceiverState)}
 _AWAITING = STATE_CODES[ReceiverState.AWAITING_FIRST]
 _CONNECTED = STATE_CODES[ReceiverState.CONNECTED]
-_ERROR = STATE_CODES[ReceiverState.ERROR]
+_ERROR = STATE_ERROR = STATE_CODES[ReceiverState.ERROR]  # latched: the application stops
 
 EVENT_NONE = 0  # every byte consumed, no frame completed (need data)
 EVENT_ACCEPTED = 1  # a frame passed every check: it is decoded in `raw`
