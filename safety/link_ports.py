@@ -164,11 +164,20 @@ class LinkSensorSource:
         """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
         from safety.link import NEED_DATA, Received
 
-        for endpoint, inbox in zip(self.endpoints, self.inboxes, strict=True):
+        for index, (endpoint, inbox) in enumerate(zip(self.endpoints, self.inboxes, strict=True)):
             inbox.feed_into(endpoint, now_ns)
             while (event := endpoint.next_event()) is not NEED_DATA:
-                if isinstance(event, Received):
-                    self._pending.append(event.to_record())
+                if not isinstance(event, Received):
+                    continue
+                claimed = int(event.message.sensor_index)  # type: ignore[union-attr]
+                if claimed != index:  # another sensor's frame on this sensor's line: latched until reset
+                    endpoint.reject(
+                        Reason.LINK_ADDRESSING,
+                        f"frame names sensor {claimed} on the line of sensor {index}",
+                        event.t_received_ns,
+                    )
+                    break
+                self._pending.append(event.to_record())
             endpoint.check_watchdog(now_ns)
         n = 0
         while self._pending and n < len(frames):

@@ -34,6 +34,7 @@ class Peers:
         self.commands: list[object] = []
         self.corrupt_next_frame = False
         self.corrupt_next_state = False
+        self.sensor_index = 0  # the index the camera writes into its frames
 
     def tick(self) -> None:
         """Once per controller cycle: read commands, answer with a state; a frame every 66 ms."""
@@ -46,7 +47,7 @@ class Peers:
             self.corrupt_next_state = False
         self.robot_wire.write(bytes(state))
         if (now - START_NS) % (66 * MS) == 0:
-            frame = link.Detections(0, self.counter, 0, 0, 1000, now - 12 * MS, now - MS)
+            frame = link.Detections(self.sensor_index, self.counter, 0, 0, 1000, now - 12 * MS, now - MS)
             data = bytearray(self.sensor.send(frame, now))
             if self.corrupt_next_frame:
                 data[len(data) // 2] ^= 0x10
@@ -110,6 +111,25 @@ def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controll
     controller.press_reset()  # the operator's reset also clears the latched link
     _run(controller, peers, 5)
     assert peers.ports.sensor_source.take_fault() == 0
+
+
+def test_a_frame_naming_another_sensor_latches_addressing_until_reset(wired: tuple[Controller, Peers]) -> None:
+    controller, peers = wired
+    _run(controller, peers, 150)
+    controller.press_reset()
+    _run(controller, peers, 20)
+    assert int(controller.command[0]["kind"]) == CommandKind.RUN
+    peers.sensor_index = 3  # the only sensor's line now carries frames that name sensor 3
+    _run(controller, peers, 70)
+    assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.LINK_ADDRESSING)
+    peers.sensor_index = 0  # good frames again: the link stays latched, no RUN without a reset
+    _run(controller, peers, 140)
+    assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.LINK_ADDRESSING)
+    controller.press_reset()  # clears the link; the frames it dropped meanwhile read as a counter gap,
+    _run(controller, peers, 250)  # which clears once consecutive frames arrive again
+    controller.press_reset()
+    _run(controller, peers, 5)
+    assert int(controller.command[0]["kind"]) == CommandKind.RUN
 
 
 def _kind_reason(controller: Controller) -> tuple[int, int]:

@@ -231,6 +231,12 @@ class Endpoint:
         self.stats.frames_accepted += 1
         return Received(message, header.seq, header.t_sent_ns, chunk.t_received_ns, header.connection_id)
 
+    def reject(self, reason: Reason, detail: str, t_ns: int) -> LinkError:
+        """Latch an error the application found in an accepted frame (e.g. a sensor line carrying another
+        sensor's frames: LINK_ADDRESSING); as any link error, it holds until `reset`."""
+        self.stats.frames_rejected += 1
+        return self._latch(reason, detail, t_ns)
+
     def check_watchdog(self, now_ns: int) -> LinkError | None:
         """Latch LINK_TIMEOUT if connected and nothing valid arrived for longer than the watchdog time.
 
