@@ -113,7 +113,9 @@ def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controll
     assert peers.ports.sensor_source.take_fault() == 0
 
 
-def test_a_frame_naming_another_sensor_latches_addressing_until_reset(wired: tuple[Controller, Peers]) -> None:
+def test_a_frame_naming_another_sensor_latches_addressing_until_reset(
+    wired: tuple[Controller, Peers],
+) -> None:
     controller, peers = wired
     _run(controller, peers, 150)
     controller.press_reset()
