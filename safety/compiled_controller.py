@@ -223,21 +223,19 @@ class CompiledController:
         self.arm()
         if self.control[C_STOP]:
             return self.stats
-        now = time.monotonic_ns()
-        if self._loop[L_NEXT_RELEASE] <= now:  # releases between run() calls were never due
-            self._loop[L_NEXT_RELEASE] = now + self.period_ns
-        self.control[C_END_NS] = self._loop[L_NEXT_RELEASE] + duration_ns if duration_ns is not None else 0
         self._loop_error = None
-        self._thread = threading.Thread(target=self._loop_thread, name="hard-loop", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop_thread, args=(duration_ns,), name="hard-loop", daemon=True
+        )
         self._thread.start()
         while self._thread.is_alive():
             self._thread.join(self.SUPERVISE_S)
             if until is not None and until():
                 self.control[C_STOP] = 1
         self._thread = None
+        self.control[C_END_NS] = 0
         if self._loop_error is not None:
             raise RuntimeError(f"hard loop failed: {self._loop_error}") from self._loop_error
-        self.control[C_END_NS] = 0
         return self.stats
 
     def stop(self) -> None:
@@ -347,7 +345,7 @@ class CompiledController:
             self.command.view(np.uint8), self._ts,
         )  # fmt: skip
 
-    def _loop_thread(self) -> None:
+    def _loop_thread(self, duration_ns: int | None) -> None:
         settings = None
         try:
             if self.realtime:
@@ -363,6 +361,13 @@ class CompiledController:
             if not self._recorder:
                 self._cycles_ctr[RING_TAIL] = self._cycles_ctr[RING_HEAD]  # no trace: nothing drains
                 self._frames_ctr[RING_TAIL] = self._frames_ctr[RING_HEAD]
+            # The schedule starts now, after the real-time set-up (mlockall alone takes 100+ ms):
+            # releases that fell between run() calls or into the set-up were never due.
+            now = time.monotonic_ns()
+            if self._loop[L_NEXT_RELEASE] <= now:
+                self._loop[L_NEXT_RELEASE] = now + self.period_ns
+            release = int(self._loop[L_NEXT_RELEASE])
+            self.control[C_END_NS] = release + duration_ns if duration_ns is not None else 0
             hard_loop(*self._args())
         except BaseException as exc:  # reported by run(); close() still sends the final stop
             self._loop_error = exc

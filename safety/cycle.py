@@ -215,12 +215,18 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
         for s in range(n_sensors):
             if pending_count[s] > 0:
                 pending_any = True
-        # ---- wait: for data (when waking on it) or the release; the last spin_ns without sleeping
+        # ---- wait: for data (when waking on it) or until spin_ns before the release, then spin on the
+        # clock alone: polling a tty can wait for the kernel's (ordinary-priority) delivery of its bytes
         now = syscalls.monotonic_ns(ts)
-        wait_ns = 0 if pending_any and wake_on_data else release - spin_ns - now
-        if wait_ns < 0:
-            wait_ns = 0
-        ready = syscalls.wait_readable(pollfds, n_links if wake_on_data else 0, wait_ns, ts)
+        ready = 0
+        if wake_on_data and pending_any:
+            pass  # step the next pending frame at once
+        elif now < release - spin_ns:
+            watched = n_links if wake_on_data else 0  # on the tick, inputs are read at the release only
+            ready = syscalls.wait_readable(pollfds, watched, release - spin_ns - now, ts)
+        else:
+            while now < release:
+                now = syscalls.monotonic_ns(ts)
         t_wake = syscalls.monotonic_ns(ts)
         due = t_wake >= release
         reset_level = 1 if control[C_RESET_PULSES] > 0 or control[C_RESET_LEVEL] != 0 else 0
@@ -241,7 +247,7 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
         # ---- one step
         trigger = TRIGGER_TICK if due else (TRIGGER_RESET if reset_edge else TRIGGER_DATA)
         scheduled = release if due else t_wake
-        if syscalls.wait_readable(pollfds, n_links, 0, ts) > 0:  # whatever else has arrived by now
+        if not wake_on_data and syscalls.wait_readable(pollfds, n_links, 0, ts) > 0:  # the tick's inputs
             _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pending_head, pending_count,
                         u32, f32, port_failed, stats, loop, ts)  # fmt: skip
         t_inputs = syscalls.monotonic_ns(ts)
