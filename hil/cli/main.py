@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hil.cli.demo", "the whole chain on embedded defaults, no hardware needed"),
     "detect": ("hil.cli.detect", "run the person detector on image files"),
     "replay": ("hil.cli.replay", "re-run the safety step on a recorded trace"),
+    "calibrate": ("hil.cli.calibrate", "measure step latencies on this machine, propose worst_step_ms"),
 }
 
 EXIT_INVALID_INPUT = 2
