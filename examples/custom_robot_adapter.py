@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from safety.clock import SimulatedClock
-from safety.config import load_config
+from safety.config import load_config, stepped_on_the_tick
 from safety.executor import Controller
 from safety.ports import QueueSensorSource
 from safety.reasons import CommandKind, Reason, StopCategory
@@ -260,7 +260,10 @@ def run_example(cell: str | None = None, out=sys.stdout) -> tuple[list[Step], Ve
     """Run the scene; print and return the command changes and the adapter."""
     from pathlib import Path
 
-    cfg = load_config(cell or Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml")
+    # the plain-Python executor steps on the tick (its in-process ports have no descriptor to wait on)
+    cfg = stepped_on_the_tick(
+        load_config(cell or Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml")
+    )
     clock = SimulatedClock(1_000 * MS)
     arm = FakeVendorArm(max_speed_mps=cfg.robot.max_speed_mps)
     port = VendorRobotPort(arm, clock_ns=clock.now_ns)

@@ -203,6 +203,13 @@ class ConfigError(ValueError):
         self.problems = list(problems)
 
 
+def stepped_on_the_tick(cfg: CellConfig) -> CellConfig:
+    """The same cell with `controller.wake_on_data = false`: for the plain-Python executor, whose in-process
+    ports have no descriptor to wait on. Its checksum differs, and `Controller.arm()` checks its budget."""
+    controller = cfg.controller.model_copy(update={"wake_on_data": False})
+    return cfg.model_copy(update={"controller": controller})
+
+
 def load_config(path: str | PathLike[str]) -> CellConfig:
     """Read, parse and validate a cell configuration file; raises ConfigError listing every problem."""
     source = str(path)

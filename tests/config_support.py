@@ -52,7 +52,7 @@ def round_number_raw() -> dict[str, Any]:
         transport_latency_ms=5.0,
         position_uncertainty_m=0.1,
     )
-    raw["controller"].update(cycle_period_ms=5.0, worst_step_ms=5.0)
+    raw["controller"].update(cycle_period_ms=5.0, worst_step_ms=5.0, wake_on_data=False)  # on the tick
     raw["link"].update(
         baud=100_000, command_frame_bytes=50, receiver_cycle_ms=10.0, command_watchdog_ms=100.0
     )

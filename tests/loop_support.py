@@ -33,6 +33,7 @@ def make_cell(
     raw["controller"]["worst_step_ms"] = worst_step_ms if worst_step_ms is not None else cycle_period_ms
     raw["controller"]["restart"] = restart
     raw["controller"]["auto_restart_clear_ms"] = 500.0 if restart == "automatic" else None
+    raw["controller"]["wake_on_data"] = False  # these tests drive the plain-Python executor: the tick
     return config_from_dict(raw, "loop test cell")
 
 

@@ -89,7 +89,7 @@ def test_wake_on_data_term_in_the_report() -> None:
     raw = default_raw()
     raw["controller"]["wake_on_data"] = True
     terms = {t.symbol: t for t in evaluate(config_from_dict(raw)).terms}
-    assert terms["T_cycle"].value == pytest.approx(2.0)  # the default cell's worst step
+    assert terms["T_cycle"].value == pytest.approx(10.0)  # the default cell's worst step
     assert terms["T_cycle"].source == "controller.worst_step_ms, controller.wake_on_data"
     stages = ("T_sensor", "T_cycle", "T_step", "T_frame", "T_receiver", "T_stop_input")
     assert sum(terms[s].value for s in stages) == pytest.approx(terms["T_r"].value)
@@ -103,7 +103,7 @@ def test_the_controller_share_is_never_below_one_step_plus_the_wait_the_mode_all
     period_ms: float, worst_ms: float
 ) -> None:
     raw = default_raw()
-    raw["controller"].update(cycle_period_ms=period_ms, worst_step_ms=worst_ms)
+    raw["controller"].update(cycle_period_ms=period_ms, worst_step_ms=worst_ms, wake_on_data=False)
     tick = schema_only(raw)
     raw["controller"]["wake_on_data"] = True
     wake = schema_only(raw)
@@ -199,18 +199,19 @@ def test_every_term_has_a_source_and_the_stages_add_up() -> None:
     assert sum(terms[s].value for s in stages) == pytest.approx(terms["T_r"].value)
     sensor_parts = ("T_frames[cam0]", "T_exposure[cam0]", "T_inference[cam0]", "T_transport[cam0]")
     assert sum(terms[s].value for s in sensor_parts) == pytest.approx(terms["T_sensor"].value)
-    assert terms["T_cycle"].source == "controller.cycle_period_ms"
+    assert terms["T_cycle"].source == "controller.worst_step_ms, controller.wake_on_data"
 
 
 def test_default_cell_budget() -> None:
     report = evaluate(load_config(DEFAULT_CELL))
-    # 2 x 66.667 + 8 + 50 + 4 = 195.333 ms sensor, + 2 + 2 + 0.32 (32 B at 1 Mbaud) + 2 + 24 = 225.653 ms.
-    assert report.reaction_time_ns == 2 * 66_666_667 + 62 * MS + 4 * MS + 320_000 + 26 * MS
+    # 2 x 66.667 + 8 + 50 + 8 = 199.333 ms sensor, + 10 + 10 (wake on data: a step in progress, then the
+    # step) + 0.32 (32 B at 1 Mbaud) + 2 + 24 = 245.653 ms.
+    assert report.reaction_time_ns == 2 * 66_666_667 + 66 * MS + 20 * MS + 320_000 + 26 * MS
     assert report.verdict == "safe"
     assert report.max_safe_robot_speed_mps == 0.25
-    # T_r + T_s = 0.325653 s; S = 1.6 x 0.325653 + 0.85 + 0.1 + 0.05 = 1.521 m; zone 1.65 m away.
-    assert report.zone_separation_m == pytest.approx(1.6 * 0.325653334 + 1.0)
-    assert report.zones[0].margin_m == pytest.approx(1.65 - 1.6 * 0.325653334 - 1.0)
+    # T_r + T_s = 0.345653 s; S = 1.6 x 0.345653 + 0.85 + 0.1 + 0.05 = 1.553 m; zone 1.65 m away.
+    assert report.zone_separation_m == pytest.approx(1.6 * 0.345653334 + 1.0)
+    assert report.zones[0].margin_m == pytest.approx(1.65 - 1.6 * 0.345653334 - 1.0)
 
 
 def test_sensor_stage_helpers_match_the_budget_terms() -> None:

@@ -151,18 +151,22 @@ def test_serial_baud_is_part_of_the_canonical_form() -> None:
 
 
 def test_wake_on_data_is_part_of_the_canonical_form() -> None:
-    assert canonical_dict(BASE)["controller"]["wake_on_data"] is False  # absent: the default, written out
+    assert canonical_dict(BASE)["controller"]["wake_on_data"] is True  # the default cell declares it
     raw = default_raw()
+    del raw["controller"]["wake_on_data"]
+    absent = CellConfig.model_validate(raw)
+    assert canonical_dict(absent)["controller"]["wake_on_data"] is False  # absent: the default, written out
     raw["controller"]["wake_on_data"] = False
-    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
+    assert config_checksum(CellConfig.model_validate(raw)) == config_checksum(absent)
     raw["controller"]["wake_on_data"] = True  # a different controller stage in the budget: a different cell
-    assert config_checksum(CellConfig.model_validate(raw)) != BASE_SUM
+    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM != config_checksum(absent)
 
 
 def test_default_cell_checksum() -> None:
     # Pinned: a change here changes every --expect-checksum in use; update docs/budget.md with it.
-    # (eea777cf before controller.wake_on_data joined the model.)
-    assert config_checksum(load_config(DEFAULT_CELL))[0] == "40027e0d"
+    # (eea777cf before controller.wake_on_data joined the model; 40027e0d before the default cell woke on
+    # data with a measured worst step.)
+    assert config_checksum(load_config(DEFAULT_CELL))[0] == "14718515"
 
 
 @pytest.mark.parametrize("value", [0.0, -0.0])

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,9 +49,22 @@ def inproc() -> object:
         unregister_inprocess(name)
 
 
+def _tick_cell() -> Path:
+    """The default cell stepped on the tick: in-process ports run the plain-Python executor, which refuses
+    a cell that counts on waking on data (the same budget here: the worst step exceeds the cycle)."""
+    path = Path(tempfile.mkdtemp(prefix="cobotguard-test-")) / "cell.toml"
+    text, count = re.subn(r"(?m)^wake_on_data\s*=\s*true", "wake_on_data = false", DEFAULT_CELL.read_text())
+    assert count == 1
+    path.write_text(text)
+    return path
+
+
+TICK_CELL = _tick_cell()
+
+
 def _run(*extra: str, robot: str = "inproc://robot", sensor: str = "inproc://sensor") -> int:
     return main(
-        ["run", str(DEFAULT_CELL), "--robot-port", robot, "--sensor-port", sensor, "--no-realtime", *extra]
+        ["run", str(TICK_CELL), "--robot-port", robot, "--sensor-port", sensor, "--no-realtime", *extra]
     )
 
 
@@ -164,7 +178,7 @@ def _relaxed_cell(tmp_path: Path) -> Path:
     """The default cell with link delays a test thread sharing the interpreter can meet (still safe)."""
     text = DEFAULT_CELL.read_text()
     for key, value in (
-        ("transport_latency_ms", "30.0"),
+        ("transport_latency_ms", "20.0"),
         ("max_delay_ms", "30.0"),
         ("robot_state_timeout_ms", "60.0"),
     ):

@@ -61,7 +61,9 @@ def test_command_round_trip_rounds_speed_down(cmd: Command) -> None:
 @given(robot_states)
 def test_robot_state_round_trip_rounds_speed_up(state: RobotState) -> None:
     out = roundtrip(state)
-    assert out.speed_mps >= state.speed_mps - 1e-12
+    # up, after rounding to 1e-6 mm/s to absorb binary noise (0.25 m/s is 250.00000000000003 mm/s): a speed
+    # may lose at most 0.5e-9 m/s, e.g. 2.5e-12 m/s travels as 0 (hypothesis found it)
+    assert out.speed_mps >= state.speed_mps - 0.5e-9
     assert out.speed_mps - state.speed_mps < 0.001
     assert (out.mode, out.at_rest, out.last_command_seq) == (
         state.mode,

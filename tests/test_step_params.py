@@ -19,10 +19,10 @@ def test_default_cell_parameters():
     p = build_params(cfg)[0]
     assert p["n_sensors"] == 1
     assert p["reaction_time_ns"] == budget.reaction_time_ns(cfg)
-    assert p["cycle_period_ns"] == 2_000_000 and p["worst_step_ns"] == 2_000_000
-    # 15 fps, one tolerated missed frame: 2 x 66_666_667 ns + 8 + 50 + 4 ms
-    assert p["sensor_max_age_ns"][0] == 2 * 66_666_667 + 62_000_000
-    assert p["sensor_max_latency_ns"][0] == 62_000_000
+    assert p["cycle_period_ns"] == 2_000_000 and p["worst_step_ns"] == 10_000_000
+    # 15 fps, one tolerated missed frame: 2 x 66_666_667 ns + 8 + 50 + 8 ms
+    assert p["sensor_max_age_ns"][0] == 2 * 66_666_667 + 66_000_000
+    assert p["sensor_max_latency_ns"][0] == 66_000_000
     assert p["sensor_max_persons"][0] == 8 and p["sensor_tolerated_missed"][0] == 1
     # payload 2.0 kg selects the 2.5 kg curve
     assert p["n_stop_points"] == 5

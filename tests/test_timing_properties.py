@@ -17,7 +17,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from safety.budget import frame_period_ns, separation_required_m
-from safety.config import config_from_dict, load_config
+from safety.config import config_from_dict, load_config, stepped_on_the_tick
 from safety.params import build_params
 from safety.reasons import CommandKind, Reason
 from safety.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
@@ -28,8 +28,8 @@ Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
 DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
 
 
-# None: the cell's own worst step (within its cycle: 0.2 of 1 ms in the example cell, 2 of 2 ms in the
-# default cell); the others are longer than either cycle, so late cycles overlap releases and skip them
+# None: the cell's own worst step (0.2 of 1 ms in the example cell, 10 ms on a 2 ms cycle in the default
+# cell); the others are longer than either cycle, so late cycles overlap releases and skip them
 WORST_STEPS_MS = (None, 2.5, 4.5)
 
 
@@ -37,7 +37,7 @@ WORST_STEPS_MS = (None, 2.5, 4.5)
 def cell(n_sensors: int, tolerated: int, zones: bool, worst_step_ms: float | None = None) -> CellSim:
     """The example cell (n_sensors >= 1), or the default demo cell (n_sensors == 0)."""
     if n_sensors == 0:
-        cfg = load_config(DEFAULT_CELL)
+        cfg = stepped_on_the_tick(load_config(DEFAULT_CELL))  # the simulator models the tick executor
         if worst_step_ms is not None:
             raw = cfg.model_dump(mode="python")
             raw["controller"]["worst_step_ms"] = worst_step_ms
