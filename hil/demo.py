@@ -16,7 +16,8 @@ interpreter:
   link over two pty pairs. Its hard loop is compiled and holds no interpreter lock (safety.cycle); it runs
   at SCHED_FIFO where permitted, pinned to a CPU of its own (the last one), and wakes when a detection
   frame arrives. Everything else in every process (its trace drain, the robot, camera and detector) is
-  kept off that CPU at normal priority, and nothing spins there (`safety.realtime.split_cpus`);
+  kept off that CPU (`safety.realtime.split_cpus`), nothing else spins, and only the robot emulator is
+  real-time there (below);
 * the **robot emulator** (hil.robot) runs in its own process too: the controller stops the cell when
   robot state is older than its timeout, so the robot must not queue behind anything else;
 * the **camera** renders the synthetic cell in its own process into shared memory, ahead of exposure (a
@@ -163,7 +164,9 @@ def _controller_process(
                         noted[k] = reason
                         if reason and len(link_errors) < MAX_LINK_ERRORS_NOTED:
                             link_errors.append(f"{name}: {Reason(reason).name}")
-                if not ready[0]:
+                if not ready[0] and controller.stats.cycles > 0:
+                    # ready once the loop steps (after its real-time set-up: mlockall takes 100+ ms): a
+                    # robot starting earlier would queue states that the first step judges late
                     ready[0] = True
                     shared.controller_ready.set()
                 return bool(shared.stop_controller.is_set())
@@ -205,6 +208,7 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     from safety.config import ns
     from safety.link import Command, Received
     from safety.link.transport import PtyTransport
+    from safety.realtime import apply_realtime
 
     cycle_ns = ns(cfg.link.receiver_cycle_ms)
     transport = PtyTransport(baud=cfg.link.baud, read_timeout_ns=cycle_ns)
@@ -217,8 +221,10 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
                 return {}
         loop_cpu, _ = split_cpus()
         if loop_cpu is not None:
-            keep_off_cpu(loop_cpu)  # normal priority, on the CPUs the controller's loop leaves free
-        warnings: list[str] = []
+            keep_off_cpu(loop_cpu)  # on the CPUs the controller's loop leaves free
+        # real-time, unlike the camera: it stands in for a robot controller's own hardware and mostly sleeps;
+        # at normal priority beside the nice -15 detector its states were late by up to 745 ms (measured)
+        warnings = apply_realtime(ROBOT_PRIORITY, lock_memory=False).warnings
         # a robot joining a running link: commands queued before it listened are stale, not late news
         drain_until = time.monotonic_ns() + 5 * cycle_ns
         while time.monotonic_ns() < drain_until:
@@ -331,13 +337,14 @@ def _sensor_thread(emulator: Any, t_start_ns: int, failures: list[str]) -> None:
         failures.append(str(exc))
 
 
-# Real-time priority (SCHED_FIFO where permitted): only the controller's hard loop, 80, on its own CPU.
-# The robot and the sensor run at ordinary priority on the other CPUs. The sensor thread must not be
-# real-time: at a real-time priority its 20 ms of inference per frame kept the kernel's ordinary-priority
-# workers off the CPU, and a pty's bytes only move when such a worker runs (flush_to_ldisc), so every
-# link stalled for the length of an inference (seen as 17-20 ms gaps in robot state and link timeouts).
+# Real-time priorities (SCHED_FIFO where permitted): the controller's hard loop, 80, on its own CPU; the
+# robot emulator stands in for dedicated hardware and mostly sleeps, so it gets its own, lower, priority
+# on the other CPUs. The sensor thread must not be real-time: at a real-time priority its 20 ms of
+# inference per frame kept the kernel's ordinary-priority workers off the CPU, and a pty's bytes only
+# move when such a worker runs (flush_to_ldisc), so every link stalled for the length of an inference (seen as 17-20 ms gaps in robot state and link timeouts).
 # It gets a larger share of the CPU instead (a negative nice value), which those workers can still preempt.
 SENSOR_NICE = -15
+ROBOT_PRIORITY = 70  # the robot emulator (SCHED_FIFO where permitted), on the CPUs the loop leaves free
 SWITCH_INTERVAL_S = 0.0005  # the sensor thread gets the interpreter back quickly from the status line
 RESET_PULSE_NS = 100_000_000  # the operator holds the reset button this long
 STATUS_PERIOD_S = 0.2
