@@ -341,7 +341,8 @@ def _sensor_thread(emulator: Any, t_start_ns: int, failures: list[str]) -> None:
 # robot emulator stands in for dedicated hardware and mostly sleeps, so it gets its own, lower, priority
 # on the other CPUs. The sensor thread must not be real-time: at a real-time priority its 20 ms of
 # inference per frame kept the kernel's ordinary-priority workers off the CPU, and a pty's bytes only
-# move when such a worker runs (flush_to_ldisc), so every link stalled for the length of an inference (seen as 17-20 ms gaps in robot state and link timeouts).
+# move when such a worker runs (flush_to_ldisc), so every link stalled for the length of an inference
+# (seen as 17-20 ms gaps in robot state and link timeouts).
 # It gets a larger share of the CPU instead (a negative nice value), which those workers can still preempt.
 SENSOR_NICE = -15
 ROBOT_PRIORITY = 70  # the robot emulator (SCHED_FIFO where permitted), on the CPUs the loop leaves free
