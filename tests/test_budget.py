@@ -205,13 +205,13 @@ def test_every_term_has_a_source_and_the_stages_add_up() -> None:
 def test_default_cell_budget() -> None:
     report = evaluate(load_config(DEFAULT_CELL))
     # 2 x 66.667 + 8 + 50 + 8 = 199.333 ms sensor, + 10 + 10 (wake on data: a step in progress, then the
-    # step) + 0.32 (32 B at 1 Mbaud) + 2 + 24 = 245.653 ms.
-    assert report.reaction_time_ns == 2 * 66_666_667 + 66 * MS + 20 * MS + 320_000 + 26 * MS
+    # step) + 0.32 (32 B at 1 Mbaud) + 10 (the robot takes it in) + 24 = 253.653 ms.
+    assert report.reaction_time_ns == 2 * 66_666_667 + 66 * MS + 20 * MS + 320_000 + 34 * MS
     assert report.verdict == "safe"
     assert report.max_safe_robot_speed_mps == 0.25
-    # T_r + T_s = 0.345653 s; S = 1.6 x 0.345653 + 0.85 + 0.1 + 0.05 = 1.553 m; zone 1.65 m away.
-    assert report.zone_separation_m == pytest.approx(1.6 * 0.345653334 + 1.0)
-    assert report.zones[0].margin_m == pytest.approx(1.65 - 1.6 * 0.345653334 - 1.0)
+    # T_r + T_s = 0.353653 s; S = 1.6 x 0.353653 + 0.85 + 0.1 + 0.05 = 1.566 m; zone 1.65 m away.
+    assert report.zone_separation_m == pytest.approx(1.6 * 0.353653334 + 1.0)
+    assert report.zones[0].margin_m == pytest.approx(1.65 - 1.6 * 0.353653334 - 1.0)
 
 
 def test_sensor_stage_helpers_match_the_budget_terms() -> None:

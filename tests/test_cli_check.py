@@ -42,7 +42,7 @@ def test_table_shows_every_term_with_its_source(capsys: pytest.CaptureFixture[st
     ]:
         line = next(line for line in out.splitlines() if line.startswith(symbol + " "))
         assert source in line
-    assert "245.653 ms" in out
+    assert "253.653 ms" in out
     assert "0.320 ms  command frame on the line (32 B x 10 bit / 1000000 baud)" in out
     assert "max safe robot speed" in out
 
@@ -62,11 +62,11 @@ def test_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     short, long = config_checksum(load_config(DEFAULT_CELL))
     assert data["checksum"] == short and data["checksum_sha256"] == long
     assert data["verdict"] == "safe"
-    assert data["reaction_time_s"] == pytest.approx(0.245653, abs=1e-6)
-    assert data["protective_separation_m"] == pytest.approx(1.629, abs=1e-3)
+    assert data["reaction_time_s"] == pytest.approx(0.253653, abs=1e-6)
+    assert data["protective_separation_m"] == pytest.approx(1.644, abs=1e-3)
     assert data["max_safe_robot_speed_mps"] == 0.25
     assert [z["name"] for z in data["zones"]] == ["protective", "warning"]
-    assert data["zones"][0]["margin_m"] == pytest.approx(0.097, abs=1e-3)
+    assert data["zones"][0]["margin_m"] == pytest.approx(0.084, abs=1e-3)
     assert data["zones"][1]["margin_m"] is None  # warning zones are not credited
     assert all({"symbol", "value", "unit", "source"} <= set(t) for t in data["terms"])
 

@@ -457,19 +457,19 @@ def test_a_worst_step_longer_than_the_cycle_is_valid() -> None:
 
 def test_a_worst_step_too_long_for_the_robot_watchdog_names_both_keys() -> None:
     raw = default_raw()
-    raw["controller"]["worst_step_ms"] = 46.0  # 2 + 46 + 0.32 + 2 = 50.32 ms >= the 50 ms watchdog
+    raw["controller"]["worst_step_ms"] = 38.0  # 2 + 38 + 0.32 + 10 = 50.32 ms >= the 50 ms watchdog
     one_problem(
-        raw, "link.command_watchdog_ms", "50.0 ms", "more than 50.320 ms", "controller.worst_step_ms 46.0",
+        raw, "link.command_watchdog_ms", "50.0 ms", "more than 50.320 ms", "controller.worst_step_ms 38.0",
         "controller.cycle_period_ms 2.0",
     )  # fmt: skip
-    raw["controller"]["worst_step_ms"] = 45.0
+    raw["controller"]["worst_step_ms"] = 37.0
     config_from_dict(raw, SOURCE)
 
 
 def test_watchdog_shorter_than_normal_traffic() -> None:
     raw = default_raw()
-    raw["link"]["command_watchdog_ms"] = 5.0  # 2 + 10 + 0.32 + 2 ms of normal gap (worst step 10 ms)
-    one_problem(raw, "link.command_watchdog_ms", "14.320")
+    raw["link"]["command_watchdog_ms"] = 5.0  # 2 + 10 + 0.32 + 10 ms of normal gap (worst step 10 ms)
+    one_problem(raw, "link.command_watchdog_ms", "22.320")
 
 
 def test_wake_on_data_defaults_to_false() -> None:
