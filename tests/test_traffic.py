@@ -68,7 +68,7 @@ def test_a_compiled_controller_on_traffic_runs_after_a_reset_and_the_peers_stop_
 
     cfg = load_config(DEFAULT_CELL)
     data = cfg.model_dump()  # a worst step that covers a noisy shared machine: no overrun stops here
-    data["controller"].update(worst_step_ms=20.0, robot_state_timeout_ms=60.0)
+    data["controller"].update(worst_step_ms=10.0, robot_state_timeout_ms=60.0)
     data["link"].update(command_watchdog_ms=80.0)
     cfg = type(cfg).model_validate(data)
     traffic = Traffic(cfg)
