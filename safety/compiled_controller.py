@@ -50,7 +50,7 @@ from safety.cycle import (
     hard_loop,
     warm_up,
 )
-from safety.executor import ArmError, LoopStats
+from safety.executor import ArmError, LoopStats, check_budget, check_checksum
 from safety.link import compiled as cl
 from safety.link.codec import MAX_FRAME_BYTES
 from safety.link.crc import TABLE
@@ -187,21 +187,9 @@ class CompiledController:
         if self.armed:
             return
         from safety import step
-        from safety.budget import evaluate
-        from safety.checksum import checksum_matches
 
-        if self.expected_checksum is not None and not checksum_matches(self.cfg, self.expected_checksum):
-            raise ArmError(
-                Reason.CHECKSUM_MISMATCH,
-                f"configuration checksum {self.checksum_short} ({self.checksum_long}) does not match the "
-                f"expected {self.expected_checksum}; refusing to arm",
-            )
-        report = evaluate(self.cfg)
-        if not report.safe and not self.allow_unsafe_budget:
-            raise ArmError(
-                Reason.BUDGET_UNSAFE,
-                "the configuration's latency budget is unsafe; refusing to arm: " + "; ".join(report.reasons),
-            )
+        check_checksum(self.cfg, self.expected_checksum)
+        check_budget(self.cfg, self.allow_unsafe_budget)
         try:
             step.warm_up(self.params)
             warm_up()

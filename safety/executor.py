@@ -73,6 +73,31 @@ class ArmError(RuntimeError):
         self.reason = reason
 
 
+def check_checksum(cfg: Any, expected: str | None) -> None:
+    """Raise ArmError (CHECKSUM_MISMATCH) when a checksum is expected and the configuration's differs."""
+    from safety.checksum import checksum_matches, config_checksum
+
+    if expected is not None and not checksum_matches(cfg, expected):
+        short, long = config_checksum(cfg)
+        raise ArmError(
+            Reason.CHECKSUM_MISMATCH,
+            f"configuration checksum {short} ({long}) does not match the expected {expected}; "
+            "refusing to arm",
+        )
+
+
+def check_budget(cfg: Any, allow_unsafe_budget: bool = False) -> None:
+    """Raise ArmError (BUDGET_UNSAFE) when the latency budget is unsafe, unless explicitly allowed."""
+    from safety.budget import evaluate
+
+    report = evaluate(cfg)
+    if not report.safe and not allow_unsafe_budget:
+        raise ArmError(
+            Reason.BUDGET_UNSAFE,
+            "the configuration's latency budget is unsafe; refusing to arm: " + "; ".join(report.reasons),
+        )
+
+
 @dataclass
 class LoopStats:
     """Counters of a run, for the CLI and the trace summary."""
@@ -310,15 +335,7 @@ class Controller:
         """Check the checksum and the budget, compile and warm the step, open the trace. Raises ArmError."""
         if self.armed:
             return
-        from safety.budget import evaluate
-        from safety.checksum import checksum_matches
-
-        if self.expected_checksum is not None and not checksum_matches(self.cfg, self.expected_checksum):
-            raise ArmError(
-                Reason.CHECKSUM_MISMATCH,
-                f"configuration checksum {self.checksum_short} ({self.checksum_long}) does not match the "
-                f"expected {self.expected_checksum}; refusing to arm",
-            )
+        check_checksum(self.cfg, self.expected_checksum)
         if self.cfg.controller.wake_on_data:
             raise ArmError(
                 Reason.BUDGET_UNSAFE,
@@ -328,12 +345,7 @@ class Controller:
                 "Set controller.wake_on_data = false to run this executor (the budget then counts the wait "
                 "for the tick); refusing to arm",
             )
-        report = evaluate(self.cfg)
-        if not report.safe and not self.allow_unsafe_budget:
-            raise ArmError(
-                Reason.BUDGET_UNSAFE,
-                "the configuration's latency budget is unsafe; refusing to arm: " + "; ".join(report.reasons),
-            )
+        check_budget(self.cfg, self.allow_unsafe_budget)
         try:
             self.core.warm_up(self.params)
         except Exception as exc:  # a step that cannot compile must never run
