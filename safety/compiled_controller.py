@@ -13,7 +13,6 @@ ports opened with pyserial, ptys, socket pairs)::
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -50,17 +49,14 @@ from safety.cycle import (
     hard_loop,
     warm_up,
 )
-from safety.executor import ArmError, LoopStats, check_budget, check_checksum
+from safety.executor import ArmError, LoopStats, check_budget, check_checksum, write_not_armed_stop
 from safety.link import compiled as cl
 from safety.link.codec import MAX_FRAME_BYTES
 from safety.link.crc import TABLE
 from safety.link.endpoint import Role
-from safety.reasons import CommandKind, Reason
+from safety.reasons import Reason
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
-
-log = logging.getLogger("cobotguard.cycle")
-_FSTOP = int(CommandKind.FAULT_STOP)
 
 
 class CompiledController:
@@ -277,14 +273,7 @@ class CompiledController:
     # ----------------------------------------------------------------- inside
 
     def _stop_command(self) -> None:
-        cmd = self.command[0]
-        cmd["kind"] = _FSTOP
-        cmd["speed_limit_mps"] = 0.0
-        cmd["stop_category"] = int(self.cfg.robot.stop_category)
-        cmd["reason"] = int(Reason.NOT_ARMED)
-        cmd["reason_sensor"] = -1
-        cmd["reason_person"] = -1
-        cmd["reason_zone"] = -1
+        write_not_armed_stop(self.command, int(self.cfg.robot.stop_category))
 
     def _open_trace(self) -> None:
         from safety.trace import TraceRecorder, TraceWriter, header_for_config
@@ -337,15 +326,12 @@ class CompiledController:
         settings = None
         try:
             if self.realtime:
-                from safety.realtime import apply_realtime
+                from safety.realtime import apply_loop_realtime
 
-                settings = apply_realtime(self.rt_priority, self.cpu, lock_memory=self._memory_lock is None)
+                lock = self._memory_lock is None
+                settings = apply_loop_realtime(self.rt_priority, self.cpu, lock, self.warnings)
                 if settings.memory_locked:
                     self._memory_lock = settings
-                for warning in settings.warnings:
-                    if warning not in self.warnings:
-                        self.warnings.append(warning)
-                        log.warning(warning)
             if not self._recorder:
                 self._cycles_ctr[RING_TAIL] = self._cycles_ctr[RING_HEAD]  # no trace: nothing drains
                 self._frames_ctr[RING_TAIL] = self._frames_ctr[RING_HEAD]

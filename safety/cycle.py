@@ -21,6 +21,7 @@ trace rings from another thread; see `safety.compiled_controller.CompiledControl
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -305,52 +306,43 @@ def warm_up() -> None:
     """Compile the link kernels, the syscalls and the hard loop (before arming, never in the loop)."""
     syscalls.warm_up()
     cl.warm_up()
-    if _COMPILED_ONCE:
+    if hard_loop.signatures:  # compiled already (one signature: the buffers' types never change)
         return
-    from safety.config import CellConfig  # noqa: F401 - the loop's types come from real buffers below
-
     r, w = os.pipe()
     try:
-        fake = _WarmUpArgs(r, w)
-        hard_loop(*fake.args)
+        hard_loop(*_warm_up_args(r, w))  # stops before its first step: control[C_STOP] is set
     finally:
         os.close(r)
         os.close(w)
-    _COMPILED_ONCE.append(True)
 
 
-_COMPILED_ONCE: list[bool] = []
+def _warm_up_args(read_fd: int, write_fd: int) -> tuple[Any, ...]:
+    """Buffers of the hard loop's exact types, with the stop already requested."""
+    from safety.link.acceptance import LinkPolicy
+    from safety.params import PARAMS_DTYPE
+    from safety.step import STATE_DTYPE
 
-
-class _WarmUpArgs:
-    """Buffers of the hard loop's exact types, stopped before the first step: compiles hard_loop."""
-
-    def __init__(self, read_fd: int, write_fd: int) -> None:
-        from safety.link.acceptance import LinkPolicy
-        from safety.params import PARAMS_DTYPE
-        from safety.step import STATE_DTYPE
-
-        policy = LinkPolicy(max_delay_ns=10**9, watchdog_ns=10**9)
-        rx = cl.new_receivers([Role.CONTROLLER, Role.SENSOR_RECEIVER], [1, 2], [policy, policy], 0)
-        cycles = np.zeros(4, dtype=CYCLE_DTYPE)
-        frames = np.zeros(4, dtype=DETECTION_TRACE_DTYPE)
-        detections = empty_detections(MAX_SENSORS)
-        robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
-        command = np.zeros(1, dtype=COMMAND_DTYPE)
-        control = np.zeros(4, dtype=np.int64)
-        control[C_STOP] = 1
-        u32, f32 = cl.float_scratch()
-        self.args = (
-            np.zeros(1, dtype=PARAMS_DTYPE), np.zeros(1, dtype=STATE_DTYPE), detections, robot, command, 1,
-            1_000_000, 1_000_000, DEFAULT_SPIN_NS, True, syscalls.pollfds_for([write_fd, read_fd]),
-            np.zeros(READ_CHUNK, dtype=np.uint8), rx, cl.new_buffers(2),
-            np.zeros(MAX_FRAME_BYTES, dtype=np.uint8), np.zeros(64, dtype=np.uint8),
-            np.zeros(64, dtype=np.uint8),
-            np.zeros((MAX_SENSORS, PENDING_FRAMES_PER_SENSOR), dtype=DETECTION_DTYPE),
-            np.zeros(MAX_SENSORS, dtype=np.int64), np.zeros(MAX_SENSORS, dtype=np.int64), u32, f32,
-            np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), control,
-            np.zeros(N_STATS, dtype=np.int64), np.zeros(N_LOOP, dtype=np.int64), cycles,
-            cycles.view(np.uint8),
-            np.zeros(3, dtype=np.int64), frames, frames.view(np.uint8), np.zeros(3, dtype=np.int64),
-            detections.view(np.uint8), robot.view(np.uint8), command.view(np.uint8), syscalls.new_timespec(),
-        )  # fmt: skip
+    policy = LinkPolicy(max_delay_ns=10**9, watchdog_ns=10**9)
+    rx = cl.new_receivers([Role.CONTROLLER, Role.SENSOR_RECEIVER], [1, 2], [policy, policy], 0)
+    cycles = np.zeros(4, dtype=CYCLE_DTYPE)
+    frames = np.zeros(4, dtype=DETECTION_TRACE_DTYPE)
+    detections = empty_detections(MAX_SENSORS)
+    robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+    command = np.zeros(1, dtype=COMMAND_DTYPE)
+    control = np.zeros(4, dtype=np.int64)
+    control[C_STOP] = 1
+    u32, f32 = cl.float_scratch()
+    return (
+        np.zeros(1, dtype=PARAMS_DTYPE), np.zeros(1, dtype=STATE_DTYPE), detections, robot, command, 1,
+        1_000_000, 1_000_000, DEFAULT_SPIN_NS, True, syscalls.pollfds_for([write_fd, read_fd]),
+        np.zeros(READ_CHUNK, dtype=np.uint8), rx, cl.new_buffers(2),
+        np.zeros(MAX_FRAME_BYTES, dtype=np.uint8), np.zeros(64, dtype=np.uint8),
+        np.zeros(64, dtype=np.uint8),
+        np.zeros((MAX_SENSORS, PENDING_FRAMES_PER_SENSOR), dtype=DETECTION_DTYPE),
+        np.zeros(MAX_SENSORS, dtype=np.int64), np.zeros(MAX_SENSORS, dtype=np.int64), u32, f32,
+        np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), control,
+        np.zeros(N_STATS, dtype=np.int64), np.zeros(N_LOOP, dtype=np.int64), cycles,
+        cycles.view(np.uint8),
+        np.zeros(3, dtype=np.int64), frames, frames.view(np.uint8), np.zeros(3, dtype=np.int64),
+        detections.view(np.uint8), robot.view(np.uint8), command.view(np.uint8), syscalls.new_timespec(),
+    )  # fmt: skip

@@ -37,7 +37,6 @@ loop that steps a frame as soon as it is readable (the compiled loop,
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 import threading
 import time
@@ -54,8 +53,6 @@ from safety.ports import ResetHook, RobotPort, SensorSource, StartHook
 from safety.reasons import CommandKind, Reason
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceRecorder, TraceWriter, header_for_config
-
-log = logging.getLogger("cobotguard.executor")
 
 PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; more is a LINK_LOSS fault
 RECEIVE_BATCH = MAX_SENSORS * 4  # frames taken from the sensor source per cycle
@@ -96,6 +93,18 @@ def check_budget(cfg: Any, allow_unsafe_budget: bool = False) -> None:
             Reason.BUDGET_UNSAFE,
             "the configuration's latency budget is unsafe; refusing to arm: " + "; ".join(report.reasons),
         )
+
+
+def write_not_armed_stop(command: np.ndarray, stop_category: int) -> None:
+    """command[0] becomes the stop sent before arming and at close: FAULT_STOP, reason NOT_ARMED."""
+    cmd = command[0]
+    cmd["kind"] = int(CommandKind.FAULT_STOP)
+    cmd["speed_limit_mps"] = 0.0
+    cmd["stop_category"] = stop_category
+    cmd["reason"] = int(Reason.NOT_ARMED)
+    cmd["reason_sensor"] = -1
+    cmd["reason_person"] = -1
+    cmd["reason_zone"] = -1
 
 
 @dataclass
@@ -227,8 +236,6 @@ def fill_cycle_record(
         buf_u8[base + _ROBOT_OFFSET + k] = robot_u8[k]
     for k in range(command_u8.shape[0]):
         buf_u8[base + _COMMAND_OFFSET + k] = command_u8[k]
-
-
 
 
 class Controller:
@@ -409,16 +416,13 @@ class Controller:
         self.arm()
         settings = None
         if self.realtime:
-            from safety.realtime import apply_realtime
+            from safety.realtime import apply_loop_realtime
 
             # memory is locked once and stays locked until close(): mlockall takes 100+ ms on a large process
-            settings = apply_realtime(self.rt_priority, self.cpu, lock_memory=self._memory_lock is None)
+            lock = self._memory_lock is None
+            settings = apply_loop_realtime(self.rt_priority, self.cpu, lock, self.warnings)
             if settings.memory_locked:
                 self._memory_lock = settings
-            for warning in settings.warnings:
-                if warning not in self.warnings:
-                    self.warnings.append(warning)
-                    log.warning(warning)
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         gc.collect()
@@ -511,14 +515,7 @@ class Controller:
         return self.clock.now_ns() < self._next_release_ns - margin
 
     def _stop_command(self) -> None:
-        cmd = self.command[0]
-        cmd["kind"] = int(CommandKind.FAULT_STOP)
-        cmd["speed_limit_mps"] = 0.0
-        cmd["stop_category"] = int(self.cfg.robot.stop_category)
-        cmd["reason"] = int(Reason.NOT_ARMED)
-        cmd["reason_sensor"] = -1
-        cmd["reason_person"] = -1
-        cmd["reason_zone"] = -1
+        write_not_armed_stop(self.command, int(self.cfg.robot.stop_category))
 
     def _reset_now(self) -> int:
         if self._reset_pulse > 0:

@@ -125,3 +125,17 @@ def keep_off_cpu(cpu: int) -> set[int] | None:
     except OSError:
         return None
     return before
+
+
+def apply_loop_realtime(
+    priority: int, cpu: int | None, lock_memory: bool, warnings: list[str]
+) -> RealtimeSettings:
+    """`apply_realtime` for a loop thread; refusals not yet in `warnings` are added to it and logged."""
+    import logging
+
+    settings = apply_realtime(priority, cpu, lock_memory=lock_memory)
+    for warning in settings.warnings:
+        if warning not in warnings:
+            warnings.append(warning)
+            logging.getLogger("cobotguard.executor").warning(warning)
+    return settings

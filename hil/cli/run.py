@@ -109,28 +109,17 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID_INPUT
 
     try:
+        common: dict[str, Any] = {
+            "trace_path": args.trace,
+            "expected_checksum": args.expect_checksum,
+            "realtime": not args.no_realtime,
+            "cpu": args.cpu,
+            "producer": "cobotguard run",
+        }
         if compiled:
-            controller: Any = CompiledController(
-                cfg,
-                ports.robot_fd,
-                ports.sensor_fds,
-                trace_path=args.trace,
-                expected_checksum=args.expect_checksum,
-                realtime=not args.no_realtime,
-                cpu=args.cpu,
-                producer="cobotguard run",
-            )
+            controller: Any = CompiledController(cfg, ports.robot_fd, ports.sensor_fds, **common)
         else:
-            controller = Controller(
-                cfg,
-                ports.sensor_source,
-                ports.robot_port,
-                trace_path=args.trace,
-                expected_checksum=args.expect_checksum,
-                realtime=not args.no_realtime,
-                cpu=args.cpu,
-                producer="cobotguard run",
-            )
+            controller = Controller(cfg, ports.sensor_source, ports.robot_port, **common)
         if compiled and args.cpu is not None:
             keep_off_cpu(args.cpu)  # this process's other threads (trace drain) stay off the loop's CPU
         controller.arm()
