@@ -6,8 +6,9 @@ An injector is a small sans-IO state machine: the rig hands it every outgoing fr
 message fields and their encoding) once the fault is active, and writes whatever it returns, at the
 times it returns. A `Codec` (the link's encoder, wrapped by the rig) re-encodes changed fields.
 
-The eight IEC 61784-3 error classes, plus sensor silence, robot heartbeat loss, garbage bytes and a
-wrong connection ID, each as one small class below.
+The eight IEC 61784-3 error classes, plus an unknown sensor index, sensor silence, robot heartbeat loss,
+garbage bytes and a wrong connection ID, each as one small class below. Every run also checks that the
+stop holds (latched) until the rig's reset.
 """
 
 from __future__ import annotations
@@ -202,6 +203,22 @@ class Readdress(Once):
         return [(frame.t_ns, reencode(codec, frame, connection_id=self.connection_id))]
 
 
+class Reindex(Once):
+    """Addressing inside the payload: a correctly protected detection frame naming a sensor index the cell
+    does not have (a misconfigured camera, or frames meant for another cell)."""
+
+    def __init__(self, sensor_index: int) -> None:
+        super().__init__()
+        self.sensor_index = sensor_index
+
+    def first(self, frame: OutFrame, codec: Codec) -> Writes:
+        """The frame with its payload's sensor index changed."""
+        from safety.link.codec import decode_detections, encode_detections
+
+        message = replace(decode_detections(frame.payload), sensor_index=self.sensor_index)
+        return [(frame.t_ns, reencode(codec, frame, payload=encode_detections(message)))]
+
+
 class Garbage(Once):
     """Garbage bytes on the line: noise, then a delimiter, then the real frame."""
 
@@ -282,6 +299,9 @@ class Fault:
     deadline_ns: Callable[[CellConfig], int]
     make: Callable[[CellConfig], Injector]  # a fresh injector for this cell
     tags: tuple[str, ...] = field(default=())
+    # False: a link endpoint alone cannot tell (the frame is valid on the wire); the controller, which
+    # knows the cell's sensors, must
+    endpoint_detects: bool = True
 
 
 def _foreign_id(cfg: CellConfig, link: LinkName) -> int:
@@ -367,6 +387,16 @@ FAULTS: tuple[Fault, ...] = (
         receipt_deadline_ns,
         lambda cfg: Readdress(_foreign_id(cfg, "sensor")),
         IEC,
+    ),
+    Fault(
+        "unknown_sensor_index",
+        "a correctly protected detection frame naming a sensor index the cell does not have; the stop "
+        "must hold (latched) while valid frames follow",
+        "sensor",
+        frozenset({Reason.LINK_ADDRESSING}),
+        receipt_deadline_ns,
+        lambda cfg: Reindex(len(cfg.sensors)),
+        endpoint_detects=False,
     ),
     Fault(
         "sensor_silence",

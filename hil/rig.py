@@ -33,7 +33,7 @@ import numpy as np
 from hil import faults as fl
 from hil import scenarios as sc
 from hil.session import MS, RigError, Session
-from hil.timeline import PERSON_REASONS, RIG_EVENT_DTYPE, Budget, Outcome, RigEvent, stall_evidence
+from hil.timeline import RIG_EVENT_DTYPE, Budget, FailureClass, Outcome, RigEvent, stall_evidence
 from safety.config import CellConfig, ns
 from safety.realtime import keep_off_cpu, split_cpus
 
@@ -91,6 +91,14 @@ class RigReport:
         """True when every run passed."""
         return all(o.passed for o in self.outcomes)
 
+    def tally(self) -> dict[str, int]:
+        """Runs by verdict: passed, failed for safety, failed for availability."""
+        counts = {"passed": 0, FailureClass.SAFETY.value: 0, FailureClass.AVAILABILITY.value: 0}
+        for o in self.outcomes:
+            worst = o.failure_class
+            counts["passed" if worst is None else worst.value] += 1
+        return counts
+
     def to_json(self) -> dict[str, Any]:
         """The CLI's JSON document."""
         return {
@@ -98,6 +106,7 @@ class RigReport:
             "checksum": self.checksum,
             "reaction_time_s": self.reaction_time_ns / 1e9,
             "passed": self.passed,
+            "tally": self.tally(),
             "scenarios": [o.to_json() for o in self.outcomes],
             "trace": self.trace_path,
             "notes": list(self.notes),
@@ -107,27 +116,34 @@ class RigReport:
         """A terminal table of the outcomes."""
         lines = [
             f"cell: {self.config_name}   checksum {self.checksum}   T_r {self.reaction_time_ns / 1e6:.1f} ms",
-            f"{'run':26s} {'kind':8s} {'result':6s} {'min sep':>9s} {'reaction':>10s} {'budget':>9s}  reason",
-            "-" * 100,
+            f"{'run':26s} {'kind':8s} {'result':12s} {'min sep':>9s} {'reaction':>10s} "
+            f"{'budget':>9s}  reason",
+            "-" * 106,
         ]
         for o in self.outcomes:
             sep = "-" if o.min_separation_m is None else f"{o.min_separation_m:.3f} m"
             rt = "-" if o.reaction_time_s is None else f"{o.reaction_time_s * 1e3:.1f} ms"
             budget = "-" if o.reaction_budget_s is None else f"{o.reaction_budget_s * 1e3:.0f} ms"
             lines.append(
-                f"{o.name:26s} {o.kind:8s} {'PASS' if o.passed else 'FAIL':6s} {sep:>9s} {rt:>10s} "
+                f"{o.name:26s} {o.kind:8s} {_verdict(o):12s} {sep:>9s} {rt:>10s} "
                 f"{budget:>9s}  {o.stop_reason or '-'}"
             )
             for failure in o.failures:
                 lines.append(f"    {failure}")
-        lines.append("-" * 100)
-        n_pass = sum(o.passed for o in self.outcomes)
+        lines.append("-" * 106)
+        tally = self.tally()
         lines.append(
-            f"{n_pass}/{len(self.outcomes)} passed"
+            f"{tally['passed']}/{len(self.outcomes)} passed, {tally['safety']} failed for safety, "
+            f"{tally['availability']} for availability"
             + (f"; trace {self.trace_path}" if self.trace_path else "")
         )
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def _verdict(out: Outcome) -> str:
+    worst = out.failure_class
+    return "PASS" if worst is None else worst.value.upper()
 
 
 def describe(out: Outcome) -> str:
@@ -139,7 +155,9 @@ def describe(out: Outcome) -> str:
         detail.append(f"reaction {out.reaction_time_s * 1e3:.1f} ms of {out.reaction_budget_s * 1e3:.0f} ms")
     if out.stop_reason:
         detail.append(out.stop_reason)
-    line = ("PASS" if out.passed else "FAIL") + (f" ({', '.join(detail)})" if detail else "")
+    line = ("PASS" if out.passed else f"FAIL {_verdict(out)}") + (f" ({', '.join(detail)})" if detail else "")
+    if out.machine_cause:
+        line += f"\n    machine cause: {out.machine_cause}"
     return line + "".join(f"\n    {failure}" for failure in out.failures)
 
 
@@ -283,19 +301,12 @@ def _one_run(
     label: str,
     progress: Callable[[str], None],
 ) -> Outcome:
-    """Bring the cell to run, then play one scenario or inject one fault, and judge it."""
-    progress(f"{label}: bringing the cell to run")
-    if not session.bring_to_run(prompt=progress):
-        last = session.last_command
-        why = "no command" if last is None else f"last command kind {last[0]}, reason {last[1]}"
-        return Outcome(
-            item.name, kind, passed=False, failures=[f"controller did not return to motion ({why})"]
-        )
+    """Bring the cell to a verified RUN, then play one scenario or inject one fault, and judge it."""
     if kind == "scenario":
-        progress(f"{label}: running ({item.duration_ns / 1e9:.1f} s)")
-        return session.run_scenario(item, budget, index)
-    progress(f"{label}: injecting on the {item.link} link")
-    return session.run_fault(item, index)
+        progress(f"{label}: verifying the cell, then running ({item.duration_ns / 1e9:.1f} s)")
+        return session.run_scenario(item, budget, index, prompt=progress)
+    progress(f"{label}: verifying the cell, then injecting on the {item.link} link")
+    return session.run_fault(item, index, prompt=progress)
 
 
 def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
@@ -386,17 +397,21 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         frame_gap_ns = sc.frame_period_ns(first) * (first.tolerated_missed_frames + 1)
         for i, (kind, item) in enumerate(runs):
             label = f"[{i + 1}/{total}] {kind} {item.name}"
-            expected = PERSON_REASONS if kind == "scenario" else frozenset(item.expected)
+            expected = item.stop_reasons if kind == "scenario" else frozenset(item.expected)
             for attempt in range(1, max(1, options.attempts) + 1):
                 t_attempt = session.now()
                 out = _one_run(session, kind, item, i, budget, label, progress)
                 out.attempts = attempt
-                if out.passed or attempt >= options.attempts:
+                if out.failure_class is FailureClass.AVAILABILITY:
+                    events = session.log.array(t_attempt)
+                    out.machine_cause = stall_evidence(events, expected, watchdog_ns, frame_gap_ns)
+                # only a stop without cause that the machine demonstrably caused earns another run
+                if out.passed or attempt >= options.attempts or out.machine_cause is None:
                     break
-                stall = stall_evidence(session.log.array(t_attempt), expected, watchdog_ns, frame_gap_ns)
-                if stall is None:
-                    break
-                note = f"{item.name}: run {attempt} discarded ({'; '.join(out.failures)}): {stall}"
+                note = (
+                    f"{item.name}: run {attempt} discarded, an availability failure caused by the machine "
+                    f"({'; '.join(out.messages)}): {out.machine_cause}"
+                )
                 report.notes.append(note)
                 progress(f"{label}: {note}; running it again")
             report.outcomes.append(out)

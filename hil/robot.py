@@ -117,6 +117,8 @@ class RobotEmulator:
         self._target_mps = 0.0
         self._pending: list[_Pending] = []
         self._now_ns = now_ns
+        self._slow_delay_ns = 0  # see obey_lower_limits_late
+        self._slow_hold_until_ns: int | None = None
 
     # ------------------------------------------------------------ inputs
 
@@ -151,7 +153,17 @@ class RobotEmulator:
             target = 0.0
         else:
             target = min(self.program_speed_mps, command.speed_limit_mps)
-        self._pending.append(_Pending(t_received_ns + self.reaction_ns, command.kind, target))
+        t_effective = t_received_ns + self.reaction_ns
+        if self._slow_delay_ns and 0.0 < target < self._target_mps and self._slow_hold_until_ns is None:
+            self._slow_hold_until_ns = t_received_ns + self._slow_delay_ns
+        if target > 0.0 and self._slow_hold_until_ns is not None:
+            t_effective = max(t_effective, self._slow_hold_until_ns)  # stops are never held back
+        self._pending.append(_Pending(t_effective, command.kind, target))
+
+    def obey_lower_limits_late(self, delay_ns: int) -> None:
+        """Misbehave: keep the speed for delay_ns after the first lowered limit arrives (0: obey again)."""
+        self._slow_delay_ns = delay_ns
+        self._slow_hold_until_ns = None
 
     def _self_stop(self, err: LinkError) -> None:
         if self.fault is None:

@@ -16,15 +16,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import shapely
 
 from safety.config import CellConfig, Sensor, ns
+from safety.reasons import Reason
 from safety.records import DETECTION_DTYPE, MAX_PERSONS
 
 GapFrom = Literal["hazard", "edge"]
+SeenBy = Literal["all", "last"]
+PERSON_REASONS = frozenset({Reason.PERSON_IN_PROTECTIVE_ZONE, Reason.SEPARATION_BELOW_SP})
 
 
 class Expect(Enum):
@@ -72,6 +75,12 @@ class Scenario:
     expect: Expect
     resets: tuple[ResetPulse, ...] = ()
     tail_ms: float = 400.0  # run on this long after the last person's last keyframe
+    stop_reasons: frozenset[Reason] = PERSON_REASONS  # what the first stop must name (a fault: its own)
+    seen_by: SeenBy = "all"  # "last": only the cell's last sensor reports the people, the others see nobody
+    fault: str | None = None  # a catalogue fault (hil.faults) that acts on the first frame of the run
+    # the robot obeys a lowered speed limit this long after the documented overspeed grace has run out
+    robot_slows_late_ms: float | None = None
+    steady: bool = False  # while the people stand still, the command must not change (no cycling)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,18 @@ class Plan:
     dwell_ns: int | None = None  # last person stopped walking in
     leave_ns: int | None = None  # last person started leaving
     notes: dict[str, float] = field(default_factory=dict)
+    stop_reasons: frozenset[Reason] = PERSON_REASONS
+    seen_by: SeenBy = "all"
+    fault: str | None = None
+    fault_deadline_ns: int = 0  # the fault's deadline (hil.faults), when the plan plays one
+    overspeed_grace_ns: int | None = None  # a robot slowing late: the grace a lower limit allows it
+    overspeed_deadline_ns: int = 0  # ... and the time the controller then has to stop it
+    robot_slow_delay_ns: int = 0  # the emulated robot applies a lowered limit this long after receipt
+    steady: bool = False
+
+    def sees(self, sensor_index: int, n_sensors: int) -> bool:
+        """Whether this sensor reports the plan's people."""
+        return self.seen_by == "all" or sensor_index == n_sensors - 1
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,6 +197,82 @@ SCENARIOS: tuple[Scenario, ...] = (
             ResetPulse(rise=("clear", 800.0), fall=("clear", 900.0), restarts=True),
         ),
         tail_ms=800.0,
+    ),
+    Scenario(
+        "stand_at_edge_10s",
+        "one person walks up to 0.2 m outside the stop boundary (beyond the default camera's 0.1 m "
+        "position uncertainty) and stands there for 10 s: slow down at most, no stop, and no cycling "
+        "between commands while the person stands",
+        (Walk(angle_deg=180.0, speed_mps=1.0, stop_gap_m=0.2, stop_gap_from="edge", dwell_ms=10_000.0),),
+        Expect.NO_STOP,
+        tail_ms=0.0,
+        steady=True,
+    ),
+    Scenario(
+        "one_sensor_sees",
+        "one person walks in at 1.6 m/s seen by the cell's last sensor only (occluded from the others)",
+        (Walk(angle_deg=180.0, speed_mps=1.6),),
+        Expect.STOP,
+        seen_by="last",
+    ),
+    Scenario(
+        "person_during_fault_stop",
+        "a corrupted detection frame latches a fault stop; a person then walks in and stands inside; a "
+        "reset pressed while the person is inside must not restart; after the person leaves, a fresh reset "
+        "does",
+        (
+            Walk(
+                angle_deg=90.0,
+                speed_mps=1.2,
+                start_gap_m=0.3,
+                stop_gap_m=0.3,
+                stop_gap_from="hazard",
+                appear_ms=300.0,
+                dwell_ms=1_000.0,
+                leave=True,
+            ),
+        ),
+        Expect.RESTART,
+        fault="corruption",
+        resets=(
+            ResetPulse(rise=("dwell", 300.0), fall=("dwell", 400.0), restarts=False),
+            ResetPulse(rise=("clear", 800.0), fall=("clear", 900.0), restarts=True),
+        ),
+        tail_ms=800.0,
+    ),
+    Scenario(
+        "reset_with_person_inside",
+        "one person walks into the protective zone and stands there 3 s while reset is pressed three "
+        "times: the cell must not restart; after the person leaves, a fresh reset restarts it",
+        (
+            Walk(
+                angle_deg=-135.0,
+                speed_mps=1.0,
+                start_gap_m=0.3,
+                stop_gap_m=-0.3,
+                stop_gap_from="edge",
+                dwell_ms=3_000.0,
+                leave=True,
+            ),
+        ),
+        Expect.RESTART,
+        resets=(
+            ResetPulse(rise=("dwell", 500.0), fall=("dwell", 600.0), restarts=False),
+            ResetPulse(rise=("dwell", 1_500.0), fall=("dwell", 1_600.0), restarts=False),
+            ResetPulse(rise=("dwell", 2_500.0), fall=("dwell", 2_600.0), restarts=False),
+            ResetPulse(rise=("clear", 800.0), fall=("clear", 900.0), restarts=True),
+        ),
+        tail_ms=800.0,
+    ),
+    Scenario(
+        "late_slowdown_overspeed",
+        "one person walks into the warning zone and stands outside the stop boundary; the robot keeps its "
+        "speed 200 ms beyond the documented overspeed grace after RUN -> SLOW: ROBOT_OVERSPEED stop",
+        (Walk(angle_deg=180.0, speed_mps=1.0, stop_gap_m=0.3, stop_gap_from="edge", dwell_ms=1_500.0),),
+        Expect.STOP,
+        stop_reasons=frozenset({Reason.ROBOT_OVERSPEED}),
+        robot_slows_late_ms=200.0,
+        tail_ms=0.0,
     ),
 )
 
@@ -348,7 +445,41 @@ def build_plan(scenario: Scenario, cfg: CellConfig, required_separation_m: float
         dwell_ns=dwell,
         leave_ns=leave,
         notes={"required_separation_m": required_separation_m},
+        seen_by=scenario.seen_by,
+        steady=scenario.steady,
+        **_stop_expectation(scenario, cfg),
     )
+
+
+def overspeed_grace_ns(cfg: CellConfig) -> int:
+    """How long a robot at the cell's maximum speed may take to show that it keeps a lowered limit.
+
+    The speed supervision's grace (docs/protocol.md): the command's way to the robot and the report's
+    way back (safety.params.robot_obey_ns), plus the stopping time from that speed.
+    """
+    from safety.budget import stopping_at
+    from safety.params import robot_obey_ns
+
+    return robot_obey_ns(cfg) + stopping_at(cfg.robot, cfg.robot.max_speed_mps)[0]
+
+
+def _stop_expectation(scenario: Scenario, cfg: CellConfig) -> dict[str, Any]:
+    """The Plan fields that say which stop the scenario expects, and by when."""
+    from hil import faults as fl
+
+    fields: dict[str, Any] = {"stop_reasons": scenario.stop_reasons}
+    if scenario.fault is not None:
+        fault = fl.get_fault(scenario.fault)
+        fields.update(fault=fault.name, stop_reasons=fault.expected, fault_deadline_ns=fault.deadline_ns(cfg))
+    if scenario.robot_slows_late_ms is not None:
+        grace = overspeed_grace_ns(cfg)
+        fields.update(
+            overspeed_grace_ns=grace,
+            # the controller acts on a report at the latest when the report would be stale
+            overspeed_deadline_ns=fl.heartbeat_deadline_ns(cfg),
+            robot_slow_delay_ns=grace + ns(scenario.robot_slows_late_ms),
+        )
+    return fields
 
 
 def positions(plan: Plan, t_ns: np.ndarray) -> np.ndarray:

@@ -18,8 +18,9 @@ import numpy as np
 
 from hil import faults as fl
 from hil import scenarios as sc
-from hil.timeline import RIG_EVENT_DTYPE, STOP_KINDS, Budget, Outcome, RigEvent, event
-from safety.config import CellConfig
+from hil.timeline import RIG_EVENT_DTYPE, STOP_KINDS, Budget, FailureClass, Outcome, RigEvent, event
+from safety.config import CellConfig, ns
+from safety.reasons import CommandKind, Reason
 
 MS = 1_000_000
 ARM_TIMEOUT_NS = 6_000 * MS  # after the first command: data flowing, reset pressed, motion
@@ -27,6 +28,7 @@ RESET_RETRY_NS = 700 * MS
 SETTLE_NS = 300 * MS  # steady running before a run starts
 FAULT_TAIL_NS = 150 * MS  # keep recording after the stop a fault caused
 FAULT_GRACE_NS = 400 * MS  # wait this long beyond a fault's deadline before judging "no stop"
+VERIFY_TRIES = 3  # times the rig brings the cell to run and tries to prove it before giving up on a run
 
 
 class RigError(RuntimeError):
@@ -66,6 +68,7 @@ class SensorStream:
     latency_ns: int  # exposure start -> frame sent
     counter: int = 0
     next_exposure_ns: int = 0
+    last_sent_ns: int | None = None
 
     @property
     def due_ns(self) -> int:
@@ -128,6 +131,8 @@ class Session:
         self._order = 0
         self.last_state_ns: int | None = None
         self.last_command: tuple[int, int] | None = None  # (kind, reason)
+        self.last_command_ns: int | None = None  # when the last valid command arrived
+        self.command_since_ns: int | None = None  # when the last command's kind began
         self.stop_onsets: list[int] = []  # receive times of stop commands that followed motion
         self.was_at_rest = True
         self._state_seq = 0
@@ -219,7 +224,10 @@ class Session:
                     self.last_command is None or self.last_command[0] not in STOP_KINDS
                 ):
                     self.stop_onsets.append(now)
+                if self.last_command is None or self.last_command[0] != kind:
+                    self.command_since_ns = now
                 self.last_command = (kind, reason)
+                self.last_command_ns = now
                 replied = True
             elif isinstance(ev, LinkError):
                 self._robot_link_error(ev, now)
@@ -259,8 +267,13 @@ class Session:
         from safety.link import Detections
 
         t_exp = stream.next_exposure_ns
-        if self.plan is not None and self.plan_t0_ns <= t_exp <= self.plan_t0_ns + self.plan.duration_ns:
-            xy = sc.positions(self.plan, np.array([t_exp - self.plan_t0_ns], dtype=np.int64))[0]
+        plan = self.plan
+        if (
+            plan is not None
+            and plan.sees(stream.index, len(self.sensors))
+            and self.plan_t0_ns <= t_exp <= self.plan_t0_ns + plan.duration_ns
+        ):
+            xy = sc.positions(plan, np.array([t_exp - self.plan_t0_ns], dtype=np.int64))[0]
         else:
             xy = np.zeros((0, 2))
         frame = np.zeros(1, dtype=sc.DETECTION_DTYPE)
@@ -288,6 +301,7 @@ class Session:
         )
         stream.counter += 1
         stream.next_exposure_ns += stream.period_ns
+        stream.last_sent_ns = now
 
     # ------------------------------------------------------------ the loop
 
@@ -368,7 +382,7 @@ class Session:
             timeout_ns = max(timeout_ns, 60_000 * MS)
         end = self.now() + timeout_ns
         while self.now() < end:
-            if not self.running():
+            if not self.running() or self.robot.fault is not None:
                 self.press_reset()
             self.pump(
                 min(end, self.now() + RESET_RETRY_NS),
@@ -380,11 +394,99 @@ class Session:
                     return True
         return False
 
-    def run_scenario(self, plan: sc.Plan, budget: Budget, index: int) -> Outcome:
-        """Play one scenario from the next frame on and judge it."""
+    def verify(self, held_ns: int = SETTLE_NS) -> dict[str, Any] | str:
+        """Prove the cell ready for a run, now: the evidence, or why it is not ready.
+
+        Ready is: the last command is RUN with no reason and has held for `held_ns` (nothing latched, no
+        person seen, the restart interlock released); commands arrive within the robot's watchdog and the
+        rig's robot accepts them (the robot link is live both ways); every sensor's frames went out on
+        schedule and no write was lost (the sensor links are live); the robot moves.
+        """
+        now = self.now()
+        why: list[str] = []
+        if self.last_command is None or self.last_command_ns is None or self.command_since_ns is None:
+            return "no command from the controller yet"
+        kind, reason = self.last_command
+        if kind != int(CommandKind.RUN) or reason != int(Reason.NONE):
+            why.append(f"last command {CommandKind(kind).name} ({Reason(reason).name}), not RUN")
+        elif now - self.command_since_ns < held_ns:
+            why.append(f"RUN held only {(now - self.command_since_ns) / 1e6:.0f} ms of {held_ns / 1e6:.0f}")
+        command_age = now - self.last_command_ns
+        if command_age > ns(self.cfg.link.command_watchdog_ms):
+            why.append(f"no command for {command_age / 1e6:.1f} ms (robot link)")
+        if self.robot.fault is not None:
+            why.append(f"the rig's robot has latched {self.robot.fault.reason.name} (robot link)")
+        frame_ages = {}
+        for stream in self.sensors:
+            age = None if stream.last_sent_ns is None else now - stream.last_sent_ns
+            frame_ages[stream.name] = None if age is None else round(age / 1e6, 3)
+            if age is None or age > stream.period_ns + stream.latency_ns:
+                why.append(f"sensor {stream.name}: no frame sent on schedule (sensor link)")
+        if self.writes_dropped:
+            why.append(f"{self.writes_dropped} write(s) to the controller lost")
+        if self.robot.speed_mps <= 0.0:
+            why.append("the robot is not moving")
+        if why:
+            return "; ".join(why)
+        return {
+            "command": "RUN",
+            "run_held_ms": round((now - self.command_since_ns) / 1e6, 3),
+            "last_command_age_ms": round(command_age / 1e6, 3),
+            "frame_age_ms": frame_ages,
+            "robot_speed_mps": round(float(self.robot.speed_mps), 6),
+        }
+
+    def start_clock(
+        self, name: str, kind: str, prompt: Callable[[str], None] | None = None
+    ) -> tuple[int, dict[str, Any]] | Outcome:
+        """Bring the cell to a verified RUN and pick the run's time 0 (the next frame's exposure).
+
+        The proof is taken right before time 0 and logged (RigEvent.VERIFIED). A cell that cannot be
+        proven ready in VERIFY_TRIES tries fails the run as unavailable, naming what was missing.
+        """
+        why: dict[str, Any] | str = "not tried"
+        for tries in range(1, VERIFY_TRIES + 1):
+            if (not self.running() or self.robot.fault is not None) and not self.bring_to_run(prompt=prompt):
+                why = self._not_running()
+                continue
+            # a cell that just came back (or still slows for the last run's person) gets time to settle
+            self.pump(
+                self.now() + SETTLE_NS + RESET_RETRY_NS, stop_when=lambda: isinstance(self.verify(), dict)
+            )
+            t0 = self.next_exposure_ns + self.period_ns
+            self.pump(t0 - MS)
+            why = self.verify()
+            if isinstance(why, dict) and self.now() < t0 and self.next_exposure_ns <= t0:
+                self.log.add(RigEvent.VERIFIED, self.now(), value=tries)
+                why["tries"] = tries
+                return t0, why
+            if isinstance(why, dict):
+                why = "the rig itself was late for the run's first frame"
+        out = Outcome(name, kind, passed=True)
+        out.fail(FailureClass.AVAILABILITY, f"the cell could not be brought to a verified RUN: {why}")
+        return out
+
+    def _not_running(self) -> str:
+        last = self.last_command
+        return (
+            "no command"
+            if last is None
+            else (
+                f"controller did not return to motion (last command {CommandKind(last[0]).name}, "
+                f"{Reason(last[1]).name})"
+            )
+        )
+
+    def run_scenario(
+        self, plan: sc.Plan, budget: Budget, index: int, prompt: Callable[[str], None] | None = None
+    ) -> Outcome:
+        """Bring the cell to a verified RUN, play one scenario from the next frame on, and judge it."""
         from hil.timeline import evaluate_scenario
 
-        t0 = self.next_exposure_ns + self.period_ns
+        started = self.start_clock(plan.name, "scenario", prompt)
+        if isinstance(started, Outcome):
+            return started
+        t0, evidence = started
         self.plan, self.plan_t0_ns = plan, t0
         self.log.add(RigEvent.RUN_START, t0, value=index)
         previous = 0
@@ -392,16 +494,37 @@ class Session:
             if level == 1 and previous == 0:
                 self.reset_presses.append(t0 + t_rel)
             previous = level
-        self.pump(t0 + plan.duration_ns)
-        self.plan = None
-        self.reset_presses.clear()
+        injector = None
+        if plan.fault is not None:
+            fault = fl.get_fault(plan.fault)
+            injector = self.injectors[fault.link] = fault.make(self.cfg)
+        self.robot.obey_lower_limits_late(plan.robot_slow_delay_ns)
+        try:
+            self.pump(t0 + plan.duration_ns)
+        finally:
+            self.robot.obey_lower_limits_late(0)
+            self.plan = None
+            self.reset_presses.clear()
+            if plan.fault is not None:
+                self.injectors[fl.get_fault(plan.fault).link] = None
+                self.pending.clear()
+        if injector is not None and injector.acted_ns is not None:
+            self.log.add(RigEvent.FAULT_INJECTED, injector.acted_ns, value=index)
         self.log.add(RigEvent.RUN_END, self.now(), value=index)
-        return evaluate_scenario(plan, self.log.array(t0 - 200 * MS), t0, budget)
+        out = evaluate_scenario(plan, self.log.array(t0 - 200 * MS), t0, budget)
+        out.verified = evidence
+        if injector is not None and injector.acted_ns is None:
+            out.fail(FailureClass.AVAILABILITY, "the scenario's fault never acted (no frame on its link)")
+        return out
 
-    def run_fault(self, fault: fl.Fault, index: int) -> Outcome:
-        """Inject one fault on its link and judge the controller's answer."""
+    def run_fault(self, fault: fl.Fault, index: int, prompt: Callable[[str], None] | None = None) -> Outcome:
+        """Bring the cell to a verified RUN, inject one fault on its link, judge the controller's answer."""
         from hil.timeline import evaluate_fault
 
+        started = self.start_clock(fault.name, "fault", prompt)
+        if isinstance(started, Outcome):
+            return started
+        _, evidence = started
         t_start = self.now()
         self.log.add(RigEvent.RUN_START, t_start, value=index)
         injector = fault.make(self.cfg)
@@ -424,14 +547,14 @@ class Session:
                 and (stopped() or self.now() > injector.acted_ns + deadline + FAULT_GRACE_NS)
             ),
         )
-        self.pump(self.now() + FAULT_TAIL_NS)
+        self.pump(self.now() + FAULT_TAIL_NS)  # the stop must hold (latched) through the tail
         self.injectors[fault.link] = None
         self.pending.clear()  # late frames of a delay fault are not sent after it ends
         acted = injector.acted_ns if injector.acted_ns is not None else give_up
         self.log.add(RigEvent.FAULT_INJECTED, acted, value=index)
         self.log.add(RigEvent.RUN_END, self.now(), value=index)
         out = evaluate_fault(fault.name, self.log.array(t_start - 200 * MS), acted, fault.expected, deadline)
+        out.verified = evidence
         if injector.acted_ns is None:
-            out.passed = False
-            out.failures.append("the fault never acted (no frame on its link)")
+            out.fail(FailureClass.AVAILABILITY, "the fault never acted (no frame on its link)")
         return out

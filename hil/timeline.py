@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class RigEvent(IntEnum):
     FAULT_INJECTED = 7  # a fault started acting; value = index in the fault catalogue
     RUN_END = 8
     LINK_ERROR = 9  # the rig's own receiver rejected controller bytes; reason = the link error
+    VERIFIED = 10  # the cell was proven running, nothing latched, both links live; value = rig tries
 
 
 # One record per event. `command_seq`/`t_command_received_ns` (commands) and `t_at_rest_ns` (robot at
@@ -59,7 +60,7 @@ RIG_EVENT_DTYPE = np.dtype(
 )
 
 STOP_KINDS = (int(CommandKind.PROTECTIVE_STOP), int(CommandKind.FAULT_STOP))
-PERSON_REASONS = frozenset({Reason.PERSON_IN_PROTECTIVE_ZONE, Reason.SEPARATION_BELOW_SP})
+PERSON_REASONS = sc.PERSON_REASONS
 # stops for these mean the controller (or the robot's watchdog) detected that time itself went wrong
 STALL_REASONS = frozenset({Reason.LOOP_OVERRUN, Reason.LINK_TIMEOUT, Reason.LINK_UNACCEPTABLE_DELAY})
 SAMPLE_NS = 1_000_000  # ground truth is sampled every millisecond
@@ -93,6 +94,31 @@ class Budget:
     restart_deadline_ns: int = 500_000_000  # a valid reset -> motion resumes within this
 
 
+class FailureClass(StrEnum):
+    """What a failed run says about the cell."""
+
+    # the robot was not kept safe: a stop late, for the wrong reason, or missing; a person reached the
+    # hazard while it moved; motion released without a valid reset
+    SAFETY = "safety"
+    # the cell stopped, or stayed stopped, without cause (people bypass a safeguard that does this)
+    AVAILABILITY = "availability"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One reason a run failed, with its class."""
+
+    failure_class: FailureClass
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.failure_class.value}: {self.message}"
+
+    def to_json(self) -> dict[str, str]:
+        """The JSON entry of this failure."""
+        return {"class": self.failure_class.value, "message": self.message}
+
+
 @dataclass
 class Outcome:
     """The verdict of one run; `to_json` gives the CLI's per-scenario entry."""
@@ -104,23 +130,49 @@ class Outcome:
     reaction_time_s: float | None = None
     reaction_budget_s: float | None = None
     stop_reason: str | None = None
-    failures: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     times_ns: dict[str, int] = field(default_factory=dict)  # named instants, relative to the run start
-    attempts: int = 1  # runs it took: earlier ones failed while the machine stalled (see stall_evidence)
+    attempts: int = 1  # runs it took: earlier ones failed for a machine cause (see stall_evidence)
+    # evidence that the machine, not the cell, caused an availability failure (see stall_evidence)
+    machine_cause: str | None = None
+    verified: dict[str, Any] | None = None  # the state the rig proved before the run's clock started
+
+    def fail(self, failure_class: FailureClass, message: str) -> None:
+        """Record a failure (the outcome no longer passes)."""
+        self.failures.append(Failure(failure_class, message))
+        self.passed = False
+
+    @property
+    def messages(self) -> list[str]:
+        """The failures' messages."""
+        return [f.message for f in self.failures]
+
+    @property
+    def failure_class(self) -> FailureClass | None:
+        """The worst class among the failures: safety before availability; None when it passed."""
+        classes = {f.failure_class for f in self.failures}
+        for worst in (FailureClass.SAFETY, FailureClass.AVAILABILITY):
+            if worst in classes:
+                return worst
+        return None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON entry of this run."""
+        worst = self.failure_class
         return {
             "name": self.name,
             "kind": self.kind,
             "passed": self.passed,
+            "failure_class": None if worst is None else worst.value,
             "min_separation_m": self.min_separation_m,
             "reaction_time_s": self.reaction_time_s,
             "reaction_budget_s": self.reaction_budget_s,
             "stop_reason": self.stop_reason,
-            "failures": list(self.failures),
+            "failures": [f.to_json() for f in self.failures],
+            "machine_cause": self.machine_cause,
             "times_s": {k: v / 1e9 for k, v in self.times_ns.items()},
             "attempts": self.attempts,
+            "verified": self.verified,
         }
 
 
@@ -182,25 +234,30 @@ def _in_protective_zone(plan: sc.Plan, t_rel: np.ndarray, budget: Budget) -> np.
     return inside
 
 
-def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Budget) -> Outcome:
-    """Judge a scenario run from its events and ground truth.
+def _stop_due(
+    plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Budget, out: Outcome
+) -> tuple[int | None, int]:
+    """When the first stop became due and how long the controller had for it (absolute ns, ns).
 
-    STOP: the first stop after the start names a person reason, the robot is at rest before any person
-    reaches the hazard region, and braking starts no later than T_r after a stop first became due (a
-    person inside a protective zone, or closer than S_p at the robot's speed at that moment).
-    NO_STOP: no stop command at all. RESTART: as STOP, then no motion before the first valid reset
-    (or automatic restart time), and motion again within the restart deadline after it.
+    A person: entering a protective zone or coming closer than S_p at the robot's speed then (ground
+    truth), with T_r to brake. A fault played into the scenario: when it acted, with its deadline. A robot
+    that kept its speed after a lower limit: the lower limit's receipt plus the documented grace, with the
+    robot state timeout to act on the reports.
     """
-    out = Outcome(plan.name, "scenario", passed=True, reaction_budget_s=budget.reaction_time_ns / 1e9)
+    if plan.fault is not None:
+        injected = of_kind(events, RigEvent.FAULT_INJECTED)
+        injected = injected[injected["t_ns"] >= t0_ns]
+        return (int(injected[0]["t_ns"]) if len(injected) else None), plan.fault_deadline_ns
+    if plan.overspeed_grace_ns is not None:
+        cmds = of_kind(events, RigEvent.COMMAND_RECEIVED)
+        lower = cmds[(cmds["t_ns"] >= t0_ns) & (cmds["command_kind"] == int(CommandKind.SLOW))]
+        if not len(lower):
+            return None, plan.overspeed_deadline_ns
+        out.times_ns["slow_received"] = int(lower[0]["t_ns"]) - t0_ns
+        return int(lower[0]["t_ns"]) + plan.overspeed_grace_ns, plan.overspeed_deadline_ns
     t_abs, nearest = _ground_truth(plan, t0_ns, budget)
     states = of_kind(events, RigEvent.ROBOT_STATE_SENT)
-    at_rest = step_values(states["t_ns"], t_abs, states["at_rest"].astype(np.float64), before=0.0)
     speed = step_values(states["t_ns"], t_abs, states["speed_mps"], before=np.nan)
-    moving = at_rest < 0.5
-    seen = moving & np.isfinite(nearest)
-    out.min_separation_m = float(nearest[seen].min()) if seen.any() else None
-
-    # when a stop first became due, by ground truth (a stop that came earlier gives a negative time)
     due = _in_protective_zone(plan, t_abs - t0_ns, budget)
     if budget.separation_m is not None:
         known = np.isfinite(speed)
@@ -208,73 +265,140 @@ def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Bud
         sp = np.full(len(speed), -np.inf)
         sp[known] = np.array([budget.separation_m(float(v)) for v in levels])[index]
         due |= np.isfinite(nearest) & (nearest < sp)
-    t_due = int(t_abs[np.argmax(due)]) if due.any() else None
+    return (int(t_abs[np.argmax(due)]) if due.any() else None), budget.reaction_time_ns
+
+
+def evaluate_scenario(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Budget) -> Outcome:
+    """Judge a scenario run from its events and ground truth; every failure is safety or availability.
+
+    STOP: the first stop after the start names an expected reason (a person's, unless the scenario says
+    otherwise), the robot is at rest before any person reaches the hazard region, and braking starts no
+    later than the allowed time after the stop first became due (see _stop_due). NO_STOP: no stop at all.
+    RESTART: as STOP, then no motion before the first valid reset (or automatic restart time), and motion
+    again within the restart deadline after it. A steady scenario also forbids any change of command
+    while its people stand still.
+    """
+    out = Outcome(plan.name, "scenario", passed=True)
+    t_abs, nearest = _ground_truth(plan, t0_ns, budget)
+    states = of_kind(events, RigEvent.ROBOT_STATE_SENT)
+    at_rest = step_values(states["t_ns"], t_abs, states["at_rest"].astype(np.float64), before=0.0)
+    seen = (at_rest < 0.5) & np.isfinite(nearest)
+    out.min_separation_m = float(nearest[seen].min()) if seen.any() else None
+
+    t_due, allowed_ns = _stop_due(plan, events, t0_ns, budget, out)
+    out.reaction_budget_s = allowed_ns / 1e9
     if t_due is not None:
         out.times_ns["stop_due"] = t_due - t0_ns
-
     stop = first_stop(events, t0_ns)
     if stop is not None:
         out.stop_reason = _reason_name(int(stop["reason"]))
         out.times_ns["stop_received"] = int(stop["t_ns"]) - t0_ns
-    rests = of_kind(events, RigEvent.ROBOT_AT_REST)
-    if stop is not None:
+        rests = of_kind(events, RigEvent.ROBOT_AT_REST)
         later = rests[rests["t_ns"] >= stop["t_ns"]]
         if len(later):
             out.times_ns["at_rest"] = int(later[0]["t_ns"]) - t0_ns
 
     if plan.expect is sc.Expect.NO_STOP:
         if stop is not None:
-            out.failures.append(f"unexpected stop ({out.stop_reason}) at {int(stop['t_ns']) - t0_ns} ns")
+            out.fail(
+                FailureClass.AVAILABILITY,
+                f"stop without cause ({out.stop_reason}) at {(int(stop['t_ns']) - t0_ns) / 1e6:.1f} ms",
+            )
+    elif stop is None:
+        out.fail(FailureClass.SAFETY, "no stop command received")
     else:
-        if stop is None:
-            out.failures.append("no stop command received")
-        else:
-            if int(stop["reason"]) not in PERSON_REASONS:
-                out.failures.append(f"first stop for {out.stop_reason}, expected a person reason")
-            elif t_due is not None:
-                braking = int(stop["t_ns"]) + budget.robot_reaction_ns
-                reaction = braking - t_due
-                out.reaction_time_s = reaction / 1e9
-                if reaction > budget.reaction_time_ns:
-                    out.failures.append(
-                        f"reaction time {reaction / 1e6:.1f} ms exceeds T_r "
-                        f"{budget.reaction_time_ns / 1e6:.1f} ms"
-                    )
-        if out.min_separation_m is not None and out.min_separation_m <= CONTACT_M:
-            out.failures.append("a person reached the hazard region while the robot was moving")
+        _judge_stop(plan, stop, t_due, allowed_ns, budget, out)
+    if out.min_separation_m is not None and out.min_separation_m <= CONTACT_M:
+        out.fail(FailureClass.SAFETY, "a person reached the hazard region while the robot was moving")
     if plan.expect is sc.Expect.RESTART:
-        out.failures += _restart_failures(plan, events, t0_ns, stop, budget, out)
-    out.passed = not out.failures
+        _judge_restart(plan, events, t0_ns, stop, budget, out)
+    if plan.steady:
+        _judge_steady(plan, events, t0_ns, budget, out)
     return out
 
 
-def _restart_failures(
+def _judge_stop(
+    plan: sc.Plan, stop: np.ndarray, t_due: int | None, allowed_ns: int, budget: Budget, out: Outcome
+) -> None:
+    """The first stop's reason and timing. A stop for another reason before anything made one due is a
+    stop without cause (availability), as is one for a stall the controller detected; any other wrong
+    reason, and any stop later than allowed, is a safety failure."""
+    t_stop = int(stop["t_ns"])
+    reason = int(stop["reason"])
+    if reason not in plan.stop_reasons:
+        expected = ", ".join(sorted(Reason(r).name for r in plan.stop_reasons))
+        message = f"first stop for {out.stop_reason}, expected one of {expected}"
+        if t_due is None or t_stop < t_due:
+            out.fail(FailureClass.AVAILABILITY, f"{message}: a stop without cause, before one was due")
+        elif reason in STALL_REASONS:
+            out.fail(FailureClass.AVAILABILITY, f"{message}: the controller detected a stall")
+        else:
+            out.fail(FailureClass.SAFETY, message)
+    if t_due is None:
+        return
+    braking = t_stop + (
+        budget.robot_reaction_ns if plan.fault is None and plan.overspeed_grace_ns is None else 0
+    )
+    reaction = braking - t_due
+    out.reaction_time_s = reaction / 1e9
+    if reaction > allowed_ns:
+        out.fail(
+            FailureClass.SAFETY,
+            f"reaction time {reaction / 1e6:.1f} ms exceeds the allowed {allowed_ns / 1e6:.1f} ms",
+        )
+
+
+def _judge_restart(
     plan: sc.Plan, events: np.ndarray, t0_ns: int, stop: np.ndarray | None, budget: Budget, out: Outcome
-) -> list[str]:
-    if stop is None or plan.valid_reset_ns is None:
-        return [] if stop is None else ["scenario has no valid reset: cannot judge the restart"]
+) -> None:
+    """No release before the valid reset (safety); a release soon after it (availability)."""
+    if stop is None:
+        return
+    if plan.valid_reset_ns is None:
+        out.fail(FailureClass.AVAILABILITY, "scenario has no valid reset: cannot judge the restart")
+        return
     cmds = of_kind(events, RigEvent.COMMAND_RECEIVED)
     after_stop = cmds[cmds["t_ns"] > stop["t_ns"]]
     released = after_stop[~np.isin(after_stop["command_kind"], STOP_KINDS)]
     valid = t0_ns + plan.valid_reset_ns
-    failures = []
     early = released[released["t_ns"] < valid]
     if len(early):
-        failures.append(
-            f"motion released at {int(early[0]['t_ns']) - t0_ns} ns, before the valid reset at "
-            f"{plan.valid_reset_ns} ns (restart interlock violated)"
+        out.fail(
+            FailureClass.SAFETY,
+            f"motion released at {(int(early[0]['t_ns']) - t0_ns) / 1e6:.1f} ms, before the valid reset at "
+            f"{plan.valid_reset_ns / 1e6:.1f} ms (restart interlock violated)",
         )
     late = released[released["t_ns"] >= valid]
     if not len(late):
-        failures.append("no restart after the valid reset")
-    else:
-        out.times_ns["restart"] = int(late[0]["t_ns"]) - t0_ns
-        if int(late[0]["t_ns"]) - valid > budget.restart_deadline_ns:
-            failures.append(
-                f"restart {(int(late[0]['t_ns']) - valid) / 1e6:.0f} ms after the valid reset, "
-                f"allowed {budget.restart_deadline_ns / 1e6:.0f} ms"
-            )
-    return failures
+        out.fail(FailureClass.AVAILABILITY, "no restart after the valid reset")
+        return
+    out.times_ns["restart"] = int(late[0]["t_ns"]) - t0_ns
+    if int(late[0]["t_ns"]) - valid > budget.restart_deadline_ns:
+        out.fail(
+            FailureClass.AVAILABILITY,
+            f"restart {(int(late[0]['t_ns']) - valid) / 1e6:.0f} ms after the valid reset, "
+            f"allowed {budget.restart_deadline_ns / 1e6:.0f} ms",
+        )
+
+
+def _judge_steady(plan: sc.Plan, events: np.ndarray, t0_ns: int, budget: Budget, out: Outcome) -> None:
+    """While every person stands still (from T_r after the last one stopped), the command holds."""
+    if plan.dwell_ns is None:
+        return
+    start = t0_ns + plan.dwell_ns + budget.reaction_time_ns
+    end = t0_ns + (
+        plan.leave_ns if plan.leave_ns is not None and plan.leave_ns > plan.dwell_ns else plan.duration_ns
+    )
+    cmds = of_kind(events, RigEvent.COMMAND_RECEIVED)
+    window = cmds[(cmds["t_ns"] >= start) & (cmds["t_ns"] <= end)]
+    changes = int(np.count_nonzero(np.diff(window["command_kind"]))) if len(window) else 0
+    out.times_ns["steady_window"] = end - start
+    if changes:
+        out.fail(
+            FailureClass.AVAILABILITY,
+            f"the command changed {changes} time(s) in {(end - start) / 1e9:.1f} s while the person stood "
+            "still (stop/slow-down cycling)",
+        )
 
 
 def evaluate_fault(
@@ -283,29 +407,48 @@ def evaluate_fault(
     t_fault_ns: int,
     expected: frozenset[Reason],
     deadline_ns: int,
+    t_reset_ns: int | None = None,
 ) -> Outcome:
-    """Judge a fault run: running before the fault, then a stop with an expected reason in time."""
+    """Judge a fault run: a stop with an expected reason in time, held (latched) until the rig's reset.
+
+    t_reset_ns: when the rig pressed reset after the fault (None: not yet; the stop must hold to the end).
+    """
     out = Outcome(name, "fault", passed=True, reaction_budget_s=deadline_ns / 1e9)
     cmds = of_kind(events, RigEvent.COMMAND_RECEIVED)
     before = cmds[cmds["t_ns"] < t_fault_ns]
     if not len(before) or int(before[-1]["command_kind"]) in STOP_KINDS:
-        out.failures.append("controller was not running when the fault was injected")
+        # nothing to judge: the stop already in force says nothing about this fault
+        out.fail(FailureClass.AVAILABILITY, "controller was not running when the fault was injected")
+        return out
     stop = first_stop(events, t_fault_ns)
     if stop is None:
-        out.failures.append("no stop command after the fault")
-    else:
-        out.stop_reason = _reason_name(int(stop["reason"]))
-        latency = int(stop["t_ns"]) - t_fault_ns
-        out.reaction_time_s = latency / 1e9
-        out.times_ns["stop_received"] = latency
-        if int(stop["reason"]) not in expected:
-            names = ", ".join(sorted(r.name for r in expected))
-            out.failures.append(f"stopped for {out.stop_reason}, expected one of {names}")
-        if latency > deadline_ns:
-            out.failures.append(
-                f"stop {latency / 1e6:.1f} ms after the fault, allowed {deadline_ns / 1e6:.1f} ms"
-            )
-    out.passed = not out.failures
+        out.fail(FailureClass.SAFETY, "no stop command after the fault")
+        return out
+    out.stop_reason = _reason_name(int(stop["reason"]))
+    latency = int(stop["t_ns"]) - t_fault_ns
+    out.reaction_time_s = latency / 1e9
+    out.times_ns["stop_received"] = latency
+    if int(stop["reason"]) not in expected:
+        names = ", ".join(sorted(r.name for r in expected))
+        message = f"stopped for {out.stop_reason}, expected one of {names}"
+        if int(stop["reason"]) in STALL_REASONS:
+            out.fail(FailureClass.AVAILABILITY, f"{message}: the controller detected a stall")
+        else:
+            out.fail(FailureClass.SAFETY, message)
+    if latency > deadline_ns:
+        out.fail(
+            FailureClass.SAFETY,
+            f"stop {latency / 1e6:.1f} ms after the fault, allowed {deadline_ns / 1e6:.1f} ms",
+        )
+    end = np.iinfo(np.int64).max if t_reset_ns is None else t_reset_ns
+    held = cmds[(cmds["t_ns"] > stop["t_ns"]) & (cmds["t_ns"] < end)]
+    released = held[~np.isin(held["command_kind"], STOP_KINDS)]
+    if len(released):
+        out.fail(
+            FailureClass.SAFETY,
+            f"the stop was released {(int(released[0]['t_ns']) - int(stop['t_ns'])) / 1e6:.1f} ms later "
+            "without a reset (a link fault must latch)",
+        )
     return out
 
 

@@ -157,3 +157,19 @@ def test_runner_answers_each_command_with_its_state() -> None:
         beats += [e for e in drain(ctl) if isinstance(e, Received)]
     assert len(beats) == 5
     assert runner.emulator.reason is Reason.LINK_TIMEOUT and not runner.connected
+
+
+def test_a_robot_told_to_obey_late_keeps_its_speed_for_the_delay_then_slows() -> None:
+    cell = Cell()
+    cell.command(RUN, 1_000 * MS)
+    cell.robot.obey_lower_limits_late(300 * MS)
+    slow = Command(CommandKind.SLOW, 0.1)
+    cell.command(slow, 1_250 * MS)  # repeated every 2 ms: the hold runs from the first one
+    assert cell.robot.speed_mps == pytest.approx(V)
+    cell.command(slow, 2_000 * MS)
+    assert cell.robot.speed_mps == pytest.approx(0.1)
+    # a stop is never held back
+    cell.command(RUN, 3_000 * MS)
+    cell.robot.obey_lower_limits_late(300 * MS)
+    cell.command(STOP, 3_000 * MS + REACTION + stopping_at(CFG.robot, V)[0] + 10 * MS)
+    assert cell.robot.at_rest
