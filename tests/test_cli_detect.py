@@ -186,4 +186,4 @@ def test_invalid_config_lists_its_problems(files, capsys) -> None:
     code = main(["detect", "--config", str(bad), str(files["astronaut"])])
     _, err = capsys.readouterr()
     assert code == 2
-    assert "invalid configuration" in err and "min_score" in err
+    assert "configuration invalid" in err and "min_score" in err

@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -32,15 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hil.cli.common import (
+    CommandError,
+    ExitCode,
+    InvalidInputError,
+    add_config_argument,
+    add_json_option,
+    load_cell_config,
+)
+
 if TYPE_CHECKING:
     import numpy as np
 
     from safety.compiled_controller import CompiledController
     from safety.config import CellConfig
-
-EXIT_SAFE = 0
-EXIT_UNSAFE = 1
-EXIT_INVALID = 2
 
 MEASURE_WORST_STEP_MS = 100.0  # the measurement's worst step: far beyond any step, so none overruns
 SAFETY_FACTOR = 2.0  # without an estimate: the observed maximum times this
@@ -48,11 +52,12 @@ RESOLUTION_NS = 100_000  # proposals are rounded up to 0.1 ms
 WARM_UP_NS = 1_000_000_000  # run this long before measuring (start-up, first frames, reset)
 RESET_EVERY_NS = 50_000_000  # while the cell is not running, press its reset this often
 STRESS = ["stress-ng", "--cpu", "1", "--cpu-load", "50"]
+NOTHING_MEASURED = "nothing measured"  # how invalid input ends, after the count of problems
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("config", metavar="CONFIG", help="cell configuration (TOML)")
+    add_config_argument(parser)
     parser.add_argument(
         "--seconds", type=float, default=60.0, metavar="S", help="how long to measure (default 60)"
     )
@@ -66,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="propose the step latency exceeded with this probability per step (default 1e-9)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_json_option(parser)
     parser.add_argument(
         "--cpu", type=int, metavar="N", help="pin the loop to CPU N (default: the last); peers on the others"
     )
@@ -321,7 +326,7 @@ def with_worst_step(cfg: CellConfig, worst_step_ms: float) -> CellConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Check the input, measure, fit, propose and print; returns the exit code."""
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
     from safety.executor import ArmError
 
     allowed = sorted(os.sched_getaffinity(0))
@@ -337,12 +342,12 @@ def run(args: argparse.Namespace) -> int:
         problems.append("--load: stress-ng is not installed; install it (apt-get install stress-ng)")
     cfg = None
     try:
-        cfg = load_config(args.config)
+        cfg = load_cell_config(args.config)
         measured_cfg, changed = measurement_config(cfg)
-    except ConfigError as exc:
+    except (InvalidInputError, ConfigError) as exc:  # reported together with the options' problems
         problems += exc.problems
     if problems or cfg is None:
-        return _invalid(args, problems)
+        raise InvalidInputError(problems, NOTHING_MEASURED, as_json=args.json)
 
     if not args.json:
         print(
@@ -354,12 +359,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         measured = measure(measured_cfg, args.seconds, cpu, args.load)
     except ArmError as exc:
-        return _invalid(args, [f"controller refused to arm: {exc}"])
+        problem = f"controller refused to arm: {exc}"
+        raise InvalidInputError([problem], NOTHING_MEASURED, as_json=args.json) from None
     except RuntimeError as exc:
-        print(f"cobotguard calibrate: measurement failed: {exc}", file=sys.stderr)
-        return EXIT_UNSAFE
+        raise CommandError(f"measurement failed: {exc}", ExitCode.FAILED) from None
     if measured.latencies_ns.size == 0:
-        return _invalid(args, [f"--seconds: {args.seconds:g} s held no step to measure; expected longer"])
+        problem = f"--seconds: {args.seconds:g} s held no step to measure; expected longer"
+        raise InvalidInputError([problem], NOTHING_MEASURED, as_json=args.json)
     result = analyse(cfg, str(args.config), measured, args.exceedance)
     result.update(
         seconds=args.seconds,
@@ -374,18 +380,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
         print(render(result))
-    return EXIT_SAFE if result["verdict"] == "safe" else EXIT_UNSAFE
-
-
-def _invalid(args: argparse.Namespace, problems: list[str]) -> int:
-    """Report invalid input as check does (JSON on stdout, or one line per problem on stderr)."""
-    if args.json:
-        print(json.dumps({"verdict": "invalid", "problems": problems}, indent=2))
-    else:
-        for line in problems:
-            print(line, file=sys.stderr)
-        print(f"cobotguard calibrate: {len(problems)} problem(s); nothing measured", file=sys.stderr)
-    return EXIT_INVALID
+    return ExitCode.SAFE if result["verdict"] == "safe" else ExitCode.UNSAFE
 
 
 def analyse(cfg: CellConfig, source: str, measured: Measurement, exceedance: float) -> dict[str, Any]:

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import TYPE_CHECKING
+
+from hil.cli.common import ExitCode, add_config_argument, add_json_option, load_cell_config
 
 if TYPE_CHECKING:
     from safety.budget import BudgetReport
 
-EXIT_SAFE = 0
-EXIT_UNSAFE = 1
-EXIT_INVALID = 2
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("config", metavar="CONFIG", help="cell configuration (TOML)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_config_argument(parser)
+    add_json_option(parser)
     parser.add_argument(
         "--expect-checksum",
         metavar="C",
@@ -33,18 +30,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate, evaluate and print; returns the exit code."""
     from safety.budget import evaluate
     from safety.checksum import checksum_matches, config_checksum
-    from safety.config import ConfigError, load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        if args.json:
-            print(json.dumps({"verdict": "invalid", "problems": exc.problems}, indent=2))
-        else:
-            for line in exc.problems:
-                print(line, file=sys.stderr)
-            print(f"cobotguard check: {len(exc.problems)} problem(s); configuration invalid", file=sys.stderr)
-        return EXIT_INVALID
+    cfg = load_cell_config(args.config, as_json=args.json)
     report = evaluate(cfg)
     short, long = config_checksum(cfg)
     reasons = list(report.reasons)
@@ -59,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(_table(cfg.name, str(args.config), report, short, long, verdict, reasons))
-    return EXIT_SAFE if verdict == "safe" else EXIT_UNSAFE
+    return ExitCode.SAFE if verdict == "safe" else ExitCode.UNSAFE
 
 
 def _fmt(value: float | None, unit: str) -> str:

@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_DEADLINE_MISSED = 1
-EXIT_INVALID_INPUT = 2
+from hil.cli.common import CommandError, ExitCode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except DemoError as exc:
         if live:
             print()
-        print(f"cobotguard demo: {exc}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(str(exc)) from None
     if live:
         print()
     print()
@@ -75,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {path}")
     if result.deadline_held:
         print("every deadline held")
-        return 0
+        return ExitCode.OK
     print("DEADLINE MISSED: see the table above", file=sys.stderr)
-    return EXIT_DEADLINE_MISSED
+    return ExitCode.DEADLINE_MISSED

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from hil.cli.common import CommandError, ExitCode, add_json_option, load_cell_config, print_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from safety.config import Sensor
     from sensor.detector import DetectionResult
 
-EXIT_OK = 0
-EXIT_INVALID_INPUT = 2
 DEFAULT_MIN_SCORE = 0.5
 
 
@@ -41,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"lowest score reported (default: the sensor's min_score, or {DEFAULT_MIN_SCORE})",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_json_option(parser)
 
 
 @dataclass
@@ -70,21 +69,16 @@ class ImageReport:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code."""
-    floor: Floor | None = None
     if args.sensor is not None and args.config is None:
-        return _fail("--sensor needs --config")
-    if args.config is not None:
-        floor_or_error = _load_floor(args.config, args.sensor)
-        if isinstance(floor_or_error, str):
-            return _fail(floor_or_error)
-        floor = floor_or_error
+        raise CommandError("--sensor needs --config")
+    floor = _load_floor(args.config, args.sensor) if args.config is not None else None
     if args.threads < 1:
-        return _fail(f"--threads must be at least 1, got {args.threads}")
+        raise CommandError(f"--threads must be at least 1, got {args.threads}")
     min_score = args.min_score
     if min_score is None:
         min_score = floor.sensor.min_score if floor is not None else DEFAULT_MIN_SCORE
     if not 0.0 < min_score <= 1.0:
-        return _fail(f"--min-score must be in (0, 1], got {min_score}")
+        raise CommandError(f"--min-score must be in (0, 1], got {min_score}")
 
     from sensor.detector import Detector
 
@@ -96,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.images:
         frame_or_error = _read_rgb(path)
         if isinstance(frame_or_error, str):
-            print(f"cobotguard detect: {path}: {frame_or_error}", file=sys.stderr)
+            print_error("detect", f"{path}: {frame_or_error}")
             errors.append({"path": path, "error": frame_or_error})
             continue
         frame = frame_or_error
@@ -107,38 +101,31 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_as_json(reports, errors, model, min_score, floor), indent=2))
     else:
         _print_text(reports, model, floor)
-    return EXIT_INVALID_INPUT if errors else EXIT_OK
+    return ExitCode.INVALID_INPUT if errors else ExitCode.OK
 
 
-def _fail(message: str) -> int:
-    print(f"cobotguard detect: {message}", file=sys.stderr)
-    return EXIT_INVALID_INPUT
-
-
-def _load_floor(config_path: str, sensor_name: str | None) -> Floor | str:
-    """The chosen sensor's camera model, or a one-line (or multi-line) error."""
+def _load_floor(config_path: str, sensor_name: str | None) -> Floor:
+    """The chosen sensor's camera model; raises CommandError when the configuration gives none."""
     from safety.camera import CameraModel, CameraModelError
-    from safety.config import ConfigError, load_config
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        return "invalid configuration:\n  " + "\n  ".join(exc.problems)
-    except OSError as exc:
-        return f"{config_path}: cannot read the configuration: {exc.strerror or exc}"
+    cfg = load_cell_config(config_path)
     names = list(cfg.sensors)
     if sensor_name is None:
         if len(names) != 1:
             listed = ", ".join(names)
-            return f"{config_path}: {len(names)} sensors configured ({listed}); choose one with --sensor"
+            raise CommandError(
+                f"{config_path}: {len(names)} sensors configured ({listed}); choose one with --sensor"
+            )
         sensor_name = names[0]
     if sensor_name not in cfg.sensors:
-        return f"{config_path}: no sensor {sensor_name!r}; configured sensors: {', '.join(names) or 'none'}"
+        raise CommandError(
+            f"{config_path}: no sensor {sensor_name!r}; configured sensors: {', '.join(names) or 'none'}"
+        )
     sensor = cfg.sensors[sensor_name]
     try:
         camera = CameraModel.from_config(sensor)
     except CameraModelError as exc:
-        return f"{config_path}: sensors.{sensor_name}: {exc}"
+        raise CommandError(f"{config_path}: sensors.{sensor_name}: {exc}") from None
     return Floor(sensor_name, names.index(sensor_name), sensor, camera)
 
 

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from hil.cli.common import CommandError, ExitCode, load_cell_config
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "cell.toml"
-EXIT_FAILED = 1
-EXIT_INVALID_INPUT = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,44 +106,27 @@ def run(args: argparse.Namespace) -> int:
     from hil.faults import fault_names
     from hil.rig import RigError, RigOptions, run_rig
     from hil.scenarios import scenario_names
-    from safety.config import ConfigError, load_config
 
     try:
         scenarios = _select("scenario", args.scenarios, scenario_names())
         faults = _select("fault", args.faults, fault_names())
     except ValueError as exc:
-        print(f"cobotguard hil: {exc}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(str(exc)) from None
     if args.attempts < 1:
-        print(f"cobotguard hil: --attempts must be at least 1, got {args.attempts}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(f"--attempts must be at least 1, got {args.attempts}")
     if args.robot_port is not None and args.sensor_port is None:
-        print("cobotguard hil: --robot-port needs --sensor-port (or use --virtual)", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError("--robot-port needs --sensor-port (or use --virtual)")
     if args.reset_command is not None and args.robot_port is None:
-        print(
-            "cobotguard hil: --reset-command is for real ports (--virtual resets by itself)", file=sys.stderr
-        )
-        return EXIT_INVALID_INPUT
+        raise CommandError("--reset-command is for real ports (--virtual resets by itself)")
     if args.sensor_port is not None and args.robot_port is None:
-        print("cobotguard hil: --sensor-port needs --robot-port (or use --virtual)", file=sys.stderr)
-        return EXIT_INVALID_INPUT
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID_INPUT
-    except OSError as exc:
-        print(f"{args.config}: cannot read: {exc.strerror}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError("--sensor-port needs --robot-port (or use --virtual)")
+    cfg = load_cell_config(args.config)
     trace_dir = Path(args.trace_dir) if args.trace_dir else None
     if trace_dir is not None:
         try:
             trace_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"{trace_dir}: cannot create: {exc.strerror}", file=sys.stderr)
-            return EXIT_INVALID_INPUT
+            raise CommandError(f"{trace_dir}: cannot create: {exc.strerror}") from None
     options = RigOptions(
         config_path=Path(args.config),
         scenarios=scenarios,
@@ -167,12 +150,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_rig(cfg, options)
     except RigError as exc:
-        print(f"cobotguard hil: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise CommandError(str(exc), ExitCode.FAILED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, allow_nan=False))
     else:
         print(report.table())
-    return 0 if report.passed else EXIT_FAILED
+    return ExitCode.OK if report.passed else ExitCode.FAILED

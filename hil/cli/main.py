@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from hil.cli.common import CommandError, ExitCode, print_error, report_error
+
 # name -> (module, one-line help). Modules import their heavy dependencies inside run().
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("hil.cli.check", "validate a cell configuration and print its latency budget"),
@@ -18,8 +20,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("hil.cli.replay", "re-run the safety step on a recorded trace"),
     "calibrate": ("hil.cli.calibrate", "measure step latencies on this machine, propose worst_step_ms"),
 }
-
-EXIT_INVALID_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
+    except CommandError as exc:
+        return report_error(args.command, exc)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print_error(args.command, "interrupted")
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-EXIT_IDENTICAL = 0
-EXIT_DIVERGED = 1
-EXIT_INVALID_INPUT = 2
+from hil.cli.common import CommandError, ExitCode, add_json_option
 
 _ENUM_FIELDS = {
     "command.kind": "CommandKind",
@@ -31,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replay the cycles before a torn or unclosed end instead of refusing the file",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_json_option(parser)
 
 
 def _named(field: str, value: Any) -> str:
@@ -57,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         trace = read_trace(args.trace, allow_incomplete=args.allow_incomplete)
         result = replay(trace)
     except (TraceError, ReplayError) as exc:
-        print(f"cobotguard replay: {exc}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(str(exc)) from None
     d = result.divergence
     if args.json:
         out: dict[str, Any] = {"trace": args.trace, "cycles_replayed": result.cycles, "identical": d is None}
@@ -82,4 +78,4 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.trace}: first divergence at cycle {d.cycle} (record {d.index}), {d.field}: "
                 f"recorded {_named(d.field, d.recorded)}, replayed {_named(d.field, d.replayed)}"
             )
-    return EXIT_IDENTICAL if d is None else EXIT_DIVERGED
+    return ExitCode.IDENTICAL if d is None else ExitCode.DIVERGED

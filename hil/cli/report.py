@@ -7,14 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_INVALID_INPUT = 2
-EXIT_DEADLINE_MISSED = 1
+from hil.cli.common import CommandError, ExitCode, add_json_option, print_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
     parser.add_argument("traces", nargs="+", metavar="TRACE", help="trace files (several: side by side)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    add_json_option(parser)
     parser.add_argument("--html", metavar="PATH", help="also write an HTML report with plots")
     parser.add_argument("--png", metavar="PATH", help="also write the plots as a PNG image")
     parser.add_argument(
@@ -40,21 +39,19 @@ def run(args: argparse.Namespace) -> int:
         try:
             traces.append(stages_from_trace(read_trace(path)))
         except TraceError as exc:
-            print(f"cobotguard report: {exc}", file=sys.stderr)
+            print_error("report", str(exc))  # every unreadable trace is named before giving up
             failed = True
     if failed:
-        return EXIT_INVALID_INPUT
+        return ExitCode.INVALID_INPUT
     results = analyze(traces, fit=not args.no_fit)
     if args.json:
         print(json.dumps(to_json(results), indent=2, allow_nan=False, default=_json_default))
     else:
         print(terminal_table(results))
-    code = _write_files(results, args.html, args.png)
-    if code:
-        return code
+    _write_files(results, args.html, args.png)
     if args.fail_on_miss and not all(r.deadline_held for r in results):
-        return EXIT_DEADLINE_MISSED
-    return 0
+        return ExitCode.DEADLINE_MISSED
+    return ExitCode.OK
 
 
 def _json_default(value: object) -> object:
@@ -65,10 +62,10 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _write_files(results: list, html_path: str | None, png_path: str | None) -> int:
-    """Write the HTML and PNG reports; returns an exit code (0 when all went well)."""
+def _write_files(results: list, html_path: str | None, png_path: str | None) -> None:
+    """Write the HTML and PNG reports; raises CommandError when one cannot be written."""
     if not html_path and not png_path:
-        return 0
+        return
     from hil.report.render import to_html, to_png
 
     try:
@@ -76,11 +73,8 @@ def _write_files(results: list, html_path: str | None, png_path: str | None) -> 
     except ImportError:
         plots = False
         if png_path:
-            print(
-                "cobotguard report: --png needs matplotlib: pip install 'cobotguard[plots]'", file=sys.stderr
-            )
-            return EXIT_INVALID_INPUT
-        print("cobotguard report: no matplotlib, so the HTML report has no plots", file=sys.stderr)
+            raise CommandError("--png needs matplotlib: pip install 'cobotguard[plots]'") from None
+        print_error("report", "no matplotlib, so the HTML report has no plots")
     else:
         plots = True
     try:
@@ -91,6 +85,4 @@ def _write_files(results: list, html_path: str | None, png_path: str | None) -> 
             Path(html_path).write_text(to_html(results, with_plots=plots), encoding="utf-8")
             print(f"wrote {html_path}", file=sys.stderr)
     except OSError as exc:
-        print(f"cobotguard report: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
-    return 0
+        raise CommandError(f"cannot write {exc.filename}: {exc.strerror}") from None

@@ -17,14 +17,12 @@ import sys
 from types import FrameType
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID_INPUT = 2
+from hil.cli.common import CommandError, ExitCode, add_config_argument, load_cell_config, print_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's arguments."""
-    parser.add_argument("config", metavar="CONFIG", help="cell configuration (TOML)")
+    add_config_argument(parser)
     parser.add_argument("--robot-port", required=True, metavar="PORT", help="serial device or pyserial URL")
     parser.add_argument(
         "--sensor-port",
@@ -78,35 +76,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from safety.compiled_controller import CompiledController
-    from safety.config import ConfigError, load_config
     from safety.executor import ArmError, Controller
     from safety.link_ports import PortError, open_controller_ports, open_port_descriptors
     from safety.realtime import keep_off_cpu
 
     if args.duration is not None and not args.duration > 0:
-        print(
-            f"cobotguard run: --duration: expected a positive number of seconds, got {args.duration}",
-            file=sys.stderr,
-        )
-        return EXIT_INVALID_INPUT
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
-        print(f"cobotguard run: {len(exc.problems)} problem(s); configuration invalid", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(f"--duration: expected a positive number of seconds, got {args.duration}")
+    cfg = load_cell_config(args.config)
     compiled = args.loop == "compiled" and not any(
         p.startswith("inproc://") for p in [args.robot_port, *args.sensor_port]
     )
     try:
-        if compiled:
-            ports = open_port_descriptors(cfg, args.robot_port, args.sensor_port)
+        if compiled:  # descriptors for the compiled loop, port objects for the Python one
+            ports: Any = open_port_descriptors(cfg, args.robot_port, args.sensor_port)
         else:
             ports = open_controller_ports(cfg, robot_port=args.robot_port, sensor_port=args.sensor_port)
     except PortError as exc:
-        print(f"cobotguard run: {exc}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(str(exc)) from None
 
     try:
         common: dict[str, Any] = {
@@ -125,12 +111,10 @@ def _run(args: argparse.Namespace) -> int:
         controller.arm()
     except ArmError as exc:
         ports.close()
-        print(f"cobotguard run: {exc}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(str(exc)) from None
     except OSError as exc:  # the trace file could not be created
         ports.close()
-        print(f"cobotguard run: cannot write trace {args.trace}: {exc.strerror}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        raise CommandError(f"cannot write trace {args.trace}: {exc.strerror}") from None
 
     return _run_armed(controller, ports, args)
 
@@ -159,13 +143,13 @@ def _run_armed(controller: Any, ports: Any, args: argparse.Namespace) -> int:
         + (f", trace {args.trace}" if args.trace else ""),
         flush=True,
     )
-    code = EXIT_OK
+    code = ExitCode.OK
     try:
         duration_ns = int(args.duration * 1e9) if args.duration is not None else None
         controller.run(duration_ns=duration_ns)
     except Exception as exc:  # the loop itself failed: stop the robot, keep the trace, say what happened
-        print(f"cobotguard run: loop failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        code = EXIT_FAILED
+        print_error("run", f"loop failed: {type(exc).__name__}: {exc}")
+        code = ExitCode.FAILED
     finally:
         try:
             controller.close()
@@ -176,7 +160,9 @@ def _run_armed(controller: Any, ports: Any, args: argparse.Namespace) -> int:
     for warning in controller.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     st = controller.stats
-    why = f"stopped by {stopped_by[0]}" if stopped_by else "duration reached" if code == EXIT_OK else "failed"
+    why = "duration reached" if code == ExitCode.OK else "failed"
+    if stopped_by:
+        why = f"stopped by {stopped_by[0]}"
     print(
         f"cobotguard run: {why} after {st.cycles} cycles: {st.overruns} overruns, {st.skipped_releases} "
         f"releases skipped, {st.link_faults} cycles with link faults, {st.frames_in} frames in, "
