@@ -61,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="run a failed scenario or fault again, up to N runs in all, but only when the controller "
-        "or the robot's watchdog detected a stall and stopped for it (a loaded machine); default 1",
+        help="run a failed scenario or fault again, up to N runs in all, but only after an availability "
+        "failure (a stop without cause) that the machine demonstrably caused: the controller or the "
+        "robot's watchdog detected a stall and stopped for it; never after a safety failure; default 1",
     )
     parser.add_argument(
         "--startup-timeout",
