@@ -3,7 +3,7 @@
 Units are in the key names (_ms, _m, _mps, _hz, _px, _deg, _kg). Required keys have no default, so a
 missing key fails loudly. Unknown keys are rejected, and numbers are not accepted as strings or booleans
 (nor booleans as numbers). Durations are converted to int64 nanoseconds by the accessors that the core
-uses (see `ns`).
+uses (see `ns`, from `safety.timing`).
 
 `load_config(path)` is the one entry point: TOML (stdlib `tomllib`) -> schema (pydantic) -> the rules
 that span fields (`safety.config_rules`). Every problem found becomes one line of
@@ -25,6 +25,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from safety.timing import ns as ns  # the configuration's ms -> int64 ns, re-exported for its users
+
 NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
 PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
@@ -41,12 +43,6 @@ def _exact_int(value: Any) -> Any:
 
 
 StopCategoryCode = Annotated[Literal[0, 1, 2], BeforeValidator(_exact_int)]
-
-
-def ns(ms: float) -> int:
-    """Milliseconds from the configuration as int64 nanoseconds (rounded up: budgets never shrink)."""
-    whole = int(ms * 1_000_000)
-    return whole if whole >= ms * 1_000_000 else whole + 1
 
 
 class _Strict(BaseModel):

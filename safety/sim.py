@@ -23,6 +23,7 @@ from enum import Enum
 
 import numpy as np
 
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.geometry import distance_to_region
 from safety.reasons import CommandKind, HealthFlag, Reason
@@ -316,14 +317,12 @@ class CellSim:
         self.p = params[0]
         self.step = step if step_fn is None else step_fn
         self.new_state = new_state
-        from safety import budget
-
         sensor = next(iter(cfg.sensors.values()))
-        self.frame_period_ns = budget.frame_period_ns(sensor.frame_rate_hz)  # all sensors run at this rate
+        self.frame_period_ns = timing.frame_period_ns(sensor.frame_rate_hz)  # all sensors run at this rate
         self.cycle_ns = int(self.p["cycle_period_ns"])
         self.worst_step_ns = int(self.p["worst_step_ns"])
         # worst-case link: the command frame on the line + the robot polling its port (budget stages)
-        self.link_ns = budget.command_frame_ns(cfg) + ns(cfg.link.receiver_cycle_ms)
+        self.link_ns = timing.command_delivery_ns(cfg.link)
         self.robot_reaction_ns = ns(cfg.robot.stop_input_reaction_ms)
         self._lines: dict[Walk, tuple[tuple[float, float], tuple[float, float], float]] = {}
         hazard = self.p["hazard_vertices"][: self.p["hazard_n"]]
@@ -562,12 +561,11 @@ def watchdog_ns(params: np.ndarray, fault: Fault) -> int:
 
     After the fault shows, the next cycle is released at most max(period, worst step) later (a late cycle
     skips to the latest release before its command) and writes its command within the worst step: the
-    controller's share of T_r on the tick (safety.budget.controller_wait_stage + T_step).
+    controller's share of T_r on the tick (safety.timing.controller_stage_ns).
     """
     p = params[0]
     n = int(p["n_sensors"])
-    period, worst = int(p["cycle_period_ns"]), int(p["worst_step_ns"])
-    tail = max(period, worst) + worst
+    tail = timing.controller_stage_ns(int(p["cycle_period_ns"]), int(p["worst_step_ns"]))
     if fault is Fault.LOOP_OVERRUN:
         return tail
     if fault is Fault.ROBOT_SILENT:
