@@ -502,7 +502,7 @@ def test_separation_uses_the_reported_speed_not_the_commanded_limit():
 
 
 def test_warm_up_reaches_the_speed_supervision_fault():
-    from safety.sim import warm_up_inputs
+    from safety.warmup import warm_up_inputs
 
     params = build_params(example_config(n_sensors=2))
     state = new_state(params)

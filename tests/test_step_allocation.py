@@ -11,8 +11,9 @@ from numba.core.runtime import _nrt_python, rtsys
 
 from safety.params import build_params
 from safety.records import COMMAND_DTYPE
-from safety.sim import example_config, warm_up_inputs
+from safety.sim import example_config
 from safety.step import new_state, step, warm_up
+from safety.warmup import warm_up_inputs
 
 
 def prepared_cycles(params):
