@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
+from hil.sim import Harness, example_config
 from safety.params import build_params
 from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.reference import separation_m
-from safety.sim import Harness, example_config
 from safety.states import ControllerState
 from safety.step import new_state, step_py, warm_up
 

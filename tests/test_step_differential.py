@@ -11,11 +11,11 @@ import numpy as np
 from hypothesis import given, note
 from hypothesis import strategies as st
 
+from hil.sim import example_config
 from safety import reference
 from safety.params import build_params
 from safety.reasons import CommandKind, Reason
 from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.sim import example_config
 from safety.states import ControllerState
 from safety.step import new_state, step
 from safety.warmup import T0_NS, write_frame, write_robot

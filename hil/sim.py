@@ -10,8 +10,8 @@ frames with the declared timing (phase, latency up to the worst case, missed fra
 count); the robot reacts to a stop after the link delay and its stop-input reaction and comes to rest
 after the stopping time of the configuration's stopping model; it is at rest until the controller
 first lets it move, and keeps every SLOW limit once the command has reached it (so it never trips the
-step's speed supervision). Used by the timing-property tests, and
-reusable by the HIL rig and the demo (`example_config`, `write_frame`, `write_robot`, `CellSim`).
+step's speed supervision). Used by the timing-property and step tests, and reusable by the HIL rig and
+the demo (`example_config`, `CellSim`, `Harness`; the record fillers are `safety.warmup`'s).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from safety import timing
 from safety.config import CellConfig, ns
 from safety.geometry import distance_to_region
+from safety.params import build_params
 from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import (
     COMMAND_DTYPE,
@@ -34,6 +35,7 @@ from safety.records import (
     ROBOT_STATE_DTYPE,
     empty_detections,
 )
+from safety.step import new_state, step, stopping_at
 from safety.warmup import T0_NS, write_frame, write_robot
 
 
@@ -190,8 +192,6 @@ class CellSim:
     """The cell on a simulated clock: call `run(spec)` to get an `Outcome`."""
 
     def __init__(self, cfg: CellConfig, params: np.ndarray, step_fn=None) -> None:
-        from safety.step import new_state, step
-
         if cfg.controller.wake_on_data:
             raise ValueError(
                 "controller.wake_on_data = true: CellSim models the loop that steps on the tick "
@@ -268,8 +268,6 @@ class CellSim:
     # -- the run --
     def run(self, spec: Run, *, until_ns: int) -> Outcome:
         """Simulate from T0 until `until_ns` after the run start (or the robot is at rest)."""
-        from safety.step import stopping_at
-
         p = self.p
         n_sensors = int(p["n_sensors"])
         rng = np.random.default_rng(spec.seed)
@@ -469,9 +467,6 @@ class Harness:
     """
 
     def __init__(self, cfg: CellConfig, step_fn=None, *, robot_speed_mps: float = 0.5) -> None:
-        from safety.params import build_params
-        from safety.step import new_state, step
-
         self.cfg = cfg
         self.params = build_params(cfg)
         self.state = new_state(self.params)
