@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hil import scenarios as sc  # noqa: E402
 from hil.rig import ControllerProcess, Session  # noqa: E402
 from hil.timeline import STOP_KINDS, RigEvent  # noqa: E402
-from safety.config import load_config  # noqa: E402
+from safety.config_load import load_config  # noqa: E402
 from safety.link import COMMAND_FRAME_BYTES, detections_frame_bytes  # noqa: E402
 from safety.link.transport import PtyTransport  # noqa: E402
 from safety.timing import NS_PER_MS, frame_period_ns, line_time_ns  # noqa: E402

@@ -222,7 +222,8 @@ def bench_config(
 ) -> Any:
     """The cell of `path` with the given overrides (None: as in the file). wake_on_data is set only when
     the configuration model has the key."""
-    from safety.config import CellConfig, Controller, load_config
+    from safety.config import CellConfig, Controller
+    from safety.config_load import load_config
 
     data = load_config(path).model_dump()
     if period_ms is not None:

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from safety.clock import SimulatedClock
-from safety.config import load_config, stepped_on_the_tick
+from safety.config import stepped_on_the_tick
+from safety.config_load import load_config
 from safety.executor import Controller
 from safety.ports import QueueSensorSource
 from safety.reasons import CommandKind, Reason, StopCategory

@@ -32,7 +32,8 @@ import numpy as np
 from safety.budget import evaluate
 from safety.checksum import config_checksum
 from safety.clock import SimulatedClock
-from safety.config import CellConfig, ConfigError, load_config, stepped_on_the_tick
+from safety.config import CellConfig, ConfigError, stepped_on_the_tick
+from safety.config_load import load_config
 from safety.executor import ArmError, Controller
 from safety.ports import QueueRobotPort, QueueSensorSource
 from safety.reasons import CommandKind, Reason

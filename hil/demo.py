@@ -362,7 +362,8 @@ def run_demo(
     """Run the demo; `on_status` gets a snapshot about 5 times a second, `on_note` progress lines."""
     from safety import budget
     from safety.clock import MonotonicClock
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
     from sensor.emulator import SensorEmulator
 
     note = on_note or (lambda _line: None)

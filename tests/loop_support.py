@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from safety.clock import SimulatedClock
-from safety.config import CellConfig, config_from_dict, load_config
+from safety.config import CellConfig
+from safety.config_load import config_from_dict, load_config
 from safety.reasons import CommandKind
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, ROBOT_STATE_DTYPE
 

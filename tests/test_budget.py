@@ -22,7 +22,8 @@ from safety.budget import (
     stopping_curve_ns,
     zone_required_m,
 )
-from safety.config import CellConfig, config_from_dict, load_config, ns
+from safety.config import CellConfig, ns
+from safety.config_load import config_from_dict, load_config
 from safety.timing import sensor_latency_ns, sensor_max_age_ns
 
 MS = 1_000_000

@@ -11,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from safety.config import load_config
+from safety.config_load import load_config
 from safety.reasons import CommandKind, Reason, StopCategory
 from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
 from safety.replay import replay

@@ -17,7 +17,8 @@ from hil import scenarios as sc
 from hil.rig import cell_budget, required_separation_m
 from hil.session import Session
 from safety import budget
-from safety.config import CellConfig, load_config, ns
+from safety.config import CellConfig, ns
+from safety.config_load import load_config
 from safety.params import build_params
 
 CELLS = [*sorted(EXAMPLES.glob("*.toml")), *sorted(DEFAULT_CELL.parent.glob("*.toml"))]

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
 from safety.budget import separation_required_m
-from safety.config import config_from_dict, load_config, stepped_on_the_tick
+from safety.config import stepped_on_the_tick
+from safety.config_load import config_from_dict, load_config
 from safety.params import build_params
 from safety.reasons import CommandKind, Reason
 from safety.timing import frame_period_ns

@@ -94,7 +94,7 @@ class Measurement:
 
 def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[float, float, str]]]:
     """The configuration with the large worst step (and the command watchdog validation then needs)."""
-    from safety.config import config_from_dict
+    from safety.config_load import config_from_dict
     from safety.timing import NS_PER_MS, command_gap_ns, ns
 
     data = cfg.model_dump()
@@ -275,7 +275,8 @@ def propose(latencies_ns: np.ndarray, exceedance: float, estimate: Any) -> Propo
 def budget_summary(cfg: CellConfig, source: str) -> dict[str, Any]:
     """The budget's key numbers for `cfg` as validation and safety.budget give them."""
     from safety.budget import evaluate, reaction_stages
-    from safety.config import ConfigError, config_from_dict
+    from safety.config import ConfigError
+    from safety.config_load import config_from_dict
 
     try:
         config_from_dict(cfg.model_dump(), source)
@@ -318,7 +319,8 @@ def with_worst_step(cfg: CellConfig, worst_step_ms: float) -> CellConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Check the input, measure, fit, propose and print; returns the exit code."""
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
     from safety.executor import ArmError
 
     allowed = sorted(os.sched_getaffinity(0))

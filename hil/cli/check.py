@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate, evaluate and print; returns the exit code."""
     from safety.budget import evaluate
     from safety.checksum import checksum_matches, config_checksum
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
 
     try:
         cfg = load_config(args.config)

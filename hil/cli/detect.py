@@ -118,7 +118,8 @@ def _fail(message: str) -> int:
 def _load_floor(config_path: str, sensor_name: str | None) -> Floor | str:
     """The chosen sensor's camera model, or a one-line (or multi-line) error."""
     from safety.camera import CameraModel, CameraModelError
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
 
     try:
         cfg = load_config(config_path)

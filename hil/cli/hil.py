@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from hil.faults import fault_names
     from hil.rig import RigError, RigOptions, run_rig
     from hil.scenarios import scenario_names
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
 
     try:
         scenarios = _select("scenario", args.scenarios, scenario_names())

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from safety.compiled_controller import CompiledController
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
     from safety.executor import ArmError, Controller
     from safety.link_ports import PortError, open_controller_ports, open_port_descriptors
     from safety.realtime import keep_off_cpu
