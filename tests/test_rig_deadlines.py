@@ -17,15 +17,11 @@ from hil import scenarios as sc
 from hil.rig import cell_budget, required_separation_m
 from hil.session import Session
 from safety import budget
-from safety.config import CellConfig, ns
+from safety.config import ns
 from safety.config_load import load_config
 from safety.params import build_params
 
 CELLS = [*sorted(EXAMPLES.glob("*.toml")), *sorted(DEFAULT_CELL.parent.glob("*.toml"))]
-
-
-def _cell(path: Path) -> CellConfig:
-    return load_config(path)
 
 
 def test_every_shipped_cell_is_checked() -> None:
@@ -34,7 +30,7 @@ def test_every_shipped_cell_is_checked() -> None:
 
 @pytest.mark.parametrize("path", CELLS, ids=lambda p: p.name)
 def test_the_rig_calls_a_stop_late_by_the_budget_s_deadlines(path: Path) -> None:
-    cfg = _cell(path)
+    cfg = load_config(path)
     judged = cell_budget(cfg)
     stages = {stage.symbol: stage.ns for stage in budget.reaction_stages(cfg)}
     assert judged.reaction_time_ns == budget.reaction_time_ns(cfg) == sum(stages.values())
@@ -53,7 +49,7 @@ def test_the_rig_calls_a_stop_late_by_the_budget_s_deadlines(path: Path) -> None
 
 @pytest.mark.parametrize("path", CELLS, ids=lambda p: p.name)
 def test_the_rig_s_frames_keep_the_budget_s_sensor_timing(path: Path) -> None:
-    cfg = _cell(path)
+    cfg = load_config(path)
     params = build_params(cfg)[0]
     plan = sc.build_plan(sc.get_scenario("walk_in_front_1.6"), cfg, required_separation_m(cfg))
     session = Session(cfg, robot_io=None, sensor_io=[None] * len(cfg.sensors), press_reset=None)
