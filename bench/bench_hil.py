@@ -41,9 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hil import scenarios as sc  # noqa: E402
 from hil.rig import ControllerProcess, Session  # noqa: E402
 from hil.timeline import STOP_KINDS, RigEvent  # noqa: E402
-from safety.config import load_config  # noqa: E402
+from safety.config_load import load_config  # noqa: E402
 from safety.link import COMMAND_FRAME_BYTES, detections_frame_bytes  # noqa: E402
-from safety.link.transport import PtyTransport, wire_time_ns  # noqa: E402
+from safety.link.transport import PtyTransport  # noqa: E402
+from safety.timing import NS_PER_MS, frame_period_ns, line_time_ns  # noqa: E402
 from safety.trace import read_trace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def bench_cell(source: Path, frame_rate_hz: float, cycle_ms: float | None, out: 
     """The source cell with its (first) sensor at another frame rate, its inference within one frame,
     and optionally another controller cycle (worst step = the whole cycle)."""
     text = source.read_text()
-    inference_ms = 0.75 * 1000.0 / frame_rate_hz
+    inference_ms = 0.75 * frame_period_ns(frame_rate_hz) / NS_PER_MS
     changes: list[tuple[str, float]] = [
         ("frame_rate_hz", frame_rate_hz),
         ("inference_worst_ms", round(inference_ms, 3)),
@@ -208,8 +209,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"  target controller share p99 <= 1000 us: {target}")
     print("wire time a real line adds (8N1, 10 bits per byte), computed, not measured:")
     for baud in (115_200, 1_000_000):
-        d = wire_time_ns(det_bytes, baud)
-        c = wire_time_ns(COMMAND_FRAME_BYTES, baud)
+        d = line_time_ns(det_bytes, baud)
+        c = line_time_ns(COMMAND_FRAME_BYTES, baud)
         print(
             f"  {baud:>9d} baud: detection frame ({det_bytes} B) {d / 1e3:8.1f} us + command frame "
             f"({COMMAND_FRAME_BYTES} B) {c / 1e3:7.1f} us = {(d + c) / 1e3:8.1f} us on top of the pty numbers"

@@ -42,9 +42,9 @@ from safety.link import (  # noqa: E402
     encode_payload,
 )
 from safety.link.crc import crc32  # noqa: E402
-from safety.link.transport import wire_time_ns  # noqa: E402
 from safety.reasons import CommandKind, Reason, StopCategory  # noqa: E402
 from safety.records import PERSON_DTYPE  # noqa: E402
+from safety.timing import line_time_ns  # noqa: E402
 
 CID = 0x0101
 POLICY = LinkPolicy(max_delay_ns=10**15, watchdog_ns=10**15)  # timing checks pass: we time the code
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'frame':<15} {'op':<9} {'median':>8} {'p99':>8} {'p99.9':>8} {'max':>9}  notes")
     for name, _tx, _rx, message in CASES:
         size = len(encode_frame(message, CID, 1, 1))
-        wires = ", ".join(f"{wire_time_ns(size, b) / 1e3:.0f} us at {b}" for b in BAUDS)
+        wires = ", ".join(f"{line_time_ns(size, b) / 1e3:.0f} us at {b}" for b in BAUDS)
         base_med = stats_us(samples[name]["baseline"])[0]
         for op in ("encode", "decode", "baseline"):
             s = samples[name][op]

@@ -222,7 +222,8 @@ def bench_config(
 ) -> Any:
     """The cell of `path` with the given overrides (None: as in the file). wake_on_data is set only when
     the configuration model has the key."""
-    from safety.config import CellConfig, Controller, load_config
+    from safety.config import CellConfig, Controller
+    from safety.config_load import load_config
 
     data = load_config(path).model_dump()
     if period_ms is not None:
@@ -271,6 +272,7 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
     from safety.link import Detections, Role, sensor_link_endpoint
     from safety.link.transport import TransportError
     from safety.records import PERSON_DTYPE
+    from safety.timing import frame_period_ns
 
     _warm_peers(cfg)
     while not go.wait(0.05):
@@ -283,8 +285,8 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
     empty = np.zeros(0, dtype=PERSON_DTYPE)
     # per sensor: endpoint, transport, index, period, next due, frames sent
     sensors = [
-        [sensor_link_endpoint(cfg, name, Role.SENSOR, now), io, k, int(1e9 / cfg.sensors[name].frame_rate_hz),
-         now, 0]
+        [sensor_link_endpoint(cfg, name, Role.SENSOR, now), io, k,
+         frame_period_ns(cfg.sensors[name].frame_rate_hz), now, 0]
         for k, (name, io) in enumerate(zip(cfg.sensors, sensor_io, strict=True))
     ]  # fmt: skip
     sent: list[

@@ -57,6 +57,7 @@ from bench_loop import (
 )
 
 from safety.reasons import CommandKind, Reason
+from safety.timing import sensor_link_max_delay_ns
 
 
 def analyse(run: Any, cfg: Any) -> dict[str, Any]:
@@ -115,7 +116,7 @@ def analyse(run: Any, cfg: Any) -> dict[str, Any]:
     # age limit (the sensor's transport_latency_ms): a frame older than that on arrival is rejected
     sent = np.array(run.peers["sent"], dtype=np.int64).reshape(-1, 4)
     sent = sent[np.argsort(sent[:, 0])]
-    limit_ns = int(min(sensor.transport_latency_ms for sensor in cfg.sensors.values()) * 1e6)
+    limit_ns = min(sensor_link_max_delay_ns(sensor) for sensor in cfg.sensors.values())
     out["sensor_age_limit_ms"] = limit_ns / 1e6
     if sent.shape[0] > 1:
         held = sent[:, 1] - sent[:, 0]

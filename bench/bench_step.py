@@ -22,6 +22,7 @@ import time
 import numpy as np
 from numba import njit
 
+from hil.sim import example_config
 from safety import reference
 from safety.config import CellConfig
 from safety.params import build_params
@@ -34,8 +35,8 @@ from safety.records import (
     ROBOT_STATE_DTYPE,
     empty_detections,
 )
-from safety.sim import T0_NS, example_config, write_frame, write_robot
 from safety.step import new_state, step, warm_up
+from safety.warmup import T0_NS, write_frame, write_robot
 
 
 def regular_polygon(radius: float, n: int = MAX_VERTICES) -> list[tuple[float, float]]:

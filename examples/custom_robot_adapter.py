@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from safety.clock import SimulatedClock
-from safety.config import load_config, stepped_on_the_tick
+from safety.config import stepped_on_the_tick
+from safety.config_load import load_config
 from safety.executor import Controller
 from safety.ports import QueueSensorSource
 from safety.reasons import CommandKind, Reason, StopCategory
 from safety.records import DETECTION_DTYPE
+from safety.timing import frame_period_ns
 
 # -------------------------------------------------------------------------------------------------------
 # The vendor side (hypothetical). A real SDK object has calls like these; names differ per maker.
@@ -272,7 +274,7 @@ def run_example(cell: str | None = None, out=sys.stdout) -> tuple[list[Step], Ve
     print("arming (compiles and warms the safety step) ...", file=out, flush=True)
     controller.arm()
     t0 = clock.now_ns()
-    period = round(1e9 / next(iter(cfg.sensors.values())).frame_rate_hz)
+    period = frame_period_ns(next(iter(cfg.sensors.values())).frame_rate_hz)
     frames = {"next": t0, "counter": 0}
     resets = [t0 + ms * MS for ms in RESETS_MS]
     steps: list[Step] = []

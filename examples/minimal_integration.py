@@ -32,11 +32,13 @@ import numpy as np
 from safety.budget import evaluate
 from safety.checksum import config_checksum
 from safety.clock import SimulatedClock
-from safety.config import CellConfig, ConfigError, load_config, stepped_on_the_tick
+from safety.config import CellConfig, ConfigError, stepped_on_the_tick
+from safety.config_load import load_config
 from safety.executor import ArmError, Controller
 from safety.ports import QueueRobotPort, QueueSensorSource
 from safety.reasons import CommandKind, Reason
 from safety.records import DETECTION_DTYPE, FRAME_COUNTER_MODULO, ROBOT_STATE_DTYPE
+from safety.timing import frame_period_ns
 
 DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
 MS = 1_000_000
@@ -101,7 +103,7 @@ class SimulatedCamera:
 
     def __init__(self, cfg: CellConfig, sensors: QueueSensorSource, t0_ns: int) -> None:
         sensor = next(iter(cfg.sensors.values()))  # sensor index 0 = the first configured sensor
-        self.period_ns = round(1e9 / sensor.frame_rate_hz)
+        self.period_ns = frame_period_ns(sensor.frame_rate_hz)
         self.z_d_m = sensor.position_uncertainty_m
         self.sensors = sensors
         self.t0_ns = t0_ns

@@ -362,7 +362,8 @@ def run_demo(
     """Run the demo; `on_status` gets a snapshot about 5 times a second, `on_note` progress lines."""
     from safety import budget
     from safety.clock import MonotonicClock
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
     from sensor.emulator import SensorEmulator
 
     note = on_note or (lambda _line: None)
@@ -381,9 +382,9 @@ def run_demo(
     trace_path = out_dir / TRACE_NAME
 
     from hil.demo_camera import CameraError, SharedFrameCamera
-    from safety.config import ns
     from safety.link import Role, sensor_link_endpoint
     from safety.link.transport import PtyTransport
+    from safety.timing import frame_period_ns
     from sensor.emulator import link_publisher
 
     ctx = multiprocessing.get_context("spawn")
@@ -409,7 +410,7 @@ def run_demo(
     old_affinity = keep_off_cpu(loop_cpu) if loop_cpu is not None else None
     sensor_cfg = cfg.sensors[sensor_name]
     visits = plan_visits(duration_ns)
-    camera = SharedFrameCamera(ctx, sensor_cfg, visits, ns(1000.0 / sensor_cfg.frame_rate_hz))
+    camera = SharedFrameCamera(ctx, sensor_cfg, visits, frame_period_ns(sensor_cfg.frame_rate_hz))
     note("controller, robot and camera started; loading the detector while the step compiles")
     watch = _Watch(cfg)
     old_switch = sys.getswitchinterval()
@@ -450,7 +451,7 @@ def run_demo(
 
         waiting_since: int | None = None
         pulse_end = 0
-        frame_age = 3 * budget.frame_period_ns(sensor_cfg.frame_rate_hz)
+        frame_age = 3 * frame_period_ns(sensor_cfg.frame_rate_hz)
         while True:
             now = time.monotonic_ns()
             if now >= t_start + duration_ns:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.reasons import Reason
 
@@ -245,11 +246,9 @@ class Silence(Injector):
 
 
 def _cycle_ns(cfg: CellConfig) -> int:
-    """From a fault seen on receipt to its stop written: the next release that runs (at most
-    max(period, worst step) later: safety.budget.controller_wait_stage in tick mode; robot-link errors wait
-    for it even when the loop wakes on data), then that step's worst step."""
-    period, worst = ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms)
-    return max(period, worst) + worst
+    """From a fault seen on receipt to its stop written: T_cycle on the tick (robot-link errors wait for
+    the next release even when the loop wakes on data) + T_step."""
+    return timing.controller_stage_ns(ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms))
 
 
 def link_max_delay_ns(cfg: CellConfig, link: LinkName) -> int:

@@ -34,6 +34,7 @@ from hil import faults as fl
 from hil import scenarios as sc
 from hil.session import MS, RigError, Session
 from hil.timeline import RIG_EVENT_DTYPE, Budget, FailureClass, Outcome, RigEvent, stall_evidence
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.realtime import keep_off_cpu, split_cpus
 
@@ -394,7 +395,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         runs: list[tuple[str, Any]] = [("scenario", p) for p in plans] + [("fault", f) for f in faults]
         watchdog_ns = ns(cfg.link.command_watchdog_ms)
         first = next(iter(cfg.sensors.values()))  # faults and the rig's frame schedule start with it
-        frame_gap_ns = sc.frame_period_ns(first) * (first.tolerated_missed_frames + 1)
+        frame_gap_ns = timing.frames_wait_ns(first)
         for i, (kind, item) in enumerate(runs):
             label = f"[{i + 1}/{total}] {kind} {item.name}"
             expected = item.stop_reasons if kind == "scenario" else frozenset(item.expected)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import shapely
 
+from safety import timing
 from safety.config import CellConfig, Sensor, ns
 from safety.reasons import Reason
 from safety.records import DETECTION_DTYPE, MAX_PERSONS
@@ -504,23 +505,6 @@ def reset_level(plan: Plan, t_ns: int) -> int:
 # Sensor frames
 
 
-def frame_period_ns(sensor: Sensor) -> int:
-    """The sensor's frame period in ns."""
-    return int(round(1e9 / sensor.frame_rate_hz))
-
-
-def inference_ns(sensor: Sensor, inference_fraction: float = 1.0) -> int:
-    """The emulated inference time: a fraction of the declared worst case (1.0: the worst case)."""
-    if not 0.0 <= inference_fraction <= 1.0:
-        raise ValueError(f"inference_fraction: expected 0..1, got {inference_fraction}")
-    return int(round(ns(sensor.inference_worst_ms) * inference_fraction))
-
-
-def sensor_latency_ns(sensor: Sensor, inference_fraction: float = 1.0) -> int:
-    """Exposure start -> metadata sent (transport excluded); by default at the declared worst case."""
-    return ns(sensor.exposure_readout_ms) + inference_ns(sensor, inference_fraction)
-
-
 def fill_frame(
     frame: np.ndarray,
     xy_m: np.ndarray,
@@ -541,9 +525,9 @@ def fill_frame(
     frame["frame_counter"] = counter % 256
     frame["person_count"] = len(present)
     frame["health"] = 0
-    frame["inference_us"] = inference_ns(sensor, inference_fraction) // 1000
+    frame["inference_us"] = timing.inference_ns(sensor, inference_fraction) // 1000
     frame["t_exposure_ns"] = t_exposure_ns
-    frame["t_inference_done_ns"] = t_exposure_ns + sensor_latency_ns(sensor, inference_fraction)
+    frame["t_inference_done_ns"] = t_exposure_ns + timing.sent_latency_ns(sensor, inference_fraction)
     frame["t_sent_ns"] = frame["t_inference_done_ns"]
     persons = frame["persons"][0]
     for slot, p in enumerate(present):
@@ -567,7 +551,7 @@ def detection_frames(
     Exposure k starts at t0 + k * period; each frame is sent at its worst-case latency after exposure
     (the rig writes it then). Persons are the tracks present at exposure start.
     """
-    period = frame_period_ns(sensor)
+    period = timing.frame_period_ns(sensor.frame_rate_hz)
     n = plan.duration_ns // period + 1
     t_rel = np.arange(n, dtype=np.int64) * period
     xy = positions(plan, t_rel)  # (n, P, 2)

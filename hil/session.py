@@ -19,6 +19,7 @@ import numpy as np
 from hil import faults as fl
 from hil import scenarios as sc
 from hil.timeline import RIG_EVENT_DTYPE, STOP_KINDS, Budget, FailureClass, Outcome, RigEvent, event
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.reasons import CommandKind, Reason
 
@@ -115,8 +116,8 @@ class Session:
                 sensor,
                 sensor_link_endpoint(cfg, name, Role.SENSOR, now),
                 io,
-                sc.frame_period_ns(sensor),
-                sc.sensor_latency_ns(sensor, inference_fraction),
+                timing.frame_period_ns(sensor.frame_rate_hz),
+                timing.sent_latency_ns(sensor, inference_fraction),
             )
             for index, ((name, sensor), io) in enumerate(zip(cfg.sensors.items(), ios, strict=True))
         ]

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from safety.budget import frame_period_ns
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.link import Detections, Role, sensor_link_endpoint
 from safety.link.transport import PtyTransport, TransportError
@@ -48,9 +48,9 @@ class SensorPeer:
         sensor = cfg.sensors[name]
         self.endpoint = sensor_link_endpoint(cfg, name, Role.SENSOR, now_ns)
         self.index = index
-        self.period_ns = frame_period_ns(sensor.frame_rate_hz)
+        self.period_ns = timing.frame_period_ns(sensor.frame_rate_hz)
         self.exposure_ns = ns(sensor.exposure_readout_ms)
-        self.inference_ns = int(ns(sensor.inference_worst_ms) * inference_fraction)
+        self.inference_ns = timing.inference_ns(sensor, inference_fraction)
         self.sent = 0
         self.next_ns = now_ns
 

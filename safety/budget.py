@@ -1,8 +1,8 @@
 """The checked latency budget: reaction time, ISO/TS 15066 separation, ISO 13855 zone distances, verdict.
 
-Everything here runs at configuration time (never in the loop). Times are int64 nanoseconds; the
-configuration's milliseconds are converted with `safety.config.ns` (rounded up). The arithmetic and the
-standards are explained in docs/budget.md.
+Everything here runs at configuration time (never in the loop). Times are int64 nanoseconds; each
+stage's number comes from `safety.timing` (rounded up), which the step's parameters, the link set-up and
+the rig use too. The arithmetic and the standards are explained in docs/budget.md.
 
 - T_r (reaction time) = worst sensor stage + controller stage + link stage + robot stop input, where
   sensor = frame period x (1 + tolerated missed frames) + exposure/readout + inference + transport,
@@ -16,20 +16,20 @@ standards are explained in docs/budget.md.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import shapely
 
-from safety.config import CellConfig, Robot, Sensor, StoppingPoint, ns
-from safety.config_rules import BITS_PER_BYTE_ON_LINE, covered_area, line_time_ns
+from safety import timing
+from safety.config import CellConfig, Robot, Sensor, StoppingPoint
+from safety.config_rules import covered_area
+from safety.timing import NS_PER_S, ns
 
 HUMAN_SPEED_MPS = 1.6  # ISO 13855 K beyond 0.5 m
 HUMAN_SPEED_NEAR_MPS = 2.0  # ISO 13855 K within 0.5 m
 NEAR_LIMIT_M = 0.5  # ISO 13855: the distance at which K switches, and the minimum with K = 1.6
 SPEED_RESOLUTION_MPS = 1e-4  # bisection stops when the bracket is this narrow
-NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,6 @@ class Stage:
     source: str
 
 
-def frame_period_ns(frame_rate_hz: float) -> int:
-    """One frame period in ns, rounded up."""
-    return math.ceil(NS_PER_S / frame_rate_hz)
-
-
 def sensor_stage_parts(name: str, s: Sensor) -> list[Stage]:
     """One sensor's stages: waiting for the frames it may miss, exposure/readout, inference, transport."""
     key = f"sensors.{name}"
@@ -123,12 +118,12 @@ def sensor_stage_parts(name: str, s: Sensor) -> list[Stage]:
         Stage(
             f"T_frames[{name}]",
             f"frame period x (1 + {s.tolerated_missed_frames} tolerated missed)",
-            frame_period_ns(s.frame_rate_hz) * (1 + s.tolerated_missed_frames),
+            timing.frames_wait_ns(s),
             f"{key}.frame_rate_hz, {key}.tolerated_missed_frames",
         ),
         Stage(f"T_exposure[{name}]", "exposure + readout", ns(s.exposure_readout_ms),
               f"{key}.exposure_readout_ms"),
-        Stage(f"T_inference[{name}]", "worst-case inference", ns(s.inference_worst_ms),
+        Stage(f"T_inference[{name}]", "worst-case inference", timing.inference_ns(s),
               f"{key}.inference_worst_ms"),
         Stage(f"T_transport[{name}]", "metadata transport", ns(s.transport_latency_ms),
               f"{key}.transport_latency_ms"),
@@ -140,32 +135,11 @@ def sensor_stages(cfg: CellConfig) -> dict[str, list[Stage]]:
     return {name: sensor_stage_parts(name, s) for name, s in cfg.sensors.items()}
 
 
-def sensor_latency_ns(sensor: Sensor) -> int:
-    """Start of exposure -> metadata received, worst case: exposure/readout + inference + transport.
-
-    The oldest a frame may be when it arrives (the step's per-frame latency supervision).
-    """
-    return ns(sensor.exposure_readout_ms) + ns(sensor.inference_worst_ms) + ns(sensor.transport_latency_ms)
-
-
-def sensor_stage_ns(sensor: Sensor) -> int:
-    """One sensor's stage of T_r: frame period x (1 + tolerated missed frames) + `sensor_latency_ns`.
-
-    Also the oldest (now - start of exposure) the newest frame may be: older data breaks the budget.
-    """
-    return sum(stage.ns for stage in sensor_stage_parts("", sensor))
-
-
 def worst_sensor(cfg: CellConfig) -> tuple[str, int]:
     """The sensor with the longest stage and that stage in ns (a person may be seen by it alone)."""
-    totals = {name: sensor_stage_ns(s) for name, s in cfg.sensors.items()}
+    totals = {name: timing.sensor_max_age_ns(s) for name, s in cfg.sensors.items()}
     name = max(totals, key=lambda n: totals[n])
     return name, totals[name]
-
-
-def command_frame_ns(cfg: CellConfig) -> int:
-    """Time the command frame occupies the serial line (UART 8N1), rounded up."""
-    return line_time_ns(cfg.link.command_frame_bytes, cfg.link.baud)
 
 
 def controller_wait_stage(cfg: CellConfig) -> Stage:
@@ -179,25 +153,26 @@ def controller_wait_stage(cfg: CellConfig) -> Stage:
     """
     period_ns = ns(cfg.controller.cycle_period_ms)
     worst_ns = ns(cfg.controller.worst_step_ms)
+    wait_ns = timing.controller_wait_ns(period_ns, worst_ns, cfg.controller.wake_on_data)
     if cfg.controller.wake_on_data:
         return Stage(
             "T_cycle",
             "a step in progress when the frame became readable (wake on data: no wait for the tick)",
-            worst_ns,
+            wait_ns,
             "controller.worst_step_ms, controller.wake_on_data",
         )
     if worst_ns <= period_ns:
         return Stage(
             "T_cycle",
             "controller cycle (data waits for the next release)",
-            period_ns,
+            wait_ns,
             "controller.cycle_period_ms",
         )
     return Stage(
         "T_cycle",
         "controller cycle (data waits for the next release that runs: a cycle late within the worst step, "
         "longer than the cycle, skips the releases it overlapped)",
-        worst_ns,
+        wait_ns,
         "controller.cycle_period_ms, controller.worst_step_ms",
     )
 
@@ -211,7 +186,7 @@ def reaction_stages(cfg: CellConfig) -> list[Stage]:
         Stage("T_step", "worst-case step until the command is written", ns(cfg.controller.worst_step_ms),
               "controller.worst_step_ms"),
         Stage("T_frame", f"command frame on the line ({cfg.link.command_frame_bytes} B x "
-              f"{BITS_PER_BYTE_ON_LINE} bit / {cfg.link.baud} baud)", command_frame_ns(cfg),
+              f"{timing.UART_BITS_PER_BYTE} bit / {cfg.link.baud} baud)", timing.command_frame_ns(cfg.link),
               "link.command_frame_bytes, link.baud"),
         Stage("T_receiver", "robot polls its port", ns(cfg.link.receiver_cycle_ms), "link.receiver_cycle_ms"),
         Stage("T_stop_input", "robot stop input -> braking starts", ns(cfg.robot.stop_input_reaction_ms),

@@ -26,12 +26,19 @@ from safety.config import (
     key_path,
     ns,
 )
-from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
+from safety.link.codec import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
+from safety.timing import (
+    NS_PER_MS,
+    UART_BITS_PER_BYTE,
+    command_frame_ns,
+    command_gap_ns,
+    frame_period_ns,
+    line_time_ns,
+    min_baud,
+)
 
 AREA_TOLERANCE_M2 = 1e-4  # a zone may stick out of the covered area by at most this much (1 cm^2)
-BITS_PER_BYTE_ON_LINE = 10  # UART 8N1: start bit, 8 data bits, stop bit
-NS_PER_S = 1_000_000_000
 # The smallest frames the link protocol sends (safety.link.codec); the link's declared sizes must hold them.
 PROTOCOL_FRAME_BYTES = {
     "command_frame_bytes": COMMAND_FRAME_BYTES,
@@ -254,12 +261,12 @@ def sensor_problems(name: str, sensor: Sensor) -> list[str]:
     out: list[str] = []
     if sensor.max_persons > MAX_PERSONS:
         out.append(f"{path}.max_persons: {sensor.max_persons}; expected at most {MAX_PERSONS} (MAX_PERSONS)")
-    period_ms = 1000.0 / sensor.frame_rate_hz
-    if sensor.inference_worst_ms > period_ms:
+    period_ns = frame_period_ns(sensor.frame_rate_hz)
+    if ns(sensor.inference_worst_ms) > period_ns:
         out.append(
             f"{path}.inference_worst_ms: {sensor.inference_worst_ms} ms is longer than a frame "
-            f"({period_ms:.3f} ms at {sensor.frame_rate_hz} Hz); expected at most one frame period "
-            "(a slower network hands back stale results), or a lower frame_rate_hz"
+            f"({period_ns / NS_PER_MS:.3f} ms at {sensor.frame_rate_hz} Hz); expected at most one frame "
+            "period (a slower network hands back stale results), or a lower frame_rate_hz"
         )
     has_pose = sensor.intrinsics is not None and sensor.mounting is not None
     n_points = len(sensor.calibration_points or [])
@@ -308,7 +315,7 @@ def sensor_link_problems(name: str, sensor: Sensor) -> list[str]:
     return [
         f"{path}.transport_latency_ms: {sensor.transport_latency_ms} ms is shorter than the largest "
         f"DETECTIONS frame on the serial line ({frame_bytes} B for max_persons = {sensor.max_persons}: "
-        f"{frame_bytes} x {BITS_PER_BYTE_ON_LINE} bit / {sensor.serial_baud} baud = {wire_ms:.3f} ms); "
+        f"{frame_bytes} x {UART_BITS_PER_BYTE} bit / {sensor.serial_baud} baud = {wire_ms:.3f} ms); "
         f"expected at least {wire_ms:.3f} ms plus the adapter's and the receiver's latency (else full "
         "frames arrive late), or a higher serial_baud, or fewer max_persons"
     ]
@@ -438,16 +445,6 @@ def controller_problems(controller: Controller) -> list[str]:
     return out
 
 
-def line_time_ns(frame_bytes: int, baud: int) -> int:
-    """Time a frame occupies a serial line (UART 8N1: 10 bits per byte), in ns rounded up."""
-    return -(-frame_bytes * BITS_PER_BYTE_ON_LINE * NS_PER_S // baud)
-
-
-def link_frame_ms(link: Link, frame_bytes: int) -> float:
-    """Time one frame occupies the robot link, in ms (UART 8N1: 10 bits per byte)."""
-    return frame_bytes * BITS_PER_BYTE_ON_LINE * 1000.0 / link.baud
-
-
 def _ms_up(time_ns: int) -> float:
     """Nanoseconds as milliseconds, rounded up to the microsecond (a printed minimum that suffices)."""
     return -(-time_ns // 1000) / 1000.0
@@ -462,21 +459,20 @@ def link_problems(link: Link, controller: Controller | None, sensors: dict[str, 
                 f"link.{key}: {getattr(link, key)} bytes; expected at least {needed} "
                 "(the link protocol's frame)"
             )
-    frame_ms = link_frame_ms(link, link.command_frame_bytes)
-    if link.max_delay_ms < frame_ms:
+    frame_ns = command_frame_ns(link)
+    frame_ms = frame_ns / NS_PER_MS
+    if ns(link.max_delay_ms) < frame_ns:
         out.append(
             f"link.max_delay_ms: {link.max_delay_ms} ms is shorter than one command frame on the line "
             f"({frame_ms:.3f} ms at {link.baud} baud); expected more, or every frame counts as late"
         )
     if controller is not None:
         out += _frames_per_cycle_problems(link, controller)
-        normal_gap_ms = (
-            controller.cycle_period_ms + controller.worst_step_ms + frame_ms + link.receiver_cycle_ms
-        )
-        if link.command_watchdog_ms <= normal_gap_ms:
+        gap_ns = command_gap_ns(ns(controller.cycle_period_ms), ns(controller.worst_step_ms), link)
+        if ns(link.command_watchdog_ms) <= gap_ns:
             out.append(
                 f"link.command_watchdog_ms: {link.command_watchdog_ms} ms; expected more than "
-                f"{normal_gap_ms:.3f} ms (controller.cycle_period_ms {controller.cycle_period_ms} + "
+                f"{gap_ns / NS_PER_MS:.3f} ms (controller.cycle_period_ms {controller.cycle_period_ms} + "
                 f"controller.worst_step_ms {controller.worst_step_ms} + one frame {frame_ms:.3f} + "
                 f"link.receiver_cycle_ms {link.receiver_cycle_ms}: the longest normal gap between two "
                 "commands), or the robot stops on normal jitter"
@@ -513,11 +509,11 @@ def _frames_per_cycle_problems(link: Link, controller: Controller) -> list[str]:
         wire_ns = line_time_ns(frame_bytes, link.baud)
         if wire_ns <= cycle_ns:
             continue
-        min_baud = -(-frame_bytes * BITS_PER_BYTE_ON_LINE * NS_PER_S // cycle_ns)
+        lowest = min_baud(frame_bytes, cycle_ns)
         out.append(
             f"link.baud: a {frame_bytes}-byte {what} takes {wire_ns / 1e6:.3f} ms on the line at {link.baud} "
             f"baud, longer than the controller cycle ({controller.cycle_period_ms} ms); expected at least "
-            f"{min_baud} baud ({why}, else the backlog grows until every frame is late), or a longer "
+            f"{lowest} baud ({why}, else the backlog grows until every frame is late), or a longer "
             "controller.cycle_period_ms"
         )
     return out

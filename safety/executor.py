@@ -2,7 +2,7 @@
 
 Library use::
 
-    from safety.config import load_config
+    from safety.config_load import load_config
     from safety.executor import Controller
     from safety.ports import QueueRobotPort, QueueSensorSource
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from safety import budget
+from safety import budget, timing
 from safety.config import CellConfig, ns
 from safety.geometry import edge_table, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
@@ -87,7 +87,7 @@ def robot_obey_ns(cfg: CellConfig) -> int:
     T_frame + T_receiver), the robot reacts (T_stop_input), and the report saying so comes back (accepted
     up to link.max_delay_ms old). The stopping time from the robot's speed is added per command.
     """
-    delivery = max(ns(cfg.link.max_delay_ms), budget.command_frame_ns(cfg) + ns(cfg.link.receiver_cycle_ms))
+    delivery = max(ns(cfg.link.max_delay_ms), timing.command_delivery_ns(cfg.link))
     return (
         ns(cfg.controller.worst_step_ms)
         + delivery
@@ -165,8 +165,8 @@ def build_params(cfg: CellConfig) -> np.ndarray:
             r["zone_stop_category"][k] = zone.stop_category
 
     for k, sensor in enumerate(cfg.sensors.values()):
-        r["sensor_max_age_ns"][k] = budget.sensor_stage_ns(sensor)
-        r["sensor_max_latency_ns"][k] = budget.sensor_latency_ns(sensor)
+        r["sensor_max_age_ns"][k] = timing.sensor_max_age_ns(sensor)
+        r["sensor_max_latency_ns"][k] = timing.sensor_latency_ns(sensor)
         r["sensor_tolerated_missed"][k] = sensor.tolerated_missed_frames
         r["sensor_max_persons"][k] = sensor.max_persons
         r["sensor_z_d_m"][k] = sensor.position_uncertainty_m

@@ -53,6 +53,7 @@ from safety.records import (
     ROBOT_STATE_DTYPE,
 )
 from safety.states import TRANSITION_TABLE, ControllerState, Event, Permission
+from safety.warmup import warm_up_inputs
 
 STATE_DTYPE = np.dtype(
     [
@@ -536,8 +537,6 @@ def step_py(
 
 def warm_up(params: np.ndarray) -> None:
     """Compile the step and run every branch on scratch buffers, so nothing compiles after arming."""
-    from safety.sim import warm_up_inputs
-
     state = new_state(params)
     command = np.zeros(1, dtype=COMMAND_DTYPE)
     for detections, robot, reset_input, overrun, now_ns in warm_up_inputs(params):

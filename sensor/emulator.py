@@ -30,6 +30,7 @@ from safety.clock import Clock
 from safety.config import Sensor, ns
 from safety.reasons import HealthFlag
 from safety.records import FRAME_COUNTER_MODULO
+from safety.timing import frame_period_ns
 from sensor.health import HealthMonitor, timing_flags
 from sensor.health import warm_up as health_warm_up
 from sensor.metadata import MetadataBuilder
@@ -65,7 +66,7 @@ class EmulatorTiming:
     @classmethod
     def from_config(cls, sensor_cfg: Sensor) -> EmulatorTiming:
         """Frame period and readout of a configured sensor."""
-        return cls(ns(1000.0 / sensor_cfg.frame_rate_hz), ns(sensor_cfg.exposure_readout_ms))
+        return cls(frame_period_ns(sensor_cfg.frame_rate_hz), ns(sensor_cfg.exposure_readout_ms))
 
 
 @dataclass

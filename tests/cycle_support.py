@@ -12,6 +12,7 @@ from safety.config import CellConfig, ns
 from safety.link import Detections, Endpoint, Role, sensor_link_endpoint
 from safety.link.transport import Transport
 from safety.records import MAX_PERSONS, PERSON_DTYPE
+from safety.timing import frame_period_ns
 
 
 class SocketTransport(Transport):
@@ -93,7 +94,7 @@ class Cell:
             ours, theirs = socket.socketpair()
             self._keep += [ours, theirs]
             self.sensor_fds.append(ours.fileno())
-            period = int(1e9 / cfg.sensors[name].frame_rate_hz)
+            period = frame_period_ns(cfg.sensors[name].frame_rate_hz)
             self.sensors.append(
                 SensorPeer(sensor_link_endpoint(cfg, name, Role.SENSOR, now), theirs, k, period)
             )

@@ -6,14 +6,14 @@ consistent stage timestamps, the robot reports a state every cycle and follows t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from safety.clock import SimulatedClock
-from safety.config import CellConfig, config_from_dict, load_config
+from safety.config import CellConfig
+from safety.config_load import config_from_dict, load_config
 from safety.reasons import CommandKind
 from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, ROBOT_STATE_DTYPE
 
@@ -35,11 +35,6 @@ def make_cell(
     raw["controller"]["auto_restart_clear_ms"] = 500.0 if restart == "automatic" else None
     raw["controller"]["wake_on_data"] = False  # these tests drive the plain-Python executor: the tick
     return config_from_dict(raw, "loop test cell")
-
-
-def frame_period_ns(cfg: CellConfig) -> int:
-    """The first sensor's frame period."""
-    return math.ceil(1e9 / next(iter(cfg.sensors.values())).frame_rate_hz)
 
 
 # person positions as a function of time: list of (x, y) on the floor

@@ -16,15 +16,15 @@ from safety.budget import (
     link_loss_reaction_ns,
     reaction_stages,
     reaction_time_ns,
-    sensor_latency_ns,
-    sensor_stage_ns,
     sensor_stages,
     separation_required_m,
     stopping_at,
     stopping_curve_ns,
     zone_required_m,
 )
-from safety.config import CellConfig, config_from_dict, load_config, ns
+from safety.config import CellConfig, ns
+from safety.config_load import config_from_dict, load_config
+from safety.timing import sensor_latency_ns, sensor_max_age_ns
 
 MS = 1_000_000
 
@@ -219,10 +219,10 @@ def test_sensor_stage_helpers_match_the_budget_terms() -> None:
     for name, sensor in cfg.sensors.items():
         # 30 Hz: 33_333_334 ns x (1 + 1 missed) + exposure 20 + inference 5 + transport 2 ms
         assert sensor_latency_ns(sensor) == 27 * MS
-        assert sensor_stage_ns(sensor) == 2 * 33_333_334 + 27 * MS
-        assert sensor_stage_ns(sensor) == sum(st.ns for st in sensor_stages(cfg)[name])
+        assert sensor_max_age_ns(sensor) == 2 * 33_333_334 + 27 * MS
+        assert sensor_max_age_ns(sensor) == sum(st.ns for st in sensor_stages(cfg)[name])
     terms = {t.symbol: t.value for t in evaluate(cfg).terms}
-    assert terms["T_sensor"] * MS == pytest.approx(sensor_stage_ns(cfg.sensors["west"]))
+    assert terms["T_sensor"] * MS == pytest.approx(sensor_max_age_ns(cfg.sensors["west"]))
 
 
 def test_stopping_curve_in_ns_is_the_payload_curve() -> None:

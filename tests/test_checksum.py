@@ -19,7 +19,8 @@ from safety.checksum import (
     config_checksum,
     config_from_canonical,
 )
-from safety.config import CellConfig, load_config, loads_config
+from safety.config import CellConfig
+from safety.config_load import load_config, loads_config
 
 BASE = CellConfig.model_validate(default_raw())
 BASE_SUM = config_checksum(BASE)

@@ -20,7 +20,8 @@ from config_support import DEFAULT_CELL, default_raw, to_toml
 from hil.cli import calibrate
 from hil.cli.main import main
 from safety.budget import reaction_stages, reaction_time_ns
-from safety.config import load_config, ns
+from safety.config import ns
+from safety.config_load import load_config
 
 QUANTILE_ORDER = ["min", "median", "p99", "p99.9", "p99.99", "max"]
 

@@ -10,7 +10,7 @@ from config_support import DEFAULT_CELL, EXAMPLES, default_raw, to_toml
 
 from hil.cli.main import main
 from safety.checksum import config_checksum
-from safety.config import load_config
+from safety.config_load import load_config
 
 
 def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -10,8 +10,8 @@ import pytest
 
 from hil.cli.main import main
 from hil.report.stages import stages_from_trace
+from hil.sim import example_config
 from safety.reasons import CommandKind, Reason
-from safety.sim import example_config
 from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceWriter, header_for_config, read_trace
 
 US = 1_000

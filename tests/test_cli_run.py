@@ -200,7 +200,7 @@ def _serial_run(cell: Path, trace: Path) -> tuple[int, list[object], list[int], 
     """One `cobotguard run` over two pty pairs with a robot and a camera peer in a thread: (exit code,
     commands the robot decoded, frame counters the camera sent, link errors the robot peer saw)."""
     link = pytest.importorskip("safety.link")
-    from safety.config import load_config
+    from safety.config_load import load_config
 
     cfg = load_config(cell)
     robot_pty, sensor_pty = _PtyPeer(), _PtyPeer()
@@ -286,7 +286,7 @@ def test_link_ports_stamp_bytes_with_their_arrival_not_the_poll() -> None:
     """A reader thread stamps each chunk when it arrives, so a frame read one cycle late is not reported
     one cycle older than it is (the link's delay check measures the transport, not the loop)."""
     link = pytest.importorskip("safety.link")
-    from safety.config import load_config
+    from safety.config_load import load_config
     from safety.link.transport import memory_pair
     from safety.link_ports import link_ports
     from safety.records import ROBOT_STATE_DTYPE

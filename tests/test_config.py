@@ -10,7 +10,8 @@ from config_support import DEFAULT_CELL, EXAMPLES, default_raw, square, to_toml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.config import CellConfig, ConfigError, config_from_dict, load_config, loads_config, ns
+from safety.config import CellConfig, ConfigError, ns
+from safety.config_load import config_from_dict, load_config, loads_config
 from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 

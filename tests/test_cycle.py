@@ -18,7 +18,8 @@ from numba.core.runtime import _nrt_python, rtsys
 
 from safety import cycle
 from safety.compiled_controller import CompiledController
-from safety.config import CellConfig, load_config
+from safety.config import CellConfig
+from safety.config_load import load_config
 from safety.reasons import CommandKind, Reason
 from safety.replay import replay
 from safety.trace import read_trace

@@ -258,7 +258,7 @@ def walk_positions(camera, lane_m: float, far_m: float, near_m: float, count: in
 def walk_in(fp32: Detector, int8: Detector) -> dict[str, dict[str, list]]:
     """Per model: (mount, visible height fraction, found) per fully visible person; counts on empty frames."""
     from safety.camera import CameraModel
-    from safety.config import load_config
+    from safety.config_load import load_config
     from sensor.scene import Scene, Trajectory, Walker, load_sprite
     from sensor.sources import SyntheticSource
 

@@ -9,7 +9,7 @@ import pytest
 
 from safety.camera import CameraModel
 from safety.clock import SimulatedClock
-from safety.config import load_config
+from safety.config_load import load_config
 from safety.reasons import HealthFlag
 from safety.records import DETECTION_DTYPE
 from sensor.emulator import EmulatorTiming, LatestQueue, SensorEmulator, SerialPublisher

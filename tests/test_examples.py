@@ -11,11 +11,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from safety.budget import sensor_stage_ns
-from safety.config import load_config
+from safety.config_load import load_config
 from safety.reasons import CommandKind, Reason, StopCategory
 from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
 from safety.replay import replay
+from safety.timing import sensor_max_age_ns
 from safety.trace import read_trace
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -92,7 +92,7 @@ def test_minimal_silent_camera_fault_stops_within_its_budgeted_age(minimal, mini
     last = changes[-1]
     assert last.kind == CommandKind.FAULT_STOP and last.reason == Reason.SENSOR_STALE
     cfg = load_config(minimal.DEFAULT_CELL)
-    max_age = sensor_stage_ns(next(iter(cfg.sensors.values())))
+    max_age = sensor_max_age_ns(next(iter(cfg.sensors.values())))
     assert minimal.CAMERA_STOPS_AT_NS < last.t_ns <= minimal.CAMERA_STOPS_AT_NS + max_age
 
 

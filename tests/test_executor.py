@@ -249,7 +249,7 @@ def test_a_frame_behind_a_late_cycle_is_acted_on_within_the_budgets_controller_s
 def test_wake_on_data_refuses_to_arm_the_tick_executor(tmp_path: Path) -> None:
     raw = make_cell().model_dump(mode="python")
     raw["controller"]["wake_on_data"] = True
-    from safety.config import config_from_dict
+    from safety.config_load import config_from_dict
 
     cell = config_from_dict(raw, "wake on data")
     for allow_unsafe_budget in (False, True):  # not a verdict to override: the budget's wait is wrong
@@ -395,7 +395,7 @@ def test_queue_ports_carry_frames_and_commands() -> None:
 def test_an_unsafe_budget_refuses_to_arm_unless_explicitly_allowed() -> None:
     raw = make_cell().model_dump(mode="python")
     raw["robot"]["max_speed_mps"] = 1.0  # far too fast for this cell's zones
-    from safety.config import config_from_dict
+    from safety.config_load import config_from_dict
 
     unsafe = config_from_dict(raw, "unsafe")
     clock = SimulatedClock(START_NS)

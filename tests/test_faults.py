@@ -10,6 +10,7 @@ from hil_cell import make_cell
 
 from hil import faults as fl
 from safety.reasons import Reason
+from safety.timing import frame_period_ns
 
 MS = 1_000_000
 
@@ -186,7 +187,7 @@ def link_run(fault: fl.Fault, n: int = 12, latency_ns: int = 300_000) -> list:
     if fault.link == "sensor":
         tx = sensor_link_endpoint(cell, "cam", Role.SENSOR, t)
         rx = sensor_link_endpoint(cell, "cam", Role.SENSOR_RECEIVER, t)
-        period = round(1e9 / cell.sensors["cam"].frame_rate_hz)
+        period = frame_period_ns(cell.sensors["cam"].frame_rate_hz)
 
         def message(i: int):
             return Detections(0, i % 256, 0, 0, 12_000, t + i * period - 22 * MS, t + i * period)

@@ -3,7 +3,7 @@
 import pytest
 from link_support import CONNECTION_ID, MS, POLICY, RUN, STATE, STOP, detections, endpoint, synced
 
-from safety.config import load_config
+from safety.config_load import load_config
 from safety.link import (
     NEED_DATA,
     TRANSITIONS,

@@ -234,7 +234,7 @@ def test_sensor_lines_open_at_their_own_serial_baud(monkeypatch: pytest.MonkeyPa
     lp.open_controller_ports(cell, "robot-line", "sensor-line", now_ns=0)
     assert opened == [("robot-line", cell.link.baud), ("sensor-line", sensor.serial_baud)]
     opened.clear()
-    from safety.config import config_from_dict
+    from safety.config_load import config_from_dict
 
     raw = cell.model_dump(mode="python")
     next(iter(raw["sensors"].values()))["serial_baud"] = None

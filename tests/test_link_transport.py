@@ -1,4 +1,4 @@
-"""Transports: pty master <-> pyserial on the slave, the virtual null-modem, in-memory pairs, wire time."""
+"""Transports: pty master <-> pyserial on the slave, the virtual null-modem, in-memory pairs."""
 
 import sys
 import threading
@@ -14,7 +14,6 @@ from safety.link.transport import (
     TransportError,
     VirtualNullModem,
     memory_pair,
-    wire_time_ns,
 )
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty pairs need Linux")
@@ -27,14 +26,6 @@ def read_until(transport, n: int, tries: int = 200) -> bytes:  # type: ignore[no
         if len(data) >= n:
             break
     return data
-
-
-def test_wire_time_from_baud() -> None:
-    assert wire_time_ns(COMMAND_FRAME_BYTES, 115_200) == 2_604_167  # 30 bytes x 10 bits, rounded up
-    assert wire_time_ns(COMMAND_FRAME_BYTES, 1_000_000) == 300_000
-    assert wire_time_ns(16, 115_200) == 1_388_889  # the 1.39 ms of a 16-byte frame
-    with pytest.raises(ValueError, match="baud"):
-        wire_time_ns(1, 0)
 
 
 @linux_only

@@ -4,7 +4,8 @@ import pytest
 
 from hil.robot import RobotEmulator, RobotRunner
 from safety.budget import stopping_at
-from safety.config import load_config, ns
+from safety.config import ns
+from safety.config_load import load_config
 from safety.link import Command, Received, RobotState, Role, drain, robot_link_endpoint
 from safety.link.transport import memory_pair
 from safety.reasons import CommandKind, Reason

@@ -104,7 +104,7 @@ def test_detection_frames_follow_the_sensor_timing_and_counter():
     plan = sc.build_plan(sc.get_scenario("two_people"), cell, 0.6)
     t0 = 5_000_000_000
     frames = sc.detection_frames(plan, sensor, 0, t0_ns=t0, counter0=250)
-    period = round(1e9 / 30.0)
+    period = 33_333_334  # 30 Hz, rounded up like the budget's frame period
     np.testing.assert_array_equal(np.diff(frames["t_exposure_ns"]), period)
     assert frames["t_exposure_ns"][0] == t0
     np.testing.assert_array_equal(frames["t_sent_ns"] - frames["t_exposure_ns"], 22_000_000)

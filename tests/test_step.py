@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
+from hil.sim import Harness, example_config
 from safety.params import build_params
 from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.reference import separation_m
-from safety.sim import Harness, example_config
 from safety.states import ControllerState
 from safety.step import new_state, step_py, warm_up
 
@@ -502,7 +502,7 @@ def test_separation_uses_the_reported_speed_not_the_commanded_limit():
 
 
 def test_warm_up_reaches_the_speed_supervision_fault():
-    from safety.sim import warm_up_inputs
+    from safety.warmup import warm_up_inputs
 
     params = build_params(example_config(n_sensors=2))
     state = new_state(params)

@@ -16,11 +16,13 @@ from pathlib import Path
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from safety.budget import frame_period_ns, separation_required_m
-from safety.config import config_from_dict, load_config, stepped_on_the_tick
+from hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
+from safety.budget import separation_required_m
+from safety.config import stepped_on_the_tick
+from safety.config_load import config_from_dict, load_config
 from safety.params import build_params
 from safety.reasons import CommandKind, Reason
-from safety.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
+from safety.timing import frame_period_ns
 
 Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
 

@@ -12,10 +12,11 @@ import pytest
 from config_support import DEFAULT_CELL
 
 from hil.traffic import SensorPeer, Traffic
-from safety.budget import frame_period_ns
-from safety.config import CellConfig, load_config, ns
+from safety.config import CellConfig, ns
+from safety.config_load import load_config
 from safety.link import Detections, Received, Role, sensor_link_endpoint
 from safety.reasons import CommandKind
+from safety.timing import frame_period_ns
 
 GUARD_S = 60.0  # a guard against hanging (the loop compiles first), never an assertion on speed
 

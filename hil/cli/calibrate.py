@@ -99,8 +99,8 @@ class Measurement:
 
 def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[float, float, str]]]:
     """The configuration with the large worst step (and the command watchdog validation then needs)."""
-    from safety.config import config_from_dict
-    from safety.config_rules import link_frame_ms
+    from safety.config_load import config_from_dict
+    from safety.timing import NS_PER_MS, command_gap_ns, ns
 
     data = cfg.model_dump()
     controller, link = data["controller"], data["link"]
@@ -109,10 +109,7 @@ def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[flo
     changed["controller.worst_step_ms"] = (controller["worst_step_ms"], worst, "so that no step overruns")
     controller["worst_step_ms"] = worst
     # validation: the watchdog must exceed the longest normal gap between commands; take twice that
-    gap = (
-        controller["cycle_period_ms"] + worst + link_frame_ms(cfg.link, link["command_frame_bytes"])
-        + link["receiver_cycle_ms"]
-    )  # fmt: skip
+    gap = command_gap_ns(ns(controller["cycle_period_ms"]), ns(worst), cfg.link) / NS_PER_MS
     if link["command_watchdog_ms"] <= gap:
         why = "as validation requires with that worst step"
         changed["link.command_watchdog_ms"] = (link["command_watchdog_ms"], math.ceil(2 * gap), why)
@@ -283,7 +280,8 @@ def propose(latencies_ns: np.ndarray, exceedance: float, estimate: Any) -> Propo
 def budget_summary(cfg: CellConfig, source: str) -> dict[str, Any]:
     """The budget's key numbers for `cfg` as validation and safety.budget give them."""
     from safety.budget import evaluate, reaction_stages
-    from safety.config import ConfigError, config_from_dict
+    from safety.config import ConfigError
+    from safety.config_load import config_from_dict
 
     try:
         config_from_dict(cfg.model_dump(), source)

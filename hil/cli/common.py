@@ -79,7 +79,8 @@ def report_error(command: str, error: CommandError) -> ExitCode:
 
 def load_cell_config(path: str, *, as_json: bool = False) -> CellConfig:
     """Read and validate a cell configuration; raises InvalidInputError listing every problem (exit 2)."""
-    from safety.config import ConfigError, load_config
+    from safety.config import ConfigError
+    from safety.config_load import load_config
 
     try:
         return load_config(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.link.acceptance import LinkPolicy
 from safety.link.endpoint import Endpoint, Role
@@ -23,11 +24,9 @@ def sensor_link_policy(cfg: CellConfig, sensor_name: str) -> LinkPolicy:
     """Timing of a sensor link: frames older than the sensor's transport_latency_ms are late; the watchdog
     allows the tolerated missed frames plus one period, and the same number of lost link frames."""
     sensor = cfg.sensors[sensor_name]
-    period_ms = 1000.0 / sensor.frame_rate_hz
-    watchdog_ms = period_ms * (sensor.tolerated_missed_frames + 1) + sensor.transport_latency_ms
     return LinkPolicy(
-        max_delay_ns=max(1, ns(sensor.transport_latency_ms)),
-        watchdog_ns=ns(watchdog_ms),
+        max_delay_ns=timing.sensor_link_max_delay_ns(sensor),
+        watchdog_ns=timing.sensor_link_watchdog_ns(sensor),
         tolerated_losses=sensor.tolerated_missed_frames,
     )
 

@@ -2,7 +2,8 @@
 
 They know nothing about frames. Each has `write(data)`, `read(max_bytes) -> bytes` (waits up to the read
 timeout for the first byte, then returns whatever is there; b"" on timeout), `close()`, and `baud` (the
-nominal line rate, used only for wire-time reports: a pty or a memory pipe ignores it).
+nominal line rate, used only for wire-time reports with `safety.timing.line_time_ns`: a pty or a memory
+pipe ignores it).
 Timeouts are int64 nanoseconds like everywhere else; pyserial's float seconds stay inside this module.
 """
 
@@ -16,16 +17,8 @@ import tty
 from abc import ABC, abstractmethod
 from types import TracebackType
 
-BITS_PER_BYTE_8N1 = 10  # start bit, 8 data bits, stop bit
 DEFAULT_READ_TIMEOUT_NS = 1_000_000  # 1 ms: a loop polling its port should not block longer
 DEFAULT_WRITE_TIMEOUT_NS = 50_000_000
-
-
-def wire_time_ns(n_bytes: int, baud: int, bits_per_byte: int = BITS_PER_BYTE_8N1) -> int:
-    """Time n_bytes take on a serial line at `baud` (8N1: 10 bits a byte), rounded up to whole ns."""
-    if baud <= 0:
-        raise ValueError(f"baud: expected > 0, got {baud}")
-    return -(-n_bytes * bits_per_byte * 1_000_000_000 // baud)
 
 
 class TransportError(OSError):

@@ -10,21 +10,23 @@ frames with the declared timing (phase, latency up to the worst case, missed fra
 count); the robot reacts to a stop after the link delay and its stop-input reaction and comes to rest
 after the stopping time of the configuration's stopping model; it is at rest until the controller
 first lets it move, and keeps every SLOW limit once the command has reached it (so it never trips the
-step's speed supervision). Used by the timing-property tests, and
-reusable by the HIL rig and the demo (`example_config`, `write_frame`, `write_robot`, `CellSim`).
+step's speed supervision). Used by the timing-property and step tests, and reusable by the HIL rig and
+the demo (`example_config`, `CellSim`, `Harness`; the record fillers are `safety.warmup`'s).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 
+from safety import timing
 from safety.config import CellConfig, ns
 from safety.geometry import distance_to_region
+from safety.params import build_params
 from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import (
     COMMAND_DTYPE,
@@ -33,8 +35,8 @@ from safety.records import (
     ROBOT_STATE_DTYPE,
     empty_detections,
 )
-
-T0_NS = 1_000_000_000  # simulated time starts here (0 means "never received" in the records)
+from safety.step import new_state, step, stopping_at
+from safety.warmup import T0_NS, write_frame, write_robot
 
 
 def example_config(
@@ -117,119 +119,6 @@ def example_config(
     )
 
 
-def write_frame(
-    detections: np.ndarray,
-    sensor_index: int,
-    counter: int,
-    t_exposure_ns: int,
-    t_received_ns: int,
-    persons: Sequence[tuple[float, float, float]] = (),
-    *,
-    health: int = 0,
-    person_count: int | None = None,
-    score: float = 0.9,
-) -> None:
-    """Fill detections[sensor_index] with one frame; persons are (x_m, y_m, z_d_m) floor points."""
-    d = detections[sensor_index]
-    d["sensor_index"] = sensor_index
-    d["frame_counter"] = counter
-    d["person_count"] = len(persons) if person_count is None else person_count
-    d["health"] = health
-    d["inference_us"] = 3100
-    d["t_exposure_ns"] = t_exposure_ns
-    d["t_inference_done_ns"] = t_exposure_ns + (t_received_ns - t_exposure_ns) // 2
-    d["t_sent_ns"] = t_received_ns
-    d["t_received_ns"] = t_received_ns
-    d["persons"] = np.zeros_like(d["persons"])
-    for j, (x, y, z_d) in enumerate(persons):
-        d["persons"][j]["x_m"] = x
-        d["persons"][j]["y_m"] = y
-        d["persons"][j]["z_d_m"] = z_d
-        d["persons"][j]["score"] = score
-
-
-def write_robot(
-    robot: np.ndarray, speed_mps: float, t_received_ns: int, *, mode: int = 0, at_rest: int = 0
-) -> None:
-    """Fill robot[0] with a state report received at t_received_ns."""
-    r = robot[0]
-    r["speed_mps"] = speed_mps
-    r["mode"] = mode
-    r["at_rest"] = at_rest
-    r["t_sent_ns"] = t_received_ns
-    r["t_received_ns"] = t_received_ns
-
-
-def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, int, int, int]]:
-    """Inputs that take the step through every state and check, as (detections, robot, reset, overrun, now).
-
-    The buffers are reused between items; consume each item (call the step) before the next.
-    """
-    p = params[0]
-    n = int(p["n_sensors"])
-    period = int(p["cycle_period_ns"])
-    detections = empty_detections(MAX_SENSORS)
-    robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
-    now = T0_NS
-    counter = 0
-    moving = 0.5 * float(p["robot_max_speed_mps"])  # within every limit but a stop's, up to the last item
-    stop_times = p["stop_time_ns"][: p["n_stop_points"]]
-    grace = int(p["robot_obey_ns"]) + int(stop_times.max()) + period  # past any speed-supervision deadline
-    hazard = p["hazard_vertices"][: p["hazard_n"]]
-    far = (float(hazard[:, 0].max()) + 50.0, 0.0, 0.1)
-    near = (float(hazard[:, 0].max()) + 0.01, 0.0, 0.1)
-    zone_points = []
-    for k in range(int(p["n_zones"])):
-        vertices = p["zone_vertices"][k][: p["zone_n"][k]]
-        inner = vertices[0] + 0.01 * (vertices.mean(axis=0) - vertices[0])  # just inside a corner
-        zone_points.append((float(inner[0]), float(inner[1]), 0.1))
-    placements: list[list[tuple[float, float, float]]] = [
-        [far],
-        [near],
-        *[[z] for z in zone_points],
-        [far],
-        [],
-    ]
-
-    def fresh(persons: Sequence[tuple[float, float, float]], speed: float = moving, **kw: int) -> None:
-        nonlocal counter
-        counter = (counter + 1) % FRAME_COUNTER_MODULO
-        for i in range(n):
-            write_frame(detections, i, counter, now - 2 * period, now - period, persons, **kw)
-        write_robot(robot, speed, now - period)
-
-    yield detections, robot, 0, 0, now  # never received anything
-    for persons in placements:
-        for reset in (0, 1, 0, 1, 0):
-            now += period
-            fresh(persons)
-            yield detections, robot, reset, 0, now
-    for kw in ({"health": int(HealthFlag.FROZEN)}, {"person_count": 999}, {}):
-        now += period
-        fresh([far], **kw)
-        yield detections, robot, 0, 0, now
-    now += period
-    yield detections, robot, 0, 1, now  # overrun
-    now += period * 1000
-    yield detections, robot, 0, 0, now  # everything stale
-    for reset in (0, 1, 0):
-        now += period
-        fresh([far], speed=0.0)  # came to rest in time for the fault stop: no overspeed
-        yield detections, robot, reset, 0, now
-    # speed supervision: stopped while speeding up (a later, faster report moves the deadline), then
-    # still moving after the deadline
-    now += period
-    fresh([near], speed=0.8 * moving)
-    yield detections, robot, 0, 0, now
-    for speed in (moving, moving):
-        now += period
-        fresh([near], speed=speed)
-        yield detections, robot, 0, 0, now
-    now += grace
-    fresh([near])
-    yield detections, robot, 0, 0, now
-
-
 # --- discrete-event cell simulation ---------------------------------------------------------------------
 
 
@@ -303,8 +192,6 @@ class CellSim:
     """The cell on a simulated clock: call `run(spec)` to get an `Outcome`."""
 
     def __init__(self, cfg: CellConfig, params: np.ndarray, step_fn=None) -> None:
-        from safety.step import new_state, step
-
         if cfg.controller.wake_on_data:
             raise ValueError(
                 "controller.wake_on_data = true: CellSim models the loop that steps on the tick "
@@ -316,14 +203,12 @@ class CellSim:
         self.p = params[0]
         self.step = step if step_fn is None else step_fn
         self.new_state = new_state
-        from safety import budget
-
         sensor = next(iter(cfg.sensors.values()))
-        self.frame_period_ns = budget.frame_period_ns(sensor.frame_rate_hz)  # all sensors run at this rate
+        self.frame_period_ns = timing.frame_period_ns(sensor.frame_rate_hz)  # all sensors run at this rate
         self.cycle_ns = int(self.p["cycle_period_ns"])
         self.worst_step_ns = int(self.p["worst_step_ns"])
         # worst-case link: the command frame on the line + the robot polling its port (budget stages)
-        self.link_ns = budget.command_frame_ns(cfg) + ns(cfg.link.receiver_cycle_ms)
+        self.link_ns = timing.command_delivery_ns(cfg.link)
         self.robot_reaction_ns = ns(cfg.robot.stop_input_reaction_ms)
         self._lines: dict[Walk, tuple[tuple[float, float], tuple[float, float], float]] = {}
         hazard = self.p["hazard_vertices"][: self.p["hazard_n"]]
@@ -383,8 +268,6 @@ class CellSim:
     # -- the run --
     def run(self, spec: Run, *, until_ns: int) -> Outcome:
         """Simulate from T0 until `until_ns` after the run start (or the robot is at rest)."""
-        from safety.step import stopping_at
-
         p = self.p
         n_sensors = int(p["n_sensors"])
         rng = np.random.default_rng(spec.seed)
@@ -562,12 +445,11 @@ def watchdog_ns(params: np.ndarray, fault: Fault) -> int:
 
     After the fault shows, the next cycle is released at most max(period, worst step) later (a late cycle
     skips to the latest release before its command) and writes its command within the worst step: the
-    controller's share of T_r on the tick (safety.budget.controller_wait_stage + T_step).
+    controller's share of T_r on the tick (safety.timing.controller_stage_ns).
     """
     p = params[0]
     n = int(p["n_sensors"])
-    period, worst = int(p["cycle_period_ns"]), int(p["worst_step_ns"])
-    tail = max(period, worst) + worst
+    tail = timing.controller_stage_ns(int(p["cycle_period_ns"]), int(p["worst_step_ns"]))
     if fault is Fault.LOOP_OVERRUN:
         return tail
     if fault is Fault.ROBOT_SILENT:
@@ -585,9 +467,6 @@ class Harness:
     """
 
     def __init__(self, cfg: CellConfig, step_fn=None, *, robot_speed_mps: float = 0.5) -> None:
-        from safety.params import build_params
-        from safety.step import new_state, step
-
         self.cfg = cfg
         self.params = build_params(cfg)
         self.state = new_state(self.params)

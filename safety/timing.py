@@ -1,0 +1,171 @@
+"""The cell's timing arithmetic, in one place: int64 nanoseconds, always rounded up.
+
+Every duration the budget, the step's parameters, the link set-up, the simulator, the HIL rig and the
+emulators derive from the configuration is computed here, so that they all agree to the nanosecond.
+Rounding is always up: a budget term or a deadline that is one nanosecond too long is harmless, one
+nanosecond too short promises what the hardware may not deliver.
+
+Functions take plain numbers, or objects with the configuration's field names (`safety.config.Sensor`,
+`Link`; see the protocols below). This module imports nothing else of the package, so any module may use
+it without an import cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Protocol
+
+NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+UART_BITS_PER_BYTE = 10  # UART 8N1: start bit, 8 data bits, stop bit
+
+
+class SensorTiming(Protocol):
+    """The timing fields of a sensor's configuration (`safety.config.Sensor`)."""
+
+    @property
+    def frame_rate_hz(self) -> float: ...
+    @property
+    def exposure_readout_ms(self) -> float: ...
+    @property
+    def inference_worst_ms(self) -> float: ...
+    @property
+    def transport_latency_ms(self) -> float: ...
+    @property
+    def tolerated_missed_frames(self) -> int: ...
+
+
+class LinkTiming(Protocol):
+    """The timing fields of the robot link's configuration (`safety.config.Link`)."""
+
+    @property
+    def baud(self) -> int: ...
+    @property
+    def command_frame_bytes(self) -> int: ...
+    @property
+    def receiver_cycle_ms(self) -> float: ...
+
+
+def ns(ms: float) -> int:
+    """Milliseconds from the configuration as int64 nanoseconds (rounded up: budgets never shrink)."""
+    whole = int(ms * NS_PER_MS)
+    return whole if whole >= ms * NS_PER_MS else whole + 1
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Integer division rounded up (positive denominator)."""
+    return -(-numerator // denominator)
+
+
+# -- sensors ---------------------------------------------------------------------------------------------
+
+
+def frame_period_ns(frame_rate_hz: float) -> int:
+    """One frame period in ns, rounded up.
+
+    Up, because the budget waits whole periods for a frame: a period rounded down would promise the next
+    frame before a camera at that rate delivers it. Emulated cameras (rig, simulator, emulator) run on
+    this same period, so they never deliver sooner than the budget assumes. Exact (rational) arithmetic:
+    a float quotient could round down onto a whole nanosecond.
+    """
+    if not frame_rate_hz > 0.0:
+        raise ValueError(f"frame_rate_hz: expected > 0, got {frame_rate_hz}")
+    return math.ceil(NS_PER_S / Fraction(frame_rate_hz))
+
+
+def frames_wait_ns(sensor: SensorTiming) -> int:
+    """T_frames: frame period x (1 + tolerated missed frames), the longest wait for a frame that arrives."""
+    return frame_period_ns(sensor.frame_rate_hz) * (1 + sensor.tolerated_missed_frames)
+
+
+def inference_ns(sensor: SensorTiming, fraction: float = 1.0) -> int:
+    """Inference time: the declared worst case, or a fraction of it (emulated sensors), rounded up."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"inference_fraction: expected 0..1, got {fraction}")
+    worst = ns(sensor.inference_worst_ms)
+    return min(worst, math.ceil(worst * fraction))  # the min: float noise must not exceed the worst case
+
+
+def sent_latency_ns(sensor: SensorTiming, inference_fraction: float = 1.0) -> int:
+    """Start of exposure -> metadata sent: exposure/readout + inference. Transport NOT included."""
+    return ns(sensor.exposure_readout_ms) + inference_ns(sensor, inference_fraction)
+
+
+def sensor_latency_ns(sensor: SensorTiming) -> int:
+    """Start of exposure -> metadata received, worst case: exposure/readout + worst inference + transport.
+
+    The oldest a frame may be when it arrives (the step's per-frame latency supervision).
+    """
+    return sent_latency_ns(sensor) + ns(sensor.transport_latency_ms)
+
+
+def sensor_max_age_ns(sensor: SensorTiming) -> int:
+    """The sensor's stage of T_r: `frames_wait_ns` + `sensor_latency_ns`.
+
+    Also the oldest (now - start of exposure) the newest frame may be: older data breaks the budget.
+    """
+    return frames_wait_ns(sensor) + sensor_latency_ns(sensor)
+
+
+def sensor_link_max_delay_ns(sensor: SensorTiming) -> int:
+    """A sensor link frame older than its transport latency on arrival is late (at least 1 ns)."""
+    return max(1, ns(sensor.transport_latency_ms))
+
+
+def sensor_link_watchdog_ns(sensor: SensorTiming) -> int:
+    """Longest silence of a sensor link: the tolerated missed frames plus one period, plus transport."""
+    return frames_wait_ns(sensor) + ns(sensor.transport_latency_ms)
+
+
+# -- serial lines ----------------------------------------------------------------------------------------
+
+
+def line_time_ns(n_bytes: int, baud: int, bits_per_byte: int = UART_BITS_PER_BYTE) -> int:
+    """Time n_bytes occupy a serial line at `baud` (8N1: 10 bits a byte), rounded up.
+
+    A pty ignores the baud rate; this is the floor a real line imposes.
+    """
+    if baud <= 0:
+        raise ValueError(f"baud: expected > 0, got {baud}")
+    return ceil_div(n_bytes * bits_per_byte * NS_PER_S, baud)
+
+
+def min_baud(n_bytes: int, within_ns: int, bits_per_byte: int = UART_BITS_PER_BYTE) -> int:
+    """The lowest baud rate at which n_bytes fit on the line within `within_ns`."""
+    return ceil_div(n_bytes * bits_per_byte * NS_PER_S, within_ns)
+
+
+def command_frame_ns(link: LinkTiming) -> int:
+    """T_frame: the command frame's time on the robot link."""
+    return line_time_ns(link.command_frame_bytes, link.baud)
+
+
+def command_delivery_ns(link: LinkTiming) -> int:
+    """T_frame + T_receiver: command written -> taken in by the robot, worst case (it polls its port)."""
+    return command_frame_ns(link) + ns(link.receiver_cycle_ms)
+
+
+# -- the controller --------------------------------------------------------------------------------------
+
+
+def controller_wait_ns(cycle_period_ns: int, worst_step_ns: int, wake_on_data: bool) -> int:
+    """T_cycle: input readable -> release of the cycle that takes it in (safety.budget explains why).
+
+    On the tick: max(period, worst step), since a cycle late within its worst step skips the releases it
+    overlapped. Waking on data: a step already in progress, at most the worst step.
+    """
+    return worst_step_ns if wake_on_data else max(cycle_period_ns, worst_step_ns)
+
+
+def controller_stage_ns(cycle_period_ns: int, worst_step_ns: int, wake_on_data: bool = False) -> int:
+    """T_cycle + T_step: input readable (or a fault seen) -> the command that reacts to it written."""
+    return controller_wait_ns(cycle_period_ns, worst_step_ns, wake_on_data) + worst_step_ns
+
+
+def command_gap_ns(cycle_period_ns: int, worst_step_ns: int, link: LinkTiming) -> int:
+    """The longest normal gap between two commands at the robot: one cycle, a worst step, the delivery.
+
+    The robot's command watchdog must be longer, or it stops the robot on normal jitter.
+    """
+    return cycle_period_ns + worst_step_ns + command_delivery_ns(link)
