@@ -86,6 +86,7 @@ def example_config(
                 "stop_category": 1,
                 "stop_input_reaction_ms": 24.0,
                 "position_uncertainty_m": 0.05,
+                "state_period_ms": 5.0,
                 "hazard_polygon_m": [(-0.9, -0.9), (0.9, -0.9), (0.9, 0.9), (-0.9, 0.9)],
                 "stopping": [
                     {"speed_mps": 0.25, "payload_kg": 5.0, "stop_time_ms": 120.0, "stop_distance_m": 0.02},
@@ -174,7 +175,8 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
     counter = 0
     moving = 0.5 * float(p["robot_max_speed_mps"])  # within every limit but a stop's, up to the last item
     stop_times = p["stop_time_ns"][: p["n_stop_points"]]
-    grace = int(p["robot_obey_ns"]) + int(stop_times.max()) + period  # past any speed-supervision deadline
+    # past any speed-supervision deadline (derived, or the configured fixed grace)
+    grace = max(int(p["robot_obey_ns"]) + int(stop_times.max()), int(p["robot_overspeed_grace_ns"])) + period
     hazard = p["hazard_vertices"][: p["hazard_n"]]
     far = (float(hazard[:, 0].max()) + 50.0, 0.0, 0.1)
     near = (float(hazard[:, 0].max()) + 0.01, 0.0, 0.1)

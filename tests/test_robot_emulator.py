@@ -157,3 +157,9 @@ def test_runner_answers_each_command_with_its_state() -> None:
         beats += [e for e in drain(ctl) if isinstance(e, Received)]
     assert len(beats) == 5
     assert runner.emulator.reason is Reason.LINK_TIMEOUT and not runner.connected
+
+
+def test_runner_sends_at_the_cells_state_period_by_default() -> None:
+    _, robot_side = memory_pair(read_timeout_ns=1)
+    runner = RobotRunner(RobotEmulator(CFG, 0), robot_side)
+    assert runner.state_period_ns == ns(CFG.robot.state_period_ms)
