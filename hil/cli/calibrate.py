@@ -93,7 +93,7 @@ class Measurement:
 
 
 def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[float, float, str]]]:
-    """The configuration with the large worst step (and the command watchdog validation then needs)."""
+    """The configuration with the large worst step (and the watchdog and state timeout validation needs)."""
     from safety.config import config_from_dict
     from safety.config_rules import link_frame_ms
 
@@ -112,6 +112,17 @@ def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[flo
         why = "as validation requires with that worst step"
         changed["link.command_watchdog_ms"] = (link["command_watchdog_ms"], math.ceil(2 * gap), why)
         link["command_watchdog_ms"] = float(math.ceil(2 * gap))
+    # and the robot state timeout must exceed the state period + a state frame + the wait for a cycle
+    state_gap = (
+        cfg.robot.state_period_ms + link_frame_ms(cfg.link, link["state_frame_bytes"])
+        + max(controller["cycle_period_ms"], worst)
+    )  # fmt: skip
+    if controller["robot_state_timeout_ms"] <= state_gap:
+        why = "as validation requires with that worst step"
+        changed["controller.robot_state_timeout_ms"] = (
+            controller["robot_state_timeout_ms"], math.ceil(2 * state_gap), why
+        )  # fmt: skip
+        controller["robot_state_timeout_ms"] = float(math.ceil(2 * state_gap))
     return config_from_dict(data, "(measurement copy)"), changed
 
 
