@@ -25,7 +25,8 @@ from safety import reference
 from safety.budget import evaluate, reaction_stages, robot_silence_reaction_ns
 from safety.config import CellConfig, Controller, Robot, load_config, ns
 from safety.config_rules import link_frame_ms
-from safety.link import Received, Role, drain, robot_link_endpoint
+from safety.link import Received, RobotState, Role, drain, robot_link_endpoint
+from safety.link.codec import decode_robot_state, encode_robot_state
 from safety.link.setup import robot_link_policy
 from safety.link.transport import memory_pair
 from safety.params import build_params, derived_grace_ns, overspeed_grace_ns
@@ -294,6 +295,21 @@ def test_documented_tolerance_and_grace_hold_against_a_slow_limit(
             received_ns,
             speed,
         )
+
+
+def test_the_documented_wire_example_120_mm_s_passes_121_stops(default_cfg: CellConfig) -> None:
+    # protocol.md 13.3: after the grace, "120 mm/s on the wire passes, 121 mm/s stops the cell"
+    text = " ".join(PROTOCOL.read_text(encoding="utf-8").split())
+    match = re.search(r"\((\d+) mm/s on the wire passes, (\d+) mm/s stops the cell\)", text)
+    assert match is not None
+    passes, stops = (int(g) for g in match.groups())
+    cell, commanded_ns = slowed_at_full_speed(default_cfg)
+    after = commanded_ns + overspeed_grace_ns(default_cfg, default_cfg.robot.max_speed_mps)
+    for mm_per_s, expected in ((passes, Reason.PERSON_IN_WARNING_ZONE), (stops, Reason.ROBOT_OVERSPEED)):
+        measured = (mm_per_s - 0.5) / 1000.0  # a measured speed the robot rounds up to this many mm/s
+        wire = decode_robot_state(encode_robot_state(RobotState(measured, CommandKind.SLOW, False, 1)))
+        assert round(wire.speed_mps * 1000) == mm_per_s
+        assert Reason(int(report(cell.copy(), after, wire.speed_mps)["reason"])) is expected, mm_per_s
 
 
 def test_above_the_maximum_speed_there_is_neither_tolerance_nor_grace(default_cfg: CellConfig) -> None:
