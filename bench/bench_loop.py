@@ -281,7 +281,7 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
     cycle_ns = max(ns(cfg.link.receiver_cycle_ms), 100_000)
     now = time.monotonic_ns()
     emulator = RobotEmulator(cfg, now)
-    runner = RobotRunner(emulator, robot_io, cycle_ns)
+    runner = RobotRunner(emulator, robot_io)  # its state at least every robot.state_period_ms
     empty = np.zeros(0, dtype=PERSON_DTYPE)
     # per sensor: endpoint, transport, index, period, next due, frames sent
     sensors = [

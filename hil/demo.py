@@ -230,7 +230,7 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
         while time.monotonic_ns() < drain_until:
             transport.read()
         emulator = RobotEmulator(cfg, time.monotonic_ns())
-        runner = RobotRunner(emulator, transport, cycle_ns)
+        runner = RobotRunner(emulator, transport)  # its state at least every robot.state_period_ms
         numbers = shared.robot
         kind, reason, stop_reason, commands, seq = int(CommandKind.FAULT_STOP), 0, 0, 0, -1
         reset_level = 0

@@ -22,7 +22,11 @@ from safety.config import CellConfig, ns
 from safety.reasons import Reason
 
 LinkName = Literal["sensor", "robot"]
-ROBOT_STATE_PERIOD_NS = 4_000_000  # the rig's emulated robot reports its state this often
+
+
+def robot_state_period_ns(cfg: CellConfig) -> int:
+    """How often the rig's emulated robot reports its state without a command to answer: the cell's period."""
+    return ns(cfg.robot.state_period_ms)
 
 
 @dataclass(frozen=True)
@@ -347,7 +351,7 @@ FAULTS: tuple[Fault, ...] = (
         "one robot state frame lost (the robot link tolerates no loss)",
         "robot",
         frozenset({Reason.LINK_LOSS}),
-        lambda cfg: ROBOT_STATE_PERIOD_NS + receipt_deadline_ns(cfg),
+        lambda cfg: robot_state_period_ns(cfg) + receipt_deadline_ns(cfg),
         lambda cfg: Drop(1),
         IEC,
     ),

@@ -271,17 +271,20 @@ class RobotEmulator:
 
 class RobotRunner:
     """Thin shell: polls a transport, drives a RobotEmulator, answers each accepted command with its state
-    and sends its state at least every `state_period_ns` (a heartbeat even when commands stop)."""
+    and sends its state at least every `state_period_ns` (a heartbeat even when commands stop): by default
+    the cell's `robot.state_period_ms`, the period the controller's staleness limit is checked against."""
 
     def __init__(
         self,
         emulator: RobotEmulator,
         transport: Transport,
-        state_period_ns: int,
+        state_period_ns: int | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.emulator = emulator
         self.transport = transport
+        if state_period_ns is None:
+            state_period_ns = ns(emulator.cfg.robot.state_period_ms)
         self.state_period_ns = state_period_ns
         self.clock = clock
         self._last_state_ns: int | None = None

@@ -452,18 +452,6 @@ def build_plan(scenario: Scenario, cfg: CellConfig, required_separation_m: float
     )
 
 
-def overspeed_grace_ns(cfg: CellConfig) -> int:
-    """How long a robot at the cell's maximum speed may take to show that it keeps a lowered limit.
-
-    The speed supervision's grace (docs/protocol.md): the command's way to the robot and the report's
-    way back (safety.params.robot_obey_ns), plus the stopping time from that speed.
-    """
-    from safety.budget import stopping_at
-    from safety.params import robot_obey_ns
-
-    return robot_obey_ns(cfg) + stopping_at(cfg.robot, cfg.robot.max_speed_mps)[0]
-
-
 def _stop_expectation(scenario: Scenario, cfg: CellConfig) -> dict[str, Any]:
     """The Plan fields that say which stop the scenario expects, and by when."""
     from hil import faults as fl
@@ -473,7 +461,9 @@ def _stop_expectation(scenario: Scenario, cfg: CellConfig) -> dict[str, Any]:
         fault = fl.get_fault(scenario.fault)
         fields.update(fault=fault.name, stop_reasons=fault.expected, fault_deadline_ns=fault.deadline_ns(cfg))
     if scenario.robot_slows_late_ms is not None:
-        grace = overspeed_grace_ns(cfg)
+        from safety.params import overspeed_grace_ns
+
+        grace = overspeed_grace_ns(cfg, cfg.robot.max_speed_mps)  # the rig's robot runs at the maximum
         fields.update(
             overspeed_grace_ns=grace,
             # the controller acts on a report at the latest when the report would be stale

@@ -317,7 +317,7 @@ class Session:
     def pump(self, until_ns: int, stop_when: Callable[[], bool] | None = None) -> None:
         """Run the loop until `until_ns` (or until `stop_when()` is true)."""
         fd = self.robot_io.fileno()
-        heartbeat = fl.ROBOT_STATE_PERIOD_NS
+        heartbeat = fl.robot_state_period_ns(self.cfg)
         while True:
             now = self.now()
             if now >= until_ns or (stop_when is not None and stop_when()):

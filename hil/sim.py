@@ -88,6 +88,7 @@ def example_config(
                 "stop_category": 1,
                 "stop_input_reaction_ms": 24.0,
                 "position_uncertainty_m": 0.05,
+                "state_period_ms": 5.0,
                 "hazard_polygon_m": [(-0.9, -0.9), (0.9, -0.9), (0.9, 0.9), (-0.9, 0.9)],
                 "stopping": [
                     {"speed_mps": 0.25, "payload_kg": 5.0, "stop_time_ms": 120.0, "stop_distance_m": 0.02},

@@ -106,9 +106,7 @@ class Traffic:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, self.peer_cpus)
         now = time.monotonic_ns()
-        robot = RobotRunner(
-            RobotEmulator(self.cfg, now), self._robot_io, state_period_ns=ns(self.cfg.link.receiver_cycle_ms)
-        )
+        robot = RobotRunner(RobotEmulator(self.cfg, now), self._robot_io)  # at robot.state_period_ms
         sensors = [
             SensorPeer(self.cfg, name, k, now, self.inference_fraction)
             for k, name in enumerate(self.cfg.sensors)

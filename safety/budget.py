@@ -210,6 +210,22 @@ def link_loss_reaction_ns(cfg: CellConfig) -> int:
     )
 
 
+def robot_silence_reaction_ns(cfg: CellConfig) -> int:
+    """Reaction when the robot's states stop: the staleness limit (robot.state_period_ms plus its tolerance,
+    controller.robot_state_timeout_ms), the next cycle on the tick (robot states do not wake a data step),
+    its worst step, then the stop's way to the brakes as in T_r."""
+    by_symbol = {stage.symbol: stage.ns for stage in reaction_stages(cfg)}
+    period_ns, worst_ns = ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms)
+    return (
+        ns(cfg.controller.robot_state_timeout_ms)
+        + max(period_ns, worst_ns)
+        + worst_ns
+        + by_symbol["T_frame"]
+        + by_symbol["T_receiver"]
+        + by_symbol["T_stop_input"]
+    )
+
+
 # -- stopping --------------------------------------------------------------------------------------------
 
 
@@ -375,6 +391,10 @@ def evaluate(cfg: CellConfig) -> BudgetReport:
         Term("T_link_loss", "reaction if the link dies just when the stop is due (robot watchdog instead "
              "of T_frame + T_receiver; information, not in T_r)", link_loss_reaction_ns(cfg) / 1e6, "ms",
              "T_r - T_frame - T_receiver + link.command_watchdog_ms"),
+        Term("T_robot_silent", "reaction if the robot's states stop (robot.state_period_ms plus its "
+             "tolerance runs out, the next tick, then the stop's way as in T_r; information, not in T_r)",
+             robot_silence_reaction_ns(cfg) / 1e6, "ms", "controller.robot_state_timeout_ms + max(cycle, "
+             "worst step) + T_step + T_frame + T_receiver + T_stop_input"),
         Term("v_r", "robot speed (maximum)", v_max, "m/s", "robot.max_speed_mps"),
         Term("T_s", "robot stopping time at v_r", t_s / 1e6, "ms",
              f"robot.stopping (payload {stopping_rows(robot)[0].payload_kg} kg, next row at or above v_r)"),

@@ -27,6 +27,10 @@ Point3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
 StrictBool = Annotated[bool, Field(strict=True)]
 
 
+# Speed supervision tolerance when `robot.speed_tolerance_mps` is absent (the value the step always used).
+DEFAULT_SPEED_TOLERANCE_MPS = 0.02
+
+
 def _exact_int(value: Any) -> Any:
     """Reject booleans and floats where an integer code is expected (a Literal alone accepts them)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -61,6 +65,16 @@ class Robot(_Strict):
     position_uncertainty_m: NonNegFloat  # Z_r
     hazard_polygon_m: list[Point2]  # floor projection of everything the robot can reach
     stopping: list[StoppingPoint]
+    # The robot sends ROBOT_STATE at least this often (and answers each command with one); the controller's
+    # staleness limit, controller.robot_state_timeout_ms, is this period plus its tolerance.
+    state_period_ms: PosFloat
+    # Speed supervision (ROBOT_OVERSPEED): a reported speed up to the limit held + this passes (measurement
+    # noise). The default is the value the step used before it was configurable.
+    speed_tolerance_mps: NonNegFloat = DEFAULT_SPEED_TOLERANCE_MPS
+    # After a lower limit is commanded, how long until the robot's reports must keep it. Absent: derived per
+    # command from the link, the stop input reaction and the stopping time at the robot's speed
+    # (safety.params.robot_obey_ns + T_s); given: that fixed time, at least the derived one at max speed.
+    overspeed_grace_ms: PosFloat | None = None
 
 
 class Intrinsics(_Strict):

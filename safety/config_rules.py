@@ -36,6 +36,7 @@ from safety.timing import (
     frame_period_ns,
     line_time_ns,
     min_baud,
+    robot_state_gap_ns,
 )
 
 AREA_TOLERANCE_M2 = 1e-4  # a zone may stick out of the covered area by at most this much (1 cm^2)
@@ -149,6 +150,8 @@ def _problems(
         out += controller_problems(controller)
     if link is not None:
         out += link_problems(link, controller, sensors)
+    if robot is not None and controller is not None and link is not None:
+        out += robot_timing_problems(robot, controller, link)
     if complete:
         out += coverage_problems(sensors, zones)
     return out
@@ -187,10 +190,17 @@ def polygon_problems(path: str, points: Sequence[tuple[float, float]]) -> list[s
 
 
 def robot_problems(robot: Robot) -> list[str]:
-    """Hazard polygon, stopping table monotonicity, payload and speed within the table."""
-    return polygon_problems("robot.hazard_polygon_m", robot.hazard_polygon_m) + stopping_problems(
+    """Hazard polygon, stopping table monotonicity, payload and speed within the table, speed tolerance."""
+    out = polygon_problems("robot.hazard_polygon_m", robot.hazard_polygon_m) + stopping_problems(
         robot.stopping, robot.payload_kg, robot.max_speed_mps
     )
+    if robot.speed_tolerance_mps >= robot.max_speed_mps:
+        out.append(
+            f"robot.speed_tolerance_mps: {robot.speed_tolerance_mps} m/s is not below robot.max_speed_mps "
+            f"({robot.max_speed_mps} m/s); expected less (a robot that keeps moving after a stop at up to "
+            "this speed passes the speed supervision)"
+        )
+    return out
 
 
 def stopping_problems(
@@ -388,6 +398,12 @@ def zone_problems(name: str, zone: Zone, robot: Robot | None) -> list[str]:
                 f"{path}.speed_limit_mps: {zone.speed_limit_mps} m/s does not slow the robot (max "
                 f"{robot.max_speed_mps} m/s); expected less than robot.max_speed_mps"
             )
+        elif robot is not None and robot.speed_tolerance_mps >= zone.speed_limit_mps:
+            out.append(
+                f"robot.speed_tolerance_mps: {robot.speed_tolerance_mps} m/s is not below "
+                f"{path}.speed_limit_mps ({zone.speed_limit_mps} m/s); expected less (a robot at twice the "
+                "zone's limit would pass the speed supervision)"
+            )
         if zone.stop_category is not None:
             out.append(f"{path}.stop_category: set on a warning zone; expected it only on protective zones")
     else:
@@ -443,6 +459,58 @@ def controller_problems(controller: Controller) -> list[str]:
     # worst_step_ms may exceed cycle_period_ms (a late cycle within its worst step skips the releases it
     # overlapped, and the budget prices that in); link.command_watchdog_ms bounds it from above.
     return out
+
+
+def robot_timing_problems(robot: Robot, controller: Controller, link: Link) -> list[str]:
+    """The robot's state period against the staleness limit and the line; a fixed overspeed grace."""
+    out: list[str] = []
+    period_ms = robot.state_period_ms
+    frame_ns = line_time_ns(link.state_frame_bytes, link.baud)
+    frame_ms = frame_ns / NS_PER_MS
+    if frame_ms > period_ms:
+        out.append(
+            f"robot.state_period_ms: {period_ms} ms is shorter than one robot state frame on the line "
+            f"({link.state_frame_bytes} B at {link.baud} baud: {frame_ms:.3f} ms); expected at least that, "
+            "or a higher link.baud"
+        )
+    wait_ms = max(controller.cycle_period_ms, controller.worst_step_ms)
+    gap_ns = robot_state_gap_ns(
+        ns(period_ms), frame_ns, ns(controller.cycle_period_ms), ns(controller.worst_step_ms)
+    )
+    normal_gap_ms = gap_ns / NS_PER_MS
+    if ns(controller.robot_state_timeout_ms) <= gap_ns:
+        out.append(
+            f"controller.robot_state_timeout_ms: {controller.robot_state_timeout_ms} ms; expected more than "
+            f"{normal_gap_ms:.3f} ms (robot.state_period_ms {period_ms} + one state frame {frame_ms:.3f} + "
+            f"the controller's wait for its next cycle, max(controller.cycle_period_ms, "
+            f"controller.worst_step_ms) = {wait_ms}: the longest normal gap between two robot states taken "
+            "in), or a shorter robot.state_period_ms; else a robot that keeps its period stops the cell"
+        )
+    if robot.overspeed_grace_ms is not None:
+        out += _grace_problems(robot, controller, link, robot.overspeed_grace_ms)
+    return out
+
+
+def _grace_problems(robot: Robot, controller: Controller, link: Link, grace_ms: float) -> list[str]:
+    """A fixed overspeed grace must give an obeying robot its link, reaction and stopping time."""
+    from safety.budget import stopping_at
+    from safety.params import obey_ns
+
+    try:
+        stop_ns, _ = stopping_at(robot, robot.max_speed_mps)
+    except ValueError:
+        return []  # the stopping table does not cover the maximum speed: reported by robot_problems
+    obey = obey_ns(robot, controller, link)
+    needed_ns = obey + stop_ns
+    if ns(grace_ms) >= needed_ns:
+        return []
+    return [
+        f"robot.overspeed_grace_ms: {grace_ms} ms is shorter than an obeying robot may need "
+        f"({_ms_up(needed_ns):.3f} ms: command written, delivered and reacted to, report back "
+        f"{_ms_up(obey):.3f} ms + stopping time {_ms_up(stop_ns):.3f} ms at robot.max_speed_mps "
+        f"{robot.max_speed_mps} m/s); expected at least {_ms_up(needed_ns):.3f} ms, or leave it out to "
+        "derive the grace per command from the robot's speed"
+    ]
 
 
 def _ms_up(time_ns: int) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from safety import budget, timing
-from safety.config import CellConfig, ns
+from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, Controller, Link, Robot, ns
 from safety.geometry import edge_table, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
@@ -26,8 +26,8 @@ MAX_COORDINATE_M = 1000.0
 # Person position uncertainty beyond this is treated as corrupt metadata.
 MAX_Z_D_M = 10.0
 # Speed supervision: how far the reported speed may exceed the allowed speed (measurement noise) before
-# the robot counts as not obeying. A fixed declared value until the configuration carries it.
-ROBOT_SPEED_TOLERANCE_MPS = 0.02
+# the robot counts as not obeying, when the configuration does not say (robot.speed_tolerance_mps).
+ROBOT_SPEED_TOLERANCE_MPS = DEFAULT_SPEED_TOLERANCE_MPS
 
 PARAMS_DTYPE = np.dtype(
     [
@@ -73,9 +73,11 @@ PARAMS_DTYPE = np.dtype(
         ("max_coordinate_m", np.float64),
         ("max_z_d_m", np.float64),
         # speed supervision: after a command lowers the allowed speed, the robot must report at most the
-        # new limit (+ tolerance) in reports received from robot_obey_ns + T_s(its speed) on
+        # new limit (+ tolerance) in reports received from the grace on: robot_overspeed_grace_ns when the
+        # configuration fixes it (> 0), else robot_obey_ns + T_s(its speed)
         ("robot_obey_ns", np.int64),
         ("robot_speed_tolerance_mps", np.float64),
+        ("robot_overspeed_grace_ns", np.int64),  # 0: derived per command
     ]
 )
 
@@ -87,13 +89,25 @@ def robot_obey_ns(cfg: CellConfig) -> int:
     T_frame + T_receiver), the robot reacts (T_stop_input), and the report saying so comes back (accepted
     up to link.max_delay_ms old). The stopping time from the robot's speed is added per command.
     """
-    delivery = max(ns(cfg.link.max_delay_ms), timing.command_delivery_ns(cfg.link))
-    return (
-        ns(cfg.controller.worst_step_ms)
-        + delivery
-        + ns(cfg.robot.stop_input_reaction_ms)
-        + ns(cfg.link.max_delay_ms)
-    )
+    return obey_ns(cfg.robot, cfg.controller, cfg.link)
+
+
+def obey_ns(robot: Robot, controller: Controller, link: Link) -> int:
+    """`robot_obey_ns` from the three sections it depends on (the configuration rules use it too)."""
+    delivery = max(ns(link.max_delay_ms), timing.command_delivery_ns(link))
+    return ns(controller.worst_step_ms) + delivery + ns(robot.stop_input_reaction_ms) + ns(link.max_delay_ms)
+
+
+def derived_grace_ns(cfg: CellConfig, speed_mps: float) -> int:
+    """The overspeed grace derived for a robot reporting `speed_mps` when a lower limit is commanded."""
+    return robot_obey_ns(cfg) + budget.stopping_at(cfg.robot, speed_mps)[0]
+
+
+def overspeed_grace_ns(cfg: CellConfig, speed_mps: float) -> int:
+    """From a command lowering the limit to the first report that must keep it: fixed, or derived."""
+    if cfg.robot.overspeed_grace_ms is not None:
+        return ns(cfg.robot.overspeed_grace_ms)
+    return derived_grace_ns(cfg, speed_mps)
 
 
 def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
@@ -186,5 +200,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["max_coordinate_m"] = MAX_COORDINATE_M
     r["max_z_d_m"] = MAX_Z_D_M
     r["robot_obey_ns"] = robot_obey_ns(cfg)
-    r["robot_speed_tolerance_mps"] = ROBOT_SPEED_TOLERANCE_MPS
+    r["robot_speed_tolerance_mps"] = cfg.robot.speed_tolerance_mps
+    grace_ms = cfg.robot.overspeed_grace_ms
+    r["robot_overspeed_grace_ns"] = ns(grace_ms) if grace_ms is not None else 0
     return p

@@ -141,6 +141,12 @@ def _robot_fault(p: np.void, r: np.void, now: int) -> Reason:
     return Reason.NONE
 
 
+def _grace(p: np.void, speed: float) -> int:
+    """The grace after a lower limit: fixed by the configuration (> 0), else obey time + T_s(speed)."""
+    fixed = int(p["robot_overspeed_grace_ns"])
+    return fixed if fixed > 0 else int(p["robot_obey_ns"]) + _stopping(p, speed)[0]
+
+
 def _speed_pending(s: np.void) -> bool:
     return float(s["speed_target_mps"]) < float(s["speed_allowed_mps"])
 
@@ -149,10 +155,10 @@ def _overspeed(p: np.void, s: np.void, r: np.void) -> Reason:
     """Speed supervision of a valid report: is the robot faster than the limit that holds for it?"""
     speed, received = float(r["speed_mps"]), int(r["t_received_ns"])
     if _speed_pending(s):
-        took_effect = int(s["speed_since_ns"]) + int(p["robot_obey_ns"])
-        if received <= took_effect and speed > float(s["speed_seen_mps"]):
+        since = int(s["speed_since_ns"])
+        if received <= since + int(p["robot_obey_ns"]) and speed > float(s["speed_seen_mps"]):
             s["speed_seen_mps"] = speed  # still speeding up when the lower limit reached it
-            s["speed_deadline_ns"] = max(int(s["speed_deadline_ns"]), took_effect + _stopping(p, speed)[0])
+            s["speed_deadline_ns"] = max(int(s["speed_deadline_ns"]), since + _grace(p, speed))
         if received >= int(s["speed_deadline_ns"]):
             s["speed_allowed_mps"] = s["speed_target_mps"]
     too_fast = speed > float(s["speed_allowed_mps"]) + float(p["robot_speed_tolerance_mps"])
@@ -168,7 +174,7 @@ def _commanded(p: np.void, s: np.void, limit: float, robot_speed: float, now: in
     if limit >= target:
         s["speed_target_mps"] = limit
         return
-    deadline = now + int(p["robot_obey_ns"]) + _stopping(p, robot_speed)[0]
+    deadline = now + _grace(p, robot_speed)
     if _speed_pending(s):
         deadline = max(deadline, int(s["speed_deadline_ns"]))
     s["speed_target_mps"] = limit

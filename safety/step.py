@@ -28,10 +28,12 @@ The command's stop_category is 0 for RUN and SLOW (ignored there); speed_limit_m
 
 Speed supervision (ROBOT_OVERSPEED): every command's speed_limit_mps (RUN: the maximum, SLOW: the zone's
 limit, stops: 0) is a limit the robot must keep. A higher limit holds at once. A lower one holds for
-robot reports received from its deadline on: the command's step time + params.robot_obey_ns (step, link
-both ways, stop input reaction) + the stopping time from the speed the robot reported until the command
-took effect (for a slow-down a conservative bound). A report faster than the limit held + the declared
-tolerance is a fault stop. S_p always uses the reported speed, never the commanded one.
+robot reports received from its deadline on: the command's step time + the grace, which is
+params.robot_overspeed_grace_ns when the configuration fixes it (robot.overspeed_grace_ms), else
+params.robot_obey_ns (step, link both ways, stop input reaction) + the stopping time from the speed the
+robot reported until the command took effect (for a slow-down a conservative bound). A report faster than
+the limit held + params.robot_speed_tolerance_mps is a fault stop. S_p always uses the reported speed,
+never the commanded one.
 """
 
 from __future__ import annotations
@@ -264,20 +266,28 @@ def check_robot(p, r, now_ns: int) -> int:
     return _R_NONE
 
 
+@njit(cache=False, inline="always")
+def grace_ns(p, speed: float) -> int:
+    """After a lower limit: the configured fixed grace, or the one derived from the robot's `speed`."""
+    if p.robot_overspeed_grace_ns > 0:
+        return p.robot_overspeed_grace_ns
+    stop_ns, _ = stopping_at(p, speed)
+    return p.robot_obey_ns + stop_ns
+
+
 @njit(cache=False)
 def supervise_speed(p, s, r) -> int:
     """Hold a robot with a valid report to the speed it was allowed; ROBOT_OVERSPEED if it is faster.
 
     A pending lower limit takes over for reports received from its deadline on; until the command has
-    taken effect (robot_obey_ns after it), a higher reported speed moves the deadline to that speed's
+    taken effect (robot_obey_ns after it), a higher reported speed moves a derived deadline to that speed's
     stopping time (the robot may still have been speeding up towards the old limit).
     """
     if s.speed_target_mps < s.speed_allowed_mps:
         t = r.t_received_ns
         if t <= s.speed_since_ns + p.robot_obey_ns and r.speed_mps > s.speed_seen_mps:
             s.speed_seen_mps = r.speed_mps
-            stop_ns, _ = stopping_at(p, r.speed_mps)
-            s.speed_deadline_ns = max(s.speed_deadline_ns, s.speed_since_ns + p.robot_obey_ns + stop_ns)
+            s.speed_deadline_ns = max(s.speed_deadline_ns, s.speed_since_ns + grace_ns(p, r.speed_mps))
         if t >= s.speed_deadline_ns:
             s.speed_allowed_mps = s.speed_target_mps
     if r.speed_mps > s.speed_allowed_mps + p.robot_speed_tolerance_mps:
@@ -297,8 +307,7 @@ def command_speed(p, s, limit: float, robot_speed: float, now_ns: int) -> None:
     elif limit >= s.speed_target_mps:
         s.speed_target_mps = limit  # still lower than allowed, but no lower than what is pending
     else:
-        stop_ns, _ = stopping_at(p, robot_speed)
-        deadline = now_ns + p.robot_obey_ns + stop_ns
+        deadline = now_ns + grace_ns(p, robot_speed)
         if s.speed_target_mps < s.speed_allowed_mps:
             deadline = max(deadline, s.speed_deadline_ns)  # lowered again: the earlier grace still runs
         s.speed_target_mps = limit

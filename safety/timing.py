@@ -169,3 +169,14 @@ def command_gap_ns(cycle_period_ns: int, worst_step_ns: int, link: LinkTiming) -
     The robot's command watchdog must be longer, or it stops the robot on normal jitter.
     """
     return cycle_period_ns + worst_step_ns + command_delivery_ns(link)
+
+
+def robot_state_gap_ns(
+    state_period_ns: int, state_frame_ns: int, cycle_period_ns: int, worst_step_ns: int
+) -> int:
+    """The longest normal gap between two robot states taken in: the robot's period, a state frame on the
+    line, the controller's wait for its next cycle (max(period, worst step)).
+
+    The controller's robot state timeout must be longer, or a robot that keeps its period stops the cell.
+    """
+    return state_period_ns + state_frame_ns + max(cycle_period_ns, worst_step_ns)

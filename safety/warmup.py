@@ -74,7 +74,8 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
     counter = 0
     moving = 0.5 * float(p["robot_max_speed_mps"])  # within every limit but a stop's, up to the last item
     stop_times = p["stop_time_ns"][: p["n_stop_points"]]
-    grace = int(p["robot_obey_ns"]) + int(stop_times.max()) + period  # past any speed-supervision deadline
+    # past any speed-supervision deadline (derived, or the configured fixed grace)
+    grace = max(int(p["robot_obey_ns"]) + int(stop_times.max()), int(p["robot_overspeed_grace_ns"])) + period
     hazard = p["hazard_vertices"][: p["hazard_n"]]
     far = (float(hazard[:, 0].max()) + 50.0, 0.0, 0.1)
     near = (float(hazard[:, 0].max()) + 0.01, 0.0, 0.1)

@@ -34,6 +34,7 @@ def make_cell(restart: str = "manual", with_zones: bool = True) -> CellConfig:
                 "stop_category": 1,
                 "stop_input_reaction_ms": 8.0,
                 "position_uncertainty_m": 0.05,
+                "state_period_ms": 5.0,
                 "hazard_polygon_m": HAZARD,
                 "stopping": [
                     {"speed_mps": 0.0, "payload_kg": 2.0, "stop_time_ms": 0.0, "stop_distance_m": 0.0},

@@ -166,8 +166,9 @@ def test_wake_on_data_is_part_of_the_canonical_form() -> None:
 def test_default_cell_checksum() -> None:
     # Pinned: a change here changes every --expect-checksum in use; update docs/budget.md with it.
     # (eea777cf before controller.wake_on_data joined the model; 40027e0d before the default cell woke on
-    # data with measured worst step, transport latency and robot receive time.)
-    assert config_checksum(load_config(DEFAULT_CELL))[0] == "be976f22"
+    # data with measured worst step, transport latency and robot receive time; be976f22 before the robot
+    # table declared state_period_ms and carried speed_tolerance_mps and overspeed_grace_ms.)
+    assert config_checksum(load_config(DEFAULT_CELL))[0] == "9adfbfac"
 
 
 @pytest.mark.parametrize("value", [0.0, -0.0])

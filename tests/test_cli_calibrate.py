@@ -146,10 +146,14 @@ def test_measurement_copy_has_the_large_worst_step_and_a_valid_watchdog() -> Non
     assert measured_cfg.controller.worst_step_ms == calibrate.MEASURE_WORST_STEP_MS
     assert changed["controller.worst_step_ms"][:2] == (cfg.controller.worst_step_ms, 100.0)
     assert measured_cfg.link.command_watchdog_ms > cfg.controller.cycle_period_ms + 100.0
-    assert set(changed) == {"controller.worst_step_ms", "link.command_watchdog_ms"}
+    assert measured_cfg.controller.robot_state_timeout_ms > cfg.robot.state_period_ms + 100.0
+    assert set(changed) == {
+        "controller.worst_step_ms", "link.command_watchdog_ms", "controller.robot_state_timeout_ms"
+    }  # fmt: skip
     unchanged = measured_cfg.model_dump()
     unchanged["controller"]["worst_step_ms"] = cfg.controller.worst_step_ms
     unchanged["link"]["command_watchdog_ms"] = cfg.link.command_watchdog_ms
+    unchanged["controller"]["robot_state_timeout_ms"] = cfg.controller.robot_state_timeout_ms
     assert unchanged == cfg.model_dump()
 
 

@@ -22,6 +22,7 @@ payload_kg = 2.0
 stop_category = 1
 stop_input_reaction_ms = 10.0
 position_uncertainty_m = 0.02
+state_period_ms = 5.0
 hazard_polygon_m = [[3.0, -0.5], [4.0, -0.5], [4.0, 0.5], [3.0, 0.5]]
 stopping = [
   { speed_mps = 0.0, payload_kg = 2.0, stop_time_ms = 0.0, stop_distance_m = 0.0 },

@@ -10,7 +10,7 @@ from config_support import DEFAULT_CELL, EXAMPLES, default_raw, square, to_toml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.config import CellConfig, ConfigError, ns
+from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, ConfigError, ns
 from safety.config_load import config_from_dict, load_config, loads_config
 from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
@@ -459,6 +459,7 @@ def test_a_worst_step_longer_than_the_cycle_is_valid() -> None:
 def test_a_worst_step_too_long_for_the_robot_watchdog_names_both_keys() -> None:
     raw = default_raw()
     raw["controller"]["worst_step_ms"] = 38.0  # 2 + 38 + 0.32 + 10 = 50.32 ms >= the 50 ms watchdog
+    raw["controller"]["robot_state_timeout_ms"] = 60.0  # above 5 + 0.48 + 38: the robot state rule holds
     one_problem(
         raw, "link.command_watchdog_ms", "50.0 ms", "more than 50.320 ms", "controller.worst_step_ms 38.0",
         "controller.cycle_period_ms 2.0",
@@ -471,6 +472,61 @@ def test_watchdog_shorter_than_normal_traffic() -> None:
     raw = default_raw()
     raw["link"]["command_watchdog_ms"] = 5.0  # 2 + 10 + 0.32 + 10 ms of normal gap (worst step 10 ms)
     one_problem(raw, "link.command_watchdog_ms", "22.320")
+
+
+def test_the_robot_state_period_is_required() -> None:
+    raw = default_raw()
+    del raw["robot"]["state_period_ms"]
+    one_problem(raw, "robot.state_period_ms", "required key is missing", "milliseconds")
+
+
+def test_the_robot_state_timeout_must_hold_the_period_a_frame_and_a_cycle() -> None:
+    raw = default_raw()
+    raw["robot"]["state_period_ms"] = 10.0  # 10 + 0.48 (48 B at 1 Mbaud) + max(2, 10) = 20.48 >= 20 ms
+    one_problem(
+        raw, "controller.robot_state_timeout_ms", "20.0 ms", "more than 20.480 ms",
+        "robot.state_period_ms 10.0", "one state frame 0.480",
+        "max(controller.cycle_period_ms, controller.worst_step_ms) = 10.0",
+    )  # fmt: skip
+    raw["robot"]["state_period_ms"] = 9.5
+    assert config_from_dict(raw, SOURCE).robot.state_period_ms == 9.5
+
+
+def test_a_state_period_shorter_than_a_state_frame() -> None:
+    raw = default_raw()
+    raw["robot"]["state_period_ms"] = 0.4  # a 48 B state frame takes 0.48 ms at 1 Mbaud
+    one_problem(raw, "robot.state_period_ms", "0.4 ms", "0.480 ms", "link.baud")
+
+
+def test_speed_supervision_keys_default_to_the_old_fixed_behaviour() -> None:
+    cfg = config_from_dict(default_raw(), SOURCE)
+    assert cfg.robot.speed_tolerance_mps == DEFAULT_SPEED_TOLERANCE_MPS == 0.02
+    assert cfg.robot.overspeed_grace_ms is None
+
+
+def test_a_speed_tolerance_must_stay_below_every_slow_limit() -> None:
+    raw = default_raw()
+    raw["robot"]["speed_tolerance_mps"] = 0.1  # the warning zone slows to 0.1 m/s
+    one_problem(raw, "robot.speed_tolerance_mps", "0.1 m/s", "zones.warning.speed_limit_mps", "expected less")
+    raw["robot"]["speed_tolerance_mps"] = 0.3  # beyond the maximum speed (0.25 m/s) too
+    problems = problems_of(raw)
+    assert len(problems) == 2 and all("robot.speed_tolerance_mps: 0.3 m/s" in p for p in problems)
+    assert any("robot.max_speed_mps" in p for p in problems)
+    raw["robot"]["speed_tolerance_mps"] = -0.01
+    one_problem(raw, "robot.speed_tolerance_mps", "greater than or equal to 0")
+
+
+def test_a_fixed_overspeed_grace_must_cover_an_obeying_robot() -> None:
+    raw = default_raw()
+    raw["robot"]["overspeed_grace_ms"] = 173.0  # 74 ms to the robot and back + T_s 100 ms at 0.25 m/s
+    one_problem(
+        raw, "robot.overspeed_grace_ms", "173.0 ms", "at least 174.000 ms", "74.000 ms", "100.000 ms",
+        "robot.max_speed_mps 0.25",
+    )  # fmt: skip
+    raw["robot"]["overspeed_grace_ms"] = 174.0
+    assert config_from_dict(raw, SOURCE).robot.overspeed_grace_ms == 174.0
+    raw["robot"]["overspeed_grace_ms"] = 0.0
+    one_problem(raw, "robot.overspeed_grace_ms", "greater than 0")
 
 
 def test_wake_on_data_defaults_to_false() -> None:

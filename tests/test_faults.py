@@ -195,7 +195,7 @@ def link_run(fault: fl.Fault, n: int = 12, latency_ns: int = 300_000) -> list:
     else:
         tx = robot_link_endpoint(cell, Role.ROBOT, t)
         rx = robot_link_endpoint(cell, Role.CONTROLLER, t)
-        period = fl.ROBOT_STATE_PERIOD_NS
+        period = fl.robot_state_period_ns(cell)
 
         def message(i: int):
             return RobotState(1.0, CommandKind.RUN, False, -1)

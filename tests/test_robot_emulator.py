@@ -174,3 +174,9 @@ def test_a_robot_told_to_obey_late_keeps_its_speed_for_the_delay_then_slows() ->
     cell.robot.obey_lower_limits_late(300 * MS)
     cell.command(STOP, 3_000 * MS + REACTION + stopping_at(CFG.robot, V)[0] + 10 * MS)
     assert cell.robot.at_rest
+
+
+def test_runner_sends_at_the_cells_state_period_by_default() -> None:
+    _, robot_side = memory_pair(read_timeout_ns=1)
+    runner = RobotRunner(RobotEmulator(CFG, 0), robot_side)
+    assert runner.state_period_ns == ns(CFG.robot.state_period_ms)

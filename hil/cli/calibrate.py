@@ -98,9 +98,9 @@ class Measurement:
 
 
 def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[float, float, str]]]:
-    """The configuration with the large worst step (and the command watchdog validation then needs)."""
+    """The configuration with the large worst step (and the watchdog and state timeout validation needs)."""
     from safety.config_load import config_from_dict
-    from safety.timing import NS_PER_MS, command_gap_ns, ns
+    from safety.timing import NS_PER_MS, command_gap_ns, line_time_ns, ns, robot_state_gap_ns
 
     data = cfg.model_dump()
     controller, link = data["controller"], data["link"]
@@ -114,6 +114,20 @@ def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[flo
         why = "as validation requires with that worst step"
         changed["link.command_watchdog_ms"] = (link["command_watchdog_ms"], math.ceil(2 * gap), why)
         link["command_watchdog_ms"] = float(math.ceil(2 * gap))
+    # and the robot state timeout must exceed the state period + a state frame + the wait for a cycle
+    state_frame_ns = line_time_ns(link["state_frame_bytes"], link["baud"])
+    state_gap = (
+        robot_state_gap_ns(
+            ns(cfg.robot.state_period_ms), state_frame_ns, ns(controller["cycle_period_ms"]), ns(worst)
+        )
+        / NS_PER_MS
+    )
+    if controller["robot_state_timeout_ms"] <= state_gap:
+        why = "as validation requires with that worst step"
+        changed["controller.robot_state_timeout_ms"] = (
+            controller["robot_state_timeout_ms"], math.ceil(2 * state_gap), why
+        )  # fmt: skip
+        controller["robot_state_timeout_ms"] = float(math.ceil(2 * state_gap))
     return config_from_dict(data, "(measurement copy)"), changed
 
 
