@@ -42,7 +42,7 @@ DEFAULT_ACCEL_MPS2 = 2.0
 
 
 def _stopping(cfg: CellConfig) -> Callable[[float], tuple[int, float]]:
-    from safety.budget import stopping_at
+    from safety.stopping import stopping_at
 
     return lambda speed: stopping_at(cfg.robot, speed)
 

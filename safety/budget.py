@@ -22,8 +22,9 @@ from typing import Any
 import shapely
 
 from safety import timing
-from safety.config import CellConfig, Robot, Sensor, StoppingPoint
+from safety.config import CellConfig, Sensor
 from safety.config_rules import covered_area
+from safety.stopping import stopping_at, stopping_rows
 from safety.timing import NS_PER_S, ns
 
 HUMAN_SPEED_MPS = 1.6  # ISO 13855 K beyond 0.5 m
@@ -227,34 +228,6 @@ def robot_silence_reaction_ns(cfg: CellConfig) -> int:
 
 
 # -- stopping --------------------------------------------------------------------------------------------
-
-
-def stopping_rows(robot: Robot) -> list[StoppingPoint]:
-    """The stopping curve that applies: the lightest tabulated payload >= the cell's, sorted by speed."""
-    heavier = [row.payload_kg for row in robot.stopping if row.payload_kg >= robot.payload_kg]
-    if not heavier:
-        raise ValueError(f"payload {robot.payload_kg} kg is beyond the stopping table")
-    payload = min(heavier)
-    return sorted((r for r in robot.stopping if r.payload_kg == payload), key=lambda r: r.speed_mps)
-
-
-def stopping_curve_ns(robot: Robot) -> list[tuple[float, int, float]]:
-    """`stopping_rows` as (speed m/s, T_s ns, S_s m), ascending in speed: the step's stopping table."""
-    return [(row.speed_mps, ns(row.stop_time_ms), row.stop_distance_m) for row in stopping_rows(robot)]
-
-
-def stopping_at(robot: Robot, speed_mps: float) -> tuple[int, float]:
-    """(T_s in ns, S_s in m) at `speed_mps`: the row at the next tabulated speed at or above it.
-
-    Conservative for any monotone table: values are never interpolated downwards. Speeds beyond the
-    fastest row raise ValueError (validation keeps robot.max_speed_mps within the table).
-    """
-    if not speed_mps >= 0.0:
-        raise ValueError(f"speed must be >= 0, got {speed_mps}")
-    for row in stopping_rows(robot):
-        if row.speed_mps >= speed_mps:
-            return ns(row.stop_time_ms), row.stop_distance_m
-    raise ValueError(f"speed {speed_mps} m/s is beyond the stopping table")
 
 
 # -- distances -------------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ StrictBool = Annotated[bool, Field(strict=True)]
 
 # Speed supervision tolerance when `robot.speed_tolerance_mps` is absent (the value the step always used).
 DEFAULT_SPEED_TOLERANCE_MPS = 0.02
+# The heartbeat the link protocol assumed before the period was a key (the rig's robot sent it): files
+# written before then keep loading, and keep their meaning.
+DEFAULT_STATE_PERIOD_MS = 4.0
 
 
 def _exact_int(value: Any) -> Any:
@@ -67,7 +70,7 @@ class Robot(_Strict):
     stopping: list[StoppingPoint]
     # The robot sends ROBOT_STATE at least this often (and answers each command with one); the controller's
     # staleness limit, controller.robot_state_timeout_ms, is this period plus its tolerance.
-    state_period_ms: PosFloat
+    state_period_ms: PosFloat = DEFAULT_STATE_PERIOD_MS
     # Speed supervision (ROBOT_OVERSPEED): a reported speed up to the limit held + this passes (measurement
     # noise). The default is the value the step used before it was configurable.
     speed_tolerance_mps: NonNegFloat = DEFAULT_SPEED_TOLERANCE_MPS

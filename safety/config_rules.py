@@ -36,6 +36,7 @@ from safety.timing import (
     frame_period_ns,
     line_time_ns,
     min_baud,
+    robot_obey_ns,
     robot_state_gap_ns,
 )
 
@@ -493,14 +494,15 @@ def robot_timing_problems(robot: Robot, controller: Controller, link: Link) -> l
 
 def _grace_problems(robot: Robot, controller: Controller, link: Link, grace_ms: float) -> list[str]:
     """A fixed overspeed grace must give an obeying robot its link, reaction and stopping time."""
-    from safety.budget import stopping_at
-    from safety.params import obey_ns
+    from safety.stopping import stopping_at
 
     try:
         stop_ns, _ = stopping_at(robot, robot.max_speed_mps)
     except ValueError:
         return []  # the stopping table does not cover the maximum speed: reported by robot_problems
-    obey = obey_ns(robot, controller, link)
+    obey = robot_obey_ns(
+        ns(controller.worst_step_ms), ns(robot.stop_input_reaction_ms), ns(link.max_delay_ms), link
+    )
     needed_ns = obey + stop_ns
     if ns(grace_ms) >= needed_ns:
         return []

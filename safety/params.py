@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from safety import budget, timing
-from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, Controller, Link, Robot, ns
+from safety import budget, stopping, timing
+from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, ns
 from safety.geometry import edge_table, polygon_bounds
 from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
@@ -83,24 +83,18 @@ PARAMS_DTYPE = np.dtype(
 
 
 def robot_obey_ns(cfg: CellConfig) -> int:
-    """Time an obeying robot may take, besides its stopping time, before a report shows a lower limit kept.
-
-    The command is written (T_step), reaches the robot (accepted up to link.max_delay_ms old; at least
-    T_frame + T_receiver), the robot reacts (T_stop_input), and the report saying so comes back (accepted
-    up to link.max_delay_ms old). The stopping time from the robot's speed is added per command.
-    """
-    return obey_ns(cfg.robot, cfg.controller, cfg.link)
-
-
-def obey_ns(robot: Robot, controller: Controller, link: Link) -> int:
-    """`robot_obey_ns` from the three sections it depends on (the configuration rules use it too)."""
-    delivery = max(ns(link.max_delay_ms), timing.command_delivery_ns(link))
-    return ns(controller.worst_step_ms) + delivery + ns(robot.stop_input_reaction_ms) + ns(link.max_delay_ms)
+    """`safety.timing.robot_obey_ns` for this cell: the overspeed grace without the stopping time."""
+    return timing.robot_obey_ns(
+        ns(cfg.controller.worst_step_ms),
+        ns(cfg.robot.stop_input_reaction_ms),
+        ns(cfg.link.max_delay_ms),
+        cfg.link,
+    )
 
 
 def derived_grace_ns(cfg: CellConfig, speed_mps: float) -> int:
     """The overspeed grace derived for a robot reporting `speed_mps` when a lower limit is commanded."""
-    return robot_obey_ns(cfg) + budget.stopping_at(cfg.robot, speed_mps)[0]
+    return robot_obey_ns(cfg) + stopping.stopping_at(cfg.robot, speed_mps)[0]
 
 
 def overspeed_grace_ns(cfg: CellConfig, speed_mps: float) -> int:
@@ -137,7 +131,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["robot_state_timeout_ns"] = ns(cfg.controller.robot_state_timeout_ms)
     r["fault_stop_category"] = cfg.robot.stop_category
 
-    rows = budget.stopping_curve_ns(cfg.robot)
+    rows = stopping.stopping_curve_ns(cfg.robot)
     if not 1 <= len(rows) <= MAX_STOP_POINTS:
         raise ValueError(f"robot.stopping: {len(rows)} rows for the payload, expected 1..{MAX_STOP_POINTS}")
     r["n_stop_points"] = len(rows)

@@ -180,3 +180,16 @@ def robot_state_gap_ns(
     The controller's robot state timeout must be longer, or a robot that keeps its period stops the cell.
     """
     return state_period_ns + state_frame_ns + max(cycle_period_ns, worst_step_ns)
+
+
+def robot_obey_ns(
+    worst_step_ns: int, stop_input_reaction_ns: int, max_delay_ns: int, link: LinkTiming
+) -> int:
+    """Time an obeying robot may take, besides its stopping time, before a report shows a lower limit kept.
+
+    The command is written (a worst step), reaches the robot (accepted up to the link's max delay; at
+    least its line time + the robot's receive cycle), the robot reacts (its stop input reaction), and the
+    report saying so comes back (accepted up to the max delay). The overspeed grace adds the stopping time.
+    """
+    delivery = max(max_delay_ns, command_delivery_ns(link))
+    return worst_step_ns + delivery + stop_input_reaction_ns + max_delay_ns

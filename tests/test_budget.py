@@ -18,12 +18,11 @@ from safety.budget import (
     reaction_time_ns,
     sensor_stages,
     separation_required_m,
-    stopping_at,
-    stopping_curve_ns,
     zone_required_m,
 )
 from safety.config import CellConfig, ns
 from safety.config_load import config_from_dict, load_config
+from safety.stopping import stopping_at, stopping_curve_ns
 from safety.timing import sensor_latency_ns, sensor_max_age_ns
 
 MS = 1_000_000

@@ -10,7 +10,7 @@ from config_support import DEFAULT_CELL, EXAMPLES, default_raw, square, to_toml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, ConfigError, ns
+from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, DEFAULT_STATE_PERIOD_MS, CellConfig, ConfigError, ns
 from safety.config_load import config_from_dict, load_config, loads_config
 from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
 from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
@@ -474,10 +474,10 @@ def test_watchdog_shorter_than_normal_traffic() -> None:
     one_problem(raw, "link.command_watchdog_ms", "22.320")
 
 
-def test_the_robot_state_period_is_required() -> None:
+def test_a_file_without_the_robot_state_period_keeps_the_protocols_old_heartbeat() -> None:
     raw = default_raw()
     del raw["robot"]["state_period_ms"]
-    one_problem(raw, "robot.state_period_ms", "required key is missing", "milliseconds")
+    assert config_from_dict(raw, SOURCE).robot.state_period_ms == DEFAULT_STATE_PERIOD_MS == 4.0
 
 
 def test_the_robot_state_timeout_must_hold_the_period_a_frame_and_a_cycle() -> None:

@@ -16,7 +16,7 @@ from config_support import DEFAULT_CELL, EXAMPLES
 from hil import scenarios as sc
 from hil.rig import cell_budget, required_separation_m
 from hil.session import Session
-from safety import budget
+from safety import budget, stopping
 from safety.config import ns
 from safety.config_load import load_config
 from safety.params import build_params
@@ -42,7 +42,7 @@ def test_the_rig_calls_a_stop_late_by_the_budget_s_deadlines(path: Path) -> None
         assert judged.separation_m is None
         return
     assert judged.separation_m is not None
-    for row in budget.stopping_rows(cfg.robot):
+    for row in stopping.stopping_rows(cfg.robot):
         speed = min(row.speed_mps, cfg.robot.max_speed_mps)
         assert judged.separation_m(speed) == budget.separation_required_m(cfg, speed)
 

@@ -23,8 +23,8 @@ from pydantic.fields import FieldInfo
 from hil.robot import RobotEmulator, RobotRunner
 from safety import reference
 from safety.budget import evaluate, reaction_stages, robot_silence_reaction_ns
-from safety.config import CellConfig, Controller, Robot, load_config, ns
-from safety.config_rules import link_frame_ms
+from safety.config import CellConfig, Controller, Robot, ns
+from safety.config_load import load_config
 from safety.link import Received, RobotState, Role, drain, robot_link_endpoint
 from safety.link.codec import decode_robot_state, encode_robot_state
 from safety.link.setup import robot_link_policy
@@ -34,6 +34,7 @@ from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import COMMAND_DTYPE, MAX_PERSONS, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from safety.states import TRANSITIONS, ControllerState, Event, Permission
 from safety.step import apply_link_fault, new_state, step
+from safety.timing import NS_PER_MS, line_time_ns
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL = REPO / "docs" / "protocol.md"
@@ -381,9 +382,8 @@ def test_the_documented_state_period_fits_the_timeout_with_its_tolerance(
     period = default_cell_number(path, "robot.state_period_ms")
     timeout = default_cell_number(path, "controller.robot_state_timeout_ms")
     c, link = default_cfg.controller, default_cfg.link
-    normal_gap = (
-        period + link_frame_ms(link, link.state_frame_bytes) + max(c.cycle_period_ms, c.worst_step_ms)
-    )
+    frame_ms = line_time_ns(link.state_frame_bytes, link.baud) / NS_PER_MS
+    normal_gap = period + frame_ms + max(c.cycle_period_ms, c.worst_step_ms)
     assert normal_gap < timeout
     # protocol.md 13.2 spells the default cell's sum out
     number = r"\s+([\d.]+)\s+"
@@ -392,7 +392,7 @@ def test_the_documented_state_period_fits_the_timeout_with_its_tolerance(
     assert match is not None
     p, frame, wait, total, limit = (float(g) for g in match.groups())
     assert (p, limit) == (period, timeout)
-    assert frame == pytest.approx(link_frame_ms(link, link.state_frame_bytes))
+    assert frame == pytest.approx(frame_ms)
     assert wait == max(c.cycle_period_ms, c.worst_step_ms)
     assert total == pytest.approx(normal_gap)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hil.sim import Harness, example_config
+from safety import stopping
 from safety.params import build_params
 from safety.reasons import CommandKind, HealthFlag, Reason
 from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
@@ -208,7 +209,7 @@ def test_separation_and_stopping_match_the_budget_module():
         p = build_params(cfg)[0]
         assert p["reaction_time_ns"] == budget.reaction_time_ns(cfg)
         for speed in (0.0, 0.1, 0.25, 0.26, 0.4, 0.5, 0.9, 1.0):
-            assert tuple(stopping_at(p, speed)) == budget.stopping_at(cfg.robot, speed), speed
+            assert tuple(stopping_at(p, speed)) == stopping.stopping_at(cfg.robot, speed), speed
             for z_d in (0.0, 0.1, 0.35):
                 expected = budget.separation_required_m(cfg, speed, z_d_m=z_d)
                 assert protective_separation_m(p, speed, z_d) == expected, (speed, z_d)

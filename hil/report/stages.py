@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hil.report.stats import latencies_against_schedule
+from safety import stopping
 from safety.reasons import CommandKind, Reason
 
 PERSON_REASONS = (
@@ -115,7 +116,7 @@ class _Deadlines:
             cfg = CellConfig.model_validate(raw)
             sensors = budget.sensor_stages(cfg)
             by_symbol = {st.symbol: st for st in budget.reaction_stages(cfg)}
-            stop_ns, _ = budget.stopping_at(cfg.robot, cfg.robot.max_speed_mps)
+            stop_ns, _ = stopping.stopping_at(cfg.robot, cfg.robot.max_speed_mps)
         except Exception as exc:  # any schema drift: report without deadlines rather than fail
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.problem = f"the configuration in the trace header does not validate ({first}): no deadlines"
