@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sensor.detector import Detector  # noqa: E402
-from sensor.oracle import OracleDetector  # noqa: E402
+from cobotguard.sensor.detector import Detector  # noqa: E402
+from cobotguard.sensor.oracle import OracleDetector  # noqa: E402
 
 IMX500_MOBILENET_V1_MS = 3.1  # Sony's published on-sensor time for MobileNet V1
 TARGET_P99_MS = 15.0
@@ -230,7 +230,7 @@ def bench_mobilenet(threads: list[int], runs: int) -> tuple[dict[str, dict[str, 
     import onnx
     import onnxruntime as ort
 
-    from sensor.detector import session_options
+    from cobotguard.sensor.detector import session_options
 
     stats = {}
     with tempfile.TemporaryDirectory() as tmp:

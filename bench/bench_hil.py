@@ -38,14 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hil import scenarios as sc  # noqa: E402
-from hil.rig import ControllerProcess, Session  # noqa: E402
-from hil.timeline import STOP_KINDS, RigEvent  # noqa: E402
-from safety.config_load import load_config  # noqa: E402
-from safety.link import COMMAND_FRAME_BYTES, detections_frame_bytes  # noqa: E402
-from safety.link.transport import PtyTransport  # noqa: E402
-from safety.timing import NS_PER_MS, frame_period_ns, line_time_ns  # noqa: E402
-from safety.trace import read_trace  # noqa: E402
+from cobotguard.hil import scenarios as sc  # noqa: E402
+from cobotguard.hil.rig import ControllerProcess, Session  # noqa: E402
+from cobotguard.hil.timeline import STOP_KINDS, RigEvent  # noqa: E402
+from cobotguard.safety.config_load import load_config  # noqa: E402
+from cobotguard.safety.link import COMMAND_FRAME_BYTES, detections_frame_bytes  # noqa: E402
+from cobotguard.safety.link.transport import PtyTransport  # noqa: E402
+from cobotguard.safety.timing import NS_PER_MS, frame_period_ns, line_time_ns  # noqa: E402
+from cobotguard.safety.trace import read_trace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MS = 1_000_000

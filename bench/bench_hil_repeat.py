@@ -31,7 +31,7 @@ DEFAULT_LOAD = "--cpu 1 --cpu-load 50"
 
 def one_run(extra: list[str], timeout_s: float) -> dict[str, Any]:
     """One `cobotguard hil --virtual --json` session: its JSON document, exit code and wall time."""
-    cmd = [sys.executable, "-m", "hil.cli.main", "hil", "--virtual", "--json", *extra]
+    cmd = [sys.executable, "-m", "cobotguard.hil.cli.main", "hil", "--virtual", "--json", *extra]
     t0 = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     wall = time.monotonic() - t0

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from safety.link import (  # noqa: E402
+from cobotguard.safety.link import (  # noqa: E402
     NEED_DATA,
     Command,
     Detections,
@@ -41,10 +41,10 @@ from safety.link import (  # noqa: E402
     encode_frame,
     encode_payload,
 )
-from safety.link.crc import crc32  # noqa: E402
-from safety.reasons import CommandKind, Reason, StopCategory  # noqa: E402
-from safety.records import PERSON_DTYPE  # noqa: E402
-from safety.timing import line_time_ns  # noqa: E402
+from cobotguard.safety.link.crc import crc32  # noqa: E402
+from cobotguard.safety.reasons import CommandKind, Reason, StopCategory  # noqa: E402
+from cobotguard.safety.records import PERSON_DTYPE  # noqa: E402
+from cobotguard.safety.timing import line_time_ns  # noqa: E402
 
 CID = 0x0101
 POLICY = LinkPolicy(max_delay_ns=10**15, watchdog_ns=10**15)  # timing checks pass: we time the code
@@ -135,7 +135,7 @@ def bench_crc(n: int) -> dict[str, list[int]]:
     """The CRC kernel against the pure-Python `crc` library, on a 24-byte and a 427-byte input."""
     import crc as crc_lib
 
-    from safety.link import crc as link_crc
+    from cobotguard.safety.link import crc as link_crc
 
     oracle = crc_lib.Calculator(
         crc_lib.Configuration(32, link_crc.POLYNOMIAL, link_crc.INIT, link_crc.XOR_OUT, True, True),
@@ -154,7 +154,7 @@ def bench_pty(n: int) -> list[int] | None:
     """Write a command frame on a pty master, read it through pyserial on the slave (same thread)."""
     if not sys.platform.startswith("linux"):
         return None
-    from safety.link.transport import PtyTransport, SerialTransport
+    from cobotguard.safety.link.transport import PtyTransport, SerialTransport
 
     frame = encode_frame(CASES[0][3], CID, 1, 1)
     with PtyTransport() as master:

@@ -72,8 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safety.clock import sleep_until_plain, sleep_until_spin
-from safety.realtime import apply_realtime
+from cobotguard.safety.clock import sleep_until_plain, sleep_until_spin
+from cobotguard.safety.realtime import apply_realtime
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CELL = REPO / "hil" / "defaults" / "cell.toml"
@@ -222,8 +222,8 @@ def bench_config(
 ) -> Any:
     """The cell of `path` with the given overrides (None: as in the file). wake_on_data is set only when
     the configuration model has the key."""
-    from safety.config import CellConfig, Controller
-    from safety.config_load import load_config
+    from cobotguard.safety.config import CellConfig, Controller
+    from cobotguard.safety.config_load import load_config
 
     data = load_config(path).model_dump()
     if period_ms is not None:
@@ -243,10 +243,10 @@ def _warm_peers(cfg: Any) -> None:
     on the live links."""
     import numpy as np
 
-    from hil.robot import RobotEmulator
-    from safety.link import Command, Detections, Role, robot_link_endpoint, sensor_link_endpoint
-    from safety.reasons import CommandKind, Reason
-    from safety.records import PERSON_DTYPE
+    from cobotguard.hil.robot import RobotEmulator
+    from cobotguard.safety.link import Command, Detections, Role, robot_link_endpoint, sensor_link_endpoint
+    from cobotguard.safety.reasons import CommandKind, Reason
+    from cobotguard.safety.records import PERSON_DTYPE
 
     now = time.monotonic_ns()
     controller_end = robot_link_endpoint(cfg, Role.CONTROLLER, now)
@@ -267,12 +267,12 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
     cycle), each sensor sends an empty DETECTIONS frame at its frame rate, stamping the write."""
     import numpy as np
 
-    from hil.robot import RobotEmulator, RobotRunner
-    from safety.config import ns
-    from safety.link import Detections, Role, sensor_link_endpoint
-    from safety.link.transport import TransportError
-    from safety.records import PERSON_DTYPE
-    from safety.timing import frame_period_ns
+    from cobotguard.hil.robot import RobotEmulator, RobotRunner
+    from cobotguard.safety.config import ns
+    from cobotguard.safety.link import Detections, Role, sensor_link_endpoint
+    from cobotguard.safety.link.transport import TransportError
+    from cobotguard.safety.records import PERSON_DTYPE
+    from cobotguard.safety.timing import frame_period_ns
 
     _warm_peers(cfg)
     while not go.wait(0.05):
@@ -341,7 +341,7 @@ class SocketPeerTransport:
         self.read_timeout_ns = 1_000_000
 
     def write(self, data: bytes) -> None:
-        from safety.link.transport import TransportError
+        from cobotguard.safety.link.transport import TransportError
 
         try:
             self.sock.sendall(data)
@@ -373,7 +373,7 @@ class PeerCell:
     """
 
     def __init__(self, cfg: Any, peer_cpu: int | None = 0, transport: str = "pty") -> None:
-        from safety.link.transport import PtyTransport
+        from cobotguard.safety.link.transport import PtyTransport
 
         self.cfg = cfg
         self.peer_cpu = peer_cpu
@@ -465,7 +465,7 @@ class Supervisor:
     seen_stops: list[tuple[float, str]] = field(default_factory=list)
 
     def poll(self) -> None:
-        from safety.reasons import CommandKind, Reason
+        from cobotguard.safety.reasons import CommandKind, Reason
 
         now = time.monotonic_ns()
         command = self.controller.command[0]
@@ -573,7 +573,7 @@ def run_controller(
     transport: "pty" or "socket" (compiled only). spin_ns: the compiled loop's spin window before each
     release (None: its default). sample_waits: sample the loop thread's wait channel.
     """
-    from safety.trace import read_trace
+    from cobotguard.safety.trace import read_trace
 
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=trace_dir))
     path = work / ("compiled.cgtrace" if compiled else "python.cgtrace")
@@ -588,8 +588,8 @@ def run_controller(
     waits: dict[str, int] = {}
     try:
         if compiled:
-            from safety.compiled_controller import CompiledController
-            from safety.link_ports import open_port_descriptors
+            from cobotguard.safety.compiled_controller import CompiledController
+            from cobotguard.safety.link_ports import open_port_descriptors
 
             if transport == "pty":
                 ports = open_port_descriptors(cfg, cell.robot_path, cell.sensor_paths)
@@ -602,8 +602,8 @@ def run_controller(
                 **({} if spin_ns is None else {"spin_ns": spin_ns}),
             )  # fmt: skip
         else:
-            from safety.executor import Controller
-            from safety.link_ports import open_controller_ports
+            from cobotguard.safety.executor import Controller
+            from cobotguard.safety.link_ports import open_controller_ports
 
             ports = open_controller_ports(cfg, cell.robot_path, cell.sensor_paths)
             controller = Controller(
@@ -681,7 +681,7 @@ def controller_share(run: ControllerRun, warmup_s: float = 0.0) -> dict[str, Any
     and its two parts; frames that could not be joined are counted."""
     import numpy as np
 
-    from safety.cycle import TRIGGER_DATA
+    from cobotguard.safety.cycle import TRIGGER_DATA
 
     cycles = run.trace.streams["cycles"]
     frames = run.trace.streams["detections"]
@@ -784,7 +784,7 @@ def stops_in(cycles: Any) -> list[tuple[int, int]]:
     """(index, Reason) of every step whose command is not RUN right after a step whose command was RUN."""
     import numpy as np
 
-    from safety.reasons import CommandKind
+    from cobotguard.safety.reasons import CommandKind
 
     is_run = cycles["command"]["kind"] == int(CommandKind.RUN)
     left = np.flatnonzero(is_run[:-1] & ~is_run[1:]) + 1
@@ -842,8 +842,8 @@ def measure_period(
     alike); the distributions pool every round."""
     import numpy as np
 
-    from safety.cycle import TRIGGER_TICK
-    from safety.reasons import Reason
+    from cobotguard.safety.cycle import TRIGGER_TICK
+    from cobotguard.safety.reasons import Reason
 
     raw: dict[str, list[Any]] = {}
     tallies: dict[str, ModeTally] = {}
@@ -1033,7 +1033,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"periods": {}, "notes": notes, "load": load.description if load else None}
     try:
         if not args.no_executor:
-            from safety import cycle
+            from cobotguard.safety import cycle
 
             cycle.warm_up()  # compile once, before any timing
         for period_ms in periods:

@@ -32,12 +32,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from safety.camera import CameraModel  # noqa: E402
-from safety.config_load import load_config  # noqa: E402
-from sensor.detector import Detector  # noqa: E402
-from sensor.preprocess import RESIZE_MODES  # noqa: E402
-from sensor.scene import Scene, Trajectory, Walker, load_sprite  # noqa: E402
-from sensor.sources import SyntheticSource  # noqa: E402
+from cobotguard.safety.camera import CameraModel  # noqa: E402
+from cobotguard.safety.config_load import load_config  # noqa: E402
+from cobotguard.sensor.detector import Detector  # noqa: E402
+from cobotguard.sensor.preprocess import RESIZE_MODES  # noqa: E402
+from cobotguard.sensor.scene import Scene, Trajectory, Walker, load_sprite  # noqa: E402
+from cobotguard.sensor.sources import SyntheticSource  # noqa: E402
 
 SPRITES = ("astronaut", "cameraman", "grace_hopper")
 MODELS = ("fp32", "int8")

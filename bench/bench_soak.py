@@ -56,13 +56,13 @@ from bench_loop import (
     summarise,
 )
 
-from safety.reasons import CommandKind, Reason
-from safety.timing import sensor_link_max_delay_ns
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.timing import sensor_link_max_delay_ns
 
 
 def analyse(run: Any, cfg: Any) -> dict[str, Any]:
     """The availability figures from one soak's trace and counters."""
-    from safety.cycle import TRIGGER_TICK
+    from cobotguard.safety.cycle import TRIGGER_TICK
 
     c = run.trace.streams["cycles"]
     kinds = c["command"]["kind"]
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    from safety import cycle
+    from cobotguard.safety import cycle
 
     cycle.warm_up()
     load = Load(seconds + 120) if args.load else None

@@ -22,11 +22,11 @@ import time
 import numpy as np
 from numba import njit
 
-from hil.sim import example_config
-from safety import reference
-from safety.config import CellConfig
-from safety.params import build_params
-from safety.records import (
+from cobotguard.hil.sim import example_config
+from cobotguard.safety import reference
+from cobotguard.safety.config import CellConfig
+from cobotguard.safety.params import build_params
+from cobotguard.safety.records import (
     COMMAND_DTYPE,
     MAX_PERSONS,
     MAX_SENSORS,
@@ -35,8 +35,8 @@ from safety.records import (
     ROBOT_STATE_DTYPE,
     empty_detections,
 )
-from safety.step import new_state, step, warm_up
-from safety.warmup import T0_NS, write_frame, write_robot
+from cobotguard.safety.step import new_state, step, warm_up
+from cobotguard.safety.warmup import T0_NS, write_frame, write_robot
 
 
 def regular_polygon(radius: float, n: int = MAX_VERTICES) -> list[tuple[float, float]]:

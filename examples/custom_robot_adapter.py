@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from safety.clock import SimulatedClock
-from safety.config import stepped_on_the_tick
-from safety.config_load import load_config
-from safety.executor import Controller
-from safety.ports import QueueSensorSource
-from safety.reasons import CommandKind, Reason, StopCategory
-from safety.records import DETECTION_DTYPE
-from safety.timing import frame_period_ns
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.config import stepped_on_the_tick
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.executor import Controller
+from cobotguard.safety.ports import QueueSensorSource
+from cobotguard.safety.reasons import CommandKind, Reason, StopCategory
+from cobotguard.safety.records import DETECTION_DTYPE
+from cobotguard.safety.timing import frame_period_ns
 
 # -------------------------------------------------------------------------------------------------------
 # The vendor side (hypothetical). A real SDK object has calls like these; names differ per maker.

@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from safety.budget import evaluate
-from safety.checksum import config_checksum
-from safety.clock import SimulatedClock
-from safety.config import CellConfig, ConfigError, stepped_on_the_tick
-from safety.config_load import load_config
-from safety.executor import ArmError, Controller
-from safety.ports import QueueRobotPort, QueueSensorSource
-from safety.reasons import CommandKind, Reason
-from safety.records import DETECTION_DTYPE, FRAME_COUNTER_MODULO, ROBOT_STATE_DTYPE
-from safety.timing import frame_period_ns
+from cobotguard.safety.budget import evaluate
+from cobotguard.safety.checksum import config_checksum
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.config import CellConfig, ConfigError, stepped_on_the_tick
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.executor import ArmError, Controller
+from cobotguard.safety.ports import QueueRobotPort, QueueSensorSource
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.records import DETECTION_DTYPE, FRAME_COUNTER_MODULO, ROBOT_STATE_DTYPE
+from cobotguard.safety.timing import frame_period_ns
 
 DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
 MS = 1_000_000

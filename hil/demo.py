@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.demo_cell import (
+from cobotguard.hil.demo_cell import (
     NS_PER_S,
     ROBOT_FIELDS,
     Status,
@@ -57,8 +57,8 @@ from hil.demo_cell import (
     plan_visits,
     reset_delay_ns,
 )
-from safety.realtime import keep_off_cpu, split_cpus
-from safety.reasons import CommandKind, Reason
+from cobotguard.safety.realtime import keep_off_cpu, split_cpus
+from cobotguard.safety.reasons import CommandKind, Reason
 
 __all__ = ["DemoError", "DemoOptions", "DemoResult", "Status", "format_status", "run_demo"]
 
@@ -132,9 +132,9 @@ def _controller_process(
     code = 0
     info: dict[str, Any] = {}
     try:
-        from safety.compiled_controller import CompiledController
-        from safety.link_ports import open_port_descriptors
-        from safety.reasons import Reason
+        from cobotguard.safety.compiled_controller import CompiledController
+        from cobotguard.safety.link_ports import open_port_descriptors
+        from cobotguard.safety.reasons import Reason
 
         loop_cpu, _ = split_cpus()
         if loop_cpu is not None:
@@ -204,11 +204,11 @@ def _robot_process(cfg: Any, robot_paths: Any, shared: _Shared) -> None:
 
 def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
     """Serve the robot link: hil.robot's emulator and runner, plus the numbers for the status line."""
-    from hil.robot import RobotEmulator, RobotRunner
-    from safety.config import ns
-    from safety.link import Command, Received
-    from safety.link.transport import PtyTransport
-    from safety.realtime import apply_realtime
+    from cobotguard.hil.robot import RobotEmulator, RobotRunner
+    from cobotguard.safety.config import ns
+    from cobotguard.safety.link import Command, Received
+    from cobotguard.safety.link.transport import PtyTransport
+    from cobotguard.safety.realtime import apply_realtime
 
     cycle_ns = ns(cfg.link.receiver_cycle_ms)
     transport = PtyTransport(baud=cfg.link.baud, read_timeout_ns=cycle_ns)
@@ -258,8 +258,8 @@ def _run_robot(cfg: Any, robot_paths: Any, shared: _Shared) -> dict[str, Any]:
 
 def _warm_robot_link(cfg: Any) -> None:
     """Pass one command and one state frame through a throwaway robot: nothing compiles on the live link."""
-    from hil.robot import RobotEmulator
-    from safety.link import Command, Role, robot_link_endpoint
+    from cobotguard.hil.robot import RobotEmulator
+    from cobotguard.safety.link import Command, Role, robot_link_endpoint
 
     now = time.monotonic_ns()
     controller_end = robot_link_endpoint(cfg, Role.CONTROLLER, now)
@@ -308,7 +308,7 @@ class _Watch:
 
 def _detector(sensor_cfg: Any, opts: DemoOptions) -> Any:
     """The person detector, compiled and warmed up for the camera's frame size."""
-    from sensor.detector import Detector
+    from cobotguard.sensor.detector import Detector
 
     detector = Detector(opts.detector_model, threads=opts.detector_threads, min_score=sensor_cfg.min_score)
     detector.warm_up(int(sensor_cfg.image_height_px), int(sensor_cfg.image_width_px))
@@ -327,7 +327,7 @@ def _warm_on_real_frame(emulator: Any, detector: Any, camera: Any) -> None:
 
 def _sensor_thread(emulator: Any, t_start_ns: int, failures: list[str]) -> None:
     """The sensor's thread: ordinary scheduling with a larger share of the CPU (see SENSOR_NICE)."""
-    from hil.demo_camera import CameraError
+    from cobotguard.hil.demo_camera import CameraError
 
     with contextlib.suppress(OSError, AttributeError):  # not permitted / not POSIX: plain priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SENSOR_NICE)
@@ -360,11 +360,11 @@ def run_demo(
     on_note: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the demo; `on_status` gets a snapshot about 5 times a second, `on_note` progress lines."""
-    from safety import budget
-    from safety.clock import MonotonicClock
-    from safety.config import ConfigError
-    from safety.config_load import load_config
-    from sensor.emulator import SensorEmulator
+    from cobotguard.safety import budget
+    from cobotguard.safety.clock import MonotonicClock
+    from cobotguard.safety.config import ConfigError
+    from cobotguard.safety.config_load import load_config
+    from cobotguard.sensor.emulator import SensorEmulator
 
     note = on_note or (lambda _line: None)
     try:
@@ -381,11 +381,11 @@ def run_demo(
         raise DemoError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     trace_path = out_dir / TRACE_NAME
 
-    from hil.demo_camera import CameraError, SharedFrameCamera
-    from safety.link import Role, sensor_link_endpoint
-    from safety.link.transport import PtyTransport
-    from safety.timing import frame_period_ns
-    from sensor.emulator import link_publisher
+    from cobotguard.hil.demo_camera import CameraError, SharedFrameCamera
+    from cobotguard.safety.link import Role, sensor_link_endpoint
+    from cobotguard.safety.link.transport import PtyTransport
+    from cobotguard.safety.timing import frame_period_ns
+    from cobotguard.sensor.emulator import link_publisher
 
     ctx = multiprocessing.get_context("spawn")
     shared = _Shared(ctx)
@@ -555,10 +555,10 @@ def _report(
     """Read the controller's trace, analyse it, and write the report files."""
     import json
 
-    from hil.report.analysis import analyze
-    from hil.report.render import to_json
-    from hil.report.stages import stages_from_trace
-    from safety.trace import TraceError, read_trace
+    from cobotguard.hil.report.analysis import analyze
+    from cobotguard.hil.report.render import to_json
+    from cobotguard.hil.report.stages import stages_from_trace
+    from cobotguard.safety.trace import TraceError, read_trace
 
     try:
         trace = read_trace(trace_path)
@@ -574,7 +574,7 @@ def _report(
         except ImportError:
             note("matplotlib is not installed (pip install 'cobotguard[plots]'): no HTML/PNG report")
         else:
-            from hil.report.render import to_html, to_png
+            from cobotguard.hil.report.render import to_html, to_png
 
             (out_dir / "report.png").write_bytes(to_png(analysed))
             (out_dir / "report.html").write_text(to_html(analysed), encoding="utf-8")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.demo_cell import NS_PER_S, PEOPLE, Visit
+from cobotguard.hil.demo_cell import NS_PER_S, PEOPLE, Visit
 
 SLOTS = 8  # frames rendered ahead at most
 POLL_S = 0.0005  # how often the sensor checks whether its frame is there yet
@@ -76,7 +76,7 @@ class SharedFrameCamera:
 
     def read(self, index: int, t_ns: int) -> Any:
         """Frame `index` (a copy out of its slot); frames before it are given up for reuse."""
-        from sensor.sources import Frame
+        from cobotguard.sensor.sources import Frame
 
         self._wanted.value = index
         deadline = time.monotonic() + WAIT_FOR_FRAME_S
@@ -153,9 +153,9 @@ def _render_process(
 
 def synthetic_source(sensor_cfg: Any, visits: list[Visit]) -> Any:
     """The synthetic cell seen by the configured camera, with the demo's people walking in."""
-    from safety.camera import CameraModel
-    from sensor.scene import Scene, Trajectory, Walker, load_sprite
-    from sensor.sources import SyntheticSource
+    from cobotguard.safety.camera import CameraModel
+    from cobotguard.sensor.scene import Scene, Trajectory, Walker, load_sprite
+    from cobotguard.sensor.sources import SyntheticSource
 
     camera = CameraModel.from_config(sensor_cfg)
     try:

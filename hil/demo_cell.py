@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safety.reasons import CommandKind, Reason
+from cobotguard.safety.reasons import CommandKind, Reason
 
 NS_PER_S = 1_000_000_000
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from safety import timing
-from safety.config import CellConfig, ns
-from safety.reasons import Reason
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.reasons import Reason
 
 LinkName = Literal["sensor", "robot"]
 
@@ -218,7 +218,7 @@ class Reindex(Once):
 
     def first(self, frame: OutFrame, codec: Codec) -> Writes:
         """The frame with its payload's sensor index changed."""
-        from safety.link.codec import decode_detections, encode_detections
+        from cobotguard.safety.link.codec import decode_detections, encode_detections
 
         message = replace(decode_detections(frame.payload), sensor_index=self.sensor_index)
         return [(frame.t_ns, reencode(codec, frame, payload=encode_detections(message)))]
@@ -257,8 +257,8 @@ def _cycle_ns(cfg: CellConfig) -> int:
 
 def link_max_delay_ns(cfg: CellConfig, link: LinkName) -> int:
     """The receiving endpoint's delay tolerance on this link (safety.link.setup decides it)."""
-    from safety.link.endpoint import Role
-    from safety.link.setup import robot_link_policy, sensor_link_policy
+    from cobotguard.safety.link.endpoint import Role
+    from cobotguard.safety.link.setup import robot_link_policy, sensor_link_policy
 
     if link == "sensor":
         return max(sensor_link_policy(cfg, name).max_delay_ns for name in cfg.sensors)
@@ -277,7 +277,7 @@ def delay_injected_ns(cfg: CellConfig, link: LinkName) -> int:
 
 def sensor_silence_deadline_ns(cfg: CellConfig) -> int:
     """A silent sensor must be noticed within the reaction time budget T_r."""
-    from safety.budget import reaction_time_ns
+    from cobotguard.safety.budget import reaction_time_ns
 
     return reaction_time_ns(cfg)
 
@@ -466,15 +466,15 @@ class LinkCodec:
 
     def encode(self, msg_type: int, connection_id: int, seq: int, t_sent_ns: int, payload: bytes) -> bytes:
         """A correctly framed and CRC-protected frame with these fields."""
-        from safety.link.cobs import cobs_encode
-        from safety.link.codec import DELIMITER, PROTOCOL_VERSION, Header, encode_raw_frame
+        from cobotguard.safety.link.cobs import cobs_encode
+        from cobotguard.safety.link.codec import DELIMITER, PROTOCOL_VERSION, Header, encode_raw_frame
 
         header = Header(PROTOCOL_VERSION, msg_type, connection_id, seq % (1 << 32), t_sent_ns)
         return cobs_encode(encode_raw_frame(header, payload)) + DELIMITER
 
     def flip_bit(self, wire: bytes, bit: int) -> bytes:
         """The frame with one bit of header, payload or CRC inverted, re-framed (COBS stays valid)."""
-        from safety.link.cobs import cobs_decode, cobs_encode
+        from cobotguard.safety.link.cobs import cobs_decode, cobs_encode
 
         lead = len(wire) - len(wire.lstrip(b"\x00"))
         raw = bytearray(cobs_decode(wire[lead:].rstrip(b"\x00")))
@@ -483,7 +483,7 @@ class LinkCodec:
 
     def out_frame(self, t_ns: int, wire: bytes) -> OutFrame:
         """Describe a frame the rig's endpoint produced (a leading delimiter is kept in `wire`)."""
-        from safety.link.codec import parse_frame
+        from cobotguard.safety.link.codec import parse_frame
 
         header, payload = parse_frame(wire.strip(b"\x00"))
         return OutFrame(

@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from hil import faults as fl
-from hil import scenarios as sc
-from hil.session import MS, RigError, Session
-from hil.timeline import RIG_EVENT_DTYPE, Budget, FailureClass, Outcome, RigEvent, stall_evidence
-from safety import timing
-from safety.config import CellConfig, ns
-from safety.realtime import keep_off_cpu, split_cpus
+from cobotguard.hil import faults as fl
+from cobotguard.hil import scenarios as sc
+from cobotguard.hil.session import MS, RigError, Session
+from cobotguard.hil.timeline import RIG_EVENT_DTYPE, Budget, FailureClass, Outcome, RigEvent, stall_evidence
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.realtime import keep_off_cpu, split_cpus
 
 __all__ = [
     "ControllerProcess",
@@ -164,7 +164,7 @@ def describe(out: Outcome) -> str:
 
 def cell_budget(cfg: CellConfig) -> Budget:
     """The numbers verdicts are judged against, from the cell's budget."""
-    from safety import budget
+    from cobotguard.safety import budget
 
     max_speed = cfg.robot.max_speed_mps
 
@@ -182,7 +182,7 @@ def cell_budget(cfg: CellConfig) -> Budget:
 
 def required_separation_m(cfg: CellConfig) -> float:
     """S_p at the robot's maximum speed (where scenarios put the stop boundary)."""
-    from safety import budget
+    from cobotguard.safety import budget
 
     return budget.separation_required_m(cfg, cfg.robot.max_speed_mps)
 
@@ -206,7 +206,7 @@ class ControllerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "hil.cli.main",
+            "cobotguard.hil.cli.main",
             "run",
             str(config_path),
             "--robot-port",
@@ -270,7 +270,7 @@ def command_press(command: str) -> Callable[[], None]:
 
 def _open_real(options: RigOptions, cfg: CellConfig) -> tuple[Any, list[Any]]:
     """Open the robot port and one port per sensor; --baud overrides every configured rate."""
-    from safety.link.transport import SerialTransport, TransportError
+    from cobotguard.safety.link.transport import SerialTransport, TransportError
 
     sensors = list(cfg.sensors.values())
     if len(options.sensor_ports) != len(sensors):
@@ -312,8 +312,8 @@ def _one_run(
 
 def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     """Run the selected scenarios and faults against one controller session."""
-    from safety.budget import reaction_time_ns
-    from safety.checksum import config_checksum
+    from cobotguard.safety.budget import reaction_time_ns
+    from cobotguard.safety.checksum import config_checksum
 
     budget = cell_budget(cfg)
     required = required_separation_m(cfg)
@@ -331,7 +331,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     progress = options.progress
     try:
         if options.virtual:
-            from safety.link.transport import PtyTransport
+            from cobotguard.safety.link.transport import PtyTransport
 
             robot_io = PtyTransport()
             sensor_io = [PtyTransport() for _ in cfg.sensors]
@@ -377,7 +377,7 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         gc.freeze()
         gc.disable()
         if options.rt_priority > 0:
-            from safety.realtime import apply_realtime
+            from cobotguard.safety.realtime import apply_realtime
 
             realtime = apply_realtime(options.rt_priority, cpu=None, lock_memory=False)
             report.notes += [f"rig: {w}" for w in realtime.warnings]
@@ -451,7 +451,7 @@ def write_trace(
     cfg: CellConfig, path: Path, controller_trace: Path, events: np.ndarray, report: RigReport
 ) -> Path:
     """One trace with the controller's streams (when readable) and the rig's events."""
-    from safety.trace import TraceError, TraceWriter, header_for_config, read_trace
+    from cobotguard.safety.trace import TraceError, TraceWriter, header_for_config, read_trace
 
     streams: dict[str, np.ndarray] = {}
     header: dict[str, Any]

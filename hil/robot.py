@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from safety.config import CellConfig, ns
-from safety.link import (
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.link import (
     NEED_DATA,
     Command,
     Endpoint,
@@ -34,15 +34,15 @@ from safety.link import (
     Role,
     robot_link_endpoint,
 )
-from safety.link.transport import Transport, TransportError
-from safety.reasons import CommandKind, Reason
+from cobotguard.safety.link.transport import Transport, TransportError
+from cobotguard.safety.reasons import CommandKind, Reason
 
 NS_PER_S = 1_000_000_000
 DEFAULT_ACCEL_MPS2 = 2.0
 
 
 def _stopping(cfg: CellConfig) -> Callable[[float], tuple[int, float]]:
-    from safety.stopping import stopping_at
+    from cobotguard.safety.stopping import stopping_at
 
     return lambda speed: stopping_at(cfg.robot, speed)
 

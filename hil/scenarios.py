@@ -21,10 +21,10 @@ from typing import Any, Literal
 import numpy as np
 import shapely
 
-from safety import timing
-from safety.config import CellConfig, Sensor, ns
-from safety.reasons import Reason
-from safety.records import DETECTION_DTYPE, MAX_PERSONS
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, Sensor, ns
+from cobotguard.safety.reasons import Reason
+from cobotguard.safety.records import DETECTION_DTYPE, MAX_PERSONS
 
 GapFrom = Literal["hazard", "edge"]
 SeenBy = Literal["all", "last"]
@@ -454,14 +454,14 @@ def build_plan(scenario: Scenario, cfg: CellConfig, required_separation_m: float
 
 def _stop_expectation(scenario: Scenario, cfg: CellConfig) -> dict[str, Any]:
     """The Plan fields that say which stop the scenario expects, and by when."""
-    from hil import faults as fl
+    from cobotguard.hil import faults as fl
 
     fields: dict[str, Any] = {"stop_reasons": scenario.stop_reasons}
     if scenario.fault is not None:
         fault = fl.get_fault(scenario.fault)
         fields.update(fault=fault.name, stop_reasons=fault.expected, fault_deadline_ns=fault.deadline_ns(cfg))
     if scenario.robot_slows_late_ms is not None:
-        from safety.params import overspeed_grace_ns
+        from cobotguard.safety.params import overspeed_grace_ns
 
         grace = overspeed_grace_ns(cfg, cfg.robot.max_speed_mps)  # the rig's robot runs at the maximum
         fields.update(

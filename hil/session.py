@@ -16,12 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from hil import faults as fl
-from hil import scenarios as sc
-from hil.timeline import RIG_EVENT_DTYPE, STOP_KINDS, Budget, FailureClass, Outcome, RigEvent, event
-from safety import timing
-from safety.config import CellConfig, ns
-from safety.reasons import CommandKind, Reason
+from cobotguard.hil import faults as fl
+from cobotguard.hil import scenarios as sc
+from cobotguard.hil.timeline import (
+    RIG_EVENT_DTYPE,
+    STOP_KINDS,
+    Budget,
+    FailureClass,
+    Outcome,
+    RigEvent,
+    event,
+)
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.reasons import CommandKind, Reason
 
 MS = 1_000_000
 ARM_TIMEOUT_NS = 6_000 * MS  # after the first command: data flowing, reset pressed, motion
@@ -95,8 +103,8 @@ class Session:
         robot_speed_mps: float | None = None,
     ) -> None:
         """sensor_io: one transport per configured sensor, in configuration order (or one transport)."""
-        from hil.robot import RobotEmulator
-        from safety.link import Role, sensor_link_endpoint
+        from cobotguard.hil.robot import RobotEmulator
+        from cobotguard.safety.link import Role, sensor_link_endpoint
 
         self.cfg = cfg
         self.clock = clock
@@ -205,7 +213,7 @@ class Session:
     # ------------------------------------------------------------ robot side
 
     def _on_robot_bytes(self, data: bytes, now: int) -> None:
-        from safety.link import LinkError, Received
+        from cobotguard.safety.link import LinkError, Received
 
         replied = False
         for ev in self.robot.receive(data, now):
@@ -265,7 +273,7 @@ class Session:
     # ------------------------------------------------------------ sensor side
 
     def _send_frame(self, stream: SensorStream) -> None:
-        from safety.link import Detections
+        from cobotguard.safety.link import Detections
 
         t_exp = stream.next_exposure_ns
         plan = self.plan
@@ -482,7 +490,7 @@ class Session:
         self, plan: sc.Plan, budget: Budget, index: int, prompt: Callable[[str], None] | None = None
     ) -> Outcome:
         """Bring the cell to a verified RUN, play one scenario from the next frame on, and judge it."""
-        from hil.timeline import evaluate_scenario
+        from cobotguard.hil.timeline import evaluate_scenario
 
         started = self.start_clock(plan.name, "scenario", prompt)
         if isinstance(started, Outcome):
@@ -520,7 +528,7 @@ class Session:
 
     def run_fault(self, fault: fl.Fault, index: int, prompt: Callable[[str], None] | None = None) -> Outcome:
         """Bring the cell to a verified RUN, inject one fault on its link, judge the controller's answer."""
-        from hil.timeline import evaluate_fault
+        from cobotguard.hil.timeline import evaluate_fault
 
         started = self.start_clock(fault.name, "fault", prompt)
         if isinstance(started, Outcome):

@@ -23,20 +23,20 @@ from enum import Enum
 
 import numpy as np
 
-from safety import timing
-from safety.config import CellConfig, ns
-from safety.geometry import distance_to_region
-from safety.params import build_params
-from safety.reasons import CommandKind, HealthFlag, Reason
-from safety.records import (
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.geometry import distance_to_region
+from cobotguard.safety.params import build_params
+from cobotguard.safety.reasons import CommandKind, HealthFlag, Reason
+from cobotguard.safety.records import (
     COMMAND_DTYPE,
     FRAME_COUNTER_MODULO,
     MAX_SENSORS,
     ROBOT_STATE_DTYPE,
     empty_detections,
 )
-from safety.step import new_state, step, stopping_at
-from safety.warmup import T0_NS, write_frame, write_robot
+from cobotguard.safety.step import new_state, step, stopping_at
+from cobotguard.safety.warmup import T0_NS, write_frame, write_robot
 
 
 def example_config(
@@ -196,8 +196,8 @@ class CellSim:
         if cfg.controller.wake_on_data:
             raise ValueError(
                 "controller.wake_on_data = true: CellSim models the loop that steps on the tick "
-                "(safety.executor.Controller), not one that wakes on data; its runs would not keep the "
-                "budget's wake-on-data T_r. Simulate with controller.wake_on_data = false"
+                "(cobotguard.safety.executor.Controller), not one that wakes on data; its runs would "
+                "not keep the budget's wake-on-data T_r. Simulate with controller.wake_on_data = false"
             )
         self.cfg = cfg
         self.params = params

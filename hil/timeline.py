@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from hil import scenarios as sc
-from safety.reasons import CommandKind, Reason
+from cobotguard.hil import scenarios as sc
+from cobotguard.safety.reasons import CommandKind, Reason
 
 
 class RigEvent(IntEnum):

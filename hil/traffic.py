@@ -29,10 +29,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from safety import timing
-from safety.config import CellConfig, ns
-from safety.link import Detections, Role, sensor_link_endpoint
-from safety.link.transport import PtyTransport, TransportError
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.link import Detections, Role, sensor_link_endpoint
+from cobotguard.safety.link.transport import PtyTransport, TransportError
 
 POLL_NS = 1_000_000  # the child waits for robot commands at most this long between sensor checks
 STOP_TIMEOUT_S = 2.0  # how long close() waits for the child before terminating it
@@ -99,7 +99,7 @@ class Traffic:
 
     def _serve(self) -> None:
         """The child process: answer the robot's commands, send each sensor's frames, until stopped."""
-        from hil.robot import RobotEmulator, RobotRunner
+        from cobotguard.hil.robot import RobotEmulator, RobotRunner
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us through close()
         if self.peer_cpus:

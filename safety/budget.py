@@ -21,11 +21,11 @@ from typing import Any
 
 import shapely
 
-from safety import timing
-from safety.config import CellConfig, Sensor
-from safety.config_rules import covered_area
-from safety.stopping import stopping_at, stopping_rows
-from safety.timing import NS_PER_S, ns
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, Sensor
+from cobotguard.safety.config_rules import covered_area
+from cobotguard.safety.stopping import stopping_at, stopping_rows
+from cobotguard.safety.timing import NS_PER_S, ns
 
 HUMAN_SPEED_MPS = 1.6  # ISO 13855 K beyond 0.5 m
 HUMAN_SPEED_NEAR_MPS = 2.0  # ISO 13855 K within 0.5 m

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from safety.config import Sensor
+    from cobotguard.safety.config import Sensor
 
 ArrayLike = Any  # float or array of floats; results broadcast like numpy
 

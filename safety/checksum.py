@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from safety.config import CellConfig
+from cobotguard.safety.config import CellConfig
 
 SHORT_HEX_DIGITS = 8
 

@@ -3,7 +3,7 @@
 Library use, with the robot link and one sensor link per configured sensor as file descriptors (serial
 ports opened with pyserial, ptys, socket pairs)::
 
-    from safety.compiled_controller import CompiledController
+    from cobotguard.safety.compiled_controller import CompiledController
 
     controller = CompiledController(cfg, robot_fd, [sensor_fd], trace_path="run.cgtrace")
     controller.arm()                      # checksum, budget, compile everything; raises ArmError
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from safety import syscalls
-from safety.cycle import (
+from cobotguard.safety import syscalls
+from cobotguard.safety.cycle import (
     C_END_NS,
     C_RESET_LEVEL,
     C_RESET_PULSES,
@@ -49,14 +49,20 @@ from safety.cycle import (
     hard_loop,
     warm_up,
 )
-from safety.executor import ArmError, LoopStats, check_budget, check_checksum, write_not_armed_stop
-from safety.link import compiled as cl
-from safety.link.codec import MAX_FRAME_BYTES
-from safety.link.crc import TABLE
-from safety.link.endpoint import Role
-from safety.reasons import Reason
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
+from cobotguard.safety.executor import ArmError, LoopStats, check_budget, check_checksum, write_not_armed_stop
+from cobotguard.safety.link import compiled as cl
+from cobotguard.safety.link.codec import MAX_FRAME_BYTES
+from cobotguard.safety.link.crc import TABLE
+from cobotguard.safety.link.endpoint import Role
+from cobotguard.safety.reasons import Reason
+from cobotguard.safety.records import (
+    COMMAND_DTYPE,
+    DETECTION_DTYPE,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
+from cobotguard.safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
 
 
 class CompiledController:
@@ -85,11 +91,11 @@ class CompiledController:
         producer: str = "cobotguard controller (compiled loop)",
         allow_unsafe_budget: bool = False,
     ) -> None:
-        from safety.checksum import config_checksum
-        from safety.config import ns
-        from safety.link.setup import robot_link_policy, sensor_link_policy
-        from safety.params import build_params
-        from safety.step import new_state
+        from cobotguard.safety.checksum import config_checksum
+        from cobotguard.safety.config import ns
+        from cobotguard.safety.link.setup import robot_link_policy, sensor_link_policy
+        from cobotguard.safety.params import build_params
+        from cobotguard.safety.step import new_state
 
         if len(sensor_fds) != len(cfg.sensors):
             raise ValueError(f"{len(sensor_fds)} sensor descriptor(s) for {len(cfg.sensors)} sensor(s)")
@@ -182,7 +188,7 @@ class CompiledController:
         """Check checksum and budget, compile and warm everything, open the trace. Raises ArmError."""
         if self.armed:
             return
-        from safety import step
+        from cobotguard.safety import step
 
         check_checksum(self.cfg, self.expected_checksum)
         check_budget(self.cfg, self.allow_unsafe_budget)
@@ -276,7 +282,7 @@ class CompiledController:
         write_not_armed_stop(self.command, int(self.cfg.robot.stop_category))
 
     def _open_trace(self) -> None:
-        from safety.trace import TraceRecorder, TraceWriter, header_for_config
+        from cobotguard.safety.trace import TraceRecorder, TraceWriter, header_for_config
 
         assert self.trace_path is not None
         header = header_for_config(
@@ -326,7 +332,7 @@ class CompiledController:
         settings = None
         try:
             if self.realtime:
-                from safety.realtime import apply_loop_realtime
+                from cobotguard.safety.realtime import apply_loop_realtime
 
                 lock = self._memory_lock is None
                 settings = apply_loop_realtime(self.rt_priority, self.cpu, lock, self.warnings)

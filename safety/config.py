@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from safety.timing import ns as ns  # the configuration's ms -> int64 ns, re-exported for its users
+from cobotguard.safety.timing import ns as ns  # the configuration's ms -> int64 ns, re-exported for its users
 
 NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
 PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]

@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
 
-from safety.config import CellConfig, ConfigError, key_path, unit_of
-from safety.config_rules import cell_problems, partial_problems
+from cobotguard.safety.config import CellConfig, ConfigError, key_path, unit_of
+from cobotguard.safety.config_rules import cell_problems, partial_problems
 
 
 def load_config(path: str | PathLike[str]) -> CellConfig:

@@ -14,7 +14,7 @@ from typing import Any
 import shapely
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from safety.config import (
+from cobotguard.safety.config import (
     CellConfig,
     Controller,
     Link,
@@ -26,9 +26,9 @@ from safety.config import (
     key_path,
     ns,
 )
-from safety.link.codec import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
-from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
-from safety.timing import (
+from cobotguard.safety.link.codec import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
+from cobotguard.safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
+from cobotguard.safety.timing import (
     NS_PER_MS,
     UART_BITS_PER_BYTE,
     command_frame_ns,
@@ -295,7 +295,7 @@ def sensor_problems(name: str, sensor: Sensor) -> list[str]:
         )
     if out:
         return out
-    from safety.camera import CameraModelError
+    from cobotguard.safety.camera import CameraModelError
 
     try:
         covered = covered_area(sensor)
@@ -334,7 +334,7 @@ def sensor_link_problems(name: str, sensor: Sensor) -> list[str]:
 
 @functools.lru_cache(maxsize=64)
 def _covered_area_cached(sensor_json: str) -> shapely.Polygon:
-    from safety.camera import covered_polygon
+    from cobotguard.safety.camera import covered_polygon
 
     polygon = covered_polygon(Sensor.model_validate_json(sensor_json))
     if len(polygon) < 3:
@@ -352,7 +352,7 @@ def coverage_problems(sensors: dict[str, Sensor], zones: dict[str, Zone]) -> lis
     """Each zone must lie inside the union of the sensors' covered areas."""
     if not zones or not sensors:
         return []
-    from safety.camera import CameraModelError
+    from cobotguard.safety.camera import CameraModelError
 
     areas = []
     for sensor in sensors.values():
@@ -494,7 +494,7 @@ def robot_timing_problems(robot: Robot, controller: Controller, link: Link) -> l
 
 def _grace_problems(robot: Robot, controller: Controller, link: Link, grace_ms: float) -> list[str]:
     """A fixed overspeed grace must give an obeying robot its link, reaction and stopping time."""
-    from safety.stopping import stopping_at
+    from cobotguard.safety.stopping import stopping_at
 
     try:
         stop_ns, _ = stopping_at(robot, robot.max_speed_mps)

@@ -26,18 +26,24 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from safety import syscalls
-from safety.executor import fill_cycle_record
-from safety.link import compiled as cl
-from safety.link.codec import MAX_FRAME_BYTES
-from safety.link.crc import TABLE
-from safety.link.endpoint import Role
-from safety.link.messages import MessageType
-from safety.reasons import Reason
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.step import apply_link_fault
-from safety.step import step as safety_step
-from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
+from cobotguard.safety import syscalls
+from cobotguard.safety.executor import fill_cycle_record
+from cobotguard.safety.link import compiled as cl
+from cobotguard.safety.link.codec import MAX_FRAME_BYTES
+from cobotguard.safety.link.crc import TABLE
+from cobotguard.safety.link.endpoint import Role
+from cobotguard.safety.link.messages import MessageType
+from cobotguard.safety.reasons import Reason
+from cobotguard.safety.records import (
+    COMMAND_DTYPE,
+    DETECTION_DTYPE,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
+from cobotguard.safety.step import apply_link_fault
+from cobotguard.safety.step import step as safety_step
+from cobotguard.safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, RING_DROPPED, RING_HEAD, RING_TAIL
 
 PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; more is a LINK_LOSS fault
 READ_CHUNK = 4096  # bytes read per descriptor per wake-up at most
@@ -318,9 +324,9 @@ def warm_up() -> None:
 
 def _warm_up_args(read_fd: int, write_fd: int) -> tuple[Any, ...]:
     """Buffers of the hard loop's exact types, with the stop already requested."""
-    from safety.link.acceptance import LinkPolicy
-    from safety.params import PARAMS_DTYPE
-    from safety.step import STATE_DTYPE
+    from cobotguard.safety.link.acceptance import LinkPolicy
+    from cobotguard.safety.params import PARAMS_DTYPE
+    from cobotguard.safety.step import STATE_DTYPE
 
     policy = LinkPolicy(max_delay_ns=10**9, watchdog_ns=10**9)
     rx = cl.new_receivers([Role.CONTROLLER, Role.SENSOR_RECEIVER], [1, 2], [policy, policy], 0)

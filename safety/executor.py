@@ -2,9 +2,9 @@
 
 Library use::
 
-    from safety.config_load import load_config
-    from safety.executor import Controller
-    from safety.ports import QueueRobotPort, QueueSensorSource
+    from cobotguard.safety.config_load import load_config
+    from cobotguard.safety.executor import Controller
+    from cobotguard.safety.ports import QueueRobotPort, QueueSensorSource
 
     cfg = load_config("cell.toml")
     sensors, robot = QueueSensorSource(), QueueRobotPort()
@@ -48,11 +48,23 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from safety.clock import Clock, MonotonicClock, is_real_time
-from safety.ports import ResetHook, RobotPort, SensorSource, StartHook
-from safety.reasons import CommandKind, Reason
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceRecorder, TraceWriter, header_for_config
+from cobotguard.safety.clock import Clock, MonotonicClock, is_real_time
+from cobotguard.safety.ports import ResetHook, RobotPort, SensorSource, StartHook
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.records import (
+    COMMAND_DTYPE,
+    DETECTION_DTYPE,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
+from cobotguard.safety.trace import (
+    CYCLE_DTYPE,
+    DETECTION_TRACE_DTYPE,
+    TraceRecorder,
+    TraceWriter,
+    header_for_config,
+)
 
 PENDING_FRAMES_PER_SENSOR = 8  # frames waiting to enter the step, per sensor; more is a LINK_LOSS fault
 RECEIVE_BATCH = MAX_SENSORS * 4  # frames taken from the sensor source per cycle
@@ -72,7 +84,7 @@ class ArmError(RuntimeError):
 
 def check_checksum(cfg: Any, expected: str | None) -> None:
     """Raise ArmError (CHECKSUM_MISMATCH) when a checksum is expected and the configuration's differs."""
-    from safety.checksum import checksum_matches, config_checksum
+    from cobotguard.safety.checksum import checksum_matches, config_checksum
 
     if expected is not None and not checksum_matches(cfg, expected):
         short, long = config_checksum(cfg)
@@ -85,7 +97,7 @@ def check_checksum(cfg: Any, expected: str | None) -> None:
 
 def check_budget(cfg: Any, allow_unsafe_budget: bool = False) -> None:
     """Raise ArmError (BUDGET_UNSAFE) when the latency budget is unsafe, unless explicitly allowed."""
-    from safety.budget import evaluate
+    from cobotguard.safety.budget import evaluate
 
     report = evaluate(cfg)
     if not report.safe and not allow_unsafe_budget:
@@ -140,8 +152,8 @@ class Core:
 
 def default_core() -> Core:
     """The numba-compiled core: safety.params.build_params and safety.step."""
-    from safety import step
-    from safety.params import build_params
+    from cobotguard.safety import step
+    from cobotguard.safety.params import build_params
 
     return Core(build_params, step.new_state, step.warm_up, step.step)
 
@@ -165,7 +177,7 @@ def step_caller(core: Core) -> StepCaller:
     naming the link Reason for that cycle (not latched by the step; the step's own staleness checks stop
     the cell if the link stays broken). Replay uses the same caller, so it reproduces either behaviour.
     """
-    from safety.step import apply_link_fault
+    from cobotguard.safety.step import apply_link_fault
 
     fn = core.step
     if link_fault_mode(core) == "step":
@@ -268,8 +280,8 @@ class Controller:
         core: Core | None = None,
         allow_unsafe_budget: bool = False,
     ) -> None:
-        from safety.checksum import config_checksum
-        from safety.config import ns
+        from cobotguard.safety.checksum import config_checksum
+        from cobotguard.safety.config import ns
 
         self.cfg = cfg
         self.sensor_source = sensor_source
@@ -348,7 +360,8 @@ class Controller:
                 Reason.BUDGET_UNSAFE,
                 "controller.wake_on_data = true: the budget counts on waking on data (a frame stepped as "
                 "soon as it is readable), which only the compiled loop "
-                "safety.compiled_controller.CompiledController does; this executor steps on the tick only. "
+                "cobotguard.safety.compiled_controller.CompiledController does; this executor steps on "
+                "the tick only. "
                 "Set controller.wake_on_data = false to run this executor (the budget then counts the wait "
                 "for the tick); refusing to arm",
             )
@@ -416,7 +429,7 @@ class Controller:
         self.arm()
         settings = None
         if self.realtime:
-            from safety.realtime import apply_loop_realtime
+            from cobotguard.safety.realtime import apply_loop_realtime
 
             # memory is locked once and stays locked until close(): mlockall takes 100+ ms on a large process
             lock = self._memory_lock is None

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from safety.ports import INPROCESS_SCHEME, RobotPort, SensorSource, lookup_inprocess
-from safety.reasons import Reason
+from cobotguard.safety.ports import INPROCESS_SCHEME, RobotPort, SensorSource, lookup_inprocess
+from cobotguard.safety.reasons import Reason
 
 READ_CHUNK = 4096  # bytes read per port per cycle at most; more waits for the next cycle
 
@@ -162,7 +162,7 @@ class LinkSensorSource:
 
     def receive(self, now_ns: int, frames: np.ndarray) -> int:
         """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
-        from safety.link import NEED_DATA, Received
+        from cobotguard.safety.link import NEED_DATA, Received
 
         for index, (endpoint, inbox) in enumerate(zip(self.endpoints, self.inboxes, strict=True)):
             inbox.feed_into(endpoint, now_ns)
@@ -220,7 +220,7 @@ class LinkRobotPort:
     """RobotPort over the robot link (Role.CONTROLLER endpoint): commands out, robot states in."""
 
     def __init__(self, endpoint: Any, transport: ByteTransport, inbox: Inbox | None = None) -> None:
-        from safety.link import Command
+        from cobotguard.safety.link import Command
 
         self.endpoint = endpoint
         self.transport = transport
@@ -231,7 +231,7 @@ class LinkRobotPort:
 
     def receive_state(self, now_ns: int, state: np.ndarray) -> bool:
         """Feed received bytes; the newest accepted ROBOT_STATE goes into `state[0]`."""
-        from safety.link import NEED_DATA, Received
+        from cobotguard.safety.link import NEED_DATA, Received
 
         self.inbox.feed_into(self.endpoint, now_ns)
         got = False
@@ -292,7 +292,7 @@ READER_READ_TIMEOUT_NS = 20_000_000  # reader threads wake at least this often t
 
 
 def _open_transport(spec: str, baud: int, opened: ControllerPorts) -> ByteTransport:
-    from safety.link.transport import SerialTransport, TransportError
+    from cobotguard.safety.link.transport import SerialTransport, TransportError
 
     try:
         # reads block (in the reader thread only); writes never wait: the loop must not block on a port
@@ -317,7 +317,7 @@ def link_ports(
     reader_threads: stamp bytes with their arrival time in a reader thread per transport (give them a
     read timeout); False: the loop polls (give them a zero read timeout) and stamps with the poll time.
     """
-    from safety.link import Role, robot_link_endpoint, sensor_link_endpoint
+    from cobotguard.safety.link import Role, robot_link_endpoint, sensor_link_endpoint
 
     names = list(cfg.sensors)
     if len(sensors) != len(names):
@@ -361,9 +361,11 @@ def open_controller_ports(
             f"({', '.join(names)}): give one port per sensor, in that order"
         )
     try:
-        import safety.link.transport  # noqa: F401 - fail here, naming the cause, not in the loop
+        import cobotguard.safety.link.transport  # noqa: F401 - fail here, naming the cause, not in the loop
     except ImportError as exc:
-        raise PortError(f"serial ports need the safety link protocol (safety.link): {exc}") from None
+        raise PortError(
+            f"serial ports need the safety link protocol (cobotguard.safety.link): {exc}"
+        ) from None
 
     now = time.monotonic_ns() if now_ns is None else now_ns
     opened = ControllerPorts(None, None)  # type: ignore[arg-type]
@@ -398,7 +400,7 @@ class PortDescriptors:
 
 def open_port_descriptors(cfg: Any, robot_port: str, sensor_ports: Sequence[str]) -> PortDescriptors:
     """Open the robot link and one sensor link per configured sensor; raises PortError naming the port."""
-    from safety.link.transport import TransportError
+    from cobotguard.safety.link.transport import TransportError
 
     names = list(cfg.sensors)
     if len(sensor_ports) != len(names):

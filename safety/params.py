@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from safety import budget, stopping, timing
-from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, ns
-from safety.geometry import edge_table, polygon_bounds
-from safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
+from cobotguard.safety import budget, stopping, timing
+from cobotguard.safety.config import DEFAULT_SPEED_TOLERANCE_MPS, CellConfig, ns
+from cobotguard.safety.geometry import edge_table, polygon_bounds
+from cobotguard.safety.records import MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
 MAX_STOP_POINTS = 32  # rows of the stopping table after payload selection
 NO_CATEGORY = 3  # latched stop category when no stop is latched (categories are 0..2)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from safety.params import NO_CATEGORY, ZONE_PROTECTIVE
-from safety.reasons import CommandKind, Reason
-from safety.records import FRAME_COUNTER_MODULO, MAX_PERSONS
-from safety.states import ControllerState, Permission, event_for, next_state
+from cobotguard.safety.params import NO_CATEGORY, ZONE_PROTECTIVE
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.records import FRAME_COUNTER_MODULO, MAX_PERSONS
+from cobotguard.safety.states import ControllerState, Permission, event_for, next_state
 
 # --- geometry -----------------------------------------------------------------------------------------
 

@@ -14,9 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from safety.executor import Core, default_core, link_fault_mode, step_caller
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.trace import Trace
+from cobotguard.safety.executor import Core, default_core, link_fault_mode, step_caller
+from cobotguard.safety.records import (
+    COMMAND_DTYPE,
+    DETECTION_DTYPE,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
+from cobotguard.safety.trace import Trace
 
 
 class ReplayError(ValueError):
@@ -50,8 +56,8 @@ class ReplayResult:
 
 def config_of(trace: Trace) -> Any:
     """The CellConfig embedded in a trace header, checked against the header's checksum."""
-    from safety.checksum import config_checksum
-    from safety.config import CellConfig
+    from cobotguard.safety.checksum import config_checksum
+    from cobotguard.safety.config import CellConfig
 
     raw = trace.header.get("config")
     if not isinstance(raw, dict):
@@ -92,7 +98,7 @@ def _first_difference(recorded: np.ndarray, replayed: np.ndarray, prefix: str) -
 
 def replay(trace: Trace, core: Core | None = None) -> ReplayResult:
     """Re-run the step over every recorded cycle; stop at the first divergence."""
-    from safety.config import ns
+    from cobotguard.safety.config import ns
 
     cfg = config_of(trace)
     cycles = trace.streams.get("cycles")

@@ -43,10 +43,10 @@ import math
 import numpy as np
 from numba import njit
 
-from safety.geometry import region_distance_squared_within
-from safety.params import NO_CATEGORY, ZONE_PROTECTIVE
-from safety.reasons import CommandKind, Reason
-from safety.records import (
+from cobotguard.safety.geometry import region_distance_squared_within
+from cobotguard.safety.params import NO_CATEGORY, ZONE_PROTECTIVE
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.records import (
     COMMAND_DTYPE,
     DETECTION_DTYPE,
     FRAME_COUNTER_MODULO,
@@ -54,8 +54,8 @@ from safety.records import (
     MAX_SENSORS,
     ROBOT_STATE_DTYPE,
 )
-from safety.states import TRANSITION_TABLE, ControllerState, Event, Permission
-from safety.warmup import warm_up_inputs
+from cobotguard.safety.states import TRANSITION_TABLE, ControllerState, Event, Permission
+from cobotguard.safety.warmup import warm_up_inputs
 
 STATE_DTYPE = np.dtype(
     [
@@ -513,7 +513,7 @@ def check_buffers(
     params: np.ndarray, state: np.ndarray, detections: np.ndarray, robot: np.ndarray, command_out: np.ndarray
 ) -> None:
     """Raise ValueError unless the arrays have the dtypes and shapes the step expects."""
-    from safety.params import PARAMS_DTYPE
+    from cobotguard.safety.params import PARAMS_DTYPE
 
     expected = (
         ("params", params, PARAMS_DTYPE, 1),

@@ -7,8 +7,8 @@ which all use it.
 
 from __future__ import annotations
 
-from safety.config import Robot, StoppingPoint
-from safety.timing import ns
+from cobotguard.safety.config import Robot, StoppingPoint
+from cobotguard.safety.timing import ns
 
 
 def stopping_rows(robot: Robot) -> list[StoppingPoint]:

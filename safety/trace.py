@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE
+from cobotguard.safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE
 
 MAGIC = b"\x89CGTRACE"  # high byte first, like PNG: a text-mode copy or a non-trace file fails at once
 FORMAT_NAME = "cobotguard-trace"
@@ -110,9 +110,9 @@ def _dtype_from_descr(descr: Any) -> np.dtype:
 
 def header_for_config(cfg: Any, producer: str, **extra: Any) -> dict[str, Any]:
     """Standard header of a trace made under `cfg`: checksums, budget numbers, the config itself."""
-    from safety.budget import reaction_time_ns
-    from safety.checksum import config_checksum
-    from safety.config import ns
+    from cobotguard.safety.budget import reaction_time_ns
+    from cobotguard.safety.checksum import config_checksum
+    from cobotguard.safety.config import ns
 
     short, long = config_checksum(cfg)
     header: dict[str, Any] = {

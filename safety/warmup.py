@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from safety.reasons import HealthFlag
-from safety.records import FRAME_COUNTER_MODULO, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.safety.records import FRAME_COUNTER_MODULO, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 
 T0_NS = 1_000_000_000  # warm-up (and simulated) time starts here (0 means "never received" in the records)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sensor.decode import MAX_DETECTIONS, NMS_IOU, anchor_centres, decode_nms_kernel
-from sensor.preprocess import DEFAULT_RESIZE, NET_SIZE, Preprocessor
+from cobotguard.sensor.decode import MAX_DETECTIONS, NMS_IOU, anchor_centres, decode_nms_kernel
+from cobotguard.sensor.preprocess import DEFAULT_RESIZE, NET_SIZE, Preprocessor
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 MODEL_FILES = {

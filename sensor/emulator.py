@@ -25,16 +25,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from safety.camera import CameraModel
-from safety.clock import Clock
-from safety.config import Sensor, ns
-from safety.reasons import HealthFlag
-from safety.records import FRAME_COUNTER_MODULO
-from safety.timing import frame_period_ns
-from sensor.health import HealthMonitor, timing_flags
-from sensor.health import warm_up as health_warm_up
-from sensor.metadata import MetadataBuilder
-from sensor.sources import FrameSource
+from cobotguard.safety.camera import CameraModel
+from cobotguard.safety.clock import Clock
+from cobotguard.safety.config import Sensor, ns
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.safety.records import FRAME_COUNTER_MODULO
+from cobotguard.safety.timing import frame_period_ns
+from cobotguard.sensor.health import HealthMonitor, timing_flags
+from cobotguard.sensor.health import warm_up as health_warm_up
+from cobotguard.sensor.metadata import MetadataBuilder
+from cobotguard.sensor.sources import FrameSource
 
 Publish = Callable[[np.ndarray], None]
 
@@ -243,7 +243,7 @@ def link_publisher(endpoint: Any, write: Callable[[bytes], Any]) -> SerialPublis
     """DETECTIONS over the safety link: each record becomes one frame from `endpoint` (a `Role.SENSOR`
     `safety.link.endpoint.Endpoint`), stamped with the record's t_sent_ns, written with `write`
     (e.g. a `safety.link.transport` transport's write)."""
-    from safety.link.messages import Detections
+    from cobotguard.safety.link.messages import Detections
 
     def encode(record: np.ndarray) -> bytes:
         rec = record.reshape(-1)[0]

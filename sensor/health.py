@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from safety.reasons import HealthFlag
+from cobotguard.safety.reasons import HealthFlag
 
 STAT_MEAN, STAT_STD, STAT_HIGH, STAT_LOW = 0, 1, 2, 3
 

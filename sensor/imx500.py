@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from safety.reasons import HealthFlag
-from safety.records import FRAME_COUNTER_MODULO
-from sensor.metadata import MetadataBuilder
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.safety.records import FRAME_COUNTER_MODULO
+from cobotguard.sensor.metadata import MetadataBuilder
 
 NETWORK_NAME_LEN = 64
 MAX_NUM_TENSORS = 8

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from safety.camera import CameraModel
-from safety.reasons import HealthFlag
-from safety.records import DETECTION_DTYPE, FRAME_COUNTER_MODULO, MAX_PERSONS
+from cobotguard.safety.camera import CameraModel
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.safety.records import DETECTION_DTYPE, FRAME_COUNTER_MODULO, MAX_PERSONS
 
 FOOT_POINT_PX = 4.0  # how far (pixels) the box bottom may sit from the true foot point
 BOTTOM_EDGE = 0.995  # a box whose bottom reaches this (normalised) is cut off by the image edge

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sensor.decode import MAX_DETECTIONS, PERSON_CLASS
-from sensor.detector import MODEL_DIR, DetectionResult, session_options
-from sensor.preprocess import check_frame
+from cobotguard.sensor.decode import MAX_DETECTIONS, PERSON_CLASS
+from cobotguard.sensor.detector import MODEL_DIR, DetectionResult, session_options
+from cobotguard.sensor.preprocess import check_frame
 
 FULL_MODEL_FILE = "ssdlite_person_full.onnx"
 

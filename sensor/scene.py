@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from safety.camera import CameraModel
+from cobotguard.safety.camera import CameraModel
 
 # (y0, x0, y1, x1) of the person in each photo, in that photo's pixels.
 PERSON_CROPS: dict[str, tuple[int, int, int, int]] = {

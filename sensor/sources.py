@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sensor.scene import PersonTruth, Scene
+from cobotguard.sensor.scene import PersonTruth, Scene
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff")
 MULTI_FRAME_SUFFIXES = (".gif", ".png", ".apng", ".tif", ".tiff", ".webp")

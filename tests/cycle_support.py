@@ -8,11 +8,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from safety.config import CellConfig, ns
-from safety.link import Detections, Endpoint, Role, sensor_link_endpoint
-from safety.link.transport import Transport
-from safety.records import MAX_PERSONS, PERSON_DTYPE
-from safety.timing import frame_period_ns
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.link import Detections, Endpoint, Role, sensor_link_endpoint
+from cobotguard.safety.link.transport import Transport
+from cobotguard.safety.records import MAX_PERSONS, PERSON_DTYPE
+from cobotguard.safety.timing import frame_period_ns
 
 
 class SocketTransport(Transport):
@@ -78,7 +78,7 @@ class Cell:
     """Socket pairs for the robot link and each sensor link; the peers run in threads."""
 
     def __init__(self, cfg: CellConfig) -> None:
-        from hil.robot import RobotEmulator, RobotRunner
+        from cobotguard.hil.robot import RobotEmulator, RobotRunner
 
         self.cfg = cfg
         self.stop = threading.Event()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safety.config import CellConfig
+from cobotguard.safety.config import CellConfig
 
 HAZARD = [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from safety.link import Command, Detections, Endpoint, LinkPolicy, RobotState, Role
-from safety.reasons import CommandKind, Reason, StopCategory
-from safety.records import MAX_PERSONS, PERSON_DTYPE
+from cobotguard.safety.link import Command, Detections, Endpoint, LinkPolicy, RobotState, Role
+from cobotguard.safety.reasons import CommandKind, Reason, StopCategory
+from cobotguard.safety.records import MAX_PERSONS, PERSON_DTYPE
 
 CONNECTION_ID = 0x0101
 MS = 1_000_000

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from safety.clock import SimulatedClock
-from safety.config import CellConfig
-from safety.config_load import config_from_dict, load_config
-from safety.reasons import CommandKind
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, ROBOT_STATE_DTYPE
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.config import CellConfig
+from cobotguard.safety.config_load import config_from_dict, load_config
+from cobotguard.safety.reasons import CommandKind
+from cobotguard.safety.records import COMMAND_DTYPE, DETECTION_DTYPE, ROBOT_STATE_DTYPE
 
 MS = 1_000_000
 

@@ -9,7 +9,7 @@ from config_support import DEFAULT_CELL, EXAMPLES, default_raw, round_number_raw
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from safety.budget import (
+from cobotguard.safety.budget import (
     Stage,
     evaluate,
     iso13855_distance_m,
@@ -20,10 +20,10 @@ from safety.budget import (
     separation_required_m,
     zone_required_m,
 )
-from safety.config import CellConfig, ns
-from safety.config_load import config_from_dict, load_config
-from safety.stopping import stopping_at, stopping_curve_ns
-from safety.timing import sensor_latency_ns, sensor_max_age_ns
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.config_load import config_from_dict, load_config
+from cobotguard.safety.stopping import stopping_at, stopping_curve_ns
+from cobotguard.safety.timing import sensor_latency_ns, sensor_max_age_ns
 
 MS = 1_000_000
 

@@ -6,7 +6,7 @@ import shapely
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.camera import (
+from cobotguard.safety.camera import (
     CameraModel,
     CameraModelError,
     covered_polygon,
@@ -15,7 +15,7 @@ from safety.camera import (
     pose_angles,
     pose_rotation,
 )
-from safety.config import CalibrationPoint, Intrinsics, Mounting, Sensor
+from cobotguard.safety.config import CalibrationPoint, Intrinsics, Mounting, Sensor
 
 W, H = 640, 480
 

@@ -12,15 +12,15 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from safety.checksum import (
+from cobotguard.safety.checksum import (
     canonical_dict,
     canonical_json,
     checksum_matches,
     config_checksum,
     config_from_canonical,
 )
-from safety.config import CellConfig
-from safety.config_load import load_config, loads_config
+from cobotguard.safety.config import CellConfig
+from cobotguard.safety.config_load import load_config, loads_config
 
 BASE = CellConfig.model_validate(default_raw())
 BASE_SUM = config_checksum(BASE)

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from config_support import DEFAULT_CELL, default_raw, to_toml
 
-from hil.cli import calibrate
-from hil.cli.main import main
-from safety.budget import reaction_stages, reaction_time_ns
-from safety.config import ns
-from safety.config_load import load_config
+from cobotguard.hil.cli import calibrate
+from cobotguard.hil.cli.main import main
+from cobotguard.safety.budget import reaction_stages, reaction_time_ns
+from cobotguard.safety.config import ns
+from cobotguard.safety.config_load import load_config
 
 QUANTILE_ORDER = ["min", "median", "p99", "p99.9", "p99.99", "max"]
 

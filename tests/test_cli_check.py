@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from config_support import DEFAULT_CELL, EXAMPLES, default_raw, to_toml
 
-from hil.cli.main import main
-from safety.checksum import config_checksum
-from safety.config_load import load_config
+from cobotguard.hil.cli.main import main
+from cobotguard.safety.checksum import config_checksum
+from cobotguard.safety.config_load import load_config
 
 
 def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from config_support import DEFAULT_CELL, default_raw, to_toml
 
-from hil.cli import check
-from hil.cli.common import ExitCode
-from hil.cli.main import main
+from cobotguard.hil.cli import check
+from cobotguard.hil.cli.common import ExitCode
+from cobotguard.hil.cli.main import main
 
 # every subcommand that reads a cell configuration: its argv around the file, and how its invalid input ends
 WITH_CONFIG: dict[str, tuple[Callable[[str], list[str]], str]] = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hil.cli.main import main
+from cobotguard.hil.cli.main import main
 
 CELL_TOML = """
 schema_version = 1
@@ -135,8 +135,8 @@ def test_json_lists_persons_and_reports_bad_files(files, capsys) -> None:
 
 
 def test_config_adds_floor_positions_that_map_back_to_the_foot_point(files, capsys) -> None:
-    from safety.camera import CameraModel
-    from safety.config_load import load_config
+    from cobotguard.safety.camera import CameraModel
+    from cobotguard.safety.config_load import load_config
 
     code, doc, err = run_json(capsys, "--int8", "--config", str(files["cell"]), str(files["standing"]))
     assert code == 0, err

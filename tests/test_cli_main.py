@@ -2,7 +2,7 @@
 
 import pytest
 
-from hil.cli.main import SUBCOMMANDS, main
+from cobotguard.hil.cli.main import SUBCOMMANDS, main
 
 
 def test_every_subcommand_is_registered(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.cli.main import main
-from hil.report.stages import stages_from_trace
-from hil.sim import example_config
-from safety.reasons import CommandKind, Reason
-from safety.trace import CYCLE_DTYPE, DETECTION_TRACE_DTYPE, TraceWriter, header_for_config, read_trace
+from cobotguard.hil.cli.main import main
+from cobotguard.hil.report.stages import stages_from_trace
+from cobotguard.hil.sim import example_config
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.trace import (
+    CYCLE_DTYPE,
+    DETECTION_TRACE_DTYPE,
+    TraceWriter,
+    header_for_config,
+    read_trace,
+)
 
 US = 1_000
 MS = 1_000_000
@@ -229,7 +235,7 @@ def test_trace_without_a_valid_configuration_has_no_deadlines(tmp_path: Path) ->
 
 
 def test_json_is_strict_even_for_infinite_estimates() -> None:
-    from hil.report.render import _finite
+    from cobotguard.hil.report.render import _finite
 
     doc = _finite({"a": [1.0, float("inf"), np.float64("nan")], "b": np.int64(3)})
     assert doc == {"a": [1.0, None, None], "b": 3}

@@ -16,11 +16,16 @@ import numpy as np
 import pytest
 from loop_support import DEFAULT_CELL, ScriptedRobot, ScriptedSensor
 
-from hil.cli.main import main
-from safety.clock import MonotonicClock
-from safety.ports import QueueRobotPort, QueueSensorSource, register_inprocess, unregister_inprocess
-from safety.reasons import CommandKind, Reason
-from safety.trace import read_trace
+from cobotguard.hil.cli.main import main
+from cobotguard.safety.clock import MonotonicClock
+from cobotguard.safety.ports import (
+    QueueRobotPort,
+    QueueSensorSource,
+    register_inprocess,
+    unregister_inprocess,
+)
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.trace import read_trace
 
 
 class SignallingRobot(ScriptedRobot):
@@ -199,8 +204,8 @@ STOPS = (int(CommandKind.PROTECTIVE_STOP), int(CommandKind.FAULT_STOP))
 def _serial_run(cell: Path, trace: Path) -> tuple[int, list[object], list[int], list[str]]:
     """One `cobotguard run` over two pty pairs with a robot and a camera peer in a thread: (exit code,
     commands the robot decoded, frame counters the camera sent, link errors the robot peer saw)."""
-    link = pytest.importorskip("safety.link")
-    from safety.config_load import load_config
+    link = pytest.importorskip("cobotguard.safety.link")
+    from cobotguard.safety.config_load import load_config
 
     cfg = load_config(cell)
     robot_pty, sensor_pty = _PtyPeer(), _PtyPeer()
@@ -285,11 +290,11 @@ def test_serial_link_end_to_end_over_pty_pairs(tmp_path: Path, capsys: pytest.Ca
 def test_link_ports_stamp_bytes_with_their_arrival_not_the_poll() -> None:
     """A reader thread stamps each chunk when it arrives, so a frame read one cycle late is not reported
     one cycle older than it is (the link's delay check measures the transport, not the loop)."""
-    link = pytest.importorskip("safety.link")
-    from safety.config_load import load_config
-    from safety.link.transport import memory_pair
-    from safety.link_ports import link_ports
-    from safety.records import ROBOT_STATE_DTYPE
+    link = pytest.importorskip("cobotguard.safety.link")
+    from cobotguard.safety.config_load import load_config
+    from cobotguard.safety.link.transport import memory_pair
+    from cobotguard.safety.link_ports import link_ports
+    from cobotguard.safety.records import ROBOT_STATE_DTYPE
 
     cfg = load_config(DEFAULT_CELL)
     ours, theirs = memory_pair(read_timeout_ns=5_000_000)

@@ -10,10 +10,16 @@ from config_support import DEFAULT_CELL, EXAMPLES, default_raw, square, to_toml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.config import DEFAULT_SPEED_TOLERANCE_MPS, DEFAULT_STATE_PERIOD_MS, CellConfig, ConfigError, ns
-from safety.config_load import config_from_dict, load_config, loads_config
-from safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
-from safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
+from cobotguard.safety.config import (
+    DEFAULT_SPEED_TOLERANCE_MPS,
+    DEFAULT_STATE_PERIOD_MS,
+    CellConfig,
+    ConfigError,
+    ns,
+)
+from cobotguard.safety.config_load import config_from_dict, load_config, loads_config
+from cobotguard.safety.link import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
+from cobotguard.safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 
 SOURCE = "cell.toml"
 
@@ -316,7 +322,7 @@ def test_too_few_calibration_points() -> None:
 
 
 def test_calibration_points_instead_of_a_pose() -> None:
-    from safety.camera import CameraModel
+    from cobotguard.safety.camera import CameraModel
 
     raw = default_raw()
     sensor = raw["sensors"]["cam0"]

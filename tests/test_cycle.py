@@ -16,13 +16,13 @@ import pytest
 from cycle_support import Cell
 from numba.core.runtime import _nrt_python, rtsys
 
-from safety import cycle
-from safety.compiled_controller import CompiledController
-from safety.config import CellConfig
-from safety.config_load import load_config
-from safety.reasons import CommandKind, Reason
-from safety.replay import replay
-from safety.trace import read_trace
+from cobotguard.safety import cycle
+from cobotguard.safety.compiled_controller import CompiledController
+from cobotguard.safety.config import CellConfig
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.replay import replay
+from cobotguard.safety.trace import read_trace
 
 DEFAULT_CELL = Path(__file__).resolve().parent.parent / "hil" / "defaults" / "cell.toml"
 GUARD_S = 20.0  # a guard against hanging, never an assertion on speed

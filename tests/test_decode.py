@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensor.decode import MAX_DETECTIONS, NMS_IOU, PERSON_CLASS, anchor_centres, decode_nms_kernel
-from sensor.detector import ANCHORS_FILE, MODEL_DIR, N_ANCHORS
+from cobotguard.sensor.decode import MAX_DETECTIONS, NMS_IOU, PERSON_CLASS, anchor_centres, decode_nms_kernel
+from cobotguard.sensor.detector import ANCHORS_FILE, MODEL_DIR, N_ANCHORS
 
 ANCHORS = np.load(MODEL_DIR / ANCHORS_FILE)
 CENTRES = anchor_centres(ANCHORS)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.cli.main import main
-from hil.demo_camera import next_to_render
-from hil.demo_cell import (
+from cobotguard.hil.cli.main import main
+from cobotguard.hil.demo_camera import next_to_render
+from cobotguard.hil.demo_cell import (
     NS_PER_S,
     Status,
     Visit,
@@ -19,7 +19,7 @@ from hil.demo_cell import (
     plan_visits,
     reset_delay_ns,
 )
-from safety.reasons import CommandKind, Reason
+from cobotguard.safety.reasons import CommandKind, Reason
 
 
 def test_visits_alternate_sides_and_fit_the_duration() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensor.decode import PERSON_CLASS
-from sensor.detector import FRAME_COUNTER_MODULO, DetectionResult, Detector, model_path
-from sensor.oracle import FULL_MODEL_FILE, OracleDetector
+from cobotguard.sensor.decode import PERSON_CLASS
+from cobotguard.sensor.detector import FRAME_COUNTER_MODULO, DetectionResult, Detector, model_path
+from cobotguard.sensor.oracle import FULL_MODEL_FILE, OracleDetector
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -257,10 +257,10 @@ def walk_positions(camera, lane_m: float, far_m: float, near_m: float, count: in
 @pytest.fixture(scope="module")
 def walk_in(fp32: Detector, int8: Detector) -> dict[str, dict[str, list]]:
     """Per model: (mount, visible height fraction, found) per fully visible person; counts on empty frames."""
-    from safety.camera import CameraModel
-    from safety.config_load import load_config
-    from sensor.scene import Scene, Trajectory, Walker, load_sprite
-    from sensor.sources import SyntheticSource
+    from cobotguard.safety.camera import CameraModel
+    from cobotguard.safety.config_load import load_config
+    from cobotguard.sensor.scene import Scene, Trajectory, Walker, load_sprite
+    from cobotguard.sensor.sources import SyntheticSource
 
     cell = load_config("hil/defaults/cell.toml").sensors["cam0"]
     pole = CameraModel.from_config(cell)

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from safety.camera import CameraModel
-from safety.clock import SimulatedClock
-from safety.config_load import load_config
-from safety.reasons import HealthFlag
-from safety.records import DETECTION_DTYPE
-from sensor.emulator import EmulatorTiming, LatestQueue, SensorEmulator, SerialPublisher
-from sensor.metadata import MetadataBuilder, persons_of
-from sensor.scene import Scene, Trajectory, Walker, load_sprite
-from sensor.sources import Frame, SyntheticSource
+from cobotguard.safety.camera import CameraModel
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.safety.records import DETECTION_DTYPE
+from cobotguard.sensor.emulator import EmulatorTiming, LatestQueue, SensorEmulator, SerialPublisher
+from cobotguard.sensor.metadata import MetadataBuilder, persons_of
+from cobotguard.sensor.scene import Scene, Trajectory, Walker, load_sprite
+from cobotguard.sensor.sources import Frame, SyntheticSource
 
 PERIOD = 66_666_667
 READOUT = 8_000_000
@@ -173,7 +173,7 @@ def cell_sensor():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def detector(cell_sensor):  # type: ignore[no-untyped-def]
-    from sensor.detector import Detector
+    from cobotguard.sensor.detector import Detector
 
     det = Detector("fp32", threads=1, min_score=cell_sensor.min_score, spinning=False)  # shared CI cores
     det.warm_up(cell_sensor.image_height_px, cell_sensor.image_width_px, runs=1)
@@ -252,10 +252,10 @@ def test_walk_in_floor_positions_are_near_the_person(walk_in_run) -> None:  # ty
 
 
 def test_link_publisher_sends_detections_the_controller_end_accepts() -> None:
-    from safety.link.endpoint import Role
-    from safety.link.pair import drain
-    from safety.link.setup import sensor_link_endpoint
-    from sensor.emulator import link_publisher
+    from cobotguard.safety.link.endpoint import Role
+    from cobotguard.safety.link.pair import drain
+    from cobotguard.safety.link.setup import sensor_link_endpoint
+    from cobotguard.sensor.emulator import link_publisher
 
     cfg = load_config("hil/defaults/cell.toml")
     clock = SimulatedClock(5_000_000_000)

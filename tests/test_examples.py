@@ -11,12 +11,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from safety.config_load import load_config
-from safety.reasons import CommandKind, Reason, StopCategory
-from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
-from safety.replay import replay
-from safety.timing import sensor_max_age_ns
-from safety.trace import read_trace
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.reasons import CommandKind, Reason, StopCategory
+from cobotguard.safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE
+from cobotguard.safety.replay import replay
+from cobotguard.safety.timing import sensor_max_age_ns
+from cobotguard.safety.trace import read_trace
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MS = 1_000_000
@@ -214,7 +214,7 @@ def test_every_reason_is_explained_in_the_integration_guide() -> None:
 
 
 def test_every_health_flag_is_explained_in_the_sensor_page() -> None:
-    from safety.reasons import HealthFlag
+    from cobotguard.safety.reasons import HealthFlag
 
     text = (DOCS / "sensor.md").read_text(encoding="utf-8")
     missing = [f.name for f in HealthFlag if f.value and f"`{f.name}` ({int(f)})" not in text]
@@ -224,7 +224,7 @@ def test_every_health_flag_is_explained_in_the_sensor_page() -> None:
 def test_api_reference_shows_every_subcommand_and_option() -> None:
     import argparse
 
-    from hil.cli.main import SUBCOMMANDS, build_parser
+    from cobotguard.hil.cli.main import SUBCOMMANDS, build_parser
 
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     help_part = text[text.index("<!-- help:begin -->") : text.index("<!-- help:end -->")]
@@ -248,8 +248,8 @@ def test_docs_quote_no_stale_checksum_or_budget() -> None:
     column is the default cell's T_r (both change whenever the default cell does)."""
     import re
 
-    from safety.budget import reaction_time_ns
-    from safety.checksum import config_checksum
+    from cobotguard.safety.budget import reaction_time_ns
+    from cobotguard.safety.checksum import config_checksum
 
     cfg = load_config(EXAMPLES.parent / "hil" / "defaults" / "cell.toml")
     allowed = {PLACEHOLDER_CHECKSUM, config_checksum(cfg)[0]}

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from loop_support import MS, ScriptedRobot, ScriptedSensor, command_array, make_cell
 
-from safety.checksum import config_checksum
-from safety.clock import SimulatedClock
-from safety.executor import ArmError, Controller
-from safety.ports import QueueRobotPort, QueueSensorSource
-from safety.reasons import CommandKind, Reason
-from safety.trace import TraceError, read_trace
+from cobotguard.safety.checksum import config_checksum
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.executor import ArmError, Controller
+from cobotguard.safety.ports import QueueRobotPort, QueueSensorSource
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.trace import TraceError, read_trace
 
 START_NS = 1_000 * MS
 
@@ -212,7 +212,7 @@ def test_a_worst_step_equal_to_the_lateness_is_still_in_time(tmp_path: Path) -> 
 
 def test_a_frame_behind_a_late_cycle_is_acted_on_within_the_budgets_controller_share(tmp_path: Path) -> None:
     """A worst step longer than the period costs more than "period + worst step": the budget counts it."""
-    from safety.budget import reaction_stages
+    from cobotguard.safety.budget import reaction_stages
 
     cell = make_cell(cycle_period_ms=1.0, worst_step_ms=3.5)
     # the scripted camera exposes at START - 20 ms + k x 66.67 ms and sends 13 ms later; from the fourth
@@ -249,7 +249,7 @@ def test_a_frame_behind_a_late_cycle_is_acted_on_within_the_budgets_controller_s
 def test_wake_on_data_refuses_to_arm_the_tick_executor(tmp_path: Path) -> None:
     raw = make_cell().model_dump(mode="python")
     raw["controller"]["wake_on_data"] = True
-    from safety.config_load import config_from_dict
+    from cobotguard.safety.config_load import config_from_dict
 
     cell = config_from_dict(raw, "wake on data")
     for allow_unsafe_budget in (False, True):  # not a verdict to override: the budget's wait is wrong
@@ -260,7 +260,7 @@ def test_wake_on_data_refuses_to_arm_the_tick_executor(tmp_path: Path) -> None:
         message = str(info.value)
         for words in (
             "waking on data",
-            "safety.compiled_controller.CompiledController",
+            "cobotguard.safety.compiled_controller.CompiledController",
             "set controller.wake_on_data = false".capitalize(),
         ):
             assert words in message, message
@@ -395,7 +395,7 @@ def test_queue_ports_carry_frames_and_commands() -> None:
 def test_an_unsafe_budget_refuses_to_arm_unless_explicitly_allowed() -> None:
     raw = make_cell().model_dump(mode="python")
     raw["robot"]["max_speed_mps"] = 1.0  # far too fast for this cell's zones
-    from safety.config_load import config_from_dict
+    from cobotguard.safety.config_load import config_from_dict
 
     unsafe = config_from_dict(raw, "unsafe")
     clock = SimulatedClock(START_NS)
@@ -436,8 +436,8 @@ def test_memory_does_not_grow_with_cycles(tmp_path: Path) -> None:
 
 def test_nothing_compiles_after_arming(tmp_path: Path) -> None:
     """Every compiled function the loop calls was compiled by arm(): running adds no specialisation."""
-    from safety import step
-    from safety.executor import fill_cycle_record
+    from cobotguard.safety import step
+    from cobotguard.safety.executor import fill_cycle_record
 
     controller, _sensor, _robot = _controller(tmp_path, persons=lambda t: [(1.0, 2.5)])
     controller.arm()
@@ -450,7 +450,7 @@ def test_nothing_compiles_after_arming(tmp_path: Path) -> None:
 def test_close_from_another_thread_ends_the_loop_first() -> None:
     import threading
 
-    from safety.clock import MonotonicClock
+    from cobotguard.safety.clock import MonotonicClock
 
     sensors, robot = QueueSensorSource(), QueueRobotPort()
     controller = Controller(make_cell(), sensors, robot, clock=MonotonicClock(), realtime=False)
@@ -476,8 +476,8 @@ class _StalledDrainRecorder:
 
 def test_simulated_clock_drains_a_full_ring_instead_of_dropping(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # the drain thread never runs: a simulated run far longer than the ring must still lose nothing
-    from safety.replay import replay
-    from safety.trace import TraceRecorder
+    from cobotguard.safety.replay import replay
+    from cobotguard.safety.trace import TraceRecorder
 
     monkeypatch.setattr(TraceRecorder, "start", _StalledDrainRecorder.start)
     controller, _sensor, _robot = _controller(tmp_path, persons=lambda t: [(2.0, 0.0)])
@@ -494,8 +494,8 @@ def test_simulated_clock_drains_a_full_ring_instead_of_dropping(tmp_path: Path, 
 
 def test_real_time_clock_drops_a_full_ring_and_counts_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # on a real-time clock the loop never waits for the file: records are dropped, counted and recorded
-    from safety.replay import ReplayError, replay
-    from safety.trace import TraceRecorder
+    from cobotguard.safety.replay import ReplayError, replay
+    from cobotguard.safety.trace import TraceRecorder
 
     class RealTimeLikeClock(SimulatedClock):
         real_time = True

@@ -8,9 +8,9 @@ import zlib
 import pytest
 from hil_cell import make_cell
 
-from hil import faults as fl
-from safety.reasons import Reason
-from safety.timing import frame_period_ns
+from cobotguard.hil import faults as fl
+from cobotguard.safety.reasons import Reason
+from cobotguard.safety.timing import frame_period_ns
 
 MS = 1_000_000
 
@@ -154,7 +154,7 @@ def test_catalogue_covers_every_iec_61784_3_class_and_the_extra_faults():
 def test_deadlines_follow_the_configuration():
     cell = make_cell()  # cycle 1 ms, worst step 0.1 ms, max delay 10 ms, transport 2 ms, state timeout 20 ms
     assert fl.receipt_deadline_ns(cell) == 10 * MS + 1 * MS + 100_000
-    from safety.link import Role, robot_link_policy, sensor_link_policy
+    from cobotguard.safety.link import Role, robot_link_policy, sensor_link_policy
 
     # 10 ms beyond what the receiving end tolerates on that link
     sensor_limit = sensor_link_policy(cell, "cam").max_delay_ns
@@ -178,9 +178,9 @@ def test_deadlines_follow_the_configuration():
 def link_run(fault: fl.Fault, n: int = 12, latency_ns: int = 300_000) -> list:
     """Simulated time: the rig's endpoint sends a frame per period through the injector; the controller's
     endpoint receives it `latency_ns` later and checks its watchdog every millisecond."""
-    from safety.link import NEED_DATA, Detections, LinkError, RobotState, Role
-    from safety.link.setup import robot_link_endpoint, sensor_link_endpoint
-    from safety.reasons import CommandKind
+    from cobotguard.safety.link import NEED_DATA, Detections, LinkError, RobotState, Role
+    from cobotguard.safety.link.setup import robot_link_endpoint, sensor_link_endpoint
+    from cobotguard.safety.reasons import CommandKind
 
     cell = make_cell()
     t = 1_000_000 * MS
@@ -251,7 +251,7 @@ class _FullPort:
         self.attempts = 0
 
     def write(self, data: bytes) -> None:
-        from safety.link.transport import TransportError
+        from cobotguard.safety.link.transport import TransportError
 
         self.attempts += 1
         raise TransportError("pty: write timed out, 48 bytes not taken")
@@ -260,7 +260,7 @@ class _FullPort:
 def test_the_rig_loses_bytes_a_stalled_controller_does_not_take_instead_of_failing() -> None:
     """Like a serial line, the rig's writes never fail the session: lost bytes are counted (the
     controller's link detects the gap and stops; the rig's report notes the count)."""
-    from hil.session import Session
+    from cobotguard.hil.session import Session
 
     robot, sensor = _FullPort(), _FullPort()
     session = Session(make_cell(), robot, [sensor], press_reset=None)

@@ -7,7 +7,7 @@ import shapely
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from safety.geometry import (
+from cobotguard.safety.geometry import (
     bbox_distance_squared,
     distance_to_boundary,
     distance_to_region,
@@ -19,7 +19,7 @@ from safety.geometry import (
     region_distance_squared_within,
     within_distance,
 )
-from safety.records import MAX_VERTICES
+from cobotguard.safety.records import MAX_VERTICES
 
 coordinate = st.floats(-20.0, 20.0, allow_nan=False)
 

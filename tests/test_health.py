@@ -6,8 +6,8 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data
 
-from safety.reasons import HealthFlag
-from sensor.health import HealthMonitor, HealthThresholds, luma_stats, timing_flags
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.sensor.health import HealthMonitor, HealthThresholds, luma_stats, timing_flags
 
 
 def photos() -> list[np.ndarray]:

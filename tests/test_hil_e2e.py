@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.cli.main import main
-from hil.timeline import RigEvent
-from safety.reasons import CommandKind, Reason
-from safety.trace import read_trace
+from cobotguard.hil.cli.main import main
+from cobotguard.hil.timeline import RigEvent
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.trace import read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CELL = ROOT / "hil" / "defaults" / "cell.toml"
@@ -56,7 +56,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("hil")
     cell = ci_cell(work / "cell.toml")
     cmd = [
-        sys.executable, "-m", "hil.cli.main", "hil", "--virtual", "--config", str(cell),
+        sys.executable, "-m", "cobotguard.hil.cli.main", "hil", "--virtual", "--config", str(cell),
         "--scenarios", *SCENARIOS, "--faults", *FAULTS, "--json", "--trace-dir", str(work / "traces"),
         "--attempts", "3",
     ]  # fmt: skip
@@ -184,8 +184,8 @@ def test_bad_input_is_exit_2_with_a_clear_message(argv, message, capsys):
 
 
 def test_list_names_every_scenario_and_fault(capsys):
-    from hil.faults import fault_names
-    from hil.scenarios import scenario_names
+    from cobotguard.hil.faults import fault_names
+    from cobotguard.hil.scenarios import scenario_names
 
     assert main(["hil", "--list"]) == 0
     out = capsys.readouterr().out
@@ -195,15 +195,15 @@ def test_list_names_every_scenario_and_fault(capsys):
 
 def test_real_ports_through_a_null_modem_with_a_reset_command(tmp_path):
     """The serial path: pyserial on both ends of two virtual null-modem cables, reset by a command."""
-    from safety.link.transport import VirtualNullModem
+    from cobotguard.safety.link.transport import VirtualNullModem
 
     cell = ci_cell(tmp_path / "cell.toml")
     with VirtualNullModem() as robot, VirtualNullModem() as sensor:
-        run_cmd = [sys.executable, "-m", "hil.cli.main", "run", str(cell), "--robot-port", robot.port_a,
-                   "--sensor-port", sensor.port_a]  # fmt: skip
+        run_cmd = [sys.executable, "-m", "cobotguard.hil.cli.main", "run", str(cell),
+                   "--robot-port", robot.port_a, "--sensor-port", sensor.port_a]  # fmt: skip
         controller = subprocess.Popen(run_cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            rig_cmd = [sys.executable, "-m", "hil.cli.main", "hil", "--config", str(cell),
+            rig_cmd = [sys.executable, "-m", "cobotguard.hil.cli.main", "hil", "--config", str(cell),
                        "--robot-port", robot.port_b, "--sensor-port", sensor.port_b,
                        "--reset-command", f"kill -USR1 {controller.pid}",
                        "--scenarios", "--faults", "corruption", "--json", "--attempts", "3"]  # fmt: skip
@@ -222,7 +222,7 @@ def test_two_sensors_where_only_one_sees_the_person(tmp_path):
     """The two-camera example: the person is stopped on the last camera's frames alone."""
     cell = ci_cell(tmp_path / "two.toml", ROOT / "examples" / "two_camera_cell.toml")
     cmd = [
-        sys.executable, "-m", "hil.cli.main", "hil", "--virtual", "--config", str(cell),
+        sys.executable, "-m", "cobotguard.hil.cli.main", "hil", "--virtual", "--config", str(cell),
         "--scenarios", "one_sensor_sees", "--faults", "--json", "--attempts", "3",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)

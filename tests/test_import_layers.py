@@ -2,7 +2,11 @@
 
 Read from the source with `ast`, so every import counts: module level, function-local and those under
 TYPE_CHECKING. An import of a name from a package counts as an import of the submodule when there is
-one of that name (`from safety.link import codec`), else of the package's __init__.
+one of that name (`from cobotguard.safety.link import codec`), else of the package's __init__.
+
+The repository's folders safety/, sensor/ and hil/ install as cobotguard.safety, cobotguard.sensor and
+cobotguard.hil (pyproject.toml), so that PyPI's own `safety` and `sensor` can be installed beside them:
+no code here may import the bare names.
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = "safety"
-FORBIDDEN = ("hil", "sensor", "onnxruntime")
+DISTRIBUTION = "cobotguard"  # the installed parent of the repository's folders
+FORBIDDEN = (f"{DISTRIBUTION}.hil", f"{DISTRIBUTION}.sensor", "onnxruntime")
+FOLDERS = ("safety", "sensor", "hil")
+# not .ci: its coexistence check imports PyPI's own safety on purpose
+PYTHON_TREES = (*FOLDERS, "tests", "bench", "examples")
 
 
 def module_files(package: str = CORE) -> dict[str, Path]:
-    """Every module of the package by dotted name (a package is its __init__)."""
+    """Every module of the package by its installed dotted name (a package is its __init__)."""
     out = {}
     for path in sorted((ROOT / package).rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        parts = [DISTRIBUTION, *path.relative_to(ROOT).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()
         out[".".join(parts)] = path
@@ -115,7 +123,7 @@ def test_the_graph_sees_function_local_and_type_checking_imports(tmp_path: Path)
 def test_the_safety_core_has_no_import_cycle() -> None:
     modules = module_files()
     graph = import_graph(modules)
-    assert len(graph) > 20 and "safety.link.setup" in graph  # the walk found the package
+    assert len(graph) > 20 and "cobotguard.safety.link.setup" in graph  # the walk found the package
     cycle = find_cycle(graph)
     assert cycle is None, describe(cycle, graph, modules)
 
@@ -129,3 +137,38 @@ def test_the_safety_core_never_imports_the_rig_the_sensor_path_or_onnxruntime(fo
         if name == forbidden or name.startswith(forbidden + ".")
     ]
     assert not found, "\n".join(found)
+
+
+def test_no_code_imports_the_bare_folder_names() -> None:
+    """`import safety` would find PyPI's scanner (or nothing) once installed: only cobotguard.* names."""
+    found = []
+    for tree in PYTHON_TREES:
+        for path in sorted((ROOT / tree).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"
+                    for name in names
+                    if name.split(".")[0] in FOLDERS
+                ]
+    assert not found, "\n".join(found)
+
+
+def test_the_wheel_installs_only_under_the_distributions_name() -> None:
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {f"{DISTRIBUTION}.{folder}": folder for folder in FOLDERS}
+    packages = setuptools["packages"]
+    assert all(name.startswith(f"{DISTRIBUTION}.") for name in packages), packages
+    # every folder with an __init__.py is listed, so nothing is left out of the wheel
+    on_disk = {
+        ".".join((DISTRIBUTION, *init.parent.relative_to(ROOT).parts))
+        for folder in FOLDERS
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert on_disk == set(packages)

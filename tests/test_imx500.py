@@ -5,9 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from safety.camera import CameraModel
-from safety.reasons import HealthFlag
-from sensor.imx500 import (
+from cobotguard.safety.camera import CameraModel
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.sensor.imx500 import (
     TENSOR_INFO_BYTES,
     Imx500Adapter,
     Imx500ParseError,
@@ -17,7 +17,7 @@ from sensor.imx500 import (
     parse_tensor_info,
     split_output_tensor,
 )
-from sensor.metadata import MetadataBuilder, persons_of
+from cobotguard.sensor.metadata import MetadataBuilder, persons_of
 
 N = 10  # the network's maximum detections
 PERIOD_NS = 33_333_333

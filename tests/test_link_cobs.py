@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
+from cobotguard.safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
 
 
 @given(st.binary(max_size=800))
@@ -52,7 +52,7 @@ def test_invalid_encodings_are_named(encoded: bytes, words: str) -> None:
 def test_compiled_unframing_agrees_with_the_reference(data: bytes, valid_crc: bool) -> None:
     import numpy as np
 
-    from safety.link.crc import TABLE, crc32, unframe_kernel
+    from cobotguard.safety.link.crc import TABLE, crc32, unframe_kernel
 
     raw = data + (crc32(data) ^ (0 if valid_crc else 1)).to_bytes(4, "little")
     for chunk in (cobs_encode(raw), data):  # a real frame, and arbitrary bytes as if they were one

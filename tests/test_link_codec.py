@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from link_support import RUN, STATE, STOP, commands, detection_messages, detections, robot_states
 
-from safety.link import (
+from cobotguard.safety.link import (
     COMMAND_FRAME_BYTES,
     MAX_DETECTIONS_FRAME_BYTES,
     ROBOT_STATE_FRAME_BYTES,
@@ -24,10 +24,10 @@ from safety.link import (
     encode_payload,
     encode_raw_frame,
 )
-from safety.link.cobs import cobs_decode, cobs_encode
-from safety.link.codec import PROTOCOL_VERSION
-from safety.reasons import CommandKind, Reason
-from safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_PERSONS
+from cobotguard.safety.link.cobs import cobs_decode, cobs_encode
+from cobotguard.safety.link.codec import PROTOCOL_VERSION
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.records import COMMAND_DTYPE, DETECTION_DTYPE, MAX_PERSONS
 
 
 def roundtrip(message, seq=5, t=123_456_789):  # type: ignore[no-untyped-def]

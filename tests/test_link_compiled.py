@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from link_support import CONNECTION_ID, POLICY, commands, detections, robot_states
 
-from safety.link import (
+from cobotguard.safety.link import (
     NEED_DATA,
     Command,
     Detections,
@@ -28,11 +28,11 @@ from safety.link import (
     encode_payload,
     encode_raw_frame,
 )
-from safety.link import compiled as cl
-from safety.link.codec import MAX_FRAME_BYTES, PROTOCOL_VERSION
-from safety.link.crc import TABLE
-from safety.link.messages import MessageType
-from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE, empty_detections
+from cobotguard.safety.link import compiled as cl
+from cobotguard.safety.link.codec import MAX_FRAME_BYTES, PROTOCOL_VERSION
+from cobotguard.safety.link.crc import TABLE
+from cobotguard.safety.link.messages import MessageType
+from cobotguard.safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE, empty_detections
 
 MS = 1_000_000
 ROLES = [Role.CONTROLLER, Role.SENSOR_RECEIVER, Role.ROBOT]

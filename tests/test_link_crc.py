@@ -4,8 +4,8 @@ import crc as crc_oracle
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.link import codec
-from safety.link.crc import (
+from cobotguard.safety.link import codec
+from cobotguard.safety.link.crc import (
     CHECK_VALUE,
     INIT,
     POLYNOMIAL,

@@ -3,8 +3,8 @@
 import pytest
 from link_support import CONNECTION_ID, MS, POLICY, RUN, STATE, STOP, detections, endpoint, synced
 
-from safety.config_load import load_config
-from safety.link import (
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.link import (
     NEED_DATA,
     TRANSITIONS,
     Command,
@@ -27,8 +27,8 @@ from safety.link import (
     robot_link_endpoint,
     sensor_link_endpoint,
 )
-from safety.link.cobs import cobs_encode
-from safety.reasons import Reason
+from cobotguard.safety.link.cobs import cobs_encode
+from cobotguard.safety.reasons import Reason
 
 
 def frame(message=RUN, seq=0, t=1 * MS, cid=CONNECTION_ID) -> bytes:  # type: ignore[no-untyped-def]
@@ -264,7 +264,7 @@ def test_transition_table_is_total_and_error_latches() -> None:
 
 
 def test_role_tables_pair_up() -> None:
-    from safety.link import ROLE_ACCEPTS, ROLE_SENDS
+    from cobotguard.safety.link import ROLE_ACCEPTS, ROLE_SENDS
 
     assert ROLE_SENDS[Role.CONTROLLER] == ROLE_ACCEPTS[Role.ROBOT] == {MessageType.COMMAND}
     assert ROLE_SENDS[Role.ROBOT] == ROLE_ACCEPTS[Role.CONTROLLER] == {MessageType.ROBOT_STATE}

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from link_support import CONNECTION_ID, MS, RUN, STATE, STOP, detections, synced
 
-from safety.link import (
+from cobotguard.safety.link import (
     NEED_DATA,
     FrameError,
     Header,
@@ -20,7 +20,7 @@ from safety.link import (
     encode_frame,
     encode_raw_frame,
 )
-from safety.link.cobs import cobs_decode, cobs_encode
+from cobotguard.safety.link.cobs import cobs_decode, cobs_encode
 
 ROLES = list(Role)
 

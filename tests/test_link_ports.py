@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from loop_support import MS, make_cell
 
-from safety.clock import SimulatedClock
-from safety.executor import Controller
-from safety.reasons import CommandKind, Reason
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.executor import Controller
+from cobotguard.safety.reasons import CommandKind, Reason
 
-link = pytest.importorskip("safety.link")
-transport = pytest.importorskip("safety.link.transport")
+link = pytest.importorskip("cobotguard.safety.link")
+transport = pytest.importorskip("cobotguard.safety.link.transport")
 
 START_NS = 1_000 * MS
 
@@ -21,7 +21,7 @@ class Peers:
     """The robot and the camera on the far ends of memory pairs, driven by the test on the simulated clock."""
 
     def __init__(self, cfg: object, clock: SimulatedClock) -> None:
-        from safety.link_ports import link_ports
+        from cobotguard.safety.link_ports import link_ports
 
         self.clock = clock
         robot_ours, self.robot_wire = transport.memory_pair(read_timeout_ns=0)
@@ -218,7 +218,7 @@ def test_stale_bytes_from_before_arming_are_dropped() -> None:
 
 def test_sensor_lines_open_at_their_own_serial_baud(monkeypatch: pytest.MonkeyPatch) -> None:
     """A sensor's `serial_baud` sets its line's rate; a sensor without one runs at `link.baud`."""
-    import safety.link_ports as lp
+    import cobotguard.safety.link_ports as lp
 
     opened: list[tuple[str, int]] = []
 
@@ -234,7 +234,7 @@ def test_sensor_lines_open_at_their_own_serial_baud(monkeypatch: pytest.MonkeyPa
     lp.open_controller_ports(cell, "robot-line", "sensor-line", now_ns=0)
     assert opened == [("robot-line", cell.link.baud), ("sensor-line", sensor.serial_baud)]
     opened.clear()
-    from safety.config_load import config_from_dict
+    from cobotguard.safety.config_load import config_from_dict
 
     raw = cell.model_dump(mode="python")
     next(iter(raw["sensors"].values()))["serial_baud"] = None

@@ -6,8 +6,8 @@ import threading
 import pytest
 from link_support import MS, RUN, STATE, endpoint
 
-from safety.link import COMMAND_FRAME_BYTES, Received, Role, drain
-from safety.link.transport import (
+from cobotguard.safety.link import COMMAND_FRAME_BYTES, Received, Role, drain
+from cobotguard.safety.link.transport import (
     MemoryTransport,
     PtyTransport,
     SerialTransport,

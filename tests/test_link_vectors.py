@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from safety.link import (
+from cobotguard.safety.link import (
     NEED_DATA,
     Command,
     Detections,
@@ -20,10 +20,10 @@ from safety.link import (
     drain,
     encode_frame,
 )
-from safety.link.cobs import cobs_decode
-from safety.link.crc import CHECK_VALUE, crc32
-from safety.reasons import CommandKind, HealthFlag, Reason, StopCategory
-from safety.records import PERSON_DTYPE
+from cobotguard.safety.link.cobs import cobs_decode
+from cobotguard.safety.link.crc import CHECK_VALUE, crc32
+from cobotguard.safety.reasons import CommandKind, HealthFlag, Reason, StopCategory
+from cobotguard.safety.records import PERSON_DTYPE
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 

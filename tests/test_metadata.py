@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.camera import CameraModel
-from safety.reasons import HealthFlag
-from safety.records import DETECTION_DTYPE, MAX_PERSONS
-from sensor.metadata import FOOT_POINT_PX, MetadataBuilder, persons_of
+from cobotguard.safety.camera import CameraModel
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.safety.records import DETECTION_DTYPE, MAX_PERSONS
+from cobotguard.sensor.metadata import FOOT_POINT_PX, MetadataBuilder, persons_of
 
 W, H = 640, 480
 CAM = CameraModel.from_pose(500.0, 500.0, 320.0, 240.0, (0.0, 0.0, 3.0), 0.0, 35.0, 0.0, W, H)

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensor.preprocess import DEFAULT_RESIZE, NET_SIZE, Preprocessor, area_tables, check_frame, resize_tables
+from cobotguard.sensor.preprocess import (
+    DEFAULT_RESIZE,
+    NET_SIZE,
+    Preprocessor,
+    area_tables,
+    check_frame,
+    resize_tables,
+)
 
 
 def reference_tf1_bilinear(frame: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -142,8 +149,8 @@ def test_matches_the_graph_own_preprocessing(net_pre: Preprocessor) -> None:
     onnx = pytest.importorskip("onnx")
     import onnxruntime as ort
 
-    from sensor.detector import MODEL_DIR
-    from sensor.oracle import FULL_MODEL_FILE
+    from cobotguard.sensor.detector import MODEL_DIR
+    from cobotguard.sensor.oracle import FULL_MODEL_FILE
 
     model = onnx.load(str(MODEL_DIR / FULL_MODEL_FILE))
     model.graph.output.append(

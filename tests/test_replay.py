@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from loop_support import MS, ScriptedRobot, ScriptedSensor, make_cell
 
-from hil.cli.main import main
-from safety.clock import SimulatedClock
-from safety.executor import Controller, default_core
-from safety.reasons import CommandKind, Reason
-from safety.replay import ReplayError, replay
-from safety.trace import TraceWriter, read_trace
+from cobotguard.hil.cli.main import main
+from cobotguard.safety.clock import SimulatedClock
+from cobotguard.safety.executor import Controller, default_core
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.replay import ReplayError, replay
+from cobotguard.safety.trace import TraceWriter, read_trace
 
 START_NS = 1_000 * MS
 

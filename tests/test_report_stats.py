@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hil.report.stats import (
+from cobotguard.hil.report.stats import (
     block_maxima,
     choose_block_size,
     count_misses,

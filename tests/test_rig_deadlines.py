@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from config_support import DEFAULT_CELL, EXAMPLES
 
-from hil import scenarios as sc
-from hil.rig import cell_budget, required_separation_m
-from hil.session import Session
-from safety import budget, stopping
-from safety.config import ns
-from safety.config_load import load_config
-from safety.params import build_params
+from cobotguard.hil import scenarios as sc
+from cobotguard.hil.rig import cell_budget, required_separation_m
+from cobotguard.hil.session import Session
+from cobotguard.safety import budget, stopping
+from cobotguard.safety.config import ns
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.params import build_params
 
 CELLS = [*sorted(EXAMPLES.glob("*.toml")), *sorted(DEFAULT_CELL.parent.glob("*.toml"))]
 

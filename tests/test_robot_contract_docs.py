@@ -20,21 +20,27 @@ import numpy as np
 import pytest
 from pydantic.fields import FieldInfo
 
-from hil.robot import RobotEmulator, RobotRunner
-from safety import reference
-from safety.budget import evaluate, reaction_stages, robot_silence_reaction_ns
-from safety.config import CellConfig, Controller, Robot, ns
-from safety.config_load import load_config
-from safety.link import Received, RobotState, Role, drain, robot_link_endpoint
-from safety.link.codec import decode_robot_state, encode_robot_state
-from safety.link.setup import robot_link_policy
-from safety.link.transport import memory_pair
-from safety.params import build_params, derived_grace_ns, overspeed_grace_ns
-from safety.reasons import CommandKind, HealthFlag, Reason
-from safety.records import COMMAND_DTYPE, MAX_PERSONS, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.states import TRANSITIONS, ControllerState, Event, Permission
-from safety.step import apply_link_fault, new_state, step
-from safety.timing import NS_PER_MS, line_time_ns
+from cobotguard.hil.robot import RobotEmulator, RobotRunner
+from cobotguard.safety import reference
+from cobotguard.safety.budget import evaluate, reaction_stages, robot_silence_reaction_ns
+from cobotguard.safety.config import CellConfig, Controller, Robot, ns
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.link import Received, RobotState, Role, drain, robot_link_endpoint
+from cobotguard.safety.link.codec import decode_robot_state, encode_robot_state
+from cobotguard.safety.link.setup import robot_link_policy
+from cobotguard.safety.link.transport import memory_pair
+from cobotguard.safety.params import build_params, derived_grace_ns, overspeed_grace_ns
+from cobotguard.safety.reasons import CommandKind, HealthFlag, Reason
+from cobotguard.safety.records import (
+    COMMAND_DTYPE,
+    MAX_PERSONS,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
+from cobotguard.safety.states import TRANSITIONS, ControllerState, Event, Permission
+from cobotguard.safety.step import apply_link_fault, new_state, step
+from cobotguard.safety.timing import NS_PER_MS, line_time_ns
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL = REPO / "docs" / "protocol.md"

@@ -2,13 +2,13 @@
 
 import pytest
 
-from hil.robot import RobotEmulator, RobotRunner
-from safety.config import ns
-from safety.config_load import load_config
-from safety.link import Command, Received, RobotState, Role, drain, robot_link_endpoint
-from safety.link.transport import memory_pair
-from safety.reasons import CommandKind, Reason
-from safety.stopping import stopping_at
+from cobotguard.hil.robot import RobotEmulator, RobotRunner
+from cobotguard.safety.config import ns
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.link import Command, Received, RobotState, Role, drain, robot_link_endpoint
+from cobotguard.safety.link.transport import memory_pair
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.stopping import stopping_at
 
 MS = 1_000_000
 CFG = load_config("hil/defaults/cell.toml")

@@ -8,7 +8,7 @@ from hil_cell import HAZARD, make_cell
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hil import scenarios as sc
+from cobotguard.hil import scenarios as sc
 
 
 def test_catalogue_names_are_unique_and_cover_the_issue():

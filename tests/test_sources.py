@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from safety.camera import CameraModel
-from safety.reasons import HealthFlag
-from sensor.health import HealthMonitor
-from sensor.scene import PERSON_CROPS, Scene, Trajectory, Walker, load_sprite
-from sensor.sources import (
+from cobotguard.safety.camera import CameraModel
+from cobotguard.safety.reasons import HealthFlag
+from cobotguard.sensor.health import HealthMonitor
+from cobotguard.sensor.scene import PERSON_CROPS, Scene, Trajectory, Walker, load_sprite
+from cobotguard.sensor.sources import (
     FaultySource,
     ImageSequenceSource,
     SourceError,

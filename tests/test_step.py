@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from hil.sim import Harness, example_config
-from safety import stopping
-from safety.params import build_params
-from safety.reasons import CommandKind, HealthFlag, Reason
-from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.reference import separation_m
-from safety.states import ControllerState
-from safety.step import new_state, step_py, warm_up
+from cobotguard.hil.sim import Harness, example_config
+from cobotguard.safety import stopping
+from cobotguard.safety.params import build_params
+from cobotguard.safety.reasons import CommandKind, HealthFlag, Reason
+from cobotguard.safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from cobotguard.safety.reference import separation_m
+from cobotguard.safety.states import ControllerState
+from cobotguard.safety.step import new_state, step_py, warm_up
 
 K, R = CommandKind, Reason
 WARNING_ZONE, PROTECTIVE_ZONE = 0, 1  # zone indices in example_config
@@ -202,8 +202,8 @@ def test_separation_uses_the_larger_of_reported_and_declared_z_d():
 
 
 def test_separation_and_stopping_match_the_budget_module():
-    budget = pytest.importorskip("safety.budget")
-    from safety.step import protective_separation_m, stopping_at
+    budget = pytest.importorskip("cobotguard.safety.budget")
+    from cobotguard.safety.step import protective_separation_m, stopping_at
 
     for cfg in (example_config(), example_config(n_sensors=3, tolerated_missed_frames=0)):
         p = build_params(cfg)[0]
@@ -379,7 +379,7 @@ def slowed_cell(speed=0.5):
 
 def grace_deadline(cell, commanded_ns, speed):
     """When a report must show the lower limit kept: step + link + reaction + report, + T_s(speed)."""
-    from safety.step import stopping_at
+    from cobotguard.safety.step import stopping_at
 
     return commanded_ns + int(cell.params[0]["robot_obey_ns"]) + int(stopping_at(cell.params[0], speed)[0])
 
@@ -503,7 +503,7 @@ def test_separation_uses_the_reported_speed_not_the_commanded_limit():
 
 
 def test_warm_up_reaches_the_speed_supervision_fault():
-    from safety.warmup import warm_up_inputs
+    from cobotguard.safety.warmup import warm_up_inputs
 
     params = build_params(example_config(n_sensors=2))
     state = new_state(params)

@@ -9,11 +9,11 @@ import numpy as np
 from numba import njit
 from numba.core.runtime import _nrt_python, rtsys
 
-from hil.sim import example_config
-from safety.params import build_params
-from safety.records import COMMAND_DTYPE
-from safety.step import new_state, step, warm_up
-from safety.warmup import warm_up_inputs
+from cobotguard.hil.sim import example_config
+from cobotguard.safety.params import build_params
+from cobotguard.safety.records import COMMAND_DTYPE
+from cobotguard.safety.step import new_state, step, warm_up
+from cobotguard.safety.warmup import warm_up_inputs
 
 
 def prepared_cycles(params):

@@ -11,14 +11,14 @@ import numpy as np
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from hil.sim import example_config
-from safety import reference
-from safety.params import build_params
-from safety.reasons import CommandKind, Reason
-from safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
-from safety.states import ControllerState
-from safety.step import new_state, step
-from safety.warmup import T0_NS, write_frame, write_robot
+from cobotguard.hil.sim import example_config
+from cobotguard.safety import reference
+from cobotguard.safety.params import build_params
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from cobotguard.safety.states import ControllerState
+from cobotguard.safety.step import new_state, step
+from cobotguard.safety.warmup import T0_NS, write_frame, write_robot
 
 # interesting x coordinates in the example cell: hazard edge 0.9, protective 1.5, warning 3.0, Z_d and
 # hysteresis 0.1 each, S_p between about 0.8 m and 1.9 m beyond the hazard edge
@@ -172,7 +172,7 @@ def test_compiled_step_and_reference_agree_bit_for_bit(scenario):
 
 def test_the_differential_inputs_reach_every_state():
     """Guard against a vacuous differential test: a scripted sequence visits every controller state."""
-    from safety.warmup import warm_up_inputs
+    from cobotguard.safety.warmup import warm_up_inputs
 
     params = build_params(example_config(n_sensors=2))
     state = new_state(params)

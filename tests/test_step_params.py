@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.sim import example_config
-from safety import budget
-from safety.config_load import load_config
-from safety.params import NO_CATEGORY, ZONE_PROTECTIVE, ZONE_WARNING, build_params
-from safety.records import MAX_VERTICES, MAX_ZONES
+from cobotguard.hil.sim import example_config
+from cobotguard.safety import budget
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.params import NO_CATEGORY, ZONE_PROTECTIVE, ZONE_WARNING, build_params
+from cobotguard.safety.records import MAX_VERTICES, MAX_ZONES
 
 DEFAULT_CELL = Path(__file__).resolve().parents[1] / "hil" / "defaults" / "cell.toml"
 

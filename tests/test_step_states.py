@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from safety.states import (
+from cobotguard.safety.states import (
     STOPPED_STATES,
     TRANSITION_TABLE,
     TRANSITIONS,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hil_cell import HAZARD, make_cell
 
-from hil import scenarios as sc
-from hil.timeline import Budget, FailureClass, RigEvent, evaluate_fault, evaluate_scenario, event
-from safety.reasons import CommandKind, Reason
+from cobotguard.hil import scenarios as sc
+from cobotguard.hil.timeline import Budget, FailureClass, RigEvent, evaluate_fault, evaluate_scenario, event
+from cobotguard.safety.reasons import CommandKind, Reason
 
 MS = 1_000_000
 T0 = 10_000 * MS
@@ -201,8 +201,8 @@ def test_fault_verdict_failures(stop_after, reason, running, message, failure_cl
 
 
 def test_received_commands_take_the_controllers_numbering_by_sender_time():
-    from hil.rig import with_controller_seq
-    from safety.trace import CYCLE_DTYPE
+    from cobotguard.hil.rig import with_controller_seq
+    from cobotguard.safety.trace import CYCLE_DTYPE
 
     cycles = np.zeros(3, dtype=CYCLE_DTYPE)
     cycles["command_seq"] = [11, 12, 13]
@@ -223,7 +223,7 @@ def test_received_commands_take_the_controllers_numbering_by_sender_time():
 
 def _stall_events(*rows: tuple[int, int, int, int]) -> np.ndarray:
     """(t_ms, kind, command_kind, reason) rows as rig events."""
-    from hil.timeline import RIG_EVENT_DTYPE
+    from cobotguard.hil.timeline import RIG_EVENT_DTYPE
 
     events = np.zeros(len(rows), dtype=RIG_EVENT_DTYPE)
     for i, (t_ms, kind, command_kind, reason) in enumerate(rows):
@@ -235,7 +235,7 @@ def _stall_events(*rows: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def test_stall_evidence_names_a_stall_the_system_detected_and_nothing_else() -> None:
-    from hil.timeline import stall_evidence
+    from cobotguard.hil.timeline import stall_evidence
 
     cmd, run, fault = int(RigEvent.COMMAND_RECEIVED), int(CommandKind.RUN), int(CommandKind.FAULT_STOP)
     steady = [(t, cmd, run, 0) for t in range(0, 40, 4)]
@@ -339,7 +339,7 @@ def test_late_slowdown_expects_an_overspeed_stop_after_the_grace_and_not_before(
 
 
 def test_a_scenario_fault_is_judged_from_when_it_acted_with_the_faults_own_reasons():
-    from hil import faults as fl
+    from cobotguard.hil import faults as fl
 
     cell = make_cell()
     plan = sc.build_plan(sc.get_scenario("person_during_fault_stop"), cell, required_separation_m=0.6)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety import timing
-from safety.link import COMMAND_FRAME_BYTES
+from cobotguard.safety import timing
+from cobotguard.safety.link import COMMAND_FRAME_BYTES
 
 MS = 1_000_000
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
-from safety.budget import separation_required_m
-from safety.config import stepped_on_the_tick
-from safety.config_load import config_from_dict, load_config
-from safety.params import build_params
-from safety.reasons import CommandKind, Reason
-from safety.timing import frame_period_ns
+from cobotguard.hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
+from cobotguard.safety.budget import separation_required_m
+from cobotguard.safety.config import stepped_on_the_tick
+from cobotguard.safety.config_load import config_from_dict, load_config
+from cobotguard.safety.params import build_params
+from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.timing import frame_period_ns
 
 Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.records import DETECTION_DTYPE, MAX_PERSONS
-from safety.trace import (
+from cobotguard.safety.records import DETECTION_DTYPE, MAX_PERSONS
+from cobotguard.safety.trace import (
     CYCLE_DTYPE,
     DETECTION_TRACE_DTYPE,
     Ring,

@@ -11,12 +11,12 @@ import time
 import pytest
 from config_support import DEFAULT_CELL
 
-from hil.traffic import SensorPeer, Traffic
-from safety.config import CellConfig, ns
-from safety.config_load import load_config
-from safety.link import Detections, Received, Role, sensor_link_endpoint
-from safety.reasons import CommandKind
-from safety.timing import frame_period_ns
+from cobotguard.hil.traffic import SensorPeer, Traffic
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.config_load import load_config
+from cobotguard.safety.link import Detections, Received, Role, sensor_link_endpoint
+from cobotguard.safety.reasons import CommandKind
+from cobotguard.safety.timing import frame_period_ns
 
 GUARD_S = 60.0  # a guard against hanging (the loop compiles first), never an assertion on speed
 
@@ -65,7 +65,7 @@ def test_sensor_peer_schedule_skips_slots_that_are_over() -> None:
 
 
 def test_a_compiled_controller_on_traffic_runs_after_a_reset_and_the_peers_stop_on_close() -> None:
-    from safety.compiled_controller import CompiledController
+    from cobotguard.safety.compiled_controller import CompiledController
 
     cfg = load_config(DEFAULT_CELL)
     data = cfg.model_dump()  # a worst step that covers a noisy shared machine: no overrun stops here

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hil.cli.common import (
+from cobotguard.hil.cli.common import (
     CommandError,
     ExitCode,
     InvalidInputError,
@@ -43,8 +43,8 @@ from hil.cli.common import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from safety.compiled_controller import CompiledController
-    from safety.config import CellConfig
+    from cobotguard.safety.compiled_controller import CompiledController
+    from cobotguard.safety.config import CellConfig
 
 MEASURE_WORST_STEP_MS = 100.0  # the measurement's worst step: far beyond any step, so none overruns
 SAFETY_FACTOR = 2.0  # without an estimate: the observed maximum times this
@@ -99,8 +99,8 @@ class Measurement:
 
 def measurement_config(cfg: CellConfig) -> tuple[CellConfig, dict[str, tuple[float, float, str]]]:
     """The configuration with the large worst step (and the watchdog and state timeout validation needs)."""
-    from safety.config_load import config_from_dict
-    from safety.timing import NS_PER_MS, command_gap_ns, line_time_ns, ns, robot_state_gap_ns
+    from cobotguard.safety.config_load import config_from_dict
+    from cobotguard.safety.timing import NS_PER_MS, command_gap_ns, line_time_ns, ns, robot_state_gap_ns
 
     data = cfg.model_dump()
     controller, link = data["controller"], data["link"]
@@ -140,7 +140,7 @@ class _KeepRunning:
         self._last_ns = 0
 
     def __call__(self) -> bool:
-        from safety.reasons import CommandKind
+        from cobotguard.safety.reasons import CommandKind
 
         now = time.monotonic_ns()
         if (
@@ -155,9 +155,9 @@ class _KeepRunning:
 
 def measure(cfg: CellConfig, seconds: float, cpu: int, load: bool) -> Measurement:
     """Run the compiled loop on emulated traffic for `seconds` and read its steps back from the trace."""
-    from hil.traffic import Traffic
-    from safety.compiled_controller import CompiledController
-    from safety.trace import read_trace
+    from cobotguard.hil.traffic import Traffic
+    from cobotguard.safety.compiled_controller import CompiledController
+    from cobotguard.safety.trace import read_trace
 
     peers = set(os.sched_getaffinity(0)) - {cpu}
     with tempfile.TemporaryDirectory(prefix="cobotguard-calibrate-") as tmp, Traffic(cfg, peers) as traffic:
@@ -237,8 +237,8 @@ def _measurement(cycles: np.ndarray, **counts: Any) -> Measurement:
     """The latencies, triggers and stops of the measured cycle records, with the loop's counts."""
     import numpy as np
 
-    from safety.cycle import TRIGGER_DATA, TRIGGER_RESET, TRIGGER_TICK
-    from safety.reasons import CommandKind, Reason
+    from cobotguard.safety.cycle import TRIGGER_DATA, TRIGGER_RESET, TRIGGER_TICK
+    from cobotguard.safety.reasons import CommandKind, Reason
 
     names = {TRIGGER_TICK: "tick", TRIGGER_DATA: "data", TRIGGER_RESET: "reset"}
     triggers: Counter[str] = Counter({name: 0 for name in names.values()})
@@ -293,9 +293,9 @@ def propose(latencies_ns: np.ndarray, exceedance: float, estimate: Any) -> Propo
 
 def budget_summary(cfg: CellConfig, source: str) -> dict[str, Any]:
     """The budget's key numbers for `cfg` as validation and safety.budget give them."""
-    from safety.budget import evaluate, reaction_stages
-    from safety.config import ConfigError
-    from safety.config_load import config_from_dict
+    from cobotguard.safety.budget import evaluate, reaction_stages
+    from cobotguard.safety.config import ConfigError
+    from cobotguard.safety.config_load import config_from_dict
 
     try:
         config_from_dict(cfg.model_dump(), source)
@@ -326,7 +326,7 @@ def budget_summary(cfg: CellConfig, source: str) -> dict[str, Any]:
 
 def with_worst_step(cfg: CellConfig, worst_step_ms: float) -> CellConfig:
     """A copy of the configuration with another controller.worst_step_ms (schema-checked only)."""
-    from safety.config import CellConfig
+    from cobotguard.safety.config import CellConfig
 
     data = cfg.model_dump()
     data["controller"]["worst_step_ms"] = worst_step_ms
@@ -338,8 +338,8 @@ def with_worst_step(cfg: CellConfig, worst_step_ms: float) -> CellConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Check the input, measure, fit, propose and print; returns the exit code."""
-    from safety.config import ConfigError
-    from safety.executor import ArmError
+    from cobotguard.safety.config import ConfigError
+    from cobotguard.safety.executor import ArmError
 
     allowed = sorted(os.sched_getaffinity(0))
     cpu = allowed[-1] if args.cpu is None else args.cpu
@@ -397,8 +397,8 @@ def run(args: argparse.Namespace) -> int:
 
 def analyse(cfg: CellConfig, source: str, measured: Measurement, exceedance: float) -> dict[str, Any]:
     """The result object: distribution, fit, proposal and the budget as configured and as proposed."""
-    from hil.report.stats import fit_worst_case, summarize
-    from safety.checksum import config_checksum
+    from cobotguard.hil.report.stats import fit_worst_case, summarize
+    from cobotguard.safety.checksum import config_checksum
 
     summary = summarize(measured.latencies_ns)
     with warnings.catch_warnings():  # scipy's bootstrap warns when a resampled fit degenerates; the

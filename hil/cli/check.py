@@ -9,10 +9,10 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from hil.cli.common import ExitCode, add_config_argument, add_json_option, load_cell_config
+from cobotguard.hil.cli.common import ExitCode, add_config_argument, add_json_option, load_cell_config
 
 if TYPE_CHECKING:
-    from safety.budget import BudgetReport
+    from cobotguard.safety.budget import BudgetReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, evaluate and print; returns the exit code."""
-    from safety.budget import evaluate
-    from safety.checksum import checksum_matches, config_checksum
+    from cobotguard.safety.budget import evaluate
+    from cobotguard.safety.checksum import checksum_matches, config_checksum
 
     cfg = load_cell_config(args.config, as_json=args.json)
     report = evaluate(cfg)

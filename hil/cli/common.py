@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from safety.config import CellConfig
+    from cobotguard.safety.config import CellConfig
 
 
 class ExitCode(IntEnum):
@@ -79,8 +79,8 @@ def report_error(command: str, error: CommandError) -> ExitCode:
 
 def load_cell_config(path: str, *, as_json: bool = False) -> CellConfig:
     """Read and validate a cell configuration; raises InvalidInputError listing every problem (exit 2)."""
-    from safety.config import ConfigError
-    from safety.config_load import load_config
+    from cobotguard.safety.config import ConfigError
+    from cobotguard.safety.config_load import load_config
 
     try:
         return load_config(path)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hil.cli.common import CommandError, ExitCode
+from cobotguard.hil.cli.common import CommandError, ExitCode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 only when every deadline held."""
-    from hil.demo import DemoError, DemoOptions, Status, format_status, run_demo
-    from hil.report.render import terminal_table
+    from cobotguard.hil.demo import DemoError, DemoOptions, Status, format_status, run_demo
+    from cobotguard.hil.report.render import terminal_table
 
     live = sys.stdout.isatty()
     last_printed = [0.0]

@@ -13,14 +13,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hil.cli.common import CommandError, ExitCode, add_json_option, load_cell_config, print_error
+from cobotguard.hil.cli.common import CommandError, ExitCode, add_json_option, load_cell_config, print_error
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from safety.camera import CameraModel
-    from safety.config import Sensor
-    from sensor.detector import DetectionResult
+    from cobotguard.safety.camera import CameraModel
+    from cobotguard.safety.config import Sensor
+    from cobotguard.sensor.detector import DetectionResult
 
 DEFAULT_MIN_SCORE = 0.5
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < min_score <= 1.0:
         raise CommandError(f"--min-score must be in (0, 1], got {min_score}")
 
-    from sensor.detector import Detector
+    from cobotguard.sensor.detector import Detector
 
     model = "int8" if args.int8 else "fp32"
     detector = Detector(model, threads=args.threads, min_score=min_score)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_floor(config_path: str, sensor_name: str | None) -> Floor:
     """The chosen sensor's camera model; raises CommandError when the configuration gives none."""
-    from safety.camera import CameraModel, CameraModelError
+    from cobotguard.safety.camera import CameraModel, CameraModelError
 
     cfg = load_cell_config(config_path)
     names = list(cfg.sensors)
@@ -173,8 +173,8 @@ def _report(path: str, frame: np.ndarray, result: DetectionResult, floor: Floor 
 
 def _add_floor_positions(floor: Floor, result: DetectionResult, persons: list[dict[str, Any]]) -> None:
     """Floor position and Z_d of each person, exactly as the sensor publishes them (sensor.metadata)."""
-    from safety.records import MAX_PERSONS
-    from sensor.metadata import MetadataBuilder
+    from cobotguard.safety.records import MAX_PERSONS
+    from cobotguard.sensor.metadata import MetadataBuilder
 
     builder = MetadataBuilder(floor.camera, floor.index, floor.sensor.position_uncertainty_m)
     for start in range(0, result.count, MAX_PERSONS):  # one record holds MAX_PERSONS persons

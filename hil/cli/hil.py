@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hil.cli.common import CommandError, ExitCode, load_cell_config
+from cobotguard.hil.cli.common import CommandError, ExitCode, load_cell_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "cell.toml"
 
@@ -75,8 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _list() -> int:
-    from hil.faults import FAULTS
-    from hil.scenarios import SCENARIOS
+    from cobotguard.hil.faults import FAULTS
+    from cobotguard.hil.scenarios import SCENARIOS
 
     print("scenarios:")
     for s in SCENARIOS:
@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code."""
     if args.list:
         return _list()
-    from hil.faults import fault_names
-    from hil.rig import RigError, RigOptions, run_rig
-    from hil.scenarios import scenario_names
+    from cobotguard.hil.faults import fault_names
+    from cobotguard.hil.rig import RigError, RigOptions, run_rig
+    from cobotguard.hil.scenarios import scenario_names
 
     try:
         scenarios = _select("scenario", args.scenarios, scenario_names())

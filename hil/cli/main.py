@@ -7,18 +7,21 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from hil.cli.common import CommandError, ExitCode, print_error, report_error
+from cobotguard.hil.cli.common import CommandError, ExitCode, print_error, report_error
 
 # name -> (module, one-line help). Modules import their heavy dependencies inside run().
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("hil.cli.check", "validate a cell configuration and print its latency budget"),
-    "run": ("hil.cli.run", "run the safety controller on serial ports"),
-    "hil": ("hil.cli.hil", "hardware-in-the-loop rig: play robot and sensor against a controller"),
-    "report": ("hil.cli.report", "timing report from trace files"),
-    "demo": ("hil.cli.demo", "the whole chain on embedded defaults, no hardware needed"),
-    "detect": ("hil.cli.detect", "run the person detector on image files"),
-    "replay": ("hil.cli.replay", "re-run the safety step on a recorded trace"),
-    "calibrate": ("hil.cli.calibrate", "measure step latencies on this machine, propose worst_step_ms"),
+    "check": ("cobotguard.hil.cli.check", "validate a cell configuration and print its latency budget"),
+    "run": ("cobotguard.hil.cli.run", "run the safety controller on serial ports"),
+    "hil": ("cobotguard.hil.cli.hil", "hardware-in-the-loop rig: play robot and sensor against a controller"),
+    "report": ("cobotguard.hil.cli.report", "timing report from trace files"),
+    "demo": ("cobotguard.hil.cli.demo", "the whole chain on embedded defaults, no hardware needed"),
+    "detect": ("cobotguard.hil.cli.detect", "run the person detector on image files"),
+    "replay": ("cobotguard.hil.cli.replay", "re-run the safety step on a recorded trace"),
+    "calibrate": (
+        "cobotguard.hil.cli.calibrate",
+        "measure step latencies on this machine, propose worst_step_ms",
+    ),
 }
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from hil.cli.common import CommandError, ExitCode, add_json_option
+from cobotguard.hil.cli.common import CommandError, ExitCode, add_json_option
 
 _ENUM_FIELDS = {
     "command.kind": "CommandKind",
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _named(field: str, value: Any) -> str:
     """A value with its enum name where the field is an enum."""
-    from safety import reasons
+    from cobotguard.safety import reasons
 
     enum_name = _ENUM_FIELDS.get(field)
     if enum_name is not None and isinstance(value, int):
@@ -47,8 +47,8 @@ def _named(field: str, value: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the trace; returns the exit code."""
-    from safety.replay import ReplayError, replay
-    from safety.trace import TraceError, read_trace
+    from cobotguard.safety.replay import ReplayError, replay
+    from cobotguard.safety.trace import TraceError, read_trace
 
     try:
         trace = read_trace(args.trace, allow_incomplete=args.allow_incomplete)

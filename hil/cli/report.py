@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hil.cli.common import CommandError, ExitCode, add_json_option, print_error
+from cobotguard.hil.cli.common import CommandError, ExitCode, add_json_option, print_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read every trace, print the report, write the requested files; returns the exit code."""
-    from hil.report.analysis import analyze
-    from hil.report.render import terminal_table, to_json
-    from hil.report.stages import stages_from_trace
-    from safety.trace import TraceError, read_trace
+    from cobotguard.hil.report.analysis import analyze
+    from cobotguard.hil.report.render import terminal_table, to_json
+    from cobotguard.hil.report.stages import stages_from_trace
+    from cobotguard.safety.trace import TraceError, read_trace
 
     traces = []
     failed = False
@@ -66,7 +66,7 @@ def _write_files(results: list, html_path: str | None, png_path: str | None) -> 
     """Write the HTML and PNG reports; raises CommandError when one cannot be written."""
     if not html_path and not png_path:
         return
-    from hil.report.render import to_html, to_png
+    from cobotguard.hil.report.render import to_html, to_png
 
     try:
         import matplotlib  # noqa: F401

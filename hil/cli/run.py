@@ -17,7 +17,13 @@ import sys
 from types import FrameType
 from typing import Any
 
-from hil.cli.common import CommandError, ExitCode, add_config_argument, load_cell_config, print_error
+from cobotguard.hil.cli.common import (
+    CommandError,
+    ExitCode,
+    add_config_argument,
+    load_cell_config,
+    print_error,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from safety.compiled_controller import CompiledController
-    from safety.executor import ArmError, Controller
-    from safety.link_ports import PortError, open_controller_ports, open_port_descriptors
-    from safety.realtime import keep_off_cpu
+    from cobotguard.safety.compiled_controller import CompiledController
+    from cobotguard.safety.executor import ArmError, Controller
+    from cobotguard.safety.link_ports import PortError, open_controller_ports, open_port_descriptors
+    from cobotguard.safety.realtime import keep_off_cpu
 
     if args.duration is not None and not args.duration > 0:
         raise CommandError(f"--duration: expected a positive number of seconds, got {args.duration}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hil.report.stages import Stage, TraceStages
-from hil.report.stats import (
+from cobotguard.hil.report.stages import Stage, TraceStages
+from cobotguard.hil.report.stats import (
     Histogram,
     LatencySummary,
     WorstCaseEstimate,

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from hil.report.analysis import MIN_SAMPLES_FOR_FIT, StageResult, TraceResult
-from hil.report.stats import EVIDENCE_NOTE, QUANTILES
+from cobotguard.hil.report.analysis import MIN_SAMPLES_FOR_FIT, StageResult, TraceResult
+from cobotguard.hil.report.stats import EVIDENCE_NOTE, QUANTILES
 
 NS_PER_MS = 1_000_000
 
@@ -126,7 +126,7 @@ BAR_WIDTH = 40
 
 def histogram_lines(results: Sequence[TraceResult], bins: int = 10) -> list[str]:
     """Text histograms (about `bins` log-spaced bins, like cyclictest's) of the end-to-end and loop stages."""
-    from hil.report.stats import histogram
+    from cobotguard.hil.report.stats import histogram
 
     lines: list[str] = []
     count = len(results)

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from hil.report.stats import latencies_against_schedule
-from safety import stopping
-from safety.reasons import CommandKind, Reason
+from cobotguard.hil.report.stats import latencies_against_schedule
+from cobotguard.safety import stopping
+from cobotguard.safety.reasons import CommandKind, Reason
 
 PERSON_REASONS = (
     Reason.PERSON_IN_WARNING_ZONE,
@@ -110,8 +110,8 @@ class _Deadlines:
             self.problem = "the trace header holds no configuration: stages have no deadlines"
             return
         try:
-            from safety import budget
-            from safety.config import CellConfig, ns
+            from cobotguard.safety import budget
+            from cobotguard.safety.config import CellConfig, ns
 
             cfg = CellConfig.model_validate(raw)
             sensors = budget.sensor_stages(cfg)
@@ -374,11 +374,11 @@ def stages_from_trace(trace: Any) -> TraceStages:
     cycles = streams.get("cycles")
     detections = streams.get("detections")
     if cycles is None:
-        from safety.trace import CYCLE_DTYPE
+        from cobotguard.safety.trace import CYCLE_DTYPE
 
         cycles = np.zeros(0, dtype=CYCLE_DTYPE)
     if detections is None:
-        from safety.trace import DETECTION_TRACE_DTYPE
+        from cobotguard.safety.trace import DETECTION_TRACE_DTYPE
 
         detections = np.zeros(0, dtype=DETECTION_TRACE_DTYPE)
     return stages_from_streams(

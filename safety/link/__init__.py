@@ -11,9 +11,9 @@
 Frame layout, CRC parameters and test vectors: docs/protocol.md. Transports: safety.link.transport.
 """
 
-from safety.link.acceptance import LinkPolicy
-from safety.link.cobs import cobs_decode, cobs_encode
-from safety.link.codec import (
+from cobotguard.safety.link.acceptance import LinkPolicy
+from cobotguard.safety.link.cobs import cobs_decode, cobs_encode
+from cobotguard.safety.link.codec import (
     COMMAND_FRAME_BYTES,
     CRC_BYTES,
     HEADER_BYTES,
@@ -31,8 +31,8 @@ from safety.link.codec import (
     encode_raw_frame,
     parse_frame,
 )
-from safety.link.crc import crc32, warm_up
-from safety.link.endpoint import (
+from cobotguard.safety.link.crc import crc32, warm_up
+from cobotguard.safety.link.endpoint import (
     NEED_DATA,
     ROLE_ACCEPTS,
     ROLE_SENDS,
@@ -46,15 +46,15 @@ from safety.link.endpoint import (
     Role,
     link_error_reasons,
 )
-from safety.link.messages import Command, Detections, Message, MessageType, RobotState
-from safety.link.pair import Pair, drain
-from safety.link.setup import (
+from cobotguard.safety.link.messages import Command, Detections, Message, MessageType, RobotState
+from cobotguard.safety.link.pair import Pair, drain
+from cobotguard.safety.link.setup import (
     robot_link_endpoint,
     robot_link_policy,
     sensor_link_endpoint,
     sensor_link_policy,
 )
-from safety.link.states import TRANSITIONS, Input, ReceiverState
+from cobotguard.safety.link.states import TRANSITIONS, Input, ReceiverState
 
 __all__ = [
     "COMMAND_FRAME_BYTES",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from safety.link.codec import SEQ_MODULO, Header
-from safety.link.messages import MessageType
-from safety.reasons import Reason
+from cobotguard.safety.link.codec import SEQ_MODULO, Header
+from cobotguard.safety.link.messages import MessageType
+from cobotguard.safety.reasons import Reason
 
 Verdict = tuple[Reason, str] | None
 _MESSAGE_TYPES = {int(m): m for m in MessageType}

@@ -14,11 +14,11 @@ from typing import NamedTuple, NoReturn
 
 import numpy as np
 
-from safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
-from safety.link.crc import TABLE, crc32, unframe_kernel
-from safety.link.messages import Command, Detections, Message, MessageType, RobotState
-from safety.reasons import Reason
-from safety.records import MAX_PERSONS, PERSON_DTYPE
+from cobotguard.safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
+from cobotguard.safety.link.crc import TABLE, crc32, unframe_kernel
+from cobotguard.safety.link.messages import Command, Detections, Message, MessageType, RobotState
+from cobotguard.safety.reasons import Reason
+from cobotguard.safety.records import MAX_PERSONS, PERSON_DTYPE
 
 PROTOCOL_VERSION = 1
 DELIMITER = b"\x00"

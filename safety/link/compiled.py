@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from safety.link.acceptance import LinkPolicy
-from safety.link.codec import (
+from cobotguard.safety.link.acceptance import LinkPolicy
+from cobotguard.safety.link.codec import (
     COMMAND_PAYLOAD,
     CRC_BYTES,
     DETECTIONS_FIXED,
@@ -35,12 +35,12 @@ from safety.link.codec import (
     ROBOT_STATE_PAYLOAD,
     SEQ_MODULO,
 )
-from safety.link.crc import TABLE, crc32_kernel, unframe_kernel
-from safety.link.endpoint import ROLE_ACCEPTS, ROLE_SENDS, Role
-from safety.link.messages import MessageType
-from safety.link.states import ReceiverState
-from safety.reasons import CommandKind, Reason, StopCategory
-from safety.records import MAX_PERSONS
+from cobotguard.safety.link.crc import TABLE, crc32_kernel, unframe_kernel
+from cobotguard.safety.link.endpoint import ROLE_ACCEPTS, ROLE_SENDS, Role
+from cobotguard.safety.link.messages import MessageType
+from cobotguard.safety.link.states import ReceiverState
+from cobotguard.safety.reasons import CommandKind, Reason, StopCategory
+from cobotguard.safety.records import MAX_PERSONS
 
 # receiver states, as small ints (the order of safety.link.states.ReceiverState)
 STATE_CODES = {state: i for i, state in enumerate(ReceiverState)}
@@ -563,9 +563,9 @@ def encode_command(rx, k, command, t_ns, scratch, out, table):
 
 def warm_up() -> None:
     """Compile every kernel here (before arming, never in the loop)."""
-    from safety.link.codec import encode_frame
-    from safety.link.messages import Command, RobotState
-    from safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE, empty_detections
+    from cobotguard.safety.link.codec import encode_frame
+    from cobotguard.safety.link.messages import Command, RobotState
+    from cobotguard.safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE, empty_detections
 
     policy = LinkPolicy(max_delay_ns=10**9, watchdog_ns=10**9)
     rx = new_receivers([Role.CONTROLLER], [1], [policy], 0)

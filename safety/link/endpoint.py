@@ -19,9 +19,9 @@ from typing import Literal
 
 import numpy as np
 
-from safety.link import acceptance
-from safety.link.acceptance import LinkPolicy, PeerHistory
-from safety.link.codec import (
+from cobotguard.safety.link import acceptance
+from cobotguard.safety.link.acceptance import LinkPolicy, PeerHistory
+from cobotguard.safety.link.codec import (
     DELIMITER,
     MAX_FRAME_BYTES,
     SEQ_MODULO,
@@ -30,10 +30,10 @@ from safety.link.codec import (
     encode_frame,
     parse_frame,
 )
-from safety.link.crc import warm_up
-from safety.link.messages import Command, Message, MessageType
-from safety.link.states import Input, ReceiverState, transition
-from safety.reasons import Reason
+from cobotguard.safety.link.crc import warm_up
+from cobotguard.safety.link.messages import Command, Message, MessageType
+from cobotguard.safety.link.states import Input, ReceiverState, transition
+from cobotguard.safety.reasons import Reason
 
 
 class Role(Enum):

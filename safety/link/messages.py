@@ -12,8 +12,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from safety.reasons import CommandKind, Reason, StopCategory
-from safety.records import (
+from cobotguard.safety.reasons import CommandKind, Reason, StopCategory
+from cobotguard.safety.records import (
     COMMAND_DTYPE,
     DETECTION_DTYPE,
     MAX_PERSONS,

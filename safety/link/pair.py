@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safety.link.endpoint import NEED_DATA, Endpoint, Event
-from safety.link.messages import Message
+from cobotguard.safety.link.endpoint import NEED_DATA, Endpoint, Event
+from cobotguard.safety.link.messages import Message
 
 
 def drain(endpoint: Endpoint) -> list[Event]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from safety import timing
-from safety.config import CellConfig, ns
-from safety.link.acceptance import LinkPolicy
-from safety.link.endpoint import Endpoint, Role
+from cobotguard.safety import timing
+from cobotguard.safety.config import CellConfig, ns
+from cobotguard.safety.link.acceptance import LinkPolicy
+from cobotguard.safety.link.endpoint import Endpoint, Role
 
 
 def robot_link_policy(cfg: CellConfig, role: Role) -> LinkPolicy:
