@@ -136,17 +136,17 @@ class AreaTables:
 def _area_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Start index and overlap weights of the input pixels under each output pixel, along one axis."""
     scale = in_size / out_size
-    taps = int(np.ceil(scale)) + 1
+    # No more taps than input pixels: the kernel reads every tap, even one of weight 0, without bounds
+    # checks, so a tap past the edge (a 1-pixel-wide frame) would read beyond the scratch row (0 * NaN).
+    taps = min(int(np.ceil(scale)) + 1, in_size)
     start = np.zeros(out_size, dtype=np.int32)
     weights = np.zeros((out_size, taps), dtype=np.float64)
     for i in range(out_size):
         lo, hi = i * scale, (i + 1) * scale
         first = min(int(np.floor(lo)), in_size - 1)
-        start[i] = min(first, in_size - taps) if in_size >= taps else 0
+        start[i] = min(first, in_size - taps)
         for k in range(taps):
             p = start[i] + k
-            if p >= in_size:
-                break
             weights[i, k] = max(0.0, min(hi, p + 1.0) - max(lo, float(p)))
     weights /= weights.sum(axis=1, keepdims=True)
     return start, weights.astype(np.float32)

@@ -12,6 +12,7 @@ from cobotguard.sensor.preprocess import (
     DEFAULT_RESIZE,
     NET_SIZE,
     Preprocessor,
+    area_resize_normalise_kernel,
     area_tables,
     check_frame,
     resize_tables,
@@ -121,6 +122,28 @@ def test_area_tables_weights_sum_to_one_and_stay_in_range() -> None:
     np.testing.assert_allclose(t.x_w.sum(axis=1), 1.0, atol=1e-6)
     assert (t.y_start + t.y_w.shape[1] <= 480).all() and (t.x_start + t.x_w.shape[1] <= 640).all()
     assert t.row.shape == (640, 3)
+
+
+@pytest.mark.parametrize(
+    ("in_h", "in_w", "out_h", "out_w"),
+    [(1, 1, 23, 31), (120, 1, 23, 31), (1, 120, 23, 31), (7, 5, 1, 1), (1, 1, NET_SIZE, NET_SIZE)],
+)
+def test_area_taps_stay_inside_the_frame(in_h: int, in_w: int, out_h: int, out_w: int) -> None:
+    t = area_tables(in_h, in_w, out_h, out_w)
+    assert (t.y_start >= 0).all() and (t.y_start + t.y_w.shape[1] <= in_h).all()
+    assert (t.x_start >= 0).all() and (t.x_start + t.x_w.shape[1] <= in_w).all()
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (120, 1), (1, 120), (40, 50)])
+def test_area_kernel_reads_nothing_past_the_scratch_row(h: int, w: int) -> None:
+    # The kernel does no bounds checks: NaN just past the scratch row turns any stray read into NaN output.
+    t = area_tables(h, w, 23, 31)
+    padded = np.full((w + 4, 3), np.nan, dtype=np.float32)
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = np.empty((23, 31, 3), dtype=np.float32)
+    area_resize_normalise_kernel(frame, t.y_start, t.y_w, t.x_start, t.x_w, padded[:w], out)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, reference_area(frame, 23, 31), rtol=0, atol=2e-6)
 
 
 @given(
