@@ -1,4 +1,7 @@
-"""`cobotguard check CONFIG [--json] [--expect-checksum C]`: validate a cell and print its budget.
+"""`cobotguard check CONFIG [--json] [--expect-checksum C] [--plot FILE]`: validate a cell, print its budget.
+
+With --plot, the cell is drawn too (cobotguard.hil.report.cellplot): floor plan, coverage, S_p rings and the
+T_r stages, to PNG or SVG by the file's suffix (needs the `[plots]` extra).
 
 Exit codes: 0 = safe, 1 = unsafe (the reasons are printed), 2 = invalid input (one line per problem).
 """
@@ -7,12 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cobotguard.hil.cli.common import ExitCode, add_config_argument, add_json_option, load_cell_config
+from cobotguard.hil.cli.common import (
+    CommandError,
+    ExitCode,
+    add_config_argument,
+    add_json_option,
+    load_cell_config,
+)
 
 if TYPE_CHECKING:
     from cobotguard.safety.budget import BudgetReport
+    from cobotguard.safety.config import CellConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="C",
         help="fail (exit 1) unless the configuration's checksum (short or long) is C",
     )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        type=Path,
+        help="also draw the cell: floor plan with zones, coverage and S_p rings, and the T_r stages "
+        "(.png or .svg; needs matplotlib, the [plots] extra)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from cobotguard.safety.checksum import checksum_matches, config_checksum
 
     cfg = load_cell_config(args.config, as_json=args.json)
+    if args.plot is not None:
+        _check_plot_target(args.plot)
     report = evaluate(cfg)
     short, long = config_checksum(cfg)
     reasons = list(report.reasons)
@@ -43,10 +63,45 @@ def run(args: argparse.Namespace) -> int:
         out = report.to_dict()
         out.update(checksum=short, checksum_sha256=long, verdict=verdict, reasons=reasons)
         out["config"] = str(args.config)
+        out["coverage"] = _coverage(cfg)
         print(json.dumps(out, indent=2))
     else:
         print(_table(cfg.name, str(args.config), report, short, long, verdict, reasons))
+    if args.plot is not None:
+        from cobotguard.hil.report.cellplot import cell_drawing, render_floor_plan
+
+        render_floor_plan(cell_drawing(cfg), args.plot)
     return ExitCode.SAFE if verdict == "safe" else ExitCode.UNSAFE
+
+
+def _check_plot_target(path: Path) -> None:
+    """Refuse a --plot target we cannot write before any work is done (exit 2)."""
+    from cobotguard.hil.report.cellplot import plot_suffix
+
+    try:
+        plot_suffix(path)
+        import matplotlib  # noqa: F401
+    except ValueError as exc:
+        raise CommandError(f"--plot: {exc}") from None
+    except ImportError:
+        raise CommandError("--plot needs matplotlib: pip install 'cobotguard[plots]'") from None
+    if not path.parent.is_dir():
+        raise CommandError(f"--plot: {path.parent} is not a directory")
+
+
+def _coverage(cfg: CellConfig) -> dict[str, list[list[list[list[float]]]]]:
+    """Each sensor's covered floor (the polygons the floor plan draws), as lists of rings of [x, y]."""
+    from cobotguard.hil.report.cellplot import polygon_coords
+    from cobotguard.safety.camera import CameraModelError
+    from cobotguard.safety.config_rules import covered_area
+
+    out = {}
+    for name, sensor in cfg.sensors.items():
+        try:
+            out[name] = polygon_coords(covered_area(sensor))
+        except CameraModelError:
+            out[name] = []
+    return out
 
 
 def _fmt(value: float | None, unit: str) -> str:
