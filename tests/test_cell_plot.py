@@ -103,3 +103,61 @@ def test_the_documented_drawings_are_current(name: str) -> None:
     drawing = cell_drawing(cfg)
     assert f"checksum {drawing.checksum}" in svg, f"docs/cells/{name}.svg is stale: regenerate it"
     assert f"verdict {drawing.verdict.upper()}" in svg
+
+
+def test_the_camera_view_projects_the_cell_through_the_cameras_model() -> None:
+    from cobotguard.hil.report.cellplot import camera_view
+    from cobotguard.safety.camera import CameraModel
+
+    cfg = load_config(DEFAULT)
+    sensor = cfg.sensors["cam0"]
+    model = CameraModel.from_config(sensor)
+    view = camera_view(cfg, "cam0")
+    hazard = view.outlines["hazard region"]
+    for x, y in cfg.robot.hazard_polygon_m:  # every corner of the hazard region is on its drawn outline
+        u, v = model.floor_to_pixel(x, y)
+        assert np.min(np.hypot(hazard[:, 0] - u, hazard[:, 1] - v)) < 1e-6
+    # the smallest protected person at the far edge of the coverage looks exactly as small as declared
+    (fu, fv), (hu, hv) = view.person_foot_px, view.person_head_px
+    assert np.hypot(fu - hu, fv - hv) == pytest.approx(sensor.min_person_height_px, abs=0.5)
+    assert model.person_height_px(*view.person_floor_m, sensor.assumed_person_height_m) == pytest.approx(
+        sensor.min_person_height_px, abs=0.5
+    )
+
+
+def test_check_plot_camera_over_a_photo_of_the_right_size_only(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.new("RGB", (640, 480), (90, 90, 90)).save(good)
+    Image.new("RGB", (320, 240), (90, 90, 90)).save(bad)
+    out = tmp_path / "view.png"
+    assert main(["check", str(DEFAULT), "--plot-camera", "cam0", str(out), "--image", str(good)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["check", str(DEFAULT), "--plot-camera", "cam0", str(out), "--image", str(bad)]) == 2
+    assert "320x240 px; expected the camera's 640x480 px" in capsys.readouterr().err
+    assert main(["check", str(DEFAULT), "--plot-camera", "nope", str(out)]) == 2
+    assert "no sensor 'nope'; the cell has cam0" in capsys.readouterr().err
+
+
+def test_the_timing_report_puts_declared_and_measured_side_by_side() -> None:
+    from cobotguard.hil.report.analysis import TraceResult, analyze_stage
+    from cobotguard.hil.report.render import budget_figure, to_html
+    from cobotguard.hil.report.stages import Stage, TraceStages
+
+    latencies = np.array([3, 4, 5, 6, 40], dtype=np.int64) * 1_000_000
+    stages = [
+        analyze_stage(Stage("loop", latencies, 10_000_000, "controller.worst_step_ms"), fit=False),
+        analyze_stage(Stage("no deadline", latencies), fit=False),
+    ]
+    trace = TraceStages("t.cgtrace", {}, [s.stage for s in stages], 5, 0, 0, 0, 0)
+    fig = budget_figure([TraceResult(trace, stages)])
+    (ax,) = fig.axes
+    widths = sorted(round(p.get_width(), 6) for p in ax.patches)
+    p99 = stages[0].summary.quantiles_ns["p99"] / 1e6
+    assert widths == sorted(
+        [10.0, round(p99, 6), 40.0]
+    )  # declared, p99, max of the one stage with a deadline
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["loop\n[controller.worst_step_ms]"]
+    assert 'alt="declared budget beside measured latency"' in to_html([TraceResult(trace, stages)])

@@ -42,6 +42,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also draw the cell: floor plan with zones, coverage and S_p rings, and the T_r stages "
         "(.png or .svg; needs matplotlib, the [plots] extra)",
     )
+    parser.add_argument(
+        "--plot-camera",
+        nargs=2,
+        metavar=("SENSOR", "FILE"),
+        help="also draw what one camera sees: zones, hazard and S_p ring projected into its image, and the "
+        "smallest protected person at the far edge of its coverage (.png or .svg)",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="PHOTO",
+        type=Path,
+        help="with --plot-camera: draw over this photo taken from that camera (the camera's image size)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +65,17 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_cell_config(args.config, as_json=args.json)
     if args.plot is not None:
         _check_plot_target(args.plot)
+    if args.plot_camera is not None:
+        sensor_name, camera_file = args.plot_camera[0], Path(args.plot_camera[1])
+        if sensor_name not in cfg.sensors:
+            raise CommandError(
+                f"--plot-camera: no sensor {sensor_name!r}; the cell has {', '.join(cfg.sensors)}"
+            )
+        _check_plot_target(camera_file)
+    if args.image is not None and args.plot_camera is None:
+        raise CommandError("--image goes with --plot-camera SENSOR FILE")
+    if args.image is not None and not args.image.is_file():
+        raise CommandError(f"--image: {args.image} is not a file")
     report = evaluate(cfg)
     short, long = config_checksum(cfg)
     reasons = list(report.reasons)
@@ -71,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
         from cobotguard.hil.report.cellplot import cell_drawing, render_floor_plan
 
         render_floor_plan(cell_drawing(cfg), args.plot)
+    if args.plot_camera is not None:
+        from cobotguard.hil.report.cellplot import camera_view, render_camera_view
+
+        try:
+            render_camera_view(camera_view(cfg, sensor_name), camera_file, args.image)
+        except ValueError as exc:
+            raise CommandError(f"--image: {exc}") from None
     return ExitCode.SAFE if verdict == "safe" else ExitCode.UNSAFE
 
 

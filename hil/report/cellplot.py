@@ -272,3 +272,103 @@ def render_floor_plan(drawing: CellDrawing, path: Path) -> Path:
         fig.savefig(path, dpi=100, metadata=metadata, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+# -- one camera's view -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """The cell's geometry as one camera sees it: pixel outlines (NaN where behind the camera)."""
+
+    name: str
+    width_px: int
+    height_px: int
+    outlines: dict[str, np.ndarray]  # label -> (N, 2) pixels along the outline, NaN-separated pieces
+    person_foot_px: tuple[float, float]  # the smallest protected person at the far edge of the coverage
+    person_head_px: tuple[float, float]
+    person_floor_m: tuple[float, float]
+    person_height_m: float
+
+
+def _densified_ring(polygon: Any, step_m: float = 0.02) -> np.ndarray:
+    """The exterior of a polygon as points every `step_m` (straight floor lines bend in the image only
+    through lens models we do not have, but densifying keeps segments behind the camera short)."""
+    ring = shapely.segmentize(polygon.exterior, step_m)
+    return np.asarray(ring.coords)
+
+
+def camera_view(cfg: CellConfig, sensor_name: str) -> CameraView:
+    """Hazard, zones and the S_p ring at maximum speed in one camera's pixels, and the smallest person."""
+    from cobotguard.safety.budget import separation_required_m
+    from cobotguard.safety.camera import CameraModel
+    from cobotguard.safety.config_rules import covered_area
+
+    sensor = cfg.sensors[sensor_name]
+    model = CameraModel.from_config(sensor)
+    shapes: dict[str, Any] = {"hazard region": shapely.Polygon(cfg.robot.hazard_polygon_m)}
+    for name, zone in cfg.zones.items():
+        shapes[f"{zone.type} zone {name}"] = shapely.Polygon(zone.polygon_m)
+    if cfg.separation.enabled:
+        s_p = separation_required_m(cfg, cfg.robot.max_speed_mps)
+        shapes[f"S_p {s_p:.3f} m at maximum speed"] = shapes["hazard region"].buffer(s_p, quad_segs=16)
+    outlines = {}
+    for label, polygon in shapes.items():
+        floor = _densified_ring(polygon)
+        u, v = model.floor_to_pixel(floor[:, 0], floor[:, 1])
+        outlines[label] = np.column_stack([u, v])
+    # the smallest protected person where the camera sees one least well: the covered point farthest away
+    covered = covered_area(sensor)
+    boundary = np.concatenate([_densified_ring(p, 0.05) for p in getattr(covered, "geoms", [covered])])
+    far = boundary[np.argmax(np.hypot(*(boundary - model.centre_m[:2]).T))]
+    height = sensor.assumed_person_height_m
+    foot = model.project(far[0], far[1], 0.0)
+    head = model.project(far[0], far[1], height)
+    return CameraView(
+        sensor_name, sensor.image_width_px, sensor.image_height_px, outlines,
+        (float(foot[0]), float(foot[1])), (float(head[0]), float(head[1])),
+        (float(far[0]), float(far[1])), height,
+    )  # fmt: skip
+
+
+def render_camera_view(view: CameraView, path: Path, photo: Path | None = None) -> Path:
+    """Draw a camera's view to PNG or SVG, over a photo taken from it when given (same size)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suffix = plot_suffix(path)
+    fig, ax = plt.subplots(figsize=(view.width_px / 100, view.height_px / 100 + 0.6))
+    if photo is not None:
+        from PIL import Image
+
+        with Image.open(photo) as image:
+            if image.size != (view.width_px, view.height_px):
+                raise ValueError(
+                    f"{photo}: {image.size[0]}x{image.size[1]} px; expected the camera's "
+                    f"{view.width_px}x{view.height_px} px"
+                )
+            ax.imshow(np.asarray(image.convert("RGB")))
+    else:
+        ax.imshow(np.full((view.height_px, view.width_px, 3), 235, dtype=np.uint8))
+    colours = {"hazard": "black", "protective": "tab:red", "warning": "tab:orange", "S_p": "tab:purple"}
+    for label, pixels in view.outlines.items():
+        colour = next((c for key, c in colours.items() if label.startswith(key)), "tab:blue")
+        ax.plot(pixels[:, 0], pixels[:, 1], color=colour, linewidth=1.5, label=label)
+    (fu, fv), (hu, hv) = view.person_foot_px, view.person_head_px
+    length = float(np.hypot(fu - hu, fv - hv))  # the person's image length (it leans off-axis)
+    half_width = 0.15 * length  # a person is about 0.3 x as wide as tall
+    ax.fill([fu - half_width, fu + half_width, hu + half_width, hu - half_width],
+            [fv, fv, hv, hv], color="tab:blue", alpha=0.5,
+            label=f"smallest protected person ({view.person_height_m} m, {length:.0f} px) at "
+                  f"({view.person_floor_m[0]:.2f}, {view.person_floor_m[1]:.2f}) m")  # fmt: skip
+    ax.set_xlim(0, view.width_px)
+    ax.set_ylim(view.height_px, 0)
+    ax.set_title(f"camera {view.name}", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=6, ncol=2)
+    metadata = {"Date": None} if suffix == ".svg" else {}
+    with plt.rc_context({"svg.hashsalt": "cobotguard", "svg.fonttype": "none"}):
+        fig.savefig(path, dpi=100, metadata=metadata, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -384,15 +384,56 @@ def _figure(results: Sequence[TraceResult]) -> Any:
     return fig
 
 
-def to_png(results: Sequence[TraceResult]) -> bytes:
-    """The plots as one PNG image (needs matplotlib: the `plots` extra)."""
+def budget_figure(results: Sequence[TraceResult]) -> Any:
+    """Declared beside measured: per stage with a deadline, the budget's term next to the measured p99
+    and maximum of each trace (the deadline comes from the configuration stored in the trace)."""
+    from matplotlib.figure import Figure
+
+    rows = [(r, s) for r in results for s in r.stages if s.stage.deadline_ns is not None]
+    fig = Figure(figsize=(11, 1.2 + 0.7 * max(1, len(rows))), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    labels = []
+    for i, (result, s) in enumerate(rows):
+        y = len(rows) - 1 - i
+        p99 = s.summary.quantiles_ns.get("p99", s.summary.max_ns)
+        ax.barh(
+            y + 0.25,
+            s.stage.deadline_ns / 1e6,
+            height=0.25,
+            color="tab:gray",
+            label="declared" if i == 0 else None,
+        )
+        ax.barh(y, p99 / 1e6, height=0.25, color="tab:blue", label="measured p99" if i == 0 else None)
+        ax.barh(
+            y - 0.25,
+            s.summary.max_ns / 1e6,
+            height=0.25,
+            color="tab:red",
+            label="measured max" if i == 0 else None,
+        )
+        prefix = f"{_label(results.index(result), len(results))} " if len(results) > 1 else ""
+        source = s.stage.deadline_source.replace(", ", ",\n")  # long key lists on their own lines
+        labels.append((y, f"{prefix}{s.stage.name}\n[{source}]"))
+    ax.set_yticks([y for y, _ in labels], [text for _, text in labels], fontsize=7)
+    ax.set_xlabel("ms")
+    ax.set_title("declared budget beside measured latency, per stage", fontsize=10)
+    if rows:
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def _png(fig: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = _figure(results)
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
+
+
+def to_png(results: Sequence[TraceResult]) -> bytes:
+    """The plots as one PNG image (needs matplotlib: the `plots` extra)."""
+    return _png(_figure(results))
 
 
 def to_html(results: Sequence[TraceResult], with_plots: bool = True) -> str:
@@ -401,6 +442,8 @@ def to_html(results: Sequence[TraceResult], with_plots: bool = True) -> str:
     if with_plots:
         data = base64.b64encode(to_png(results)).decode()
         image = f'<img alt="latency histograms and exceedance curves" src="data:image/png;base64,{data}">'
+        budget = base64.b64encode(_png(budget_figure(results))).decode()
+        image += f'<img alt="declared budget beside measured latency" src="data:image/png;base64,{budget}">'
     text = html.escape(terminal_table(results))
     verdict = "every deadline held" if all(r.deadline_held for r in results) else "DEADLINE MISSES"
     return (
