@@ -36,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from cobotguard.hil import scenarios as sc  # noqa: E402
 from cobotguard.hil.rig import ControllerProcess, Session  # noqa: E402
 from cobotguard.hil.timeline import STOP_KINDS, RigEvent  # noqa: E402

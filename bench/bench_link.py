@@ -23,11 +23,8 @@ import sys
 import time
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cobotguard.safety.link import (  # noqa: E402
     NEED_DATA,

@@ -25,12 +25,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cobotguard.safety.camera import CameraModel  # noqa: E402
 from cobotguard.safety.config_load import load_config  # noqa: E402
