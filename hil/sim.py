@@ -10,8 +10,8 @@ frames with the declared timing (phase, latency up to the worst case, missed fra
 count), some of them without the walking person (`Run.undetected`: the detector missed them); the robot
 reacts to a stop after the link delay and its stop-input reaction and comes to rest after the stopping
 time of the configuration's stopping model; it is at rest until the controller first lets it move,
-and keeps every SLOW limit once the command has reached it (so it never trips the
-step's speed supervision). Used by the timing-property and step tests, and reusable by the HIL rig and
+and keeps every SLOW limit once the command has reached it (so it never trips the step's speed
+supervision). Used by the timing-property and step tests, and reusable by the HIL rig and
 the demo (`example_config`, `CellSim`, `Harness`; the record fillers are `safety.warmup`'s).
 """
 
