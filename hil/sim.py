@@ -7,10 +7,11 @@ worst step is `Run.step_fraction` / `Run.step_fractions`); when that is after la
 longer than the period), the next cycle is the latest of them, started at once, and the ones before it are
 skipped, as the executor does. The sensors produce DETECTION_DTYPE
 frames with the declared timing (phase, latency up to the worst case, missed frames up to the tolerated
-count); the robot reacts to a stop after the link delay and its stop-input reaction and comes to rest
-after the stopping time of the configuration's stopping model; it is at rest until the controller
-first lets it move, and keeps every SLOW limit once the command has reached it (so it never trips the
-step's speed supervision). Used by the timing-property and step tests, and reusable by the HIL rig and
+count), some of them without the walking person (`Run.undetected`: the detector missed them); the robot
+reacts to a stop after the link delay and its stop-input reaction and comes to rest after the stopping
+time of the configuration's stopping model; it is at rest until the controller first lets it move,
+and keeps every SLOW limit once the command has reached it (so it never trips the step's speed
+supervision). Used by the timing-property and step tests, and reusable by the HIL rig and
 the demo (`example_config`, `CellSim`, `Harness`; the record fillers are `safety.warmup`'s).
 """
 
@@ -49,6 +50,7 @@ def example_config(
     release_hysteresis_m: float = 0.1,
     tolerated_missed_frames: int = 2,
     worst_step_ms: float = 0.2,
+    person_hold_ms: float = 0.0,
 ) -> CellConfig:
     """A small UR5e-class cell: a 1.8 m square hazard region, 30 fps cameras, 1 ms cycle (schema only)."""
     sensor = {
@@ -106,6 +108,7 @@ def example_config(
                 "auto_restart_clear_ms": auto_restart_clear_ms,
                 "release_hysteresis_m": release_hysteresis_m,
                 "robot_state_timeout_ms": 20.0,
+                "person_hold_ms": person_hold_ms,
             },
             "link": {
                 "baud": 1_000_000,
@@ -155,6 +158,7 @@ class Run:
     sensor_phase_ns: tuple[int, ...]  # exposure phase of each sensor within its frame period
     latency_fraction: float  # each frame's latency = fraction x declared worst case (jittered by seed)
     missed: tuple[int, ...] = ()  # frame numbers (all sensors) that never arrive
+    undetected: tuple[int, ...] = ()  # frame numbers (all sensors) that arrive without the walking person
     link_delay_fraction: float = 1.0  # command link delay as a fraction of the declared link term
     step_fraction: float = 1.0  # release -> command written, as a fraction of the declared worst step
     # per cycle instead (cycle k takes step_fractions[k % len]); empty: every cycle takes step_fraction
@@ -288,6 +292,7 @@ class CellSim:
         lowered: list[tuple[int, float]] = []  # (when it takes effect at the robot, lower limit) pending
         last_limit = math.inf
         self._jump_offset: list[int | None] = [None] * n_sensors
+        missed, self._undetected = frozenset(spec.missed), frozenset(spec.undetected)  # looked up per frame
         self._last_counter = [0] * n_sensors
         last_kind = -1
         t = T0_NS  # now: when the cycle wakes and reads its inputs
@@ -322,7 +327,7 @@ class CellSim:
                         continue
                     if beyond and spec.fault is Fault.FRAMES_LATE:
                         latency = max_latency[i] + 1 + spec.fault_variant * 1_000_000
-                    if k in spec.missed and not beyond:
+                    if k in missed and not beyond:
                         continue
                     pending[i].append((exposure, exposure + latency, k, beyond))
                 while pending[i] and pending[i][0][1] <= t:
@@ -405,7 +410,9 @@ class CellSim:
     ) -> None:
         counter = (spec.counter_start + k) % FRAME_COUNTER_MODULO
         persons: list[tuple[float, float, float]] = []
-        if spec.walk is not None and start is not None and exposure >= start:
+        if k in self._undetected:
+            pass  # the detector missed the person in this frame
+        elif spec.walk is not None and start is not None and exposure >= start:
             x, y = self.walk_position(spec.walk, exposure - start)
             # worst case: the measurement is off by up to Z_d, away from the hazard region
             _, (dx, dy) = self._walk_line(spec.walk)

@@ -12,6 +12,8 @@ the rig use too. The arithmetic and the standards are explained in docs/budget.m
 - ISO 13855 for static protective zones: S = K T + C (+ Z_d + Z_r), T = T_r + T_s.
 - Human speed per ISO 13855: K = 2.0 m/s; where that gives more than 0.5 m, K = 1.6 m/s with at least
   0.5 m.
+- Held persons (controller.person_hold_ms): no term of T_r or S_p; `hold_terms` states the hold and the
+  growth of a held person's Z_d (availability).
 """
 
 from __future__ import annotations
@@ -340,6 +342,26 @@ def _max_safe_speed(cfg: CellConfig, t_r: int, distances: dict[str, float], reac
     return max(rows, default=low)
 
 
+def hold_terms(cfg: CellConfig) -> list[Term]:
+    """Held persons (controller.person_hold_ms > 0): the hold and the growth of Z_d by its end.
+
+    Not in T_r or S_p: a held person only adds stops and slows. Its Z_d grows by up to Z_hold, so a
+    person missed near a zone or the S_p boundary stops or slows the robot up to Z_hold earlier, and
+    keeps it stopped up to the hold longer than a seen one (the availability cost, docs/budget.md).
+    """
+    hold_ms = cfg.controller.person_hold_ms
+    if hold_ms <= 0.0:
+        return []
+    hold_ns = ns(hold_ms)
+    return [
+        Term("T_hold", "a person missed by a frame is held this long after the exposure that last saw it",
+             hold_ns / 1e6, "ms", "controller.person_hold_ms"),
+        Term("Z_hold", "growth of a held person's Z_d by the end of its hold (availability: stops and "
+             "slows earlier, releases later; not in S_p)", HUMAN_SPEED_MPS * hold_ns / NS_PER_S, "m",
+             "ISO 13855 1.6 m/s x T_hold"),
+    ]  # fmt: skip
+
+
 def evaluate(cfg: CellConfig) -> BudgetReport:
     """The full budget of a validated configuration."""
     robot, sep = cfg.robot, cfg.separation
@@ -384,6 +406,7 @@ def evaluate(cfg: CellConfig) -> BudgetReport:
         Term("S", "ISO 13855 distance for static protective zones", s_zone, "m",
              "K (T_r + T_s) + C + Z_d + Z_r"),
     ]  # fmt: skip
+    terms += hold_terms(cfg)
 
     zones: list[ZoneMargin] = []
     reasons: list[str] = []

@@ -29,9 +29,17 @@ def _normalised(value: Any) -> Any:
     return value
 
 
+# Keys that joined the model after cells were checksummed, left out of the canonical form while they hold
+# this value (off): the cells written before keep their checksum, any other value is part of it.
+OMITTED_WHEN_OFF: dict[tuple[str, str], Any] = {("controller", "person_hold_ms"): 0.0}
+
+
 def canonical_dict(cfg: CellConfig) -> dict[str, Any]:
     """The validated configuration as plain data, sensors and zones as ordered [name, table] pairs."""
     data = _normalised(cfg.model_dump(mode="python"))
+    for (section, key), off in OMITTED_WHEN_OFF.items():
+        if data[section].get(key) == off:
+            del data[section][key]
     data["sensors"] = [[name, table] for name, table in data["sensors"].items()]
     data["zones"] = [[name, table] for name, table in data["zones"].items()]
     return data

@@ -160,6 +160,9 @@ class Controller(_Strict):
     # (safety.compiled_controller.CompiledController) does, the plain-Python safety.executor.Controller
     # refuses to arm. The budget's controller stage depends on it (docs/budget.md).
     wake_on_data: StrictBool = False
+    # A person missed by a frame is held for this long after the exposure that last saw it, its Z_d growing
+    # at 1.6 m/s (docs/sensor.md, "Held persons"); 0: off. At most every sensor's stale limit.
+    person_hold_ms: NonNegFloat = 0.0
 
 
 class Link(_Strict):

@@ -38,6 +38,7 @@ from cobotguard.safety.timing import (
     min_baud,
     robot_obey_ns,
     robot_state_gap_ns,
+    sensor_max_age_ns,
 )
 
 AREA_TOLERANCE_M2 = 1e-4  # a zone may stick out of the covered area by at most this much (1 cm^2)
@@ -149,6 +150,7 @@ def _problems(
         out += separation_problems(separation, robot, zones, complete)
     if controller is not None:
         out += controller_problems(controller)
+        out += hold_problems(controller, sensors)
     if link is not None:
         out += link_problems(link, controller, sensors)
     if robot is not None and controller is not None and link is not None:
@@ -459,6 +461,26 @@ def controller_problems(controller: Controller) -> list[str]:
         )
     # worst_step_ms may exceed cycle_period_ms (a late cycle within its worst step skips the releases it
     # overlapped, and the budget prices that in); link.command_watchdog_ms bounds it from above.
+    return out
+
+
+def hold_problems(controller: Controller, sensors: dict[str, Sensor]) -> list[str]:
+    """controller.person_hold_ms: 0 (off) or at most each sensor's stale limit (docs/sensor.md, Held persons).
+
+    The stale limit (T_frames + latency) is the oldest a sensor's newest frame may be: a hold that long
+    bridges as many frames in a row without the person as the sensor may miss. It is compared as written,
+    in ms rounded up to the microsecond, so that the limit the message names is itself accepted.
+    """
+    out: list[str] = []
+    for name, sensor in sensors.items():
+        limit_ms = -(-sensor_max_age_ns(sensor) // 1000) / 1000
+        if controller.person_hold_ms > limit_ms:
+            out.append(
+                f"controller.person_hold_ms: {controller.person_hold_ms} ms is longer than the stale limit "
+                f"of {key_path(('sensors', name))} ({limit_ms:.3f} ms: frame period x "
+                f"(1 + tolerated_missed_frames) + exposure/readout + inference + transport); expected at "
+                "most that, or 0 (off): a person is held no longer than a frame may be old"
+            )
     return out
 
 

@@ -78,6 +78,11 @@ PARAMS_DTYPE = np.dtype(
         ("robot_obey_ns", np.int64),
         ("robot_speed_tolerance_mps", np.float64),
         ("robot_overspeed_grace_ns", np.int64),  # 0: derived per command
+        # held persons (docs/sensor.md): how long after the exposure that last saw a person it is held
+        # (0: off), and a bound on S_p - Z_d at every speed the robot may report, so that a held person
+        # whose largest disc reaches neither that nor a zone can be dropped
+        ("person_hold_ns", np.int64),
+        ("hold_hazard_reach_m", np.float64),
     ]
 )
 
@@ -102,6 +107,21 @@ def overspeed_grace_ns(cfg: CellConfig, speed_mps: float) -> int:
     if cfg.robot.overspeed_grace_ms is not None:
         return ns(cfg.robot.overspeed_grace_ms)
     return derived_grace_ns(cfg, speed_mps)
+
+
+def hold_hazard_reach_m(cfg: CellConfig, reaction_ns: int) -> float:
+    """An upper bound of S_p - Z_d over every speed up to robot.max_speed_mps (any stopping row).
+
+    S_p never exceeds its 2.0 m/s form (ISO 13855: 1.6 m/s only where 2.0 m/s gives more than 0.5 m), so
+    the largest 2.0 m/s form over the table's rows, with v_r T_r at the maximum speed, bounds it; the
+    slack covers rounding in the step's arithmetic.
+    """
+    t_r = reaction_ns / timing.NS_PER_S
+    rows = stopping.stopping_curve_ns(cfg.robot)
+    travel = max(budget.HUMAN_SPEED_NEAR_MPS * (t_r + t_s / timing.NS_PER_S) + s_s for _, t_s, s_s in rows)
+    robot = cfg.robot
+    rest = robot.max_speed_mps * t_r + cfg.separation.intrusion_distance_m + robot.position_uncertainty_m
+    return (travel + rest) * (1.0 + 1e-9) + 1e-6
 
 
 def _pad_polygon(points: list[tuple[float, float]], what: str) -> tuple[np.ndarray, int]:
@@ -197,4 +217,6 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["robot_speed_tolerance_mps"] = cfg.robot.speed_tolerance_mps
     grace_ms = cfg.robot.overspeed_grace_ms
     r["robot_overspeed_grace_ns"] = ns(grace_ms) if grace_ms is not None else 0
+    r["person_hold_ns"] = ns(cfg.controller.person_hold_ms) if cfg.controller.person_hold_ms > 0 else 0
+    r["hold_hazard_reach_m"] = hold_hazard_reach_m(cfg, int(r["reaction_time_ns"]))
     return p

@@ -11,6 +11,9 @@ MAX_SENSORS = 4  # sensors per cell
 MAX_ZONES = 8  # static zones per cell
 MAX_VERTICES = 16  # vertices per zone or hazard polygon
 FRAME_COUNTER_MODULO = 256  # the IMX500's frame counter is 8 bits and wraps
+# A command's reason_person for a held person (missed by the newest frame): this + its index in the
+# sensor's held table, so it never reads as a person of the frame (and still fits the link's i8).
+HELD_PERSON_BASE = MAX_PERSONS
 
 PERSON_DTYPE = np.dtype(
     [
@@ -55,7 +58,7 @@ COMMAND_DTYPE = np.dtype(
         ("stop_category", np.int32),  # StopCategory, meaningful for stops
         ("reason", np.int32),  # Reason
         ("reason_sensor", np.int32),  # -1 when not sensor-related
-        ("reason_person", np.int32),  # -1 when not person-related
+        ("reason_person", np.int32),  # -1 when not person-related; >= HELD_PERSON_BASE: a held person
         ("reason_zone", np.int32),  # -1 when not zone-related
         ("t_ns", np.int64),  # time of the step that produced it
     ]

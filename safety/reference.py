@@ -3,7 +3,8 @@
 Same signature and same effect as `safety.step.step`, written independently for reading rather than
 speed: findings are collected as a list and the most restrictive one is picked with `min`; the state
 machine is the `safety.states.TRANSITIONS` dict; geometry is `math` on Python floats. It must produce
-bit-identical commands and states for identical inputs.
+bit-identical commands and states for identical inputs. Held persons (a person missed by a frame, see
+docs/sensor.md) are kept as lists of dicts per sensor and written back to the state's table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from cobotguard.safety.params import NO_CATEGORY, ZONE_PROTECTIVE
 from cobotguard.safety.reasons import CommandKind, Reason
-from cobotguard.safety.records import FRAME_COUNTER_MODULO, MAX_PERSONS
+from cobotguard.safety.records import FRAME_COUNTER_MODULO, HELD_PERSON_BASE, MAX_PERSONS
 from cobotguard.safety.states import ControllerState, Permission, event_for, next_state
 
 # --- geometry -----------------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def _sensor_fault(p: np.void, s: np.void, d: np.void, i: int, now: int) -> Reaso
             and ok(float(person["score"]), 0.0, 1.0)
         ):
             return Reason.SENSOR_BAD_VALUE
-    return Reason.NONE
+    return Reason(int(s["hold_fault"][i]))
 
 
 def _robot_fault(p: np.void, r: np.void, now: int) -> Reason:
@@ -213,8 +214,112 @@ def _receive(p: np.void, s: np.void, detections: np.ndarray) -> None:
         s["frame_fault"][i] = int(fault)
 
 
-def _person_findings(p: np.void, detections: np.ndarray, speed: float) -> tuple[list[Finding], list[Finding]]:
-    """(strict, with hysteresis) findings for every person of every sensor."""
+# --- held persons -------------------------------------------------------------------------------------
+
+
+Entry = dict[str, float | int]  # a table entry: x, y, z_d (when last seen), seen (that frame's exposure)
+
+
+def _grown(p: np.void, z_d: float, seen: int, now: int) -> float:
+    """Z_d at `now` of a person last seen at exposure `seen`: + 1.6 m/s (ISO 13855) x the time since."""
+    return z_d + float(p["human_speed_far_mps"]) * (now - seen) / 1_000_000_000
+
+
+def _reaches_anything(p: np.void, x: float, y: float, z_d: float) -> bool:
+    """Does the disc reach a zone, or the S_p region at some speed, with the release hysteresis?"""
+    h = float(p["release_hysteresis_m"])
+    regions = [(_edges(p["zone_edges"][k], p["zone_n"][k]), z_d + h) for k in range(int(p["n_zones"]))]
+    if p["ssm_enabled"]:
+        hazard = _edges(p["hazard_edges"], p["hazard_n"])
+        regions.insert(0, (hazard, float(p["hold_hazard_reach_m"]) + z_d + h))
+    return any(_distance2(edges, x, y) <= reach * reach for edges, reach in regions)
+
+
+def _table(s: np.void, i: int) -> list[Entry]:
+    """Sensor i's table of held and seen persons, from the state."""
+    fields = (("x", "hold_x_m", float), ("y", "hold_y_m", float), ("z_d", "hold_z_d_m", float),
+              ("seen", "hold_seen_ns", int))  # fmt: skip
+    return [{name: kind(s[key][i][k]) for name, key, kind in fields} for k in range(int(s["hold_count"][i]))]
+
+
+def _hold(p: np.void, s: np.void, detections: np.ndarray, now: int) -> None:
+    """On a sensor's new valid frame: the persons no new one accounts for are held (or dropped)."""
+    if int(p["person_hold_ns"]) <= 0:
+        return
+    for i in range(int(p["n_sensors"])):
+        d = detections[i]
+        received = int(d["t_received_ns"])
+        if received in (0, int(s["hold_rx_ns"][i])):
+            continue
+        s["hold_fault"][i] = 0
+        if _sensor_fault(p, s, d, i, now) != Reason.NONE:
+            continue
+        s["hold_rx_ns"][i] = received
+        _hold_from_frame(p, s, d, i, now)
+
+
+def _hold_from_frame(p: np.void, s: np.void, d: np.void, i: int, now: int) -> None:
+    """Sensor i's table after its valid frame d: the persons still held, then the frame's own."""
+    hold = int(p["person_hold_ns"])
+    v = float(p["human_speed_far_mps"])
+    exposure = int(d["t_exposure_ns"])
+    floor = float(p["sensor_z_d_m"][i])
+    new: list[Entry] = []
+    for q in d["persons"][: int(d["person_count"])]:
+        z_d = float(q["z_d_m"])
+        new.append({"x": float(q["x_m"]), "y": float(q["y_m"]), "z_d": z_d if z_d > floor else floor,
+                    "seen": exposure})  # fmt: skip
+
+    def accounted(old: Entry) -> bool:
+        gate = _grown(p, float(old["z_d"]), int(old["seen"]), exposure)
+        for person in new:
+            dx, dy = float(person["x"]) - float(old["x"]), float(person["y"]) - float(old["y"])
+            reach = gate + float(person["z_d"])
+            if dx * dx + dy * dy <= reach * reach:
+                return True
+        return False
+
+    def matters(old: Entry) -> bool:
+        largest = float(old["z_d"]) + v * hold / 1_000_000_000  # its Z_d when the hold ends
+        return _reaches_anything(p, float(old["x"]), float(old["y"]), largest)
+
+    previous = _table(s, i)
+    lasting = [old for old in previous if now - int(old["seen"]) <= hold]
+    kept = [old for old in lasting if not accounted(old) and matters(old)]
+    room = min(int(p["sensor_max_persons"][i]), MAX_PERSONS) - len(new)
+    if len(kept) > room:
+        s["hold_fault"][i] = int(Reason.SENSOR_TOO_MANY_PERSONS)
+        kept = kept[:room]
+    table = kept + new
+    blank: Entry = {"x": 0.0, "y": 0.0, "z_d": 0.0, "seen": 0}
+    for k, entry in enumerate(table + [blank] * (len(previous) - len(table))):
+        s["hold_x_m"][i][k] = entry["x"]
+        s["hold_y_m"][i][k] = entry["y"]
+        s["hold_z_d_m"][i][k] = entry["z_d"]
+        s["hold_seen_ns"][i][k] = entry["seen"]
+    s["held_count"][i] = len(kept)
+    s["hold_count"][i] = len(table)
+
+
+def _persons(p: np.void, s: np.void, d: np.void, i: int, now: int) -> list[tuple[int, float, float, float]]:
+    """(index, x, y, Z_d) of sensor i's persons: the frame's, then the held ones whose hold lasts."""
+    floor = float(p["sensor_z_d_m"][i])
+    out = [
+        (j, float(q["x_m"]), float(q["y_m"]), max(float(q["z_d_m"]), floor))
+        for j, q in enumerate(d["persons"][: int(d["person_count"])])
+    ]
+    for k, entry in enumerate(_table(s, i)[: int(s["held_count"][i])]):
+        seen = int(entry["seen"])
+        if now - seen <= int(p["person_hold_ns"]):
+            z_d = _grown(p, float(entry["z_d"]), seen, now)
+            out.append((HELD_PERSON_BASE + k, float(entry["x"]), float(entry["y"]), z_d))
+    return out
+
+
+def _person_findings(
+    p: np.void, s: np.void, detections: np.ndarray, speed: float, now: int
+) -> tuple[list[Finding], list[Finding]]:
+    """(strict, with hysteresis) findings for every person, seen or held, of every sensor."""
     strict: list[Finding] = []
     held: list[Finding] = []
     h = float(p["release_hysteresis_m"])
@@ -222,11 +327,7 @@ def _person_findings(p: np.void, detections: np.ndarray, speed: float) -> tuple[
     zones = [_edges(p["zone_edges"][k], p["zone_n"][k]) for k in range(int(p["n_zones"]))]
     order = 0
     for i in range(int(p["n_sensors"])):
-        d = detections[i]
-        for j in range(int(d["person_count"])):
-            person = d["persons"][j]
-            x, y = float(person["x_m"]), float(person["y_m"])
-            z_d = max(float(person["z_d_m"]), float(p["sensor_z_d_m"][i]))
+        for j, x, y, z_d in _persons(p, s, detections[i], i, now):
             candidates = []
             if p["ssm_enabled"]:
                 sp = separation_m(p, speed, z_d)
@@ -295,6 +396,7 @@ def step(
     """One safety cycle, in plain Python (same contract as `safety.step.step`)."""
     p, s, r, now = params[0], state[0], robot[0], int(now_ns)
     _receive(p, s, detections)
+    _hold(p, s, detections, now)
 
     fault, fault_sensor = Reason.NONE, -1
     state_valid = int(s["state"]) in set(ControllerState)
@@ -317,7 +419,7 @@ def step(
     strict: list[Finding] = []
     held: list[Finding] = []
     if fault == Reason.NONE:
-        strict, held = _person_findings(p, detections, float(r["speed_mps"]))
+        strict, held = _person_findings(p, s, detections, float(r["speed_mps"]), now)
     stop, slow = _most_restrictive_stop(strict), _slowest(strict)
     hold_stop, hold_slow = _most_restrictive_stop(held), _slowest(held)
     strict_level = 3 if fault != Reason.NONE else _level(stop, slow)

@@ -18,13 +18,22 @@ What it decides, each cycle (most restrictive wins, a stop short-circuits any re
    never received, frame older than its budget, late frame, counter repeated / out of order / gap
    beyond the tolerated missed frames (8-bit wrapping), health flags, too many persons, NaN or
    out-of-range values. Any fault -> FAULT_STOP naming the sensor.
-2. per person of every sensor: ISO/TS 15066 separation (distance to the hazard region vs S_p at the
-   robot's current speed, Z_d included) and static warning (slow) / protective (stop) zones, each
-   inflated by the person's Z_d.
+2. per person of every sensor, seen or held: ISO/TS 15066 separation (distance to the hazard region vs
+   S_p at the robot's current speed, Z_d included) and static warning (slow) / protective (stop) zones,
+   each inflated by the person's Z_d.
 3. the same with the release hysteresis added: only used to decide whether a restriction may be released.
 4. one `Event` and one `Permission` -> `safety.states.TRANSITION_TABLE` -> next state -> command.
 
 The command's stop_category is 0 for RUN and SLOW (ignored there); speed_limit_mps is 0 for stops.
+
+Held persons (params.person_hold_ns > 0; docs/sensor.md, "Held persons"): per sensor the state keeps a
+table of the persons of the newest valid frame and of those held. When a valid new frame arrives, each
+table entry last seen at exposure t (Z_d z) is accounted for when a new person (Z_d z') lies within
+z + 1.6 m/s x (t_exposure - t) + z' of it; one not accounted for is held, unless its hold has ended
+(now - t > hold) or even its largest disc (Z_d z + 1.6 m/s x hold) reaches no zone and no S_p region
+(params.hold_hazard_reach_m). Every cycle a held person is checked like a seen one with
+Z_d = z + 1.6 m/s x (now - t), until its hold ends; its findings name person HELD_PERSON_BASE + its index.
+Seen and held persons together may not exceed the sensor's max_persons (SENSOR_TOO_MANY_PERSONS).
 
 Speed supervision (ROBOT_OVERSPEED): every command's speed_limit_mps (RUN: the maximum, SLOW: the zone's
 limit, stops: 0) is a limit the robot must keep. A higher limit holds at once. A lower one holds for
@@ -50,6 +59,7 @@ from cobotguard.safety.records import (
     COMMAND_DTYPE,
     DETECTION_DTYPE,
     FRAME_COUNTER_MODULO,
+    HELD_PERSON_BASE,
     MAX_PERSONS,
     MAX_SENSORS,
     ROBOT_STATE_DTYPE,
@@ -77,6 +87,17 @@ STATE_DTYPE = np.dtype(
         ("speed_since_ns", np.int64),  # step time of the command that lowered the target
         ("speed_seen_mps", np.float64),  # highest speed reported until that command took effect
         ("speed_deadline_ns", np.int64),
+        # held persons (see the module doc): per sensor, entries [0, held_count) are held, entries
+        # [held_count, hold_count) copy the persons of the frame received at hold_rx_ns; hold_z_d_m is the
+        # Z_d when last seen (at least the sensor's), hold_seen_ns the exposure of the frame that saw it
+        ("hold_rx_ns", np.int64, (MAX_SENSORS,)),
+        ("hold_fault", np.int32, (MAX_SENSORS,)),  # Reason found when the table was updated; 0 = none
+        ("held_count", np.int32, (MAX_SENSORS,)),
+        ("hold_count", np.int32, (MAX_SENSORS,)),
+        ("hold_x_m", np.float64, (MAX_SENSORS, MAX_PERSONS)),
+        ("hold_y_m", np.float64, (MAX_SENSORS, MAX_PERSONS)),
+        ("hold_z_d_m", np.float64, (MAX_SENSORS, MAX_PERSONS)),
+        ("hold_seen_ns", np.int64, (MAX_SENSORS, MAX_PERSONS)),
     ]
 )
 
@@ -214,7 +235,7 @@ def _finite_within(value: float, low: float, high: float) -> bool:
 
 @njit(cache=False)
 def check_sensor(p, s, d, i: int, now_ns: int) -> int:
-    """The first fault of sensor i's newest frame, or Reason.NONE."""
+    """The first fault of sensor i's newest frame (then: more held persons than it may report), or NONE."""
     if d.t_received_ns == 0:
         return _R_NO_DATA
     if d.sensor_index != i:
@@ -243,7 +264,94 @@ def check_sensor(p, s, d, i: int, now_ns: int) -> int:
             and _finite_within(person.score, 0.0, 1.0)
         ):
             return _R_BAD_VALUE
-    return _R_NONE
+    return s.hold_fault[i]
+
+
+@njit(cache=False, inline="always")
+def held_z_d_m(p, z_d: float, seen_ns: int, now_ns: int) -> float:
+    """Z_d at `now_ns` of a person last seen at exposure `seen_ns` with `z_d`: grown at 1.6 m/s."""
+    return z_d + p.human_speed_far_mps * (now_ns - seen_ns) / _NS_PER_S
+
+
+@njit(cache=False)
+def may_matter(p, x: float, y: float, z_d: float) -> bool:
+    """Whether a disc (x, y, z_d) reaches a zone or the S_p region at any speed, hysteresis included."""
+    h = p.release_hysteresis_m
+    if p.ssm_enabled != 0:
+        reach = p.hold_hazard_reach_m + z_d + h
+        d2 = region_distance_squared_within(p.hazard_edges, p.hazard_n, p.hazard_bounds, x, y, reach)
+        if d2 <= reach * reach:
+            return True
+    reach = z_d + h
+    for k in range(p.n_zones):
+        d2 = region_distance_squared_within(p.zone_edges[k], p.zone_n[k], p.zone_bounds[k], x, y, reach)
+        if d2 <= reach * reach:
+            return True
+    return False
+
+
+@njit(cache=False)
+def hold_persons(p, s, detections, now_ns: int) -> None:
+    """Update each sensor's table of seen and held persons from its new frame, if valid (module doc)."""
+    if p.person_hold_ns <= 0:
+        return
+    speed = p.human_speed_far_mps
+    for i in range(p.n_sensors):
+        d = detections[i]
+        t = d.t_received_ns
+        if t == 0 or t == s.hold_rx_ns[i]:
+            continue
+        s.hold_fault[i] = _R_NONE
+        if check_sensor(p, s, d, i, now_ns) != _R_NONE:
+            continue  # faulty: this cycle stops; the table waits until the frame (or a later one) is valid
+        s.hold_rx_ns[i] = t
+        exposure = d.t_exposure_ns
+        floor = p.sensor_z_d_m[i]
+        capacity = min(p.sensor_max_persons[i], MAX_PERSONS) - d.person_count
+        kept = 0
+        for k in range(s.hold_count[i]):  # compacted in place: entry k moves to kept <= k
+            x = s.hold_x_m[i, k]
+            y = s.hold_y_m[i, k]
+            z_d = s.hold_z_d_m[i, k]
+            seen = s.hold_seen_ns[i, k]
+            if now_ns - seen > p.person_hold_ns:
+                continue
+            gate = held_z_d_m(p, z_d, seen, exposure)
+            accounted = False
+            for j in range(d.person_count):
+                person = d.persons[j]
+                reach = gate + max(person.z_d_m, floor)
+                dx = person.x_m - x
+                dy = person.y_m - y
+                if dx * dx + dy * dy <= reach * reach:
+                    accounted = True
+                    break
+            if accounted or not may_matter(p, x, y, z_d + speed * p.person_hold_ns / _NS_PER_S):
+                continue
+            if kept >= capacity:
+                s.hold_fault[i] = _R_TOO_MANY  # fail closed: a person it cannot hold stops the cell
+                continue
+            s.hold_x_m[i, kept] = x
+            s.hold_y_m[i, kept] = y
+            s.hold_z_d_m[i, kept] = z_d
+            s.hold_seen_ns[i, kept] = seen
+            kept += 1
+        s.held_count[i] = kept
+        n = kept
+        for j in range(d.person_count):
+            person = d.persons[j]
+            s.hold_x_m[i, n] = person.x_m
+            s.hold_y_m[i, n] = person.y_m
+            # not max(): -0.0 against a 0.0 floor must give the same bits in the reference
+            s.hold_z_d_m[i, n] = person.z_d_m if person.z_d_m > floor else floor
+            s.hold_seen_ns[i, n] = exposure
+            n += 1
+        for k in range(n, s.hold_count[i]):  # unused entries are zero
+            s.hold_x_m[i, k] = 0.0
+            s.hold_y_m[i, k] = 0.0
+            s.hold_z_d_m[i, k] = 0.0
+            s.hold_seen_ns[i, k] = 0
+        s.hold_count[i] = n
 
 
 @njit(cache=False)
@@ -338,6 +446,7 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
     r = robot[0]
 
     receive_frames(p, s, detections)
+    hold_persons(p, s, detections, now_ns)
 
     # 1. faults, first found wins: executor, state, robot, sensors in index order
     fault = _R_NONE
@@ -377,13 +486,25 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
             if settled:
                 break
             d = detections[i]
-            for j in range(d.person_count):
+            seen_count = d.person_count
+            for j in range(seen_count + s.held_count[i]):  # the frame's persons, then the held ones
                 if settled:
                     break
-                person = d.persons[j]
-                x = person.x_m
-                y = person.y_m
-                z_d = max(person.z_d_m, p.sensor_z_d_m[i])
+                if j < seen_count:
+                    person = d.persons[j]
+                    x = person.x_m
+                    y = person.y_m
+                    z_d = max(person.z_d_m, p.sensor_z_d_m[i])
+                    who = j
+                else:
+                    k = j - seen_count
+                    seen_ns = s.hold_seen_ns[i, k]
+                    if now_ns - seen_ns > p.person_hold_ns:
+                        continue  # its hold has ended
+                    x = s.hold_x_m[i, k]
+                    y = s.hold_y_m[i, k]
+                    z_d = held_z_d_m(p, s.hold_z_d_m[i, k], seen_ns, now_ns)
+                    who = HELD_PERSON_BASE + k
                 if p.ssm_enabled != 0:
                     sp = protective_separation_m(p, speed, z_d)
                     released = sp + h
@@ -391,7 +512,7 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
                         p.hazard_edges, p.hazard_n, p.hazard_bounds, x, y, released
                     )
                     if d2 <= released * released:
-                        found = (int(p.ssm_stop_category), _R_SEPARATION, i, j, -1)
+                        found = (int(p.ssm_stop_category), _R_SEPARATION, i, who, -1)
                         if d2 <= sp * sp and found[0] < stop[0]:
                             stop = found
                             settled = stop[0] == p.min_stop_category
@@ -407,13 +528,13 @@ def step(params, state, detections, robot, reset_input: int, overrun: int, now_n
                         continue
                     strict = d2 <= z_d * z_d
                     if p.zone_kind[k] == ZONE_PROTECTIVE:
-                        found = (int(p.zone_stop_category[k]), _R_PROTECTIVE, i, j, k)
+                        found = (int(p.zone_stop_category[k]), _R_PROTECTIVE, i, who, k)
                         if strict and found[0] < stop[0]:
                             stop = found
                             settled = stop[0] == p.min_stop_category
                         hold_stop = found if found[0] < hold_stop[0] else hold_stop
                     else:
-                        limited = (float(p.zone_speed_limit_mps[k]), _R_WARNING, i, j, k)
+                        limited = (float(p.zone_speed_limit_mps[k]), _R_WARNING, i, who, k)
                         if strict and limited[0] < slow[0]:
                             slow = limited
                         hold_slow = limited if limited[0] < hold_slow[0] else hold_slow

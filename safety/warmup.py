@@ -105,6 +105,24 @@ def warm_up_inputs(params: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray,
             now += period
             fresh(persons)
             yield detections, robot, reset, 0, now
+    hold = int(p["person_hold_ns"])
+    if hold > 0:
+        # held persons: seen, missed (held), seen again (accounted for), missed (held) until its hold ends
+        # before the next frame (skipped), dropped by that frame; a far one dropped at once; then a crowd
+        # that the next frame's other crowd leaves more held than max_persons allows (a fault)
+        for persons in ([near], [], [near], []):
+            now += period
+            fresh(persons)
+            yield detections, robot, 0, 0, now
+        last_seen = now - 3 * period  # the exposure of the frame before (fresh() exposes 2 periods back)
+        now = max(now + period, last_seen + hold + 1)
+        write_robot(robot, moving, now - period)
+        yield detections, robot, 0, 0, now
+        crowd = int(p["sensor_max_persons"][:n].min())
+        for persons in ([far], [], [near] * crowd, [far] * crowd, [far]):
+            now += period
+            fresh(persons)
+            yield detections, robot, 0, 0, now
     for kw in ({"health": int(HealthFlag.FROZEN)}, {"person_count": 999}, {}):
         now += period
         fresh([far], **kw)

@@ -376,3 +376,22 @@ def test_max_safe_speed_is_the_edge_of_safety(speed_limit: float) -> None:
         assert verdict == "safe"
     elif raw["robot"]["max_speed_mps"] > v_safe + 1e-4:
         assert verdict == "unsafe"
+
+
+def test_person_hold_terms_and_nothing_else_changes() -> None:
+    raw = default_raw()
+    off = evaluate(config_from_dict(raw))
+    assert not {"T_hold", "Z_hold"} & {t.symbol for t in off.terms}
+    raw["controller"]["person_hold_ms"] = 150.0
+    held = evaluate(config_from_dict(raw))
+    terms = {t.symbol: t for t in held.terms}
+    assert terms["T_hold"].value == pytest.approx(150.0)
+    assert terms["T_hold"].source == "controller.person_hold_ms"
+    assert terms["Z_hold"].value == pytest.approx(1.6 * 0.150)  # ISO 13855 walking speed x the hold
+    assert terms["Z_hold"].unit == "m"
+    # a held person only adds findings: T_r, S_p, S and the verdict are those of the cell without it
+    assert held.reaction_time_ns == off.reaction_time_ns
+    assert held.protective_separation_m == off.protective_separation_m
+    assert held.zone_separation_m == off.zone_separation_m
+    assert (held.verdict, held.max_safe_robot_speed_mps) == (off.verdict, off.max_safe_robot_speed_mps)
+    assert [t for t in held.terms if t.symbol not in ("T_hold", "Z_hold")] == list(off.terms)

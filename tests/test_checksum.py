@@ -176,3 +176,18 @@ def test_negative_zero_is_zero(value: float) -> None:
     raw = default_raw()
     raw["sensors"]["cam0"]["mounting"]["roll_deg"] = value
     assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
+
+
+def test_person_hold_off_is_left_out_of_the_canonical_form() -> None:
+    # the cells written before the key existed keep their checksum; an enabled hold is part of it
+    assert "person_hold_ms" not in canonical_dict(BASE)["controller"]
+    raw = default_raw()
+    raw["controller"]["person_hold_ms"] = 0.0
+    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
+    raw["controller"]["person_hold_ms"] = 150.0
+    held = CellConfig.model_validate(raw)
+    assert canonical_dict(held)["controller"]["person_hold_ms"] == 150.0
+    assert config_checksum(held) != BASE_SUM
+    again = config_from_canonical(canonical_json(held))
+    assert again == held and config_checksum(again) == config_checksum(held)
+    assert config_from_canonical(canonical_json(BASE)).controller.person_hold_ms == 0.0

@@ -751,3 +751,39 @@ def test_any_mutation_is_valid_or_a_config_error(path: tuple[Any, ...], value: A
         assert exc.problems
         for line in exc.problems:
             assert line.startswith(f"{SOURCE}: ") and "expected" in line and "\n" not in line, line
+
+
+def test_person_hold_defaults_to_off() -> None:
+    assert load_config(DEFAULT_CELL).controller.person_hold_ms == 0.0
+
+
+def test_person_hold_up_to_the_stale_limit() -> None:
+    # the default camera: 2 x 66.666667 ms (15 fps, one tolerated missed frame) + 8 + 50 + 8 ms
+    raw = default_raw()
+    raw["controller"]["person_hold_ms"] = 199.334  # 199.333334 ms, rounded up to the microsecond
+    assert config_from_dict(raw, SOURCE).controller.person_hold_ms == 199.334
+    raw["controller"]["person_hold_ms"] = 199.335
+    one_problem(raw, "controller.person_hold_ms", "199.335 ms", "sensors.cam0", "199.334 ms")
+    raw["controller"]["person_hold_ms"] = 250.0
+    line = one_problem(
+        raw, "controller.person_hold_ms", "250.0 ms", "stale limit", "sensors.cam0", "199.334 ms"
+    )
+    assert "or 0 (off)" in line
+    raw["sensors"]["cam0"]["tolerated_missed_frames"] = 2  # a longer stale limit: 266 ms
+    assert config_from_dict(raw, SOURCE).controller.person_hold_ms == 250.0
+
+
+def test_person_hold_bound_names_each_sensor_it_exceeds() -> None:
+    raw = default_raw()
+    second = dict(raw["sensors"]["cam0"], connection_id=102, tolerated_missed_frames=3)
+    raw["sensors"]["cam1"] = second
+    raw["controller"]["person_hold_ms"] = 250.0  # beyond cam0's 199.334 ms, within cam1's 332.667 ms
+    one_problem(raw, "controller.person_hold_ms", "sensors.cam0")
+
+
+@pytest.mark.parametrize("value", [-1.0, "100", True])
+def test_person_hold_is_a_non_negative_number(value: Any) -> None:
+    raw = default_raw()
+    raw["controller"]["person_hold_ms"] = value
+    problems = problems_of(raw)
+    assert any(line.startswith(f"{SOURCE}: controller.person_hold_ms:") for line in problems), problems

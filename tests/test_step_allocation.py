@@ -6,6 +6,7 @@ This is not a timing test; speed is measured in bench/bench_step.py.
 import tracemalloc
 
 import numpy as np
+import pytest
 from numba import njit
 from numba.core.runtime import _nrt_python, rtsys
 
@@ -40,8 +41,9 @@ def test_numba_runtime_allocations_are_counted():
     assert rtsys.get_allocation_stats().alloc > before
 
 
-def test_warmed_step_allocates_nothing():
-    params = build_params(example_config(n_sensors=4))
+@pytest.mark.parametrize("hold_ms", [0.0, 100.0], ids=["no hold", "held persons"])
+def test_warmed_step_allocates_nothing(hold_ms):
+    params = build_params(example_config(n_sensors=4, person_hold_ms=hold_ms))
     warm_up(params)
     cycles = prepared_cycles(params)
     state = new_state(params)

@@ -1,8 +1,9 @@
 """Differential test: the compiled step and the plain-Python reference agree bit for bit.
 
 Random configurations and random input sequences (frames with persons near every boundary, counter
-jumps, corrupt values, stale data, robot faults, reset edges, overruns, time jumps) are fed to both;
-after every cycle the command records and the state records must be byte-identical.
+jumps, corrupt values, stale data, robot faults, reset edges, overruns, time jumps, persons the detector
+misses, with and without holding them) are fed to both; after every cycle the command records and the
+state records must be byte-identical.
 """
 
 import math
@@ -15,9 +16,16 @@ from cobotguard.hil.sim import example_config
 from cobotguard.safety import reference
 from cobotguard.safety.params import build_params
 from cobotguard.safety.reasons import CommandKind, Reason
-from cobotguard.safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
+from cobotguard.safety.records import (
+    COMMAND_DTYPE,
+    HELD_PERSON_BASE,
+    MAX_SENSORS,
+    ROBOT_STATE_DTYPE,
+    empty_detections,
+)
 from cobotguard.safety.states import ControllerState
 from cobotguard.safety.step import new_state, step
+from cobotguard.safety.timing import sensor_max_age_ns
 from cobotguard.safety.warmup import T0_NS, write_frame, write_robot
 
 # interesting x coordinates in the example cell: hazard edge 0.9, protective 1.5, warning 3.0, Z_d and
@@ -53,6 +61,8 @@ KEY_X = [
 coordinates = st.one_of(st.sampled_from(KEY_X), st.sampled_from(KEY_X), st.floats(-4.0, 4.0, allow_nan=False))
 persons = st.one_of(
     st.just("same"),  # the same people as in this sensor's previous frame: lets restrictions be held
+    st.just("miss"),  # the previous frame's people but the first: the detector missed one (held persons)
+    st.just("miss"),
     st.lists(
         st.tuples(
             coordinates, st.sampled_from([0.0, 0.0, 0.0, 1.0, -2.5]), st.sampled_from([0.0, 0.1, 0.1, 0.3])
@@ -60,6 +70,20 @@ persons = st.one_of(
         max_size=2,
     ),
     st.lists(st.tuples(coordinates, coordinates, st.sampled_from([0.0, 0.1, 0.3])), max_size=3),
+    # a crowd up to max_persons (8): followed by other people, more are held than the sensor may report
+    st.lists(st.tuples(coordinates, coordinates, st.just(0.1)), min_size=5, max_size=8),
+)
+# for the held-person runs: at most two people, on different lines, so that a miss leaves a person whom
+# nobody else in the frame accounts for
+sparse_persons = st.one_of(
+    st.just("same"),
+    st.just("miss"),
+    st.just("miss"),
+    st.lists(
+        st.tuples(coordinates, st.sampled_from([0.0, 1.6, -2.5]), st.sampled_from([0.0, 0.1, 0.3])),
+        max_size=2,
+        unique_by=lambda person: person[1],
+    ),
 )
 # faults are rare (one glitch kind per cycle at most) so that sequences spend most cycles in the
 # running, slowed and stopped states where hysteresis and the restart interlock matter
@@ -68,28 +92,35 @@ GLITCHES = ["counter+0", "counter+2", "counter+3", "counter+4", "counter-1", "co
 
 
 @st.composite
-def cycles(draw, n_sensors):
-    """One cycle's inputs: per-sensor frames (or none), a glitch, robot, reset, overrun, clock advance."""
+def cycles(draw, n_sensors, quiet=False):
+    """One cycle's inputs: per-sensor frames (or none), a glitch, robot, reset, overrun, clock advance.
+
+    quiet: sparse people, fewer faults and frames some ms apart, so that held persons decide commands.
+    """
     frames = []
     for _ in range(n_sensors):
         if draw(st.integers(0, 5)) == 0:
             frames.append(None)  # no new frame this cycle
         else:
-            frames.append((draw(persons), draw(st.sampled_from([1_000_000, 10_000_000, 17_000_000]))))
-    glitch = draw(st.sampled_from(["none"] * 50 + GLITCHES))
+            people = draw(sparse_persons if quiet else persons)
+            frames.append((people, draw(st.sampled_from([1_000_000, 10_000_000, 17_000_000]))))
+    glitch = draw(st.sampled_from(["none"] * (400 if quiet else 50) + GLITCHES))
     glitch_sensor = draw(st.integers(0, n_sensors - 1))
     # None = no report; "obey" = the last command's limit (at most 0.5), which keeps speed supervision quiet
-    robot = draw(
-        st.sampled_from([0.5] * 15 + ["obey"] * 15 + [0.0, 0.1, 0.26, 1.0, 1.2, math.nan, -1.0, None])
-    )
+    faulty_robot = [] if quiet else [1.2, math.nan, -1.0, None]
+    robot = draw(st.sampled_from([0.5] * 15 + ["obey"] * 15 + [0.0, 0.1, 0.26, 1.0, *faulty_robot]))
     reset = draw(st.sampled_from([0, 0, 1]))
-    overrun = draw(st.sampled_from([0] * 60 + [1]))
-    advance = draw(st.sampled_from([1_000_000] * 60 + [33_000_000, 150_000_000, 0, -1]))
+    overrun = draw(st.sampled_from([0] * 60 + ([] if quiet else [1])))
+    if quiet:
+        advance = draw(st.sampled_from([1_000_000] * 10 + [5_000_000, 10_000_000, 33_000_000]))
+    else:
+        advance = draw(st.sampled_from([1_000_000] * 60 + [33_000_000, 150_000_000, 0, -1]))
     return frames, (glitch, glitch_sensor), robot, reset, overrun, advance
 
 
 @st.composite
-def scenarios(draw):
+def scenarios(draw, held=False):
+    """A cell (keyword arguments of example_config) and its inputs; held: a hold and quiet inputs."""
     n_sensors = draw(st.integers(1, 3))
     options = dict(
         n_sensors=n_sensors,
@@ -100,7 +131,16 @@ def scenarios(draw):
         release_hysteresis_m=draw(st.sampled_from([0.0, 0.1, 0.5])),
         tolerated_missed_frames=draw(st.integers(0, 3)),
     )
-    return options, draw(st.lists(cycles(n_sensors), min_size=1, max_size=60))
+    holds = person_holds(options["tolerated_missed_frames"])
+    options["person_hold_ms"] = draw(holds.filter(lambda ms: ms > 0.0) if held else holds)
+    return options, draw(st.lists(cycles(n_sensors, quiet=held), min_size=10 if held else 1, max_size=60))
+
+
+def person_holds(tolerated_missed_frames: int):
+    """controller.person_hold_ms for the example cell: off, short, or up to the sensors' stale limit."""
+    sensor = next(iter(example_config(tolerated_missed_frames=tolerated_missed_frames).sensors.values()))
+    limit_ms = sensor_max_age_ns(sensor) // 1000 / 1000
+    return st.sampled_from([0.0, 0.0, 2.0, 20.0, 0.5 * limit_ms, limit_ms])
 
 
 def apply_cycle(detections, robot, counters, previous, now, frames, glitch, robot_speed):
@@ -109,7 +149,10 @@ def apply_cycle(detections, robot, counters, previous, now, frames, glitch, robo
         if frame is None:
             continue
         people, latency = frame
-        people = previous[i] if people == "same" else people
+        if people == "same":
+            people = previous[i]
+        elif people == "miss":
+            people = previous[i][1:]
         previous[i] = people
         counter_step = (
             int(kind.removeprefix("counter")) if kind.startswith("counter") and i == glitch_sensor else 1
@@ -147,6 +190,16 @@ def describe(c):
 
 @given(scenarios())
 def test_compiled_step_and_reference_agree_bit_for_bit(scenario):
+    agree_bit_for_bit(scenario)
+
+
+@given(scenarios(held=True))
+def test_compiled_step_and_reference_agree_on_held_persons(scenario):
+    agree_bit_for_bit(scenario)
+
+
+def agree_bit_for_bit(scenario):
+    """Run both implementations over the scenario; commands and states must be byte-identical."""
     options, sequence = scenario  # options: keyword arguments of example_config
     params = build_params(example_config(**options))
     state_fast, state_ref = new_state(params), new_state(params)
@@ -182,3 +235,26 @@ def test_the_differential_inputs_reach_every_state():
         reference.step(params, state, detections, robot, reset, overrun, now, command)
         seen.add(ControllerState(int(state[0]["state"])))
     assert seen == set(ControllerState)
+
+
+def test_the_differential_inputs_hold_persons():
+    """Guard against a vacuous hold: a drawn "miss" leaves a held person, and it stops the robot."""
+    params = build_params(example_config(person_hold_ms=50.0))
+    states = {impl: new_state(params) for impl in (step, reference.step)}
+    commands = {impl: np.zeros(1, COMMAND_DTYPE) for impl in states}
+    detections = empty_detections(MAX_SENSORS)
+    robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
+    counters, previous, now = [0] * MAX_SENSORS, [[] for _ in range(MAX_SENSORS)], T0_NS
+    script = [([], 0), ([], 1), ([(1.45, 0.0, 0.1)], 0), ("miss", 0), (None, 0)]  # arm, person, missed
+    for people, reset in script:
+        now += 1_000_000
+        frames = [None if people is None else (people, 1_000_000)]
+        apply_cycle(detections, robot, counters, previous, now, frames, ("none", 0), 0.0)
+        for impl, state in states.items():
+            impl(params, state, detections, robot, reset, 0, now, commands[impl])
+        assert commands[step].tobytes() == commands[reference.step].tobytes()
+        assert states[step].tobytes() == states[reference.step].tobytes()
+    state, command = states[step][0], commands[step][0]
+    assert int(state["held_count"][0]) == 1 and int(detections[0]["person_count"]) == 0
+    assert CommandKind(int(command["kind"])) == CommandKind.PROTECTIVE_STOP
+    assert int(command["reason_person"]) == HELD_PERSON_BASE

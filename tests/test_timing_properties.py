@@ -5,11 +5,14 @@ frame latency up to the declared worst case, up to the tolerated missed frames, 
 their declared worst case, also a worst step longer than the cycle with late cycles that skip releases,
 Z_d measurement error away from the hazard), the stop is commanded and braking
 starts no later than T_r after the person first comes within S_p, and the emulated robot is at rest before
-the person reaches the hazard region. Beyond the assumptions (sensor silent, late frames, counter jumps,
-corrupt metadata, loop overrun, robot silent) a fault stop is commanded within the watchdog time. Inside
-the assumptions, nothing stops a cell where nobody comes near.
+the person reaches the hazard region; the same holds with a detector that misses the person in frames,
+when the controller holds a missed person (controller.person_hold_ms) for as long as the misses last.
+Beyond the assumptions (sensor silent, late frames, counter jumps, corrupt metadata, loop overrun, robot
+silent) a fault stop is commanded within the watchdog time. Inside the assumptions, nothing stops a cell
+where nobody comes near.
 """
 
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -18,11 +21,11 @@ from hypothesis import strategies as st
 
 from cobotguard.hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
 from cobotguard.safety.budget import separation_required_m
-from cobotguard.safety.config import stepped_on_the_tick
+from cobotguard.safety.config import CellConfig, stepped_on_the_tick
 from cobotguard.safety.config_load import config_from_dict, load_config
 from cobotguard.safety.params import build_params
 from cobotguard.safety.reasons import CommandKind, Reason
-from cobotguard.safety.timing import frame_period_ns
+from cobotguard.safety.timing import frame_period_ns, sensor_latency_ns
 
 Z_D = 0.1  # the example sensors' declared Z_d (persons report the same)
 
@@ -70,10 +73,12 @@ def missed_frames(draw, tolerated: int, horizon: int = 120):
 
 
 @st.composite
-def approaches(draw):
+def approaches(draw, missing=False):
+    """A cell and a walk-in. missing: cells where holding matters, with a warning zone (whose slow-down a
+    missed person would release) and frames the sensor may miss."""
     n_sensors = draw(st.integers(0, 2))  # 0: the default demo cell
-    tolerated = draw(st.integers(0, 3)) if n_sensors else 0
-    zones = draw(st.booleans()) if n_sensors else True
+    tolerated = draw(st.integers(1 if missing else 0, 3)) if n_sensors else 0
+    zones = draw(st.booleans()) if n_sensors and not missing else True
     worst_step_ms = draw(st.sampled_from(WORST_STEPS_MS))
     sim = cell(n_sensors, tolerated, zones, worst_step_ms)
     p = sim.p
@@ -104,8 +109,13 @@ def approaches(draw):
 
 @given(approaches())
 def test_stop_within_reaction_time_and_robot_at_rest_before_the_person_arrives(case):
-    (n_sensors, tolerated, zones, worst_step_ms), run = case
-    sim = cell(n_sensors, tolerated, zones, worst_step_ms)
+    key, run = case
+    check_stopped_in_time(cell(*key), run)
+
+
+def check_stopped_in_time(sim: CellSim, run: Run) -> None:
+    """The stop is commanded and braking starts within T_r of the person coming within S_p; at rest before
+    the person reaches the hazard region."""
     p = sim.p
     t_r = int(p["reaction_time_ns"])
     walk = run.walk
@@ -127,6 +137,70 @@ def test_stop_within_reaction_time_and_robot_at_rest_before_the_person_arrives(c
     assert command <= within + t_r
     assert brake <= within + t_r
     assert rest < reach
+
+
+@cache
+def held_cell(
+    n_sensors: int, tolerated: int, zones: bool, worst_step_ms: float | None, streak: int
+) -> CellSim:
+    """`cell(...)` holding a missed person just long enough to bridge `streak` frames in a row without them:
+    (streak + 1) frame periods + the worst latency, rounded up to the microsecond."""
+    base = cell(n_sensors, tolerated, zones, worst_step_ms)
+    sensor = next(iter(base.cfg.sensors.values()))
+    hold_ns = frame_period_ns(sensor.frame_rate_hz) * (streak + 1) + sensor_latency_ns(sensor)
+    raw = base.cfg.model_dump(mode="python")
+    raw["controller"]["person_hold_ms"] = -(-hold_ns // 1000) / 1000
+    cfg = CellConfig.model_validate(raw)
+    return CellSim(cfg, build_params(cfg))
+
+
+@st.composite
+def detector_misses(draw, tolerated: int, bridged: int, horizon: int = 1500):
+    """(missed, undetected) frame numbers: frames that never arrive, at most `tolerated` in a row, and frames
+    that arrive without the person; at most `bridged` frames in a row of either kind. A drawn burst of
+    misses repeats every few to many frames over the whole walk, so that one falls where a release would
+    matter (a person long inside S_p at full speed while a warning zone's limit keeps the robot slow)."""
+    burst = draw(st.lists(st.sampled_from(["undetected", "undetected", "missed"]), min_size=1, max_size=4))
+    every = draw(st.integers(len(burst) + 1, 60))
+    offset = draw(st.integers(0, every - 1))
+    missed: list[int] = []
+    undetected: list[int] = []
+    in_a_row = missing_in_a_row = 0
+    for k in range(horizon):
+        at = (k + offset) % every
+        kind = burst[at] if at < len(burst) else "seen"
+        if kind == "undetected" and in_a_row < bridged:
+            undetected.append(k)
+            in_a_row, missing_in_a_row = in_a_row + 1, 0
+        elif kind == "missed" and in_a_row < bridged and missing_in_a_row < tolerated:
+            missed.append(k)
+            in_a_row, missing_in_a_row = in_a_row + 1, missing_in_a_row + 1
+        else:
+            in_a_row = missing_in_a_row = 0
+    return tuple(missed), tuple(undetected)
+
+
+@st.composite
+def missed_approaches(draw):
+    """`approaches()` with a detector that misses the person in frames, in a cell that holds them."""
+    (n_sensors, tolerated, zones, worst_step_ms), run = draw(approaches(missing=True))
+    sensors_tolerate = int(cell(n_sensors, tolerated, zones, worst_step_ms).p["sensor_tolerated_missed"][0])
+    streak = draw(st.integers(min(1, sensors_tolerate), sensors_tolerate))
+    sim = held_cell(n_sensors, tolerated, zones, worst_step_ms, streak)
+    period = frame_period_ns(next(iter(sim.cfg.sensors.values())).frame_rate_hz)
+    bridged = (int(sim.p["person_hold_ns"]) - int(sim.p["sensor_max_latency_ns"][0])) // period - 1
+    assert streak <= bridged <= sensors_tolerate
+    missed, undetected = draw(detector_misses(sensors_tolerate, bridged))
+    run = replace(run, missed=missed, undetected=undetected)
+    return (n_sensors, tolerated, zones, worst_step_ms, streak), run
+
+
+@given(missed_approaches())
+def test_a_person_missed_while_held_is_still_stopped_for_in_time(case):
+    key, run = case
+    sim = held_cell(*key)
+    note(f"hold {int(sim.p['person_hold_ns'])} ns, undetected frames {run.undetected}, missed {run.missed}")
+    check_stopped_in_time(sim, run)
 
 
 EXPECTED_REASONS = {
