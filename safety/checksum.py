@@ -29,9 +29,18 @@ def _normalised(value: Any) -> Any:
     return value
 
 
+# Optional sensor keys introduced after checksums were in use: left out of the canonical form while
+# absent (None), so that existing cells keep their checksums; present, they count like any value.
+OMITTED_WHEN_ABSENT = ("tiling",)
+
+
 def canonical_dict(cfg: CellConfig) -> dict[str, Any]:
     """The validated configuration as plain data, sensors and zones as ordered [name, table] pairs."""
     data = _normalised(cfg.model_dump(mode="python"))
+    for table in data["sensors"].values():
+        for key in OMITTED_WHEN_ABSENT:
+            if table.get(key) is None:
+                table.pop(key, None)
     data["sensors"] = [[name, table] for name, table in data["sensors"].items()]
     data["zones"] = [[name, table] for name, table in data["zones"].items()]
     return data

@@ -1,5 +1,8 @@
-"""`cobotguard check CONFIG [--json] [--expect-checksum C]`: validate a cell and print its budget.
+"""`cobotguard check CONFIG [--json] [--expect-checksum C] [--capability REPORT.json ...]`: validate a cell
+and print its budget.
 
+With `--capability`, each report (written by `cobotguard capability`) must back its sensor's declared
+`min_person_height_px`, measured with that sensor's image size, min_score and tiling; otherwise unsafe.
 Exit codes: 0 = safe, 1 = unsafe (the reasons are printed), 2 = invalid input (one line per problem).
 """
 
@@ -9,10 +12,17 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from cobotguard.hil.cli.common import ExitCode, add_config_argument, add_json_option, load_cell_config
+from cobotguard.hil.cli.common import (
+    ExitCode,
+    InvalidInputError,
+    add_config_argument,
+    add_json_option,
+    load_cell_config,
+)
 
 if TYPE_CHECKING:
     from cobotguard.safety.budget import BudgetReport
+    from cobotguard.safety.config import CellConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--expect-checksum",
         metavar="C",
         help="fail (exit 1) unless the configuration's checksum (short or long) is C",
+    )
+    parser.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="REPORT.json",
+        help="a `cobotguard capability` report that must back its sensor's min_person_height_px "
+        "(repeat for several sensors)",
     )
 
 
@@ -39,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     if args.expect_checksum is not None and not checksum_matches(cfg, args.expect_checksum):
         reasons.insert(0, f"checksum {short} ({long}) differs from the expected {args.expect_checksum}")
         verdict = "unsafe"
+    capability = _capability_reasons(cfg, args.capability, args.json)
+    if capability:
+        reasons += capability
+        verdict = "unsafe"
     if args.json:
         out = report.to_dict()
         out.update(checksum=short, checksum_sha256=long, verdict=verdict, reasons=reasons)
@@ -47,6 +69,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_table(cfg.name, str(args.config), report, short, long, verdict, reasons))
     return ExitCode.SAFE if verdict == "safe" else ExitCode.UNSAFE
+
+
+def _capability_reasons(cfg: CellConfig, paths: list[str], as_json: bool) -> list[str]:
+    """Why the given capability reports do not back the cell (exit 2 when one cannot be read)."""
+    from cobotguard.hil.capability.report import ReportError, load_report, report_problems
+
+    reasons: list[str] = []
+    unreadable: list[str] = []
+    for path in paths:
+        try:
+            report = load_report(path)
+        except ReportError as exc:
+            unreadable.append(str(exc))
+            continue
+        reasons += report_problems(cfg, report, f"capability {path}")
+    if unreadable:
+        raise InvalidInputError(unreadable, "capability report invalid", as_json=as_json)
+    return reasons
 
 
 def _fmt(value: float | None, unit: str) -> str:
