@@ -18,11 +18,12 @@ from cobotguard.hil.cli.main import main
 from cobotguard.sensor.sources import VideoSource
 from cobotguard.sensor.truth import read_mot_truth
 
-ROOT = Path(os.environ.get("COBOTGUARD_PEDESTRIANS", "/nonexistent"))
-CAMPUS = ROOT / "TUD-Campus"
+ROOT = os.environ.get("COBOTGUARD_PEDESTRIANS")
+CAMPUS = Path(ROOT or ".") / "TUD-Campus"
 
 pytestmark = pytest.mark.skipif(
-    not (CAMPUS / "gt" / "gt.txt").is_file(), reason="set COBOTGUARD_PEDESTRIANS to the pedestrian sequences"
+    not ROOT or not (CAMPUS / "gt" / "gt.txt").is_file(),
+    reason="set COBOTGUARD_PEDESTRIANS to the pedestrian sequences",
 )
 
 
