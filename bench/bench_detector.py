@@ -7,12 +7,17 @@ the same run as the baseline. Configurations run in interleaved rounds so that l
 hits them alike. Then a MobileNet V1 1.0/224 (built here with the onnx helper API, random weights) is
 timed against the IMX500's published 3.1 ms on-sensor time.
 
+Tiled inference (sensor/tiling.py): fp32 and int8 at 2 threads over a tile grid (default 2x2, overlap
+0.25, plus the whole frame), in the same interleaved rounds, with its ratio to the single-inference path
+of the same model (median, p99, p99.9, max). `--tiling-only` runs just those four configurations.
+
 Targets: p99 <= 15 ms at 2 threads with int8, and >= 1.5x faster than the in-graph model.
 The detector's worker threads do not spin by default; one extra row shows int8 at 2 threads spinning.
 The backbone rows use the detector's default resize (area averaging, see sensor/preprocess.py); one extra
 row shows int8 at 2 threads with the graph's own TF1 bilinear resize.
 
     python bench/bench_detector.py [--frames 600] [--rounds 10] [--skip-mobilenet]
+                                   [--tiling 2x2] [--overlap 0.25] [--no-full-frame] [--tiling-only]
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cobotguard.safety.config import Tiling  # noqa: E402
 from cobotguard.sensor.detector import Detector  # noqa: E402
 from cobotguard.sensor.oracle import OracleDetector  # noqa: E402
+from cobotguard.sensor.tiling import TiledDetector  # noqa: E402
 
 IMX500_MOBILENET_V1_MS = 3.1  # Sony's published on-sensor time for MobileNet V1
 TARGET_P99_MS = 15.0
@@ -253,6 +260,51 @@ def bench_mobilenet(threads: list[int], runs: int) -> tuple[dict[str, dict[str, 
     return stats, {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
 
 
+# -- tiling ---------------------------------------------------------------------------------------------
+
+
+def tiling_name(tiling: Tiling) -> str:
+    """E.g. "2x2+full"."""
+    return f"{tiling.columns}x{tiling.rows}{'+full' if tiling.full_frame else ''}"
+
+
+def print_tiling_ratios(stats: dict[str, dict[str, float]], tiling: Tiling) -> None:
+    """Tiled / single-inference latency of the same model, measured in the same rounds."""
+    name = tiling_name(tiling)
+    print(f"\ntiled {name} (overlap {tiling.overlap}) / single inference, same model, 2 threads")
+    for model in ("fp32", "int8"):
+        tiled, single = stats[f"tiled {tiling_name(tiling)} {model} 2 thr"], stats[f"backbone {model} 2 thr"]
+        ratios = ", ".join(f"{k} {tiled[k] / single[k]:.2f}x" for k in ("median", "p99", "p99.9", "max"))
+        print(f"  {model}: {ratios}")
+
+
+def tiling_only(tiling: Tiling, frames_per_runner: int, rounds: int) -> int:
+    """Single vs tiled inference, fp32 and int8 at 2 threads, interleaved."""
+    print(
+        f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)"
+    )
+    frames = test_frames()
+    runners: dict[str, Callable[[np.ndarray], object]] = {}
+    for model in ("fp32", "int8"):
+        det = Detector(model, threads=2, min_score=0.5)
+        det.warm_up(FRAME_H, FRAME_W, runs=5)
+        runners[f"backbone {model} 2 thr"] = det.detect
+        tiled = TiledDetector(Detector(model, threads=2, min_score=0.5), tiling)
+        tiled.warm_up(FRAME_H, FRAME_W, runs=3)
+        runners[f"tiled {tiling_name(tiling)} {model} 2 thr"] = tiled.detect
+    cpu: dict[str, list[int]] = {}
+    gc.disable()
+    try:
+        samples = interleaved(runners, frames, frames_per_runner, rounds, cpu)
+    finally:
+        gc.enable()
+    stats = {name: summary_ms(s) for name, s in samples.items()}
+    cpu_ms = {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
+    print_table("frame -> detections latency, single vs tiled inference", stats, cpu_ms)
+    print_tiling_ratios(stats, tiling)
+    return 0
+
+
 # -- main ----------------------------------------------------------------------------------------------
 
 
@@ -262,7 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     parser.add_argument("--mobilenet-runs", type=int, default=300)
     parser.add_argument("--skip-mobilenet", action="store_true")
+    parser.add_argument("--tiling", default="2x2", help="tile grid COLUMNSxROWS (default 2x2)")
+    parser.add_argument("--overlap", type=float, default=0.25, help="tile overlap (default 0.25)")
+    parser.add_argument("--no-full-frame", action="store_true", help="tiles only, without the whole frame")
+    parser.add_argument("--tiling-only", action="store_true", help="only single vs tiled, 2 threads")
     args = parser.parse_args(argv)
+    columns, rows = (int(v) for v in args.tiling.lower().split("x"))
+    tiling = Tiling(columns=columns, rows=rows, overlap=args.overlap, full_frame=not args.no_full_frame)
+    if args.tiling_only:
+        return tiling_only(tiling, args.frames, args.rounds)
 
     print(
         f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)"
@@ -282,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     tf1 = Detector("int8", threads=2, min_score=0.5, resize="tf1_bilinear")
     tf1.warm_up(FRAME_H, FRAME_W, runs=5)
     runners["backbone int8 2 thr, tf1 resize"] = tf1.detect
+    for model in ("fp32", "int8"):
+        tiled = TiledDetector(Detector(model, threads=2, min_score=0.5), tiling)
+        tiled.warm_up(FRAME_H, FRAME_W, runs=3)
+        runners[f"tiled {tiling_name(tiling)} {model} 2 thr"] = tiled.detect
     for threads in (1, 2):
         oracle = OracleDetector(threads=threads, min_score=0.5)
         for f in frames[:5]:
@@ -334,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {model} {threads} thr: median {base['median'] / ours['median']:.2f}x, "
                 f"p99 {base['p99'] / ours['p99']:.2f}x, CPU {cpu_ms[base_name] / cpu_ms[name]:.2f}x"
             )
+
+    print_tiling_ratios(stats, tiling)
 
     target = stats["backbone int8 2 thr"]
     speedup = stats["in-graph NMS fp32 2 thr"]["median"] / target["median"]

@@ -307,10 +307,10 @@ class _Watch:
 
 
 def _detector(sensor_cfg: Any, opts: DemoOptions) -> Any:
-    """The person detector, compiled and warmed up for the camera's frame size."""
-    from cobotguard.sensor.detector import Detector
+    """The sensor's person detector (its min_score and tiling), compiled and warmed up for its frame size."""
+    from cobotguard.sensor.tiling import make_detector
 
-    detector = Detector(opts.detector_model, threads=opts.detector_threads, min_score=sensor_cfg.min_score)
+    detector = make_detector(sensor_cfg, opts.detector_model, threads=opts.detector_threads)
     detector.warm_up(int(sensor_cfg.image_height_px), int(sensor_cfg.image_width_px))
     return detector
 

@@ -32,6 +32,9 @@ def _normalised(value: Any) -> Any:
 # Keys that joined the model after cells were checksummed, left out of the canonical form while they hold
 # this value (off): the cells written before keep their checksum, any other value is part of it.
 OMITTED_WHEN_OFF: dict[tuple[str, str], Any] = {("controller", "person_hold_ms"): 0.0}
+# Optional sensor keys introduced after checksums were in use: left out of the canonical form while
+# absent (None), so that existing cells keep their checksums; present, they count like any value.
+OMITTED_WHEN_ABSENT = ("tiling",)
 
 
 def canonical_dict(cfg: CellConfig) -> dict[str, Any]:
@@ -40,6 +43,10 @@ def canonical_dict(cfg: CellConfig) -> dict[str, Any]:
     for (section, key), off in OMITTED_WHEN_OFF.items():
         if data[section].get(key) == off:
             del data[section][key]
+    for table in data["sensors"].values():
+        for key in OMITTED_WHEN_ABSENT:
+            if table.get(key) is None:
+                table.pop(key, None)
     data["sensors"] = [[name, table] for name, table in data["sensors"].items()]
     data["zones"] = [[name, table] for name, table in data["zones"].items()]
     return data

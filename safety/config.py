@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from cobotguard.safety.timing import ns as ns  # the configuration's ms -> int64 ns, re-exported for its users
 
@@ -105,6 +105,25 @@ class CalibrationPoint(_Strict):
     floor_m: Point2
 
 
+class Tiling(_Strict):
+    """Tiled inference (sensor.tiling): overlapping tiles, optionally the whole frame too, merged.
+
+    Small persons fill more of the network's input, at the cost of one inference per tile (docs/sensor.md).
+    """
+
+    columns: Annotated[int, Field(ge=1, le=4, strict=True)]
+    rows: Annotated[int, Field(ge=1, le=4, strict=True)]
+    overlap: Annotated[float, Field(ge=0.0, lt=0.5, allow_inf_nan=False, strict=True)]  # of a tile's size
+    full_frame: StrictBool = True  # also infer the whole frame (large persons, cut by every tile)
+    merge_iou: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False, strict=True)] = 0.5
+
+    @model_validator(mode="after")
+    def _at_least_two_tiles(self) -> Tiling:
+        if self.columns * self.rows < 2:
+            raise ValueError(f"at least 2 tiles (columns x rows), got {self.columns} x {self.rows}")
+        return self
+
+
 class Sensor(_Strict):
     """One person-detection camera: timing, geometry and detection capability."""
 
@@ -127,6 +146,9 @@ class Sensor(_Strict):
     # Line rate when the metadata travels over a serial line (UART 8N1); absent: it does not (in-process,
     # or another transport whose whole latency transport_latency_ms declares).
     serial_baud: Annotated[int, Field(gt=0, strict=True)] | None = None
+    # Tiled inference; absent: one inference of the whole frame (and absent from the checksum's canonical
+    # form, so cells written before the key keep their checksums).
+    tiling: Tiling | None = None
 
 
 class Zone(_Strict):

@@ -147,8 +147,8 @@ class VideoSource:
     """Frames of a video file, decoded up front.
 
     Multi-frame images (animated GIF/PNG/WebP, multi-page TIFF) are read with Pillow. Other containers
-    (MP4, AVI, MKV, ...) need PyAV through imageio; neither is a dependency of cobotguard, so without PyAV
-    such files are refused with an error that says so.
+    (MP4, AVI, MKV, ...) need PyAV, the optional `video` extra (`pip install 'cobotguard[video]'`; its
+    wheels ship FFmpeg); without it such files are refused with an error that says so.
     """
 
     def __init__(self, path: str | Path, loop: bool = False, max_frames: int = 10_000) -> None:
@@ -188,20 +188,25 @@ def _pillow_frames(path: Path, max_frames: int) -> list[np.ndarray]:
 
 def _pyav_frames(path: Path, max_frames: int) -> list[np.ndarray]:
     try:
-        import av  # noqa: F401  (PyAV: imageio's video backend)
-        import imageio.v3 as iio
+        import av
     except ImportError:
         raise SourceError(
-            f"{path}: reading {path.suffix or 'this'} video needs PyAV (`pip install av`), which is not "
-            f"installed; convert it to an image sequence or an animated GIF/PNG instead"
+            f"{path}: reading {path.suffix or 'this'} video needs PyAV (`pip install 'cobotguard[video]'`), "
+            f"which is not installed; convert it to an image sequence or an animated GIF/PNG instead"
         ) from None
     frames: list[np.ndarray] = []
     try:
-        for frame in iio.imiter(path, plugin="pyav"):
-            frames.append(as_rgb(np.asarray(frame), f"{path} frame {len(frames)}"))
-            if len(frames) >= max_frames:
-                break
-    except Exception as exc:  # the decoder's own errors vary by codec
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise SourceError(f"{path}: the file has no video stream")
+            for frame in container.decode(video=0):
+                image = frame.to_ndarray(format="rgb24")
+                frames.append(as_rgb(np.ascontiguousarray(image), f"{path} frame {len(frames)}"))
+                if len(frames) >= max_frames:
+                    break
+    except SourceError:
+        raise
+    except Exception as exc:  # FFmpeg's own errors vary by container and codec
         raise SourceError(f"{path}: cannot decode video ({exc})") from None
     return frames
 

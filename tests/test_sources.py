@@ -199,17 +199,57 @@ def test_animated_image_is_a_video(tmp_path: Path) -> None:
     assert video.read(3, 0) is None
 
 
-def test_container_video_without_pyav_is_refused_clearly(tmp_path: Path) -> None:
-    pytest.importorskip("imageio")
-    try:
-        import av  # noqa: F401
+def test_container_video_without_pyav_is_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
 
-        pytest.skip("PyAV is installed here")
-    except ImportError:
-        pass
+    monkeypatch.setitem(sys.modules, "av", None)  # as if the `video` extra were not installed
     path = tmp_path / "clip.mp4"
     path.write_bytes(b"\0" * 64)
     with pytest.raises(SourceError, match="PyAV"):
+        VideoSource(path)
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: int = 25) -> None:
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"qscale": "1"}  # near-lossless, so the test can compare pixels
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_mp4_video_decodes_with_pyav(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    frames = []
+    for k in range(5):  # flat colours with a moving block: survive lossy coding within a few levels
+        image = np.full((H, W, 3), 40 + 30 * k, dtype=np.uint8)
+        image[40:120, 20 + 40 * k : 100 + 40 * k] = (200, 30, 30)
+        frames.append(image)
+    path = tmp_path / "clip.mp4"
+    _write_mp4(path, frames)
+    video = VideoSource(path)
+    assert len(video.frames) == 5 and (video.width_px, video.height_px) == (W, H)
+    for k, expected in enumerate(frames):
+        got = video.read(k, 0)
+        assert got is not None and got.image.flags["C_CONTIGUOUS"]
+        assert np.abs(got.image[60:100, 40 + 40 * k : 80 + 40 * k].astype(int) - (200, 30, 30)).max() < 25
+        assert abs(int(got.image[200, 300, 0]) - int(expected[200, 300, 0])) < 8
+    assert video.read(5, 0) is None
+
+
+def test_broken_mp4_is_refused_with_the_file_name(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\0" * 64)
+    with pytest.raises(SourceError, match="broken.mp4"):
         VideoSource(path)
 
 

@@ -1,8 +1,11 @@
-"""`cobotguard check CONFIG [--json] [--expect-checksum C] [--plot FILE]`: validate a cell, print its budget.
+"""`cobotguard check CONFIG [--json] [--expect-checksum C] [--capability REPORT.json ...] [--plot FILE]
+[--plot-camera SENSOR FILE [--image PHOTO]]`: validate a cell and print its budget.
 
 With --plot, the cell is drawn too (cobotguard.hil.report.cellplot): floor plan, coverage, S_p rings and the
 T_r stages, to PNG or SVG by the file's suffix (needs the `[plots]` extra).
 
+With `--capability`, each report (written by `cobotguard capability`) must back its sensor's declared
+`min_person_height_px`, measured with that sensor's image size, min_score and tiling; otherwise unsafe.
 Exit codes: 0 = safe, 1 = unsafe (the reasons are printed), 2 = invalid input (one line per problem).
 """
 
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 from cobotguard.hil.cli.common import (
     CommandError,
     ExitCode,
+    InvalidInputError,
     add_config_argument,
     add_json_option,
     load_cell_config,
@@ -55,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="with --plot-camera: draw over this photo taken from that camera (the camera's image size)",
     )
+    parser.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="REPORT.json",
+        help="a `cobotguard capability` report that must back its sensor's min_person_height_px "
+        "(repeat for several sensors)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     verdict = report.verdict
     if args.expect_checksum is not None and not checksum_matches(cfg, args.expect_checksum):
         reasons.insert(0, f"checksum {short} ({long}) differs from the expected {args.expect_checksum}")
+        verdict = "unsafe"
+    capability = _capability_reasons(cfg, args.capability, args.json)
+    if capability:
+        reasons += capability
         verdict = "unsafe"
     if args.json:
         out = report.to_dict()
@@ -133,6 +149,24 @@ def _coverage(cfg: CellConfig) -> dict[str, list[list[list[list[float]]]]]:
         except CameraModelError:
             out[name] = []
     return out
+
+
+def _capability_reasons(cfg: CellConfig, paths: list[str], as_json: bool) -> list[str]:
+    """Why the given capability reports do not back the cell (exit 2 when one cannot be read)."""
+    from cobotguard.hil.capability.report import ReportError, load_report, report_problems
+
+    reasons: list[str] = []
+    unreadable: list[str] = []
+    for path in paths:
+        try:
+            report = load_report(path)
+        except ReportError as exc:
+            unreadable.append(str(exc))
+            continue
+        reasons += report_problems(cfg, report, f"capability {path}")
+    if unreadable:
+        raise InvalidInputError(unreadable, "capability report invalid", as_json=as_json)
+    return reasons
 
 
 def _fmt(value: float | None, unit: str) -> str:

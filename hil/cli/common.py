@@ -88,6 +88,23 @@ def load_cell_config(path: str, *, as_json: bool = False) -> CellConfig:
         raise InvalidInputError(exc.problems, as_json=as_json) from None
 
 
+def select_sensor(cfg: CellConfig, config_path: str, name: str | None) -> str:
+    """The sensor chosen with --sensor, or the only configured one; raises CommandError otherwise."""
+    names = list(cfg.sensors)
+    if name is None:
+        if len(names) != 1:
+            listed = ", ".join(names)
+            raise CommandError(
+                f"{config_path}: {len(names)} sensors configured ({listed}); choose one with --sensor"
+            )
+        return names[0]
+    if name not in cfg.sensors:
+        raise CommandError(
+            f"{config_path}: no sensor {name!r}; configured sensors: {', '.join(names) or 'none'}"
+        )
+    return name
+
+
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     """Register the positional CONFIG of the subcommands that need a cell configuration."""
     parser.add_argument("config", metavar="CONFIG", help="cell configuration (TOML)")

@@ -13,7 +13,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cobotguard.hil.cli.common import CommandError, ExitCode, add_json_option, load_cell_config, print_error
+from cobotguard.hil.cli.common import (
+    CommandError,
+    ExitCode,
+    add_json_option,
+    load_cell_config,
+    print_error,
+    select_sensor,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,9 +88,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--min-score must be in (0, 1], got {min_score}")
 
     from cobotguard.sensor.detector import Detector
+    from cobotguard.sensor.tiling import make_detector
 
     model = "int8" if args.int8 else "fp32"
-    detector = Detector(model, threads=args.threads, min_score=min_score)
+    if floor is not None:  # the sensor's own detector: its tiling too
+        detector = make_detector(floor.sensor, model, threads=args.threads, min_score=min_score)
+    else:
+        detector = Detector(model, threads=args.threads, min_score=min_score)
     detector.warm_up(runs=2)  # compile and allocate first, so the reported times are steady-state
     reports: list[ImageReport] = []
     errors: list[dict[str, str]] = []
@@ -109,18 +120,8 @@ def _load_floor(config_path: str, sensor_name: str | None) -> Floor:
     from cobotguard.safety.camera import CameraModel, CameraModelError
 
     cfg = load_cell_config(config_path)
+    sensor_name = select_sensor(cfg, config_path, sensor_name)
     names = list(cfg.sensors)
-    if sensor_name is None:
-        if len(names) != 1:
-            listed = ", ".join(names)
-            raise CommandError(
-                f"{config_path}: {len(names)} sensors configured ({listed}); choose one with --sensor"
-            )
-        sensor_name = names[0]
-    if sensor_name not in cfg.sensors:
-        raise CommandError(
-            f"{config_path}: no sensor {sensor_name!r}; configured sensors: {', '.join(names) or 'none'}"
-        )
     sensor = cfg.sensors[sensor_name]
     try:
         camera = CameraModel.from_config(sensor)

@@ -17,6 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("cobotguard.hil.cli.report", "timing report from trace files"),
     "demo": ("cobotguard.hil.cli.demo", "the whole chain on embedded defaults, no hardware needed"),
     "detect": ("cobotguard.hil.cli.detect", "run the person detector on image files"),
+    "capability": (
+        "cobotguard.hil.cli.capability",
+        "measure a sensor's detection capability on a recording with ground truth",
+    ),
     "replay": ("cobotguard.hil.cli.replay", "re-run the safety step on a recorded trace"),
     "calibrate": (
         "cobotguard.hil.cli.calibrate",
