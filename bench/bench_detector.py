@@ -7,12 +7,17 @@ the same run as the baseline. Configurations run in interleaved rounds so that l
 hits them alike. Then a MobileNet V1 1.0/224 (built here with the onnx helper API, random weights) is
 timed against the IMX500's published 3.1 ms on-sensor time.
 
+With --model NAME (repeatable; any shipped model, e.g. yolox_nano, yolox_nano_480x640), times only those
+models and the SSDLite fp32 backbone at --threads threads on the same frames, interleaved, and prints each
+one's ratio to SSDLite fp32 (the shipped default).
+
 Targets: p99 <= 15 ms at 2 threads with int8, and >= 1.5x faster than the in-graph model.
 The detector's worker threads do not spin by default; one extra row shows int8 at 2 threads spinning.
 The backbone rows use the detector's default resize (area averaging, see sensor/preprocess.py); one extra
 row shows int8 at 2 threads with the graph's own TF1 bilinear resize.
 
     python bench/bench_detector.py [--frames 600] [--rounds 10] [--skip-mobilenet]
+    python bench/bench_detector.py --model yolox_nano --model yolox_nano_480x640 [--threads 2] [--frames 300]
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cobotguard.sensor.detector import Detector  # noqa: E402
+from cobotguard.sensor.detector import MODEL_FILES, Detector  # noqa: E402
 from cobotguard.sensor.oracle import OracleDetector  # noqa: E402
 
 IMX500_MOBILENET_V1_MS = 3.1  # Sony's published on-sensor time for MobileNet V1
@@ -253,6 +258,46 @@ def bench_mobilenet(threads: list[int], runs: int) -> tuple[dict[str, dict[str, 
     return stats, {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
 
 
+# -- other models against SSDLite fp32 -------------------------------------------------------------------
+
+BASELINE_MODEL = "fp32"
+
+
+def compare_models(models: list[str], threads: int, per_model: int, rounds: int) -> None:
+    """Time `models` and SSDLite fp32 on the same frames, interleaved; print latencies and ratios."""
+    frames = test_frames()
+    runners: dict[str, Callable[[np.ndarray], object]] = {}
+    detectors = {}
+    for model in [BASELINE_MODEL, *[m for m in models if m != BASELINE_MODEL]]:
+        det = Detector(model, threads=threads, min_score=0.5)
+        det.warm_up(FRAME_H, FRAME_W, runs=5)
+        detectors[model] = det
+        runners[model] = det.detect
+    cpu: dict[str, list[int]] = {}
+    gc.disable()
+    try:
+        samples = interleaved(runners, frames, per_model, rounds, cpu)
+    finally:
+        gc.enable()
+    stats = {name: summary_ms(s) for name, s in samples.items()}
+    cpu_ms = {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
+    print_table(f"frame -> metadata latency, 640x480 frames, {threads} threads", stats, cpu_ms)
+    base = stats[BASELINE_MODEL]
+    print(f"\nratio to SSDLite {BASELINE_MODEL} (this model's time / SSDLite's; > 1 is slower)")
+    for name, st in stats.items():
+        ratios = ", ".join(f"{k} {st[k] / base[k]:.2f}x" for k in ("median", "p99", "p99.9", "max"))
+        print(f"  {name:<24}{ratios}, CPU {cpu_ms[name] / cpu_ms[BASELINE_MODEL]:.2f}x")
+    print("\nstages, medians (ms): preprocess / network / decode + NMS; persons found in the frames")
+    for name, det in detectors.items():
+        parts, found = [], 0
+        for f in frames:
+            r = det.detect(f)
+            parts.append((r.preprocess_us, r.inference_us, r.postprocess_us))
+            found += r.count
+        pre, net, post = np.median(np.array(parts), axis=0) / 1000
+        print(f"  {name:<24}{pre:.2f} / {net:.2f} / {post:.3f}; {found} persons in {len(frames)} frames")
+
+
 # -- main ----------------------------------------------------------------------------------------------
 
 
@@ -262,11 +307,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     parser.add_argument("--mobilenet-runs", type=int, default=300)
     parser.add_argument("--skip-mobilenet", action="store_true")
+    parser.add_argument(
+        "--model", action="append", choices=sorted(MODEL_FILES), help="compare this model with SSDLite fp32"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads with --model (default 2)")
     args = parser.parse_args(argv)
 
     print(
         f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)"
     )
+    if args.model:
+        compare_models(args.model, args.threads, args.frames, args.rounds)
+        return 0
     frames = test_frames()
     detectors = {}
     runners: dict[str, Callable[[np.ndarray], object]] = {}

@@ -83,7 +83,7 @@ def model_path(model: str | Path) -> Path:
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(
-            f"detector model not found: {path} (expected 'fp32', 'int8' or an .onnx file)"
+            f"detector model not found: {path} (expected one of {sorted(MODEL_FILES)} or an .onnx file)"
         )
     return path
 

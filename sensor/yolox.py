@@ -1,7 +1,7 @@
 """YOLOX-Nano (COCO) as the emulated sensor's person detector: letterbox -> ONNX network -> decode + NMS.
 
 Same interface and buffer contract as `sensor.detector.Detector` (which builds this class for the model
-names "yolox_nano" and "yolox_nano_480x640"): every buffer is allocated once, the network's input and
+names in detector.YOLOX_MODELS): every buffer is allocated once, the network's input and
 output are bound through onnxruntime's IOBinding, the returned `DetectionResult` is reused by the next
 `detect()`, and boxes come out as normalised (y0, x0, y1, x1) of the frame, class 0 = person.
 
@@ -159,7 +159,7 @@ class YoloxDetector(Detector):
         spinning: bool = False,
         resize: str = DEFAULT_RESIZE,
     ) -> None:
-        """Load a YOLOX network ("yolox_nano", "yolox_nano_480x640" or an .onnx path), allocate buffers."""
+        """Load a YOLOX network (a name in detector.YOLOX_MODELS or an .onnx path), allocate buffers."""
         import onnxruntime as ort
 
         from cobotguard.sensor.detector import session_options
