@@ -203,18 +203,15 @@ class YoloxDetector(Detector):
         """The network's input height and width, after checking that it is a YOLOX COCO network."""
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
-        shape = inputs.get(INPUT_NAME)
-        ok = (
+        shape = inputs.get(INPUT_NAME) or []
+        fixed = (
             len(inputs) == 1
-            and isinstance(shape, list)
             and len(shape) == 4
             and shape[:2] == [1, 3]
             and all(isinstance(d, int) and d > 0 and d % STRIDES[-1] == 0 for d in shape[2:])
         )
-        if ok:
-            net_h, net_w = int(shape[2]), int(shape[3])
-            ok = outputs == {OUTPUT_NAME: [1, grid_table(net_h, net_w).shape[0], N_OUTPUTS]}
-        if not ok:
+        net_h, net_w = (int(shape[2]), int(shape[3])) if fixed else (0, 0)
+        if not fixed or outputs != {OUTPUT_NAME: [1, grid_table(net_h, net_w).shape[0], N_OUTPUTS]}:
             raise ValueError(
                 f"{self.model_path}: not a YOLOX COCO network with a fixed input: inputs {inputs}, "
                 f"outputs {outputs}"
