@@ -11,6 +11,10 @@ Tiled inference (sensor/tiling.py): fp32 and int8 at 2 threads over a tile grid 
 0.25, plus the whole frame), in the same interleaved rounds, with its ratio to the single-inference path
 of the same model (median, p99, p99.9, max). `--tiling-only` runs just those four configurations.
 
+With --model NAME (repeatable; any shipped model, e.g. yolox_nano, yolox_nano_480x640), times only those
+models and the SSDLite fp32 backbone at --threads threads on the same frames, interleaved, and prints each
+one's ratio to SSDLite fp32 (the shipped default).
+
 Targets: p99 <= 15 ms at 2 threads with int8, and >= 1.5x faster than the in-graph model.
 The detector's worker threads do not spin by default; one extra row shows int8 at 2 threads spinning.
 The backbone rows use the detector's default resize (area averaging, see sensor/preprocess.py); one extra
@@ -18,6 +22,7 @@ row shows int8 at 2 threads with the graph's own TF1 bilinear resize.
 
     python bench/bench_detector.py [--frames 600] [--rounds 10] [--skip-mobilenet]
                                    [--tiling 2x2] [--overlap 0.25] [--no-full-frame] [--tiling-only]
+    python bench/bench_detector.py --model yolox_nano --model yolox_nano_480x640 [--threads 2] [--frames 300]
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cobotguard.safety.config import Tiling  # noqa: E402
-from cobotguard.sensor.detector import Detector  # noqa: E402
+from cobotguard.sensor.detector import MODEL_FILES, Detector  # noqa: E402
 from cobotguard.sensor.oracle import OracleDetector  # noqa: E402
 from cobotguard.sensor.tiling import TiledDetector  # noqa: E402
 
@@ -260,6 +265,13 @@ def bench_mobilenet(threads: list[int], runs: int) -> tuple[dict[str, dict[str, 
     return stats, {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
 
 
+def print_host() -> None:
+    """The machine and its load, printed before every measurement."""
+    print(
+        f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)"
+    )
+
+
 # -- tiling ---------------------------------------------------------------------------------------------
 
 
@@ -280,9 +292,7 @@ def print_tiling_ratios(stats: dict[str, dict[str, float]], tiling: Tiling) -> N
 
 def tiling_only(tiling: Tiling, frames_per_runner: int, rounds: int) -> int:
     """Single vs tiled inference, fp32 and int8 at 2 threads, interleaved."""
-    print(
-        f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)"
-    )
+    print_host()
     frames = test_frames()
     runners: dict[str, Callable[[np.ndarray], object]] = {}
     for model in ("fp32", "int8"):
@@ -305,6 +315,46 @@ def tiling_only(tiling: Tiling, frames_per_runner: int, rounds: int) -> int:
     return 0
 
 
+# -- other models against SSDLite fp32 -------------------------------------------------------------------
+
+BASELINE_MODEL = "fp32"
+
+
+def compare_models(models: list[str], threads: int, per_model: int, rounds: int) -> None:
+    """Time `models` and SSDLite fp32 on the same frames, interleaved; print latencies and ratios."""
+    frames = test_frames()
+    runners: dict[str, Callable[[np.ndarray], object]] = {}
+    detectors = {}
+    for model in [BASELINE_MODEL, *[m for m in models if m != BASELINE_MODEL]]:
+        det = Detector(model, threads=threads, min_score=0.5)
+        det.warm_up(FRAME_H, FRAME_W, runs=5)
+        detectors[model] = det
+        runners[model] = det.detect
+    cpu: dict[str, list[int]] = {}
+    gc.disable()
+    try:
+        samples = interleaved(runners, frames, per_model, rounds, cpu)
+    finally:
+        gc.enable()
+    stats = {name: summary_ms(s) for name, s in samples.items()}
+    cpu_ms = {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
+    print_table(f"frame -> metadata latency, 640x480 frames, {threads} threads", stats, cpu_ms)
+    base = stats[BASELINE_MODEL]
+    print(f"\nratio to SSDLite {BASELINE_MODEL} (this model's time / SSDLite's; > 1 is slower)")
+    for name, st in stats.items():
+        ratios = ", ".join(f"{k} {st[k] / base[k]:.2f}x" for k in ("median", "p99", "p99.9", "max"))
+        print(f"  {name:<24}{ratios}, CPU {cpu_ms[name] / cpu_ms[BASELINE_MODEL]:.2f}x")
+    print("\nstages, medians (ms): preprocess / network / decode + NMS; persons found in the frames")
+    for name, det in detectors.items():
+        parts, found = [], 0
+        for f in frames:
+            r = det.detect(f)
+            parts.append((r.preprocess_us, r.inference_us, r.postprocess_us))
+            found += r.count
+        pre, net, post = np.median(np.array(parts), axis=0) / 1000
+        print(f"  {name:<24}{pre:.2f} / {net:.2f} / {post:.3f}; {found} persons in {len(frames)} frames")
+
+
 # -- main ----------------------------------------------------------------------------------------------
 
 
@@ -318,15 +368,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlap", type=float, default=0.25, help="tile overlap (default 0.25)")
     parser.add_argument("--no-full-frame", action="store_true", help="tiles only, without the whole frame")
     parser.add_argument("--tiling-only", action="store_true", help="only single vs tiled, 2 threads")
+    parser.add_argument(
+        "--model", action="append", choices=sorted(MODEL_FILES), help="compare this model with SSDLite fp32"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads with --model (default 2)")
     args = parser.parse_args(argv)
     columns, rows = (int(v) for v in args.tiling.lower().split("x"))
     tiling = Tiling(columns=columns, rows=rows, overlap=args.overlap, full_frame=not args.no_full_frame)
     if args.tiling_only:
         return tiling_only(tiling, args.frames, args.rounds)
+    if args.model:
+        print_host()
+        compare_models(args.model, args.threads, args.frames, args.rounds)
+        return 0
 
-    print(
-        f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)"
-    )
+    print_host()
     frames = test_frames()
     detectors = {}
     runners: dict[str, Callable[[np.ndarray], object]] = {}

@@ -3,8 +3,9 @@
 Synthetic walk-ins (sensor.scene) through the default cell's camera (hil/defaults/cell.toml, cam0,
 640x480): each photo's person walks toward the camera along two lanes, a person of the cell's
 assumed height (1.5 m), sampled evenly in apparent size. Every frame runs through the detector for each
-model (fp32, int8) and resize mode ("area", "tf1_bilinear"); a person counts as found when a detection
-overlaps the drawn cut-out with IoU >= 0.5.
+model (fp32, int8, or those given with --model, e.g. yolox_nano) and resize mode ("area", "tf1_bilinear";
+YOLOX models have only "area"); a person counts as found when a detection overlaps the drawn cut-out with
+IoU >= 0.5.
 
 Two ways to draw the walkers: "true" (the portrait covers only the share of the body the photo shows:
 the realistic case) and "stand-in" (the portrait stretched to the full standing height, as the controller
@@ -15,6 +16,7 @@ Prints recall per size band and, per model and mode, the smallest size from whic
 together, and the worst photo) stays >= 95 %: the detection capability to declare.
 
     python bench/bench_recall.py [--positions 60] [--scenes true,stand-in] [--threads 2] [--mount Z,PITCH]
+                                 [--model NAME ...]
 
 `--mount 1.3,5` re-mounts the camera 1.3 m high, pitched 5 degrees down (same intrinsics), so that
 nearby people fill more of the frame: the default pole mount never shows a torso taller than ~0.45 of
@@ -30,7 +32,7 @@ import numpy as np
 
 from cobotguard.safety.camera import CameraModel  # noqa: E402
 from cobotguard.safety.config_load import load_config  # noqa: E402
-from cobotguard.sensor.detector import Detector  # noqa: E402
+from cobotguard.sensor.detector import MODEL_FILES, YOLOX_MODELS, Detector  # noqa: E402
 from cobotguard.sensor.preprocess import RESIZE_MODES  # noqa: E402
 from cobotguard.sensor.scene import Scene, Trajectory, Walker, load_sprite  # noqa: E402
 from cobotguard.sensor.sources import SyntheticSource  # noqa: E402
@@ -104,37 +106,39 @@ def reliable_from(samples: list[tuple[float, bool, float]]) -> float:
     return best
 
 
-def print_tables(title: str, results: dict) -> None:
+def configurations(models: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(model, resize mode) pairs to measure: YOLOX has only the area resize."""
+    return [(m, mode) for m in models for mode in RESIZE_MODES if m not in YOLOX_MODELS or mode == "area"]
+
+
+def print_tables(title: str, results: dict, configs: list[tuple[str, str]]) -> None:
     """Recall per band and the reliable size, per model, mode and photo."""
     print(f"\n== {title}")
     bands = list(zip(BANDS[:-1], BANDS[1:], strict=True))
     header = " ".join(f"{lo:.2f}-{min(hi, 1):.2f}" for lo, hi in bands)
-    print(f"{'model':5} {'resize':12} {'photo':12} recall per size band (fraction of frame height)")
-    print(f"{'':32}{header}")
-    for model in MODELS:
-        for mode in RESIZE_MODES:
-            for name in SPRITES:
-                samples = results.get((model, mode, name), [])
-                cells = []
-                for lo, hi in bands:
-                    value, n = recall(samples, lo, hi)
-                    cells.append(f"{value:6.0%}/{n:<2d}" if n else f"{'-':>9}")
-                print(f"{model:5} {mode:12} {name:12} " + " ".join(f"{c:>9}" for c in cells))
+    print(f"{'model':18} {'resize':12} {'photo':12} recall per size band (fraction of frame height)")
+    print(f"{'':45}{header}")
+    for model, mode in configs:
+        for name in SPRITES:
+            samples = results.get((model, mode, name), [])
+            cells = []
+            for lo, hi in bands:
+                value, n = recall(samples, lo, hi)
+                cells.append(f"{value:6.0%}/{n:<2d}" if n else f"{'-':>9}")
+            print(f"{model:18} {mode:12} {name:12} " + " ".join(f"{c:>9}" for c in cells))
     print(f"\nrecall from a size up (all photos together), and the size from which it stays >= {TARGET:.0%}")
     heads = " ".join(f">={f:.2f}" for f in FROM)
-    print(f"{'model':5} {'resize':12} {heads}   reliable from: all / worst photo")
-    for model in MODELS:
-        for mode in RESIZE_MODES:
-            together = [s for name in SPRITES for s in results.get((model, mode, name), [])]
-            cells = [f"{recall(together, f)[0]:6.1%}" for f in FROM]
-            worst = max(reliable_from(results.get((model, mode, name), [])) for name in SPRITES)
-            reliable = f"{reliable_from(together):.3f} / {worst:.3f}"
-            print(f"{model:5} {mode:12} " + " ".join(cells) + f"   {reliable}")
+    print(f"{'model':18} {'resize':12} {heads}   reliable from: all / worst photo")
+    for model, mode in configs:
+        together = [s for name in SPRITES for s in results.get((model, mode, name), [])]
+        cells = [f"{recall(together, f)[0]:6.1%}" for f in FROM]
+        worst = max(reliable_from(results.get((model, mode, name), [])) for name in SPRITES)
+        reliable = f"{reliable_from(together):.3f} / {worst:.3f}"
+        print(f"{model:18} {mode:12} " + " ".join(cells) + f"   {reliable}")
     print("\nper photo, size from which recall stays >= 95 %:")
-    for model in MODELS:
-        for mode in RESIZE_MODES:
-            per = {name: reliable_from(results.get((model, mode, name), [])) for name in SPRITES}
-            print(f"  {model:5} {mode:12} " + "  ".join(f"{k} {v:.3f}" for k, v in per.items()))
+    for model, mode in configs:
+        per = {name: reliable_from(results.get((model, mode, name), [])) for name in SPRITES}
+        print(f"  {model:18} {mode:12} " + "  ".join(f"{k} {v:.3f}" for k, v in per.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="hil/defaults/cell.toml")
     parser.add_argument("--sensor", default="cam0")
     parser.add_argument("--mount", default=None, help="camera height (m) and pitch (deg), e.g. 1.3,5")
+    parser.add_argument("--model", action="append", choices=sorted(MODEL_FILES), help="instead of fp32, int8")
     args = parser.parse_args(argv)
     sensor_cfg = load_config(args.config).sensors[args.sensor]
     camera = CameraModel.from_config(sensor_cfg)
@@ -156,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             k.fx_px, k.fy_px, k.cx_px, k.cy_px, (x_m, y_m, z_m), sensor_cfg.mounting.yaw_deg, pitch_deg,
             0.0, sensor_cfg.image_width_px, sensor_cfg.image_height_px,
         )  # fmt: skip
+    configs = configurations(tuple(args.model) if args.model else MODELS)
     detectors = {}
-    for model in MODELS:
-        for mode in RESIZE_MODES:
-            det = Detector(model, threads=args.threads, min_score=sensor_cfg.min_score, resize=mode)
-            det.warm_up(sensor_cfg.image_height_px, sensor_cfg.image_width_px, runs=1)
-            detectors[(model, mode)] = det
+    for model, mode in configs:
+        det = Detector(model, threads=args.threads, min_score=sensor_cfg.min_score, resize=mode)
+        det.warm_up(sensor_cfg.image_height_px, sensor_cfg.image_width_px, runs=1)
+        detectors[(model, mode)] = det
     print(
         f"camera {args.config}:{args.sensor} (mount {args.mount or 'as configured'}), "
         f"{camera.width_px}x{camera.height_px}, person "
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(camera, sensor_cfg.assumed_person_height_m, args.positions, true_extent, detectors)
         axis = "drawn (visible) part" if true_extent else "whole (stretched) person"
         drawn = "at true extent" if true_extent else "as stand-ins"
-        print_tables(f"walkers drawn {drawn}; size = {axis}", results)
+        print_tables(f"walkers drawn {drawn}; size = {axis}", results, configs)
     return 0
 
 

@@ -98,47 +98,32 @@ def _iou_rows(b: np.ndarray, i: int, j: int) -> float:
 
 
 @numba.njit(cache=False, nogil=True)
-def decode_nms_kernel(
-    encodings: np.ndarray,
-    scores: np.ndarray,
-    centres: np.ndarray,
-    min_score: float,
-    iou_threshold: float,
-    cand_idx: np.ndarray,
-    cand_boxes: np.ndarray,
-    out_boxes: np.ndarray,
-    out_scores: np.ndarray,
-    out_classes: np.ndarray,
-) -> int:
-    """Decode boxes scoring >= min_score, NMS them, write the kept ones; returns the count.
-
-    encodings: float32 [A,4] (ty, tx, th, tw); scores: float32 [A] person scores; centres: float32 [A,4]
-    from `anchor_centres`; cand_idx: int32 [A] and cand_boxes: float32 [A,4] scratch; out_*: capacity N.
-    """
-    n_anchors = scores.shape[0]
+def select_candidates(scores: np.ndarray, min_score: float, cand_idx: np.ndarray) -> int:
+    """Indices of scores >= min_score into cand_idx[:n], in candidate order; returns n."""
     n = 0
-    for a in range(n_anchors):
+    for a in range(scores.shape[0]):
         if scores[a] >= min_score:
             cand_idx[n] = a
             n += 1
     _sort_candidates(cand_idx, n, scores)
-    zero = np.float32(0.0)
-    one = np.float32(1.0)
-    for k in range(n):
-        a = cand_idx[k]
-        ya = centres[a, 0]
-        xa = centres[a, 1]
-        ha = centres[a, 2]
-        wa = centres[a, 3]
-        yc = encodings[a, 0] / np.float32(10.0) * ha + ya
-        xc = encodings[a, 1] / np.float32(10.0) * wa + xa
-        h = np.exp(encodings[a, 2] / np.float32(5.0)) * ha
-        w = np.exp(encodings[a, 3] / np.float32(5.0)) * wa
-        # clipped to the image, as the graph clips to its window [0, 0, 1, 1] before NMS
-        cand_boxes[k, 0] = min(max(yc - h / np.float32(2.0), zero), one)
-        cand_boxes[k, 1] = min(max(xc - w / np.float32(2.0), zero), one)
-        cand_boxes[k, 2] = min(max(yc + h / np.float32(2.0), zero), one)
-        cand_boxes[k, 3] = min(max(xc + w / np.float32(2.0), zero), one)
+    return n
+
+
+@numba.njit(cache=False, nogil=True)
+def greedy_nms(
+    cand_idx: np.ndarray,
+    n: int,
+    scores: np.ndarray,
+    cand_boxes: np.ndarray,
+    iou_threshold: float,
+    out_boxes: np.ndarray,
+    out_scores: np.ndarray,
+    out_classes: np.ndarray,
+) -> int:
+    """Greedy NMS of the n sorted candidates (boxes in cand_boxes[:n], clipped); returns the kept count.
+
+    cand_boxes row k is candidate cand_idx[k]'s box (y0, x0, y1, x1); rows [0, kept) are overwritten.
+    """
     capacity = out_scores.shape[0]
     kept = 0
     # cand_boxes rows [0, kept) are compacted to hold the kept boxes, so each candidate is checked
@@ -163,3 +148,42 @@ def decode_nms_kernel(
         out_classes[kept] = PERSON_CLASS
         kept += 1
     return kept
+
+
+@numba.njit(cache=False, nogil=True)
+def decode_nms_kernel(
+    encodings: np.ndarray,
+    scores: np.ndarray,
+    centres: np.ndarray,
+    min_score: float,
+    iou_threshold: float,
+    cand_idx: np.ndarray,
+    cand_boxes: np.ndarray,
+    out_boxes: np.ndarray,
+    out_scores: np.ndarray,
+    out_classes: np.ndarray,
+) -> int:
+    """Decode boxes scoring >= min_score, NMS them, write the kept ones; returns the count.
+
+    encodings: float32 [A,4] (ty, tx, th, tw); scores: float32 [A] person scores; centres: float32 [A,4]
+    from `anchor_centres`; cand_idx: int32 [A] and cand_boxes: float32 [A,4] scratch; out_*: capacity N.
+    """
+    n = select_candidates(scores, min_score, cand_idx)
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    for k in range(n):
+        a = cand_idx[k]
+        ya = centres[a, 0]
+        xa = centres[a, 1]
+        ha = centres[a, 2]
+        wa = centres[a, 3]
+        yc = encodings[a, 0] / np.float32(10.0) * ha + ya
+        xc = encodings[a, 1] / np.float32(10.0) * wa + xa
+        h = np.exp(encodings[a, 2] / np.float32(5.0)) * ha
+        w = np.exp(encodings[a, 3] / np.float32(5.0)) * wa
+        # clipped to the image, as the graph clips to its window [0, 0, 1, 1] before NMS
+        cand_boxes[k, 0] = min(max(yc - h / np.float32(2.0), zero), one)
+        cand_boxes[k, 1] = min(max(xc - w / np.float32(2.0), zero), one)
+        cand_boxes[k, 2] = min(max(yc + h / np.float32(2.0), zero), one)
+        cand_boxes[k, 3] = min(max(xc + w / np.float32(2.0), zero), one)
+    return greedy_nms(cand_idx, n, scores, cand_boxes, iou_threshold, out_boxes, out_scores, out_classes)

@@ -24,7 +24,11 @@ MODEL_DIR = Path(__file__).resolve().parent / "models"
 MODEL_FILES = {
     "fp32": "ssdlite_person_backbone.onnx",
     "int8": "ssdlite_person_backbone_int8.onnx",
+    # YOLOX-Nano (COCO): Detector(...) builds a sensor.yolox.YoloxDetector for these
+    "yolox_nano": "yolox_nano.onnx",
+    "yolox_nano_480x640": "yolox_nano_480x640.onnx",
 }
+YOLOX_MODELS = ("yolox_nano", "yolox_nano_480x640")
 ANCHORS_FILE = "ssdlite_anchors_yxyx.npy"
 INPUT_NAME = "Preprocessor/sub:0"
 ENCODINGS_NAME = "Squeeze:0"
@@ -73,13 +77,13 @@ class DetectionResult:
 
 
 def model_path(model: str | Path) -> Path:
-    """Resolve "fp32" / "int8" to the shipped model file; anything else is taken as a path."""
+    """Resolve a shipped model's name (see MODEL_FILES) to its file; anything else is taken as a path."""
     if isinstance(model, str) and model in MODEL_FILES:
         return MODEL_DIR / MODEL_FILES[model]
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(
-            f"detector model not found: {path} (expected 'fp32', 'int8' or an .onnx file)"
+            f"detector model not found: {path} (expected one of {sorted(MODEL_FILES)} or an .onnx file)"
         )
     return path
 
@@ -106,6 +110,14 @@ def session_options(threads: int, spinning: bool = False):  # -> onnxruntime.Ses
 
 class Detector:
     """SSDLite MobileNetV2 person detector emulating an IMX500's on-sensor output."""
+
+    def __new__(cls, model: str | Path = "fp32", *args: object, **kwargs: object) -> Detector:
+        """A YOLOX model name builds a sensor.yolox.YoloxDetector (same interface), anything else this."""
+        if cls is Detector and isinstance(model, str) and model in YOLOX_MODELS:
+            from cobotguard.sensor.yolox import YoloxDetector
+
+            return super().__new__(YoloxDetector)
+        return super().__new__(cls)
 
     def __init__(
         self,

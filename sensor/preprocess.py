@@ -172,8 +172,25 @@ def area_resize_normalise_kernel(
     out: np.ndarray,
 ) -> None:
     """Area-averaging resize of uint8 `frame` [H,W,3] into float32 `out` [oh,ow,3], normalised to [-1, 1]."""
-    scale = np.float32(2.0 / 255.0)
-    one = np.float32(1.0)
+    area_resize_affine_kernel(frame, y_start, y_w, x_start, x_w, row, out, NORM_SCALE, -NORM_OFFSET)
+
+
+@numba.njit(cache=False, nogil=True, fastmath=False)
+def area_resize_affine_kernel(
+    frame: np.ndarray,
+    y_start: np.ndarray,
+    y_w: np.ndarray,
+    x_start: np.ndarray,
+    x_w: np.ndarray,
+    row: np.ndarray,
+    out: np.ndarray,
+    scale: np.float32,
+    offset: np.float32,
+) -> None:
+    """Area-averaging resize of uint8 `frame` [H,W,3] into float32 `out` [oh,ow,3] as value * scale + offset.
+
+    `out` may be any strided view (e.g. a letterbox region of a planar BGR input seen as [H,W,3]).
+    """
     zero = np.float32(0.0)
     width3 = frame.shape[1] * 3
     pixels = frame.reshape((frame.shape[0], width3))  # a view: rows as flat runs, so the loops vectorise
@@ -202,9 +219,9 @@ def area_resize_normalise_kernel(
                 s0 += wx * row[c0 + k, 0]
                 s1 += wx * row[c0 + k, 1]
                 s2 += wx * row[c0 + k, 2]
-            out[i, j, 0] = s0 * scale - one
-            out[i, j, 1] = s1 * scale - one
-            out[i, j, 2] = s2 * scale - one
+            out[i, j, 0] = s0 * scale + offset
+            out[i, j, 1] = s1 * scale + offset
+            out[i, j, 2] = s2 * scale + offset
 
 
 class Preprocessor:
