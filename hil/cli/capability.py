@@ -48,7 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensor", metavar="NAME", help="sensor in the configuration (default: the only one)"
     )
-    parser.add_argument("--int8", action="store_true", help="use the int8 model instead of fp32")
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument(
+        "--model",
+        default="fp32",
+        metavar="NAME",
+        help="the shipped detector to measure: fp32 (default, the SSDLite the cells run), int8, yolox_nano, "
+        "yolox_nano_480x640",
+    )
+    models.add_argument("--int8", action="store_true", help="the int8 SSDLite (same as --model int8)")
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument(
         "--min-band-samples",
@@ -86,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
     except TruthError as exc:
         raise CommandError(str(exc)) from None
     source = open_source(args.video)
-    model = "int8" if args.int8 else "fp32"
+    from cobotguard.sensor.detector import MODEL_FILES
+
+    model = "int8" if args.int8 else args.model
+    if model not in MODEL_FILES:
+        raise CommandError(f"--model: {model!r}; expected one of {', '.join(sorted(MODEL_FILES))}")
     width, height = source.width_px, source.height_px
     try:
         detector = _detector(sensor, model, args.threads, None, source)
