@@ -33,6 +33,7 @@ def round_number_raw() -> dict[str, Any]:
     S_s = 0.1 m. The sensor's serial line (1 Mbaud) carries its largest frame in 2.41 ms < 5 ms.
     """
     raw = default_raw()
+    raw["controller"]["person_hold_ms"] = 0.0  # the default cell's hold exceeds these sensors' stale limit
     raw["robot"].update(
         max_speed_mps=0.5,
         payload_kg=2.0,

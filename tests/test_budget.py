@@ -380,6 +380,7 @@ def test_max_safe_speed_is_the_edge_of_safety(speed_limit: float) -> None:
 
 def test_person_hold_terms_and_nothing_else_changes() -> None:
     raw = default_raw()
+    raw["controller"]["person_hold_ms"] = 0.0
     off = evaluate(config_from_dict(raw))
     assert not {"T_hold", "Z_hold"} & {t.symbol for t in off.terms}
     raw["controller"]["person_hold_ms"] = 150.0

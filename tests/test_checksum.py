@@ -22,6 +22,14 @@ from cobotguard.safety.checksum import (
 from cobotguard.safety.config import CellConfig
 from cobotguard.safety.config_load import load_config, loads_config
 
+
+def _without_hold() -> dict:
+    """The default cell as written before it held missed persons (the key absent)."""
+    raw = default_raw()
+    del raw["controller"]["person_hold_ms"]
+    return raw
+
+
 BASE = CellConfig.model_validate(default_raw())
 BASE_SUM = config_checksum(BASE)
 
@@ -168,7 +176,7 @@ def test_default_cell_checksum() -> None:
     # (eea777cf before controller.wake_on_data joined the model; 40027e0d before the default cell woke on
     # data with measured worst step, transport latency and robot receive time; be976f22 before the robot
     # table declared state_period_ms and carried speed_tolerance_mps and overspeed_grace_ms.)
-    assert config_checksum(load_config(DEFAULT_CELL))[0] == "9adfbfac"
+    assert config_checksum(load_config(DEFAULT_CELL))[0] == "a4edb165"
 
 
 @pytest.mark.parametrize("value", [0.0, -0.0])
@@ -180,14 +188,15 @@ def test_negative_zero_is_zero(value: float) -> None:
 
 def test_person_hold_off_is_left_out_of_the_canonical_form() -> None:
     # the cells written before the key existed keep their checksum; an enabled hold is part of it
-    assert "person_hold_ms" not in canonical_dict(BASE)["controller"]
-    raw = default_raw()
+    off = CellConfig.model_validate(_without_hold())
+    assert "person_hold_ms" not in canonical_dict(off)["controller"]
+    raw = _without_hold()
     raw["controller"]["person_hold_ms"] = 0.0
-    assert config_checksum(CellConfig.model_validate(raw)) == BASE_SUM
+    assert config_checksum(CellConfig.model_validate(raw)) == config_checksum(off)
     raw["controller"]["person_hold_ms"] = 150.0
     held = CellConfig.model_validate(raw)
     assert canonical_dict(held)["controller"]["person_hold_ms"] == 150.0
-    assert config_checksum(held) != BASE_SUM
+    assert config_checksum(held) != config_checksum(off)
     again = config_from_canonical(canonical_json(held))
     assert again == held and config_checksum(again) == config_checksum(held)
-    assert config_from_canonical(canonical_json(BASE)).controller.person_hold_ms == 0.0
+    assert config_from_canonical(canonical_json(off)).controller.person_hold_ms == 0.0

@@ -604,6 +604,7 @@ def test_sensor_serial_line_must_carry_the_largest_frame_within_the_transport_la
 
 def test_sensor_serial_line_frame_grows_with_max_persons() -> None:
     raw = default_raw()
+    raw["controller"]["person_hold_ms"] = 0.0  # a shorter transport shortens the stale limit below the hold
     raw["sensors"]["cam0"].update(serial_baud=1_000_000, transport_latency_ms=2.41)  # 241 B: just fits
     config_from_dict(raw, SOURCE)
     raw["sensors"]["cam0"]["max_persons"] = 9  # 266 B (24 more, and one more COBS code byte): 2.66 ms
@@ -612,6 +613,7 @@ def test_sensor_serial_line_frame_grows_with_max_persons() -> None:
 
 def test_without_serial_baud_the_transport_latency_is_the_integrators_word() -> None:
     raw = default_raw()
+    raw["controller"]["person_hold_ms"] = 0.0  # a shorter transport shortens the stale limit below the hold
     del raw["sensors"]["cam0"]["serial_baud"]  # e.g. in-process: no line time to cover
     raw["sensors"]["cam0"]["transport_latency_ms"] = 0.0
     assert config_from_dict(raw, SOURCE).sensors["cam0"].serial_baud is None
@@ -753,8 +755,12 @@ def test_any_mutation_is_valid_or_a_config_error(path: tuple[Any, ...], value: A
             assert line.startswith(f"{SOURCE}: ") and "expected" in line and "\n" not in line, line
 
 
-def test_person_hold_defaults_to_off() -> None:
-    assert load_config(DEFAULT_CELL).controller.person_hold_ms == 0.0
+def test_person_hold_defaults_to_off_and_the_default_cell_holds() -> None:
+    raw = default_raw()
+    del raw["controller"]["person_hold_ms"]
+    assert config_from_dict(raw, SOURCE).controller.person_hold_ms == 0.0
+    # the shipped cell holds a missed person just under its camera's stale limit (199.334 ms)
+    assert load_config(DEFAULT_CELL).controller.person_hold_ms == 199.0
 
 
 def test_person_hold_up_to_the_stale_limit() -> None:

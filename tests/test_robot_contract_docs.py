@@ -212,7 +212,10 @@ def what(command: np.void) -> tuple[CommandKind, Reason]:
 
 @pytest.fixture(scope="module")
 def default_cfg() -> CellConfig:
-    return load_config(DEFAULT_CELL)
+    """The default cell without its hold of missed persons: the release rules are those of persons seen
+    (a vanished person held keeps what it caused up to controller.person_hold_ms longer; test_step_hold)."""
+    cfg = load_config(DEFAULT_CELL)
+    return cfg.model_copy(update={"controller": cfg.controller.model_copy(update={"person_hold_ms": 0.0})})
 
 
 # -- 13.1 parameters -------------------------------------------------------------------------------------
