@@ -232,6 +232,12 @@ class Detector:
             result.scores,
             result.classes,
         )
+        return self._finish(result, count, t0, t1, t2, t_exposure_ns)
+
+    def _finish(
+        self, result: DetectionResult, count: int, t0: int, t1: int, t2: int, t_exposure_ns: int
+    ) -> DetectionResult:
+        """Clear the unused slots, stamp the stage times and the frame counter (every model's last step)."""
         result.boxes[count:] = 0.0
         result.scores[count:] = 0.0
         result.classes[count:] = 0.0

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from cobotguard.sensor.decode import MAX_DETECTIONS, greedy_nms, select_candidates
-from cobotguard.sensor.detector import FRAME_COUNTER_MODULO, DetectionResult, Detector, model_path
+from cobotguard.sensor.detector import DetectionResult, Detector, model_path
 from cobotguard.sensor.preprocess import DEFAULT_RESIZE, area_resize_affine_kernel, area_tables, check_frame
 
 INPUT_NAME = "images"
@@ -266,17 +266,4 @@ class YoloxDetector(Detector):
             result.scores,
             result.classes,
         )
-        result.boxes[count:] = 0.0
-        result.scores[count:] = 0.0
-        result.classes[count:] = 0.0
-        t3 = time.monotonic_ns()
-        result.count = int(count)
-        result.preprocess_us = (t1 - t0) // 1000
-        result.inference_us = (t2 - t1) // 1000
-        result.postprocess_us = (t3 - t2) // 1000
-        result.frame_counter = self.frames % FRAME_COUNTER_MODULO
-        result.t_exposure_ns = int(t_exposure_ns)
-        result.t_done_ns = t3
-        result.valid = True
-        self.frames += 1
-        return result
+        return self._finish(result, count, t0, t1, t2, t_exposure_ns)
