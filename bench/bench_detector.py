@@ -272,6 +272,20 @@ def print_host() -> None:
     )
 
 
+def measure_interleaved(
+    runners: dict[str, Callable[[np.ndarray], object]], frames: list[np.ndarray], per_runner: int, rounds: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Latency summaries (ms) and median CPU time (ms) per runner, interleaved with the collector paused."""
+    cpu: dict[str, list[int]] = {}
+    gc.disable()
+    try:
+        samples = interleaved(runners, frames, per_runner, rounds, cpu)
+    finally:
+        gc.enable()
+    stats = {name: summary_ms(s) for name, s in samples.items()}
+    return stats, {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
+
+
 # -- tiling ---------------------------------------------------------------------------------------------
 
 
@@ -302,14 +316,7 @@ def tiling_only(tiling: Tiling, frames_per_runner: int, rounds: int) -> int:
         tiled = TiledDetector(Detector(model, threads=2, min_score=0.5), tiling)
         tiled.warm_up(FRAME_H, FRAME_W, runs=3)
         runners[f"tiled {tiling_name(tiling)} {model} 2 thr"] = tiled.detect
-    cpu: dict[str, list[int]] = {}
-    gc.disable()
-    try:
-        samples = interleaved(runners, frames, frames_per_runner, rounds, cpu)
-    finally:
-        gc.enable()
-    stats = {name: summary_ms(s) for name, s in samples.items()}
-    cpu_ms = {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
+    stats, cpu_ms = measure_interleaved(runners, frames, frames_per_runner, rounds)
     print_table("frame -> detections latency, single vs tiled inference", stats, cpu_ms)
     print_tiling_ratios(stats, tiling)
     return 0
@@ -330,14 +337,7 @@ def compare_models(models: list[str], threads: int, per_model: int, rounds: int)
         det.warm_up(FRAME_H, FRAME_W, runs=5)
         detectors[model] = det
         runners[model] = det.detect
-    cpu: dict[str, list[int]] = {}
-    gc.disable()
-    try:
-        samples = interleaved(runners, frames, per_model, rounds, cpu)
-    finally:
-        gc.enable()
-    stats = {name: summary_ms(s) for name, s in samples.items()}
-    cpu_ms = {name: float(np.median(c)) / 1e6 for name, c in cpu.items()}
+    stats, cpu_ms = measure_interleaved(runners, frames, per_model, rounds)
     print_table(f"frame -> metadata latency, 640x480 frames, {threads} threads", stats, cpu_ms)
     base = stats[BASELINE_MODEL]
     print(f"\nratio to SSDLite {BASELINE_MODEL} (this model's time / SSDLite's; > 1 is slower)")
