@@ -503,9 +503,9 @@ class Session:
             if level == 1 and previous == 0:
                 self.reset_presses.append(t0 + t_rel)
             previous = level
+        fault = None if plan.fault is None else fl.get_fault(plan.fault)
         injector = None
-        if plan.fault is not None:
-            fault = fl.get_fault(plan.fault)
+        if fault is not None:
             injector = self.injectors[fault.link] = fault.make(self.cfg)
         self.robot.obey_lower_limits_late(plan.robot_slow_delay_ns)
         try:
@@ -514,8 +514,8 @@ class Session:
             self.robot.obey_lower_limits_late(0)
             self.plan = None
             self.reset_presses.clear()
-            if plan.fault is not None:
-                self.injectors[fl.get_fault(plan.fault).link] = None
+            if fault is not None:
+                self.injectors[fault.link] = None
                 self.pending.clear()
         if injector is not None and injector.acted_ns is not None:
             self.log.add(RigEvent.FAULT_INJECTED, injector.acted_ns, value=index)
