@@ -64,6 +64,9 @@ __all__ = ["DemoError", "DemoOptions", "DemoResult", "Status", "format_status", 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "cell.toml"
 DEFAULT_OUT_DIR = Path("cobotguard-demo")
+# A sensor that names no model runs the int8 SSDLite in the demo: one thread leaves the other core to the
+# controller on a 2-core host (docs/hil.md).
+DEMO_DETECTOR_MODEL = "int8"
 TRACE_NAME = "controller.cgtrace"
 
 
@@ -75,7 +78,7 @@ class DemoOptions:
     out_dir: Path = DEFAULT_OUT_DIR
     plots: bool = True
     config: Path = DEFAULT_CONFIG
-    detector_model: str = "int8"
+    detector_model: str | None = None  # None: the sensor's `model` key, else DEMO_DETECTOR_MODEL
     detector_threads: int = 1
 
 
@@ -306,11 +309,18 @@ class _Watch:
         return min(distances) if distances else None
 
 
+def demo_detector_model(sensor_cfg: Any, opts: DemoOptions) -> str:
+    """The model the demo runs: the one asked for, else the sensor's `model`, else DEMO_DETECTOR_MODEL."""
+    if opts.detector_model is not None:
+        return opts.detector_model
+    return sensor_cfg.model if sensor_cfg.model is not None else DEMO_DETECTOR_MODEL
+
+
 def _detector(sensor_cfg: Any, opts: DemoOptions) -> Any:
     """The sensor's person detector (its min_score and tiling), compiled and warmed up for its frame size."""
     from cobotguard.sensor.tiling import make_detector
 
-    detector = make_detector(sensor_cfg, opts.detector_model, threads=opts.detector_threads)
+    detector = make_detector(sensor_cfg, demo_detector_model(sensor_cfg, opts), threads=opts.detector_threads)
     detector.warm_up(int(sensor_cfg.image_height_px), int(sensor_cfg.image_width_px))
     return detector
 

@@ -34,7 +34,7 @@ def _normalised(value: Any) -> Any:
 OMITTED_WHEN_OFF: dict[tuple[str, str], Any] = {("controller", "person_hold_ms"): 0.0}
 # Optional sensor keys introduced after checksums were in use: left out of the canonical form while
 # absent (None), so that existing cells keep their checksums; present, they count like any value.
-OMITTED_WHEN_ABSENT = ("tiling",)
+OMITTED_WHEN_ABSENT = ("tiling", "model")
 
 
 def canonical_dict(cfg: CellConfig) -> dict[str, Any]:

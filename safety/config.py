@@ -124,6 +124,13 @@ class Tiling(_Strict):
         return self
 
 
+# The person detectors shipped in cobotguard.sensor (sensor.detector.MODEL_FILES; a test keeps the two
+# lists equal): SSDLite MobileNetV2 fp32 and int8, YOLOX-Nano at 416 letterboxed and at 640x480.
+DETECTOR_MODELS = ("fp32", "int8", "yolox_nano", "yolox_nano_480x640")
+DetectorModel = Literal["fp32", "int8", "yolox_nano", "yolox_nano_480x640"]
+DEFAULT_DETECTOR_MODEL = "fp32"  # what a sensor without the `model` key runs
+
+
 class Sensor(_Strict):
     """One person-detection camera: timing, geometry and detection capability."""
 
@@ -149,6 +156,14 @@ class Sensor(_Strict):
     # Tiled inference; absent: one inference of the whole frame (and absent from the checksum's canonical
     # form, so cells written before the key keep their checksums).
     tiling: Tiling | None = None
+    # The shipped detector this sensor runs (DETECTOR_MODELS); absent: DEFAULT_DETECTOR_MODEL, and absent
+    # from the checksum's canonical form like `tiling`.
+    model: DetectorModel | None = None
+
+    @property
+    def detector_model(self) -> str:
+        """The detector this sensor runs: its `model`, or the default when it declares none."""
+        return self.model if self.model is not None else DEFAULT_DETECTOR_MODEL
 
 
 class Zone(_Strict):

@@ -267,11 +267,13 @@ class TiledDetector:
 
 
 def make_detector(
-    sensor: Sensor, model: str = "fp32", threads: int = 2, min_score: float | None = None
+    sensor: Sensor, model: str | None = None, threads: int = 2, min_score: float | None = None
 ) -> Detector | TiledDetector:
-    """The detector a configured sensor runs: its min_score (unless given) and its tiling, if any."""
+    """The detector a configured sensor runs: its model and min_score (unless given), and its tiling."""
     detector = Detector(
-        model, threads=threads, min_score=sensor.min_score if min_score is None else min_score
+        sensor.detector_model if model is None else model,
+        threads=threads,
+        min_score=sensor.min_score if min_score is None else min_score,
     )
     if sensor.tiling is None:
         return detector

@@ -105,6 +105,10 @@ def test_check_says_when_the_report_is_for_another_sensor_or_size(
             {"detector": {**report["detector"], "min_score": 0.3}},
             "measured with min_score = 0.3; the sensor declares 0.5",
         ),
+        (
+            {"detector": {**report["detector"], "model": "yolox_nano"}},
+            "measured with model = yolox_nano; the sensor declares fp32",
+        ),
         ({"k_frames": 1}, "k-frame recall over 1 frame(s); the sensor tolerates 1 missed frame(s), so k = 2"),
     ):
         other = tmp_path / "other.json"

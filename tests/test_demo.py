@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cobotguard.hil.cli.main import main
+from cobotguard.hil.demo import DEFAULT_CONFIG, DEMO_DETECTOR_MODEL, DemoOptions, demo_detector_model
 from cobotguard.hil.demo_camera import next_to_render
 from cobotguard.hil.demo_cell import (
     NS_PER_S,
@@ -19,6 +20,7 @@ from cobotguard.hil.demo_cell import (
     plan_visits,
     reset_delay_ns,
 )
+from cobotguard.safety.config_load import load_config
 from cobotguard.safety.reasons import CommandKind, Reason
 
 
@@ -109,3 +111,14 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (out / "controller.cgtrace").is_file()
     # the trace is what `cobotguard report` reads
     assert main(["report", str(out / "controller.cgtrace"), "--no-fit"]) in (0,)
+
+
+def test_demo_runs_the_sensors_model_unless_asked_for_another() -> None:
+    sensor = load_config(DEFAULT_CONFIG).sensors["cam0"]
+    expected = sensor.model if sensor.model is not None else DEMO_DETECTOR_MODEL
+    assert demo_detector_model(sensor, DemoOptions()) == expected
+    declared = sensor.model_copy(update={"model": "yolox_nano_480x640"})
+    assert demo_detector_model(declared, DemoOptions()) == "yolox_nano_480x640"
+    assert demo_detector_model(declared, DemoOptions(detector_model="int8")) == "int8"
+    undeclared = sensor.model_copy(update={"model": None})
+    assert demo_detector_model(undeclared, DemoOptions()) == DEMO_DETECTOR_MODEL == "int8"

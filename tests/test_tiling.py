@@ -7,10 +7,10 @@ import pytest
 from capability_support import ColourDetector, draw
 from config_support import default_raw
 
-from cobotguard.safety.checksum import config_checksum
-from cobotguard.safety.config import CellConfig, Tiling
+from cobotguard.safety.checksum import canonical_dict, config_checksum
+from cobotguard.safety.config import DETECTOR_MODELS, CellConfig, Tiling
 from cobotguard.safety.config_load import config_from_dict
-from cobotguard.sensor.detector import Detector
+from cobotguard.sensor.detector import MODEL_FILES, Detector
 from cobotguard.sensor.tiling import (
     CUT_BOTTOM,
     CUT_LEFT,
@@ -22,6 +22,7 @@ from cobotguard.sensor.tiling import (
     merge_tiles,
     tile_windows,
 )
+from cobotguard.sensor.yolox import YoloxDetector
 
 RED, GREEN, BLUE = (200, 0, 0), (0, 200, 0), (0, 0, 200)
 
@@ -100,6 +101,35 @@ def test_make_detector_follows_the_sensor() -> None:
     tiled = make_detector(config_from_dict(raw).sensors["cam0"], "int8", min_score=0.3)
     assert isinstance(tiled, TiledDetector) and tiled.detector.min_score == 0.3
     assert tiled.tiling.columns == 3 and not tiled.tiling.full_frame and tiled.tiling.merge_iou == 0.5
+
+
+def test_sensor_model_key_chooses_the_detector_and_the_argument_overrides_it() -> None:
+    raw = default_raw()
+    assert isinstance(make_detector(config_from_dict(raw).sensors["cam0"]), Detector)
+    assert make_detector(config_from_dict(raw).sensors["cam0"]).model_name == "fp32"
+    raw["sensors"]["cam0"]["model"] = "yolox_nano"
+    sensor = config_from_dict(raw).sensors["cam0"]
+    assert isinstance(make_detector(sensor), YoloxDetector)
+    assert make_detector(sensor, "int8").model_name == "int8"
+    raw["sensors"]["cam0"]["tiling"] = {"columns": 2, "rows": 2, "overlap": 0.25}
+    tiled = make_detector(config_from_dict(raw).sensors["cam0"])
+    assert isinstance(tiled, TiledDetector) and isinstance(tiled.detector, YoloxDetector)
+
+
+def test_sensor_model_key_is_validated_and_counted_only_when_present() -> None:
+    assert sorted(DETECTOR_MODELS) == sorted(MODEL_FILES)  # the config's list is the shipped one
+    raw = default_raw()
+    base = config_checksum(config_from_dict(raw))
+    raw["sensors"]["cam0"]["model"] = "fp32"  # the default written out is still a declaration
+    assert config_checksum(config_from_dict(raw)) != base
+    raw["sensors"]["cam0"]["model"] = "yolox"
+    with pytest.raises(ValueError) as info:
+        config_from_dict(raw)
+    assert "sensors.cam0.model: got 'yolox'; expected 'fp32', 'int8', 'yolox_nano'" in str(info.value)
+    del raw["sensors"]["cam0"]["model"]
+    assert config_from_dict(raw).sensors["cam0"].detector_model == "fp32"
+    assert config_checksum(config_from_dict(raw)) == base
+    assert "model" not in canonical_dict(config_from_dict(raw))["sensors"][0][1]  # not even as null
 
 
 def test_tiling_configuration_is_validated_and_counted_only_when_present() -> None:

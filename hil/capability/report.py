@@ -143,8 +143,8 @@ def report_problems(cfg: CellConfig, report: dict[str, Any], where: str) -> list
             f"{head}: measured on {size[0]}x{size[1]} frames; the sensor's image is "
             f"{sensor.image_width_px}x{sensor.image_height_px}: measure at the sensor's own image size"
         )
-    settings = detector_settings(sensor, report["detector"].get("model", "?"))
-    for key in ("min_score", "tiling"):
+    settings = detector_settings(sensor, sensor.detector_model)
+    for key in ("model", "min_score", "tiling"):
         if report["detector"].get(key) != settings[key]:
             problems.append(
                 f"{head}: measured with {key} = {report['detector'].get(key)}; the sensor declares "

@@ -51,10 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models = parser.add_mutually_exclusive_group()
     models.add_argument(
         "--model",
-        default="fp32",
+        default=None,
         metavar="NAME",
-        help="the shipped detector to measure: fp32 (default, the SSDLite the cells run), int8, yolox_nano, "
-        "yolox_nano_480x640",
+        help="the shipped detector to measure instead of the sensor's own (its `model` key, fp32 when "
+        "absent): fp32, int8, yolox_nano, yolox_nano_480x640",
     )
     models.add_argument("--int8", action="store_true", help="the int8 SSDLite (same as --model int8)")
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.video)
     from cobotguard.sensor.detector import MODEL_FILES
 
-    model = "int8" if args.int8 else args.model
+    model = "int8" if args.int8 else args.model if args.model is not None else sensor.detector_model
     if model not in MODEL_FILES:
         raise CommandError(f"--model: {model!r}; expected one of {', '.join(sorted(MODEL_FILES))}")
     width, height = source.width_px, source.height_px

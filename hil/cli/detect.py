@@ -39,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensor", metavar="ID", help="sensor name in the configuration (default: the only one)"
     )
-    parser.add_argument("--int8", action="store_true", help="use the int8 model instead of fp32")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="use the int8 SSDLite instead of the sensor's model (fp32 without --config)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument(
         "--min-score",
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from cobotguard.sensor.detector import Detector
     from cobotguard.sensor.tiling import make_detector
 
-    model = "int8" if args.int8 else "fp32"
+    model = "int8" if args.int8 else floor.sensor.detector_model if floor is not None else "fp32"
     if floor is not None:  # the sensor's own detector: its tiling too
         detector = make_detector(floor.sensor, model, threads=args.threads, min_score=min_score)
     else:
