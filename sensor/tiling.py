@@ -20,6 +20,10 @@ at a higher threshold are those at a lower one filtered: `detect_tiles` at a low
 merged per threshold, gives exactly what the tiled path reports at each threshold (the capability's
 precision/recall curve does so).
 
+Mapping the tile boxes to the frame and merging them are compiled kernels (`add_tile_boxes`,
+`merge_tiles_kernel`) over buffers the `TiledDetector` allocates once; `warm_up` compiles them, and after
+it a frame allocates no arrays. `merge_tiles` wraps the kernel with new arrays, for offline use.
+
 The result has the detector's own layout (`DetectionResult`, boxes normalised to the whole frame), with the
 tiles' preprocess, inference and decode times summed.
 """
@@ -30,6 +34,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 
 from cobotguard.sensor.decode import MAX_DETECTIONS, PERSON_CLASS
@@ -62,103 +67,99 @@ def tile_windows(width: int, height: int, columns: int, rows: int, overlap: floa
 def cut_sides(box: np.ndarray, window: tuple[int, ...], width: int, height: int) -> int:
     """CUT_* bits: the sides of a tile box (normalised y0, x0, y1, x1 in its tile) on inner tile borders."""
     x0, y0, x1, y1 = window
-    mx, my = EDGE_MARGIN, EDGE_MARGIN
+    return int(_cut_bits(box[0], box[1], box[2], box[3], x0, y0, x1, y1, width, height))
+
+
+@numba.njit(cache=False, nogil=True)
+def _cut_bits(
+    by0: float,
+    bx0: float,
+    by1: float,
+    bx1: float,
+    x0: int,
+    y0: int,
+    x1: int,
+    y1: int,
+    width: int,
+    height: int,
+) -> int:
     cut = 0
-    if x0 > 0 and box[1] <= mx:
+    if x0 > 0 and bx0 <= EDGE_MARGIN:
         cut |= CUT_LEFT
-    if x1 < width and box[3] >= 1.0 - mx:
+    if x1 < width and bx1 >= 1.0 - EDGE_MARGIN:
         cut |= CUT_RIGHT
-    if y0 > 0 and box[0] <= my:
+    if y0 > 0 and by0 <= EDGE_MARGIN:
         cut |= CUT_TOP
-    if y1 < height and box[2] >= 1.0 - my:
+    if y1 < height and by1 >= 1.0 - EDGE_MARGIN:
         cut |= CUT_BOTTOM
     return cut
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter = _intersection(a, b)
-    union = _area(a) + _area(b) - inter
+@numba.njit(cache=False, nogil=True)
+def add_tile_boxes(
+    tile_boxes: np.ndarray,
+    tile_scores: np.ndarray,
+    count: int,
+    x0: int,
+    y0: int,
+    x1: int,
+    y1: int,
+    width: int,
+    height: int,
+    cut: bool,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    cuts: np.ndarray,
+    start: int,
+) -> int:
+    """Append one inference's boxes (normalised to its window) to boxes/scores/cuts at `start`, mapped to
+    the frame, with their CUT_* bits when `cut` (a tile; the whole frame cuts nothing); returns the end."""
+    if start + count > boxes.shape[0]:
+        raise ValueError("more tile boxes than the tiled detector's buffers hold")
+    th = float(y1 - y0)
+    tw = float(x1 - x0)
+    for i in range(count):
+        by0 = float(tile_boxes[i, 0])
+        bx0 = float(tile_boxes[i, 1])
+        by1 = float(tile_boxes[i, 2])
+        bx1 = float(tile_boxes[i, 3])
+        k = start + i
+        boxes[k, 0] = (y0 + by0 * th) / height
+        boxes[k, 1] = (x0 + bx0 * tw) / width
+        boxes[k, 2] = (y0 + by1 * th) / height
+        boxes[k, 3] = (x0 + bx1 * tw) / width
+        scores[k] = float(tile_scores[i])
+        cuts[k] = _cut_bits(by0, bx0, by1, bx1, x0, y0, x1, y1, width, height) if cut else 0
+    return start + count
+
+
+@numba.njit(cache=False, nogil=True)
+def _area(b: np.ndarray, i: int) -> float:
+    return max(b[i, 2] - b[i, 0], 0.0) * max(b[i, 3] - b[i, 1], 0.0)
+
+
+@numba.njit(cache=False, nogil=True)
+def _intersection(a: np.ndarray, i: int, b: np.ndarray, j: int) -> float:
+    h = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
+    w = min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])
+    return max(h, 0.0) * max(w, 0.0)
+
+
+@numba.njit(cache=False, nogil=True)
+def _iou(a: np.ndarray, i: int, b: np.ndarray, j: int) -> float:
+    inter = _intersection(a, i, b, j)
+    union = _area(a, i) + _area(b, j) - inter
     return inter / union if union > 0.0 else 0.0
 
 
-def _area(b: np.ndarray) -> float:
-    return float(max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0))
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> float:
-    h = min(a[2], b[2]) - max(a[0], b[0])
-    w = min(a[3], b[3]) - max(a[1], b[1])
-    return float(max(h, 0.0) * max(w, 0.0))
-
-
+@numba.njit(cache=False, nogil=True)
 def _span_iou(a0: float, a1: float, b0: float, b1: float) -> float:
     inter = max(0.0, min(a1, b1) - max(a0, b0))
     union = max(a1, b1) - min(a0, b0)
     return inter / union if union > 0.0 else 0.0
 
 
-def _joinable(a: np.ndarray, cut_a: int, b: np.ndarray, cut_b: int) -> bool:
-    """Two cut boxes that overlap and are cut on facing sides, with agreeing extents along the border."""
-    if _intersection(a, b) <= 0.0:
-        return False
-    facing = _facing(cut_a, cut_b)
-    rows_agree = facing & CUT_LEFT and _span_iou(a[0], a[2], b[0], b[2]) >= JOIN_AGREEMENT
-    columns_agree = facing & CUT_TOP and _span_iou(a[1], a[3], b[1], b[3]) >= JOIN_AGREEMENT
-    return bool(rows_agree or columns_agree)
-
-
-def merge_tiles(
-    boxes: np.ndarray, scores: np.ndarray, cuts: np.ndarray, merge_iou: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge boxes from every tile (normalised y0, x0, y1, x1 of the frame): see the module docstring.
-
-    Returns (boxes, scores), highest score first.
-    """
-    order = np.argsort(-scores, kind="stable")
-    kept_boxes: list[np.ndarray] = []
-    kept_scores: list[float] = []
-    kept_cuts: list[int] = []
-    for i in order:
-        if cuts[i]:
-            continue
-        if all(_iou(boxes[i], k) <= merge_iou for k in kept_boxes):
-            kept_boxes.append(boxes[i].astype(np.float64))
-            kept_scores.append(float(scores[i]))
-            kept_cuts.append(0)
-    for i in order:
-        if not cuts[i]:
-            continue
-        box = boxes[i].astype(np.float64)
-        partner = next(
-            (
-                j
-                for j, k in enumerate(kept_boxes)
-                if kept_cuts[j] and _joinable(k, kept_cuts[j], box, cuts[i])
-            ),
-            None,
-        )
-        if partner is None:
-            area = _area(box)
-            covered = any(
-                _iou(box, k) > merge_iou or (area > 0.0 and _intersection(box, k) / area >= COVER)
-                for k in kept_boxes
-            )
-            if not covered:
-                kept_boxes.append(box)
-                kept_scores.append(float(scores[i]))
-                kept_cuts.append(int(cuts[i]))
-            continue
-        k = kept_boxes[partner]
-        kept_boxes[partner] = np.array(
-            [min(k[0], box[0]), min(k[1], box[1]), max(k[2], box[2]), max(k[3], box[3])]
-        )
-        kept_cuts[partner] = (kept_cuts[partner] | int(cuts[i])) & ~_facing(kept_cuts[partner], int(cuts[i]))
-    if not kept_boxes:
-        return np.zeros((0, 4)), np.zeros(0)
-    out_order = np.argsort(-np.asarray(kept_scores), kind="stable")
-    return np.asarray(kept_boxes)[out_order], np.asarray(kept_scores)[out_order]
-
-
+@numba.njit(cache=False, nogil=True)
 def _facing(cut_a: int, cut_b: int) -> int:
     """The cut bits that a join of two facing halves closes."""
     closed = 0
@@ -169,8 +170,136 @@ def _facing(cut_a: int, cut_b: int) -> int:
     return closed
 
 
+@numba.njit(cache=False, nogil=True)
+def _joinable(a: np.ndarray, i: int, cut_a: int, b: np.ndarray, j: int, cut_b: int) -> bool:
+    """Two cut boxes that overlap and are cut on facing sides, with agreeing extents along the border."""
+    if _intersection(a, i, b, j) <= 0.0:
+        return False
+    facing = _facing(cut_a, cut_b)
+    if facing & CUT_LEFT and _span_iou(a[i, 0], a[i, 2], b[j, 0], b[j, 2]) >= JOIN_AGREEMENT:
+        return True
+    return bool(facing & CUT_TOP) and _span_iou(a[i, 1], a[i, 3], b[j, 1], b[j, 3]) >= JOIN_AGREEMENT
+
+
+@numba.njit(cache=False, nogil=True)
+def _order_by_score(scores: np.ndarray, n: int, order: np.ndarray) -> None:
+    """order[:n] = indices of scores[:n], highest first, equal scores in index order (a stable sort)."""
+    for i in range(n):
+        k = i
+        while k > 0 and scores[order[k - 1]] < scores[i]:
+            order[k] = order[k - 1]
+            k -= 1
+        order[k] = i
+
+
+@numba.njit(cache=False, nogil=True)
+def merge_tiles_kernel(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    cuts: np.ndarray,
+    n: int,
+    merge_iou: float,
+    order: np.ndarray,
+    kept_boxes: np.ndarray,
+    kept_scores: np.ndarray,
+    kept_cuts: np.ndarray,
+    out_boxes: np.ndarray,
+    out_scores: np.ndarray,
+) -> int:
+    """Merge the first n tile boxes (see the module docstring) into out_boxes/out_scores, highest score
+    first; returns how many were written (at most out_scores' length).
+
+    boxes float64 [N,4], scores float64 [N], cuts int64 [N]; order int64 [N], kept_boxes float64 [N,4],
+    kept_scores float64 [N], kept_cuts int64 [N] are scratch (N >= n); nothing is allocated.
+    """
+    _order_by_score(scores, n, order)
+    m = 0
+    for r in range(n):  # whole boxes: greedy NMS
+        i = order[r]
+        if cuts[i] != 0:
+            continue
+        keep = True
+        for k in range(m):
+            if _iou(boxes, i, kept_boxes, k) > merge_iou:
+                keep = False
+                break
+        if keep:
+            kept_boxes[m, :] = boxes[i, :]
+            kept_scores[m] = scores[i]
+            kept_cuts[m] = 0
+            m += 1
+    for r in range(n):  # cut boxes: joined with a facing half, dropped when covered, else kept
+        i = order[r]
+        cut = cuts[i]
+        if cut == 0:
+            continue
+        partner = -1
+        for j in range(m):
+            if kept_cuts[j] != 0 and _joinable(kept_boxes, j, kept_cuts[j], boxes, i, cut):
+                partner = j
+                break
+        if partner < 0:
+            area = _area(boxes, i)
+            covered = False
+            for k in range(m):
+                if _iou(boxes, i, kept_boxes, k) > merge_iou or (
+                    area > 0.0 and _intersection(boxes, i, kept_boxes, k) / area >= COVER
+                ):
+                    covered = True
+                    break
+            if not covered:
+                kept_boxes[m, :] = boxes[i, :]
+                kept_scores[m] = scores[i]
+                kept_cuts[m] = cut
+                m += 1
+            continue
+        kept_boxes[partner, 0] = min(kept_boxes[partner, 0], boxes[i, 0])
+        kept_boxes[partner, 1] = min(kept_boxes[partner, 1], boxes[i, 1])
+        kept_boxes[partner, 2] = max(kept_boxes[partner, 2], boxes[i, 2])
+        kept_boxes[partner, 3] = max(kept_boxes[partner, 3], boxes[i, 3])
+        kept_cuts[partner] = (kept_cuts[partner] | cut) & ~_facing(kept_cuts[partner], cut)
+    _order_by_score(kept_scores, m, order)  # the input order is no longer needed
+    count = min(m, out_scores.shape[0])
+    for r in range(count):
+        k = order[r]
+        out_boxes[r, :] = kept_boxes[k, :]
+        out_scores[r] = kept_scores[k]
+    return count
+
+
+def merge_tiles(
+    boxes: np.ndarray, scores: np.ndarray, cuts: np.ndarray, merge_iou: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge boxes from every tile (normalised y0, x0, y1, x1 of the frame): see the module docstring.
+
+    Returns new (boxes, scores) arrays, highest score first: for offline use (the capability's PR curve);
+    the detector merges into its preallocated buffers with `merge_tiles_kernel`.
+    """
+    n = len(scores)
+    b = np.ascontiguousarray(boxes, dtype=np.float64).reshape(n, 4)
+    out_boxes, out_scores = np.zeros((n, 4)), np.zeros(n)
+    count = merge_tiles_kernel(
+        b,
+        np.ascontiguousarray(scores, dtype=np.float64),
+        np.ascontiguousarray(cuts, dtype=np.int64),
+        n,
+        float(merge_iou),
+        np.zeros(n, np.int64),
+        np.zeros((n, 4)),
+        np.zeros(n),
+        np.zeros(n, np.int64),
+        out_boxes,
+        out_scores,
+    )
+    return out_boxes[:count], out_scores[:count]
+
+
 class TiledDetector:
-    """Runs a detector over overlapping tiles (and the whole frame) and merges the boxes."""
+    """Runs a detector over overlapping tiles (and the whole frame) and merges the boxes.
+
+    Every tile's boxes go into buffers allocated here, and the compiled merge writes into the result:
+    after `warm_up` a frame allocates no arrays for the boxes (the crops are preallocated per tile size).
+    """
 
     def __init__(self, detector: Any, tiling: Tiling, max_detections: int = MAX_DETECTIONS) -> None:
         """`detector` is a `Detector` (or anything with its `detect`); `tiling` the sensor's table."""
@@ -185,6 +314,16 @@ class TiledDetector:
         self.frames = 0
         self._windows: dict[tuple[int, int], list[tuple[int, ...]]] = {}
         self._crops: dict[tuple[int, int], np.ndarray] = {}
+        inner = getattr(detector, "result", None)
+        per_inference = MAX_DETECTIONS if inner is None else len(inner.scores)
+        capacity = (tiling.columns * tiling.rows + 1) * per_inference
+        self._boxes = np.zeros((capacity, 4))
+        self._scores = np.zeros(capacity)
+        self._cuts = np.zeros(capacity, np.int64)
+        self._order = np.zeros(capacity, np.int64)
+        self._kept_boxes = np.zeros((capacity, 4))
+        self._kept_scores = np.zeros(capacity)
+        self._kept_cuts = np.zeros(capacity, np.int64)
 
     def windows(self, height: int, width: int) -> list[tuple[int, ...]]:
         """The tile windows for this frame size (computed once per size)."""
@@ -195,7 +334,8 @@ class TiledDetector:
         return self._windows[key]
 
     def warm_up(self, height: int = 480, width: int = 640, runs: int = 3) -> None:
-        """Warm the detector up for the whole frame and the tile size, then run the tiled path."""
+        """Warm the detector up for the whole frame and the tile size, then run the tiled path (compiling
+        the mapping and merge kernels)."""
         x0, y0, x1, y1 = self.windows(height, width)[0]
         self.detector.warm_up(height, width, runs=1)
         self.detector.warm_up(y1 - y0, x1 - x0, runs=1)
@@ -204,21 +344,17 @@ class TiledDetector:
             self.detect(frame)
         self.frames = 0
 
-    def detect_tiles(
-        self, frame: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int]]:
-        """Every tile's boxes before merging: (boxes in frame coordinates, scores, CUT_* bits, and the summed
-        preprocess / inference / decode microseconds)."""
+    def _collect(self, frame: np.ndarray) -> tuple[int, int, int, int]:
+        """Run every inference of the frame into the tile buffers: (box count, summed preprocess,
+        inference and decode microseconds)."""
         height, width = frame.shape[:2]
-        boxes: list[np.ndarray] = []
-        scores: list[np.ndarray] = []
-        cuts: list[np.ndarray] = []
-        pre = inf = post = 0
+        n = pre = inf = post = 0
         if self.tiling.full_frame:
             r = self.detector.detect(frame)
-            boxes.append(r.boxes[: r.count].astype(np.float64))
-            scores.append(r.scores[: r.count].astype(np.float64))
-            cuts.append(np.zeros(r.count, dtype=np.int64))
+            n = add_tile_boxes(
+                r.boxes, r.scores, r.count, 0, 0, width, height, width, height, False,
+                self._boxes, self._scores, self._cuts, n,
+            )  # fmt: skip
             pre, inf, post = pre + r.preprocess_us, inf + r.inference_us, post + r.postprocess_us
         for window in self.windows(height, width):
             x0, y0, x1, y1 = window
@@ -227,28 +363,31 @@ class TiledDetector:
                 crop = self._crops.setdefault((y1 - y0, x1 - x0), np.empty((y1 - y0, x1 - x0, 3), np.uint8))
             np.copyto(crop, frame[y0:y1, x0:x1])
             r = self.detector.detect(crop)
-            tile_boxes = r.boxes[: r.count].astype(np.float64)
-            cuts.append(np.array([cut_sides(b, window, width, height) for b in tile_boxes], dtype=np.int64))
-            mapped = np.empty_like(tile_boxes)
-            mapped[:, 0] = (y0 + tile_boxes[:, 0] * (y1 - y0)) / height
-            mapped[:, 1] = (x0 + tile_boxes[:, 1] * (x1 - x0)) / width
-            mapped[:, 2] = (y0 + tile_boxes[:, 2] * (y1 - y0)) / height
-            mapped[:, 3] = (x0 + tile_boxes[:, 3] * (x1 - x0)) / width
-            boxes.append(mapped)
-            scores.append(r.scores[: r.count].astype(np.float64))
+            n = add_tile_boxes(
+                r.boxes, r.scores, r.count, x0, y0, x1, y1, width, height, True,
+                self._boxes, self._scores, self._cuts, n,
+            )  # fmt: skip
             pre, inf, post = pre + r.preprocess_us, inf + r.inference_us, post + r.postprocess_us
-        return np.concatenate(boxes), np.concatenate(scores), np.concatenate(cuts), (pre, inf, post)
+        return n, pre, inf, post
+
+    def detect_tiles(
+        self, frame: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int]]:
+        """Every tile's boxes before merging, as new arrays (for offline use): (boxes in frame coordinates,
+        scores, CUT_* bits, and the summed preprocess / inference / decode microseconds)."""
+        n, pre, inf, post = self._collect(frame)
+        return self._boxes[:n].copy(), self._scores[:n].copy(), self._cuts[:n].copy(), (pre, inf, post)
 
     def detect(self, frame: np.ndarray, t_exposure_ns: int = -1) -> DetectionResult:
         """Detect persons in `frame` (uint8 [H,W,3] RGB) tile by tile; returns the reused result."""
         result = self.result
         result.valid = False
-        boxes, scores, cuts, (pre, inf, post) = self.detect_tiles(frame)
+        n, pre, inf, post = self._collect(frame)
         t0 = time.monotonic_ns()
-        merged_boxes, merged_scores = merge_tiles(boxes, scores, cuts, self.tiling.merge_iou)
-        count = min(len(merged_scores), len(result.scores))
-        result.boxes[:count] = merged_boxes[:count]
-        result.scores[:count] = merged_scores[:count]
+        count = merge_tiles_kernel(
+            self._boxes, self._scores, self._cuts, n, self.tiling.merge_iou, self._order,
+            self._kept_boxes, self._kept_scores, self._kept_cuts, result.boxes, result.scores,
+        )  # fmt: skip
         result.classes[:count] = PERSON_CLASS
         result.boxes[count:] = 0.0
         result.scores[count:] = 0.0
