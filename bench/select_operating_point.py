@@ -68,10 +68,8 @@ def point(m: Matched, threshold: float) -> dict[str, float]:
     }
 
 
-def matched(model: str, iou: float | None, min_score: float, frames: list[np.ndarray], truth: Any) -> Matched:
-    """One run of `model` over the frames at this score floor and NMS IoU (None: the model's default)."""
-    kwargs = {} if iou is None else {"iou_threshold": iou}
-    det = Detector(model, threads=2, min_score=min_score, **kwargs)
+def matched(det: Any, frames: list[np.ndarray], truth: Any) -> Matched:
+    """One run of a detector over the frames (in memory), matched with the ground truth."""
     h, w = frames[0].shape[:2]
     det.warm_up(h, w, runs=1)
 
@@ -85,6 +83,12 @@ def matched(model: str, iou: float | None, min_score: float, frames: list[np.nda
 
     run = run_sequence(det, _Frames())
     return match_sequence(run.detections, truth, w, h)
+
+
+def detector(model: str, iou: float | None, min_score: float) -> Any:
+    """A shipped model at this score floor and NMS IoU (None: the model's default), 2 threads."""
+    kwargs = {} if iou is None else {"iou_threshold": iou}
+    return Detector(model, threads=2, min_score=min_score, **kwargs)
 
 
 def choose(
@@ -118,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         video = VideoSource(args.data / name / f"{name}.mp4")
         truth = read_mot_truth(args.data / name / "gt" / "gt.txt")
         frames = video.frames
-        shipped = point(matched(SHIPPED_MODEL, None, SHIPPED_MIN_SCORE, frames, truth), SHIPPED_MIN_SCORE)
+        shipped = point(
+            matched(detector(SHIPPED_MODEL, None, SHIPPED_MIN_SCORE), frames, truth), SHIPPED_MIN_SCORE
+        )
         curve = {}
         for iou in args.iou:
-            m = matched(args.model, iou, FLOOR, frames, truth)
+            m = matched(detector(args.model, iou, FLOOR), frames, truth)
             curve[iou] = [point(m, t) for t in THRESHOLDS]
         out[name] = {"shipped": shipped, "curve": {str(k): v for k, v in curve.items()}}
         print(

@@ -32,7 +32,7 @@ STRIDES = (8, 16, 32)
 N_OUTPUTS = 85  # x, y, log w, log h, objectness, 80 COCO class scores
 PERSON_COCO_CLASS = 0
 PAD_VALUE = 114.0  # YOLOX's letterbox grey
-YOLOX_NMS_IOU = 0.45  # YOLOX's own demo threshold
+YOLOX_NMS_IOU = 0.55  # chosen from the PR curve by bench/select_operating_point.py (docs/sensor.md)
 YOLOX_RESIZE_MODES = ("area",)
 
 
