@@ -64,8 +64,10 @@ __all__ = ["DemoError", "DemoOptions", "DemoResult", "Status", "format_status", 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "cell.toml"
 DEFAULT_OUT_DIR = Path("cobotguard-demo")
-# A sensor that names no model runs the int8 SSDLite in the demo: one thread leaves the other core to the
-# controller on a 2-core host (docs/hil.md).
+# The demo runs the int8 SSDLite on one thread, whatever model the cell declares: one thread leaves the
+# other core to the controller on a 2-core host, and the default cell's yolox_nano cost the demo its
+# deadlines there (bench/bench_demo_models.py, docs/sensor.md). DemoOptions(detector_model=None) runs the
+# sensor's own `model` instead.
 DEMO_DETECTOR_MODEL = "int8"
 TRACE_NAME = "controller.cgtrace"
 
@@ -78,7 +80,7 @@ class DemoOptions:
     out_dir: Path = DEFAULT_OUT_DIR
     plots: bool = True
     config: Path = DEFAULT_CONFIG
-    detector_model: str | None = None  # None: the sensor's `model` key, else DEMO_DETECTOR_MODEL
+    detector_model: str | None = DEMO_DETECTOR_MODEL  # None: the sensor's `model` key (int8 if it has none)
     detector_threads: int = 1
 
 

@@ -175,8 +175,9 @@ def test_default_cell_checksum() -> None:
     # Pinned: a change here changes every --expect-checksum in use; update docs/budget.md with it.
     # (eea777cf before controller.wake_on_data joined the model; 40027e0d before the default cell woke on
     # data with measured worst step, transport latency and robot receive time; be976f22 before the robot
-    # table declared state_period_ms and carried speed_tolerance_mps and overspeed_grace_ms.)
-    assert config_checksum(load_config(DEFAULT_CELL))[0] == "a4edb165"
+    # table declared state_period_ms and carried speed_tolerance_mps and overspeed_grace_ms; a4edb165 before
+    # the default cell declared model = "yolox_nano".)
+    assert config_checksum(load_config(DEFAULT_CELL))[0] == "c316db8d"
 
 
 @pytest.mark.parametrize("value", [0.0, -0.0])

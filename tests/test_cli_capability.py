@@ -106,8 +106,8 @@ def test_check_says_when_the_report_is_for_another_sensor_or_size(
             "measured with min_score = 0.3; the sensor declares 0.5",
         ),
         (
-            {"detector": {**report["detector"], "model": "yolox_nano"}},
-            "measured with model = yolox_nano; the sensor declares fp32",
+            {"detector": {**report["detector"], "model": "int8"}},
+            "measured with model = int8; the sensor declares yolox_nano",
         ),
         ({"k_frames": 1}, "k-frame recall over 1 frame(s); the sensor tolerates 1 missed frame(s), so k = 2"),
     ):

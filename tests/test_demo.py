@@ -113,12 +113,13 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["report", str(out / "controller.cgtrace"), "--no-fit"]) in (0,)
 
 
-def test_demo_runs_the_sensors_model_unless_asked_for_another() -> None:
+def test_demo_runs_int8_unless_told_to_run_the_sensors_model() -> None:
     sensor = load_config(DEFAULT_CONFIG).sensors["cam0"]
-    expected = sensor.model if sensor.model is not None else DEMO_DETECTOR_MODEL
-    assert demo_detector_model(sensor, DemoOptions()) == expected
+    assert sensor.model == "yolox_nano"  # the cell's choice, which the demo overrides by default
+    assert demo_detector_model(sensor, DemoOptions()) == DEMO_DETECTOR_MODEL == "int8"
+    assert demo_detector_model(sensor, DemoOptions(detector_model=None)) == "yolox_nano"
     declared = sensor.model_copy(update={"model": "yolox_nano_480x640"})
-    assert demo_detector_model(declared, DemoOptions()) == "yolox_nano_480x640"
-    assert demo_detector_model(declared, DemoOptions(detector_model="int8")) == "int8"
+    assert demo_detector_model(declared, DemoOptions(detector_model=None)) == "yolox_nano_480x640"
+    assert demo_detector_model(declared, DemoOptions(detector_model="fp32")) == "fp32"
     undeclared = sensor.model_copy(update={"model": None})
-    assert demo_detector_model(undeclared, DemoOptions()) == DEMO_DETECTOR_MODEL == "int8"
+    assert demo_detector_model(undeclared, DemoOptions(detector_model=None)) == "int8"

@@ -105,6 +105,7 @@ def test_make_detector_follows_the_sensor() -> None:
 
 def test_sensor_model_key_chooses_the_detector_and_the_argument_overrides_it() -> None:
     raw = default_raw()
+    del raw["sensors"]["cam0"]["model"]  # the default cell's yolox_nano: absent, a sensor runs fp32
     assert isinstance(make_detector(config_from_dict(raw).sensors["cam0"]), Detector)
     assert make_detector(config_from_dict(raw).sensors["cam0"]).model_name == "fp32"
     raw["sensors"]["cam0"]["model"] = "yolox_nano"
@@ -119,6 +120,7 @@ def test_sensor_model_key_chooses_the_detector_and_the_argument_overrides_it() -
 def test_sensor_model_key_is_validated_and_counted_only_when_present() -> None:
     assert sorted(DETECTOR_MODELS) == sorted(MODEL_FILES)  # the config's list is the shipped one
     raw = default_raw()
+    del raw["sensors"]["cam0"]["model"]
     base = config_checksum(config_from_dict(raw))
     raw["sensors"]["cam0"]["model"] = "fp32"  # the default written out is still a declaration
     assert config_checksum(config_from_dict(raw)) != base
