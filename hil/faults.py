@@ -449,6 +449,15 @@ FAULTS: tuple[Fault, ...] = (
         lambda cfg: Readdress(UNKNOWN_CONNECTION_ID),
     ),
     Fault(
+        "robot_state_delay",
+        "robot state frames held back 10 ms beyond the robot link's delay tolerance (with the robot on its "
+        "own clock: beyond the echo limit)",
+        "robot",
+        frozenset({Reason.LINK_UNACCEPTABLE_DELAY, Reason.LINK_TIMEOUT, Reason.ROBOT_STALE}),
+        lambda cfg: delay_injected_ns(cfg, "robot") + receipt_deadline_ns(cfg),
+        lambda cfg: Delay(delay_injected_ns(cfg, "robot")),
+    ),
+    Fault(
         "robot_clock_back",
         "the robot's clock steps back by 1 s (its sender times stop increasing)",
         "robot",
