@@ -138,6 +138,7 @@ class RobotEmulator:
                 "controller compares the robot's sender times with its own clock)"
             )
         self.endpoint: Endpoint = robot_link_endpoint(cfg, Role.ROBOT, self.clock.robot_ns(now_ns))
+        self._sent_robot_ns = self.clock.robot_ns(now_ns) - 1  # the last sender time used
         self.reaction_ns = ns(cfg.robot.stop_input_reaction_ms)
         self.program_speed_mps = cfg.robot.max_speed_mps if program_speed_mps is None else program_speed_mps
         if not 0.0 <= self.program_speed_mps <= cfg.robot.max_speed_mps:
@@ -305,7 +306,9 @@ class RobotEmulator:
     def state_frame(self, now_ns: int) -> bytes:
         """Advance to now_ns and encode the state message."""
         self.advance(now_ns)
-        return self.endpoint.send(self.state(), self.clock.robot_ns(now_ns))
+        # a slow clock can read the same nanosecond twice: sender times must still strictly increase
+        self._sent_robot_ns = max(self.clock.robot_ns(now_ns), self._sent_robot_ns + 1)
+        return self.endpoint.send(self.state(), self._sent_robot_ns)
 
 
 class RobotRunner:

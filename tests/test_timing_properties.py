@@ -21,7 +21,7 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-from hypothesis import given, note
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 from cobotguard.hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
@@ -405,6 +405,8 @@ def run_robot_link(offset_s: int, drift_ppm: float, cycles, state_delay_extra_ns
 
 
 @given(robot_link_runs())
+@example((3600, 100.0, [(1.0, 1.0, 1.0), (0.0, 1.0, 1.0)] * 30))  # the worst case: late, then early stamps
+@example((-42, -100.0, [(1.0, 1.0, 1.0)] * 60))
 def test_robot_on_its_own_clock_inside_the_assumptions_never_stops(case):
     from cobotguard.safety.timing import ns
 
