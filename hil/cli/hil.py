@@ -66,6 +66,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "robot's watchdog detected a stall and stopped for it; never after a safety failure; default 1",
     )
     parser.add_argument(
+        "--robot-clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help='the emulated robot\'s clock runs this far ahead of the controller\'s (negative: behind); '
+        'needs a cell with [robot] clock = "own"',
+    )
+    parser.add_argument(
+        "--robot-drift",
+        type=float,
+        default=0.0,
+        metavar="PPM",
+        help='the emulated robot\'s clock runs fast by this many parts per million (negative: slow; '
+        '-1000..1000); needs a cell with [robot] clock = "own"',
+    )
+    parser.add_argument(
         "--startup-timeout",
         type=float,
         default=120.0,
@@ -121,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--reset-command is for real ports (--virtual resets by itself)")
     if args.sensor_port is not None and args.robot_port is None:
         raise CommandError("--sensor-port needs --robot-port (or use --virtual)")
+    if not -1000.0 <= args.robot_drift <= 1000.0:
+        raise CommandError(f"--robot-drift must be within -1000..1000 ppm, got {args.robot_drift}")
     cfg = load_cell_config(args.config)
     trace_dir = Path(args.trace_dir) if args.trace_dir else None
     if trace_dir is not None:
@@ -141,7 +159,14 @@ def run(args: argparse.Namespace) -> int:
         attempts=args.attempts,
         reset_command=args.reset_command,
         progress=_progress,
+        robot_clock_offset_s=args.robot_clock_offset,
+        robot_drift_ppm=args.robot_drift,
     )
+    from cobotguard.hil.rig import robot_clock_problem
+
+    problem = robot_clock_problem(cfg, options)
+    if problem is not None:
+        raise CommandError(problem)
     import signal
 
     def on_term(_signum: int, _frame: object) -> None:
