@@ -73,7 +73,8 @@ VIOLATIONS = ("contact", "late_stop", "restart", "fault_late")
 
 @dataclass(frozen=True)
 class PreparedCell:
-    """A cell ready for the kernel: the tick-stepped configuration, its parameters and the facts."""
+    """A cell ready for the kernel: the tick-stepped configuration, its parameters, the facts and the
+    checksum of the configuration as given."""
 
     cfg: CellConfig
     params: np.ndarray
@@ -102,6 +103,7 @@ def _iso_fast_below_mps(cfg: CellConfig) -> float:
 
 def prepare(cfg: CellConfig) -> PreparedCell:
     """Resolve a cell for the campaign; ValueError names what the simulation cannot model."""
+    checksum = config_checksum(cfg)[0]  # the cell as given (the report names it)
     cfg = stepped_on_the_tick(cfg)  # the simulation releases cycles on the tick (as hil.sim does)
     rates = {s.frame_rate_hz for s in cfg.sensors.values()}
     if len(rates) != 1:
@@ -141,7 +143,7 @@ def prepare(cfg: CellConfig) -> PreparedCell:
         f["fault_kind"][k] = FAULT_CODES[fault]
         f["fault_variant"][k] = variant
         f["fault_watchdog_ns"][k] = watchdog_ns(params, fault)
-    return PreparedCell(cfg, params, facts, config_checksum(cfg)[0])
+    return PreparedCell(cfg, params, facts, checksum)
 
 
 def _coverage_ring(name: str, sensor: Sensor) -> np.ndarray:
