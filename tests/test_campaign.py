@@ -19,13 +19,15 @@ import pytest
 import shapely
 
 from cobotguard.hil.campaign import aggregate, engines, runner, store
-from cobotguard.hil.campaign.draw import N_DRAWS, draws
+from cobotguard.hil.campaign.draw import N_DRAWS, Pattern, draws
 from cobotguard.hil.cli.main import main
+from cobotguard.hil.faults import get_fault
 from cobotguard.hil.sim import CellSim, Run, Walk
 from cobotguard.safety.checksum import canonical_json
 from cobotguard.safety.config_load import load_config
 from cobotguard.safety.config_rules import covered_area
 from cobotguard.safety.geometry import distance_to_region
+from cobotguard.safety.reasons import CommandKind
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CELL = ROOT / "hil" / "defaults" / "cell.toml"
@@ -120,6 +122,25 @@ def test_the_default_cell_has_no_violation_and_no_stop_without_cause() -> None:
     assert chunk["violations"] == []
     assert chunk["stops_without_cause"] == []
     assert 0 < chunk["stopped"] < 1500  # people came in (stops) and stood at the edge (none)
+
+
+def test_every_campaign_fault_stops_the_robot_within_its_watchdog_time() -> None:
+    """Each fault, on a person standing at the edge (no other cause): a fault stop within its time."""
+    c = cell()
+    names = [name for name, *_rest in runner.CAMPAIGN_FAULTS]
+    for _name, _fault, _variant, catalogue in runner.CAMPAIGN_FAULTS:
+        if catalogue is not None:
+            get_fault(catalogue)  # a fault of the catalogue by that name exists
+    batch = runner.approaches(c, 4, 0, len(names))
+    batch["pattern"] = int(Pattern.EDGE)
+    batch["fault"] = np.arange(len(names))
+    batch["fault_at_ns"] = 300_000_000
+    r = runner.simulate(c, batch)
+    for name, result in zip(names, r, strict=True):
+        assert result["stop_kind"] == int(CommandKind.FAULT_STOP), name
+        assert 300_000_000 <= result["stop_ns"] <= 300_000_000 + result["fault_watchdog_ns"], name
+    assert not any(mask.any() for mask in runner.violations(c, r).values())
+    assert not runner.stops_without_cause(r).any()
 
 
 def test_a_robot_that_ignores_its_stop_is_caught() -> None:
