@@ -222,7 +222,7 @@ def test_replay_prints_the_timeline_and_fails_on_a_violation(tmp_path: Path, cap
     assert main(["campaign", str(UNSAFE), "--replay", f"0:{index}"]) == 1
     out = capsys.readouterr().out
     assert f"approach 0:{index}" in out
-    assert "command changes" in out and "PROTECTIVE_STOP" in out or "SLOW" in out
+    assert "command changes" in out and ("PROTECTIVE_STOP" in out or "SLOW" in out)
     assert "violations: " in out and "violations: none" not in out
 
 

@@ -58,7 +58,7 @@ RESULT_DTYPE = np.dtype(
         ("brake_ns", np.int64),
         ("rest_ns", np.int64),
         ("restart_ns", np.int64),  # first RUN or SLOW written after the stop (no reset is ever given)
-        ("within_sp_ns", np.int64),  # true gap first <= S_p (at the stop speed) without Z_d
+        ("within_sp_ns", np.int64),  # true gap first <= S_p (at the speed the robot moved with then) - Z_d
         ("contact_ns", np.int64),  # true gap first <= C + Z_r: the person's reach meets the hazard
         ("min_gap_m", np.float64),  # smallest true gap to the hazard region while the robot moved
         ("stop_free", np.int32),  # 1: at the stop the person had never come near enough for one

@@ -1,12 +1,12 @@
 """A cell prepared for a campaign, chunks of approaches run through the kernel, outcomes classified.
 
 `prepare(cfg)` resolves everything the compiled simulation needs once; `run_chunk` draws and simulates
-approaches [first, first + count) of a seed; `classify` turns the kernel's results into violations and
-stops without cause. The checks are those of tests/test_timing_properties.py:
+approaches [first, first + count) of a seed; `violations` and `stops_without_cause` judge the kernel's
+results. The checks are those of tests/test_timing_properties.py:
 
 - contact: the person's reach (true gap <= C + Z_r) meets the hazard region before the robot is at rest;
 - late stop: the stop command, or braking, later than T_r after the true gap first fell to S_p (at the
-  speed the robot reported to the stopping step) without Z_d;
+  speed the robot moved with then) less Z_d, or no stop at all;
 - restart: a RUN or SLOW command after a stop, although no reset is ever given (manual restart cells);
 - fault: an injected fault not stopped within the time the configuration promises (`hil.sim.watchdog_ns`).
 
