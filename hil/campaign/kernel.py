@@ -70,6 +70,33 @@ RESULT_DTYPE = np.dtype(
 )
 
 
+_NO_JUMP = -(1 << 40)  # COUNTER_JUMP: the sensor's counter offset is not chosen yet
+
+# One worker's buffers for simulate(), preallocated (campaign.runner.Scratch) and reused by every approach.
+WORK_DTYPE = np.dtype(
+    [
+        ("line", np.float64, (6,)),  # see resolve_line
+        ("seg_t", np.int64, (MAX_SEGMENTS,)),  # the person's progress in pieces, see _segments
+        ("seg_s", np.float64, (MAX_SEGMENTS,)),
+        ("seg_v", np.float64, (MAX_SEGMENTS,)),
+        ("pend_exp", np.int64, (MAX_SENSORS, QUEUE)),  # frames in flight per sensor: exposure,
+        ("pend_rx", np.int64, (MAX_SENSORS, QUEUE)),  # reception,
+        ("pend_k", np.int64, (MAX_SENSORS, QUEUE)),  # frame number,
+        ("pend_beyond", np.uint8, (MAX_SENSORS, QUEUE)),  # exposed after the fault's onset
+        ("head", np.int64, (MAX_SENSORS,)),
+        ("tail", np.int64, (MAX_SENSORS,)),
+        ("next_frame", np.int64, (MAX_SENSORS,)),
+        ("miss_run", np.int64, (MAX_SENSORS,)),
+        ("jump", np.int64, (MAX_SENSORS,)),
+        ("last_counter", np.int64, (MAX_SENSORS,)),
+        ("low_at", np.int64, (QUEUE,)),  # lowered limits on their way to the robot
+        ("low_limit", np.float64, (QUEUE,)),
+        ("speed_t", np.int64, (QUEUE,)),
+        ("speed_v", np.float64, (QUEUE,)),
+    ]
+)
+
+
 @njit(cache=False, inline="always")
 def _uniform(key, stream: int, a: int, b: int) -> float:
     """A uniform in [0, 1) from (key, stream, a, b): splitmix64's finaliser on a mixed counter."""
@@ -267,7 +294,7 @@ def _deliver(
     health = 0
     index = i
     if beyond and fault == _F_JUMP:
-        if jump[i] == -(1 << 40):
+        if jump[i] == _NO_JUMP:
             steps = (0, -1, -4, 2 + np.int64(p.sensor_tolerated_missed[i]), 100, 128, 200)
             target = last_counter[i] + steps[variant % 7]
             jump[i] = target - counter
@@ -318,9 +345,10 @@ def _speed_change(speed_t, speed_v, n_speeds: int, t: int, a, limit: float) -> i
 
 @njit(cache=False)
 def simulate(
-    params, facts, approaches, j: int, state, template, detections, robot, command, results, log, log_count
+    params, facts, approaches, j: int, state, template, detections, robot, command, work, results, log,
+    log_count,
 ) -> None:
-    """Run approaches[j] and write results[j]; state/detections/robot/command are scratch buffers.
+    """Run approaches[j] and write results[j]; state/detections/robot/command/work are scratch buffers.
 
     `template` is a fresh controller state (safety.step.new_state) copied into `state` first; the
     detection buffer is reset here. Each command change is logged while `log` (int64, LOG_COLUMNS
@@ -339,10 +367,11 @@ def simulate(
         detections[i].person_count = 0
         detections[i].t_received_ns = 0
         detections[i].t_exposure_ns = 0
-    line = np.empty(6)
-    seg_t = np.zeros(MAX_SEGMENTS, dtype=np.int64)
-    seg_s = np.zeros(MAX_SEGMENTS)
-    seg_v = np.zeros(MAX_SEGMENTS)
+    w = work[0]
+    line = w.line
+    seg_t = w.seg_t
+    seg_s = w.seg_s
+    seg_v = w.seg_v
     resolve_line(p, f, a, line)
     n = _segments(a, line, seg_t, seg_s, seg_v)
     end = seg_t[n - 1] + f.tail_ns
@@ -357,22 +386,30 @@ def simulate(
     worst_step = p.worst_step_ns
     arm_at = T0_NS + f.arm_after_ns
     link_delay = np.int64(f.link_ns * a.link_delay_fraction)
-    pend_exp = np.zeros((MAX_SENSORS, QUEUE), dtype=np.int64)
-    pend_rx = np.zeros((MAX_SENSORS, QUEUE), dtype=np.int64)
-    pend_k = np.zeros((MAX_SENSORS, QUEUE), dtype=np.int64)
-    pend_beyond = np.zeros((MAX_SENSORS, QUEUE), dtype=np.bool_)
-    head = np.zeros(MAX_SENSORS, dtype=np.int64)
-    tail = np.zeros(MAX_SENSORS, dtype=np.int64)
-    next_frame = np.zeros(MAX_SENSORS, dtype=np.int64)
-    miss_run = np.zeros(MAX_SENSORS, dtype=np.int64)
-    jump = np.full(MAX_SENSORS, -(1 << 40), dtype=np.int64)
-    last_counter = np.zeros(MAX_SENSORS, dtype=np.int64)
-    low_at = np.zeros(QUEUE, dtype=np.int64)
-    low_limit = np.zeros(QUEUE)
+    # queues: only entries between head and tail are read, so they need no clearing
+    pend_exp = w.pend_exp
+    pend_rx = w.pend_rx
+    pend_k = w.pend_k
+    pend_beyond = w.pend_beyond
+    head = w.head
+    tail = w.tail
+    next_frame = w.next_frame
+    miss_run = w.miss_run
+    jump = w.jump
+    last_counter = w.last_counter
+    for i in range(MAX_SENSORS):
+        head[i] = 0
+        tail[i] = 0
+        next_frame[i] = 0
+        miss_run[i] = 0
+        jump[i] = _NO_JUMP
+        last_counter[i] = 0
+    low_at = w.low_at
+    low_limit = w.low_limit
     low_head = 0
     low_tail = 0
-    speed_t = np.zeros(QUEUE, dtype=np.int64)  # the robot's speed over the run: from when each holds
-    speed_v = np.zeros(QUEUE)
+    speed_t = w.speed_t  # the robot's speed over the run: from when each holds (n_speeds of them)
+    speed_v = w.speed_v
     n_speeds = 0
     limit_at_robot = np.inf
     last_limit = np.inf
@@ -428,14 +465,14 @@ def simulate(
                 pend_exp[i, q] = exposure
                 pend_rx[i, q] = exposure + latency
                 pend_k[i, q] = k
-                pend_beyond[i, q] = beyond
+                pend_beyond[i, q] = 1 if beyond else 0
                 tail[i] += 1
             while head[i] < tail[i] and pend_rx[i, head[i] % QUEUE] <= t:
                 q = head[i] % QUEUE
                 head[i] += 1
                 _deliver(
                     p, a, f, detections, i, line, seg_t, seg_s, seg_v, n, pend_exp[i, q], pend_rx[i, q],
-                    pend_k[i, q], pend_beyond[i, q], fault, variant, start, jump, last_counter,
+                    pend_k[i, q], pend_beyond[i, q] != 0, fault, variant, start, jump, last_counter,
                 )
         while low_head < low_tail and low_at[low_head % QUEUE] <= t:
             limit_at_robot = low_limit[low_head % QUEUE]
@@ -537,13 +574,14 @@ def simulate(
 
 
 @njit(cache=False)
-def simulate_all(params, facts, approaches, state, template, detections, robot, command, results) -> None:
-    """simulate() every approach in order."""
-    log = np.zeros((0, LOG_COLUMNS), dtype=np.int64)
-    log_count = np.zeros(1, dtype=np.int64)
+def simulate_all(
+    params, facts, approaches, state, template, detections, robot, command, work, results, log, log_count
+) -> None:
+    """simulate() every approach in order (`log` may have no rows: nothing is logged then)."""
     for j in range(approaches.shape[0]):
         simulate(
-            params, facts, approaches, j, state, template, detections, robot, command, results, log, log_count
+            params, facts, approaches, j, state, template, detections, robot, command, work, results, log,
+            log_count,
         )
 
 

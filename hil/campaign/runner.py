@@ -32,7 +32,14 @@ from cobotguard.hil.campaign.draw import (
     decode,
     draws,
 )
-from cobotguard.hil.campaign.kernel import FAULT_CODES, LOG_COLUMNS, RESULT_DTYPE, resolve_line, simulate_all
+from cobotguard.hil.campaign.kernel import (
+    FAULT_CODES,
+    LOG_COLUMNS,
+    RESULT_DTYPE,
+    WORK_DTYPE,
+    resolve_line,
+    simulate_all,
+)
 from cobotguard.hil.campaign.kernel import simulate as simulate_one
 from cobotguard.hil.sim import Fault, watchdog_ns
 from cobotguard.safety import timing
@@ -179,6 +186,9 @@ class Scratch:
         self.detections = empty_detections(MAX_SENSORS)
         self.robot = np.zeros(1, dtype=ROBOT_STATE_DTYPE)
         self.command = np.zeros(1, dtype=COMMAND_DTYPE)
+        self.work = np.zeros(1, dtype=WORK_DTYPE)
+        self.no_log = np.zeros((0, LOG_COLUMNS), dtype=np.int64)
+        self.no_log_count = np.zeros(1, dtype=np.int64)
 
 
 def approaches(cell: PreparedCell, seed: int, first: int, count: int) -> np.ndarray:
@@ -196,9 +206,8 @@ def simulate(cell: PreparedCell, batch: np.ndarray, scratch: Scratch | None = No
     """The kernel's results for each approach of `batch`."""
     s = Scratch(cell) if scratch is None else scratch
     results = np.zeros(len(batch), dtype=RESULT_DTYPE)
-    simulate_all(
-        cell.params, cell.facts, batch, s.state, s.template, s.detections, s.robot, s.command, results
-    )
+    buffers = (s.state, s.template, s.detections, s.robot, s.command, s.work)
+    simulate_all(cell.params, cell.facts, batch, *buffers, results, s.no_log, s.no_log_count)
     return results
 
 
@@ -339,7 +348,7 @@ def replay(cell: PreparedCell, seed: int, index: int, max_changes: int = 10_000)
     results = np.zeros(1, dtype=RESULT_DTYPE)
     log = np.zeros((max_changes, LOG_COLUMNS), dtype=np.int64)
     count = np.zeros(1, dtype=np.int64)
-    buffers = (s.state, s.template, s.detections, s.robot, s.command)
+    buffers = (s.state, s.template, s.detections, s.robot, s.command, s.work)
     simulate_one(cell.params, cell.facts, batch, 0, *buffers, results, log, count)
     masks = violations(cell, results)
     return Replayed(
