@@ -3,7 +3,8 @@
 - the kernel agrees with hil.sim.CellSim (the simulator the timing properties use) on plain walks;
 - an approach is a pure function of (seed, index): any chunking, any order, any engine, the same results;
 - the deliberately unsafe example produces violations whose SEED:INDEX replays to the same violation,
-  and a safe cell (the default) none; a robot that ignores its stop would be caught (contact);
+  and the shipped safe cells none; a robot that ignores its stop would be caught (contact);
+- the report: --json, the polar map (PNG) and the HTML page;
 - the results file: resumed chunks are skipped, a torn last line is cut off and redone, a damaged line
   or a file of another seed is an error naming the file and line.
 """
@@ -116,12 +117,21 @@ def test_the_unsafe_example_has_violations_that_replay() -> None:
         }
 
 
-def test_the_default_cell_has_no_violation_and_no_stop_without_cause() -> None:
-    c = cell()
+SAFE_CELLS = (
+    DEFAULT_CELL,
+    ROOT / "examples" / "ur5e_single_camera.toml",
+    ROOT / "examples" / "two_camera_cell.toml",
+)
+
+
+@pytest.mark.parametrize("path", SAFE_CELLS, ids=lambda p: p.stem)
+def test_the_shipped_safe_cells_have_no_violation_and_no_stop_without_cause(path: Path) -> None:
+    c = cell(path)
     chunk = runner.run_chunk(c, 5, 0, 1500, runner.Scratch(c))
     assert chunk["violations"] == []
     assert chunk["stops_without_cause"] == []
     assert 0 < chunk["stopped"] < 1500  # people came in (stops) and stood at the edge (none)
+    assert sum(chunk["faults"].values()) > 0  # faults were injected too
 
 
 def test_every_campaign_fault_stops_the_robot_within_its_watchdog_time() -> None:
@@ -224,6 +234,26 @@ def test_replay_prints_the_timeline_and_fails_on_a_violation(tmp_path: Path, cap
     assert f"approach 0:{index}" in out
     assert "command changes" in out and ("PROTECTIVE_STOP" in out or "SLOW" in out)
     assert "violations: " in out and "violations: none" not in out
+
+
+def test_the_report_as_json_png_and_html(tmp_path: Path, capsys) -> None:
+    """--json carries the verdict and the violations by index; the polar map and the page are written."""
+    pytest.importorskip("matplotlib")
+    page = tmp_path / "report.html"
+    args = ("--runs", "400", "--chunk-size", "200", "--json", "--html", str(page))
+    assert _cli(tmp_path, *args, config=UNSAFE) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "fail" and report["runs"] == 400
+    listed = report["violations"]["listed"]
+    assert listed and sum(report["violations"]["counts"].values()) >= len(listed)
+    assert all(v["kind"] in runner.VIOLATIONS and 0 <= v["index"] < 400 for v in listed)
+    assert len(report["min_gap_by_direction"]) == aggregate.DIRECTION_BINS
+    assert sum(b["count"] for b in report["min_gap_by_direction"]) == 400
+    png = Path(report["files"]["polar map"])
+    assert png == tmp_path / "r.png" and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert report["files"]["html"] == str(page)
+    text = page.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in text and "FAIL" in text and f"0:{listed[0]['index']}" in text
 
 
 def test_bad_options_are_named(capsys) -> None:
