@@ -97,6 +97,10 @@ def polar_figure(report: dict[str, Any]) -> Any:
     for key, colour, label in layers:
         values = [b[key] if b[key] is not None else 0.0 for b in bins]
         ax.bar(centres, values, width=width * 0.9, color=colour, label=label, alpha=0.9)
+    ax.set_rlabel_position(67.5)  # the gap scale between two sectors' labels, off the bars' edges
+    ax.tick_params(axis="y", labelsize=7)
+    for label in ax.get_yticklabels():  # readable over the bars
+        label.set_bbox({"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
     reach = report["contact_gap_m"]
     ring = [i * 2 * math.pi / 180 for i in range(181)]
     ax.plot(ring, [reach] * len(ring), color="#cb181d", lw=1.5, label=f"contact ({reach:.2f} m)")
