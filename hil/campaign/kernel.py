@@ -1,12 +1,13 @@
 """One approach on the simulated clock, compiled: sensors, a walking person, the real step, the robot.
 
 The same discrete-event model as `hil.sim.CellSim.run` (tests/test_campaign.py checks they agree), with
-no Python object per cycle, so that a campaign runs thousands of approaches per second per core: frames
-exposed at the sensor's phase and period, received after a latency up to the declared worst case (FIFO
-per sensor), missed at most `tolerated` in a row; the controller released on the tick, a late cycle
-skipping to the latest passed release; the robot keeping each lowered limit from when it reaches it,
-braking after the link delay and its stop-input reaction and at rest after the stopping time at its
-speed. Faults are `hil.sim.Fault`s, acting on frames exposed (or cycles run) from their onset on.
+no Python object per cycle and no allocation per approach (a worker's buffers: WORK_DTYPE), so that a
+campaign runs thousands of approaches per second per core: frames exposed at the sensor's phase and
+period, received after a latency up to the declared worst case (FIFO per sensor), missed at most
+`tolerated` in a row; the controller released on the tick, a late cycle skipping to the latest passed
+release; the robot keeping each lowered limit from when it reaches it, braking after the link delay and
+its stop-input reaction and at rest after the stopping time at its speed. Faults are `hil.sim.Fault`s,
+acting on frames exposed (or cycles run) from their onset on.
 
 Unlike `CellSim`, a sensor reports the person only inside its covered floor area (where it sees the
 smallest declared person), and the run goes on after the robot is at rest, until the person's last move
