@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "measure a sensor's detection capability on a recording with ground truth",
     ),
     "replay": ("cobotguard.hil.cli.replay", "re-run the safety step on a recorded trace"),
+    "campaign": (
+        "cobotguard.hil.cli.campaign",
+        "validate a cell over many randomized approaches and faults on the simulated clock",
+    ),
     "calibrate": (
         "cobotguard.hil.cli.calibrate",
         "measure step latencies on this machine, propose worst_step_ms",
