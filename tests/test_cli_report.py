@@ -193,6 +193,7 @@ def _torn(tmp_path: Path, name: str, cut: int) -> Path:
     return path
 
 
+@pytest.mark.requirement("SR-EVD-1")
 def test_torn_trace_reports_its_intact_prefix_and_where_it_tore(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

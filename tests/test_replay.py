@@ -58,12 +58,14 @@ def _rewrite(src: Path, dst: Path, edit: object) -> None:
             writer.write(name, arr)
 
 
+@pytest.mark.requirement("SR-EVD-2")
 def test_a_recorded_run_replays_identically(recorded: Path) -> None:
     result = replay(read_trace(recorded))
     assert result.identical
     assert result.cycles == len(read_trace(recorded).streams["cycles"])
 
 
+@pytest.mark.requirement("SR-EVD-2")
 def test_a_changed_command_is_the_first_divergence(recorded: Path, tmp_path: Path) -> None:
     def edit(streams: dict[str, np.ndarray]) -> None:
         streams["cycles"]["command"]["reason"][700] += 1
@@ -85,6 +87,7 @@ def test_a_changed_input_diverges_where_it_matters(recorded: Path, tmp_path: Pat
     assert d is not None and d.index == 900 and d.field.startswith("command.")
 
 
+@pytest.mark.requirement("SR-EVD-2")
 def test_a_different_step_is_found(recorded: Path) -> None:
     real = default_core()
 

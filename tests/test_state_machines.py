@@ -81,12 +81,14 @@ def _predecessors(target: ControllerState) -> set[ControllerState]:
 # ---------------------------------------------------------------------------------- the controller
 
 
+@pytest.mark.requirement("SR-RST-5")
 def test_the_table_is_total_and_closed() -> None:
     assert set(TRANSITIONS) == set(S)
     for state, event, permission in ALL_COMBINATIONS:
         assert TRANSITIONS[state][event][permission] in set(S), (state, event, permission)
 
 
+@pytest.mark.requirement("SR-RST-2")
 @pytest.mark.parametrize("cell", sorted(PERMISSIONS_WITHOUT_RESET))
 @pytest.mark.parametrize("stop", sorted(STOPPED_STATES))
 def test_no_path_from_a_stop_to_motion_without_a_reset_edge(cell: str, stop: ControllerState) -> None:
@@ -99,6 +101,7 @@ def test_no_path_from_a_stop_to_motion_without_a_reset_edge(cell: str, stop: Con
         assert reached & MOTION
 
 
+@pytest.mark.requirement("SR-RST-2")
 def test_every_edge_from_a_stop_into_motion_is_a_permitted_restart_when_clear() -> None:
     for state, event, permission in ALL_COMBINATIONS:
         target = TRANSITIONS[state][event][permission]
@@ -109,6 +112,7 @@ def test_every_edge_from_a_stop_into_motion_is_a_permitted_restart_when_clear() 
             assert DEMAND[event][1] <= 1, (state, event, permission)
 
 
+@pytest.mark.requirement("SR-RST-3")
 @pytest.mark.parametrize("state", sorted(S))
 def test_every_fault_latches(state: ControllerState) -> None:
     for permission in P:
@@ -120,12 +124,14 @@ def test_every_fault_latches(state: ControllerState) -> None:
             assert _reachable([entered], permissions) <= latched, (cell, state, permission)
 
 
+@pytest.mark.requirement("SR-RST-3")
 def test_a_reset_during_a_fault_or_a_stop_demand_restarts_nothing() -> None:
     for state, event in itertools.product(STOPPED_STATES, E):
         if DEMAND[event][1] >= 2:
             assert TRANSITIONS[state][event][P.RESET] in STOPPED_STATES, (state, event)
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 def test_no_transition_is_less_restrictive_than_the_demand() -> None:
     for state, event, permission in ALL_COMBINATIONS:
         target = TRANSITIONS[state][event][permission]
@@ -135,6 +141,7 @@ def test_no_transition_is_less_restrictive_than_the_demand() -> None:
             assert target in FAULT_STATES | {INITIAL}, (state, event, permission, target)
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 def test_no_transition_from_motion_is_more_restrictive_than_its_cause() -> None:
     """From motion, the new level is the strict demand, raised only by hysteresis up to the current level."""
     for state in MOTION:
@@ -147,6 +154,7 @@ def test_no_transition_from_motion_is_more_restrictive_than_its_cause() -> None:
             assert strict <= LEVEL[target] <= ceiling, (state, event, permission, target)
 
 
+@pytest.mark.requirement("SR-RST-4")
 def test_a_permitted_restart_goes_to_the_level_the_zones_allow() -> None:
     for state, event, permission in ALL_COMBINATIONS:
         target = TRANSITIONS[state][event][permission]
@@ -157,6 +165,7 @@ def test_a_permitted_restart_goes_to_the_level_the_zones_allow() -> None:
 WAITING = (S.NOT_ARMED, S.AWAITING_RESET, S.AWAITING_FAULT_RESET)  # clear of every cause: wait for permission
 
 
+@pytest.mark.requirement("SR-RST-2")
 @pytest.mark.parametrize("state", WAITING)
 def test_a_waiting_stop_restarts_on_the_first_permitted_clear_cycle(state: ControllerState) -> None:
     """Never stop without cause: once clear, a reset edge (or the automatic restart) restarts at once."""
@@ -167,16 +176,19 @@ def test_a_waiting_stop_restarts_on_the_first_permitted_clear_cycle(state: Contr
             assert target in MOTION and LEVEL[target] == DEMAND[event][1], (state, event, permission)
 
 
+@pytest.mark.requirement("SR-RST-5")
 def test_every_state_is_reachable_from_start_up() -> None:
     assert _reachable([INITIAL]) == set(S)
     for state in set(S) - {INITIAL}:
         assert _predecessors(state), f"{state.name} has no way in"
 
 
+@pytest.mark.requirement("SR-RST-5")
 def test_start_up_is_entered_only_once() -> None:
     assert not _predecessors(INITIAL)
 
 
+@pytest.mark.requirement("SR-RST-5")
 @pytest.mark.parametrize("state", sorted(S))
 def test_no_state_is_a_dead_end(state: ControllerState) -> None:
     successors = {TRANSITIONS[state][e][p] for e, p in itertools.product(E, P)} - {state}
@@ -213,6 +225,7 @@ def test_the_link_table_is_total() -> None:
     assert set(LINK_TRANSITIONS) == set(LINK_COMBINATIONS)
 
 
+@pytest.mark.requirement("SR-LINK-10")
 def test_every_link_error_latches_until_a_reset() -> None:
     for state, event in LINK_COMBINATIONS:
         if event in (IN.FRAME_REJECTED, IN.WATCHDOG_EXPIRED) and state != L.AWAITING_FIRST:
@@ -224,6 +237,7 @@ def test_every_link_error_latches_until_a_reset() -> None:
     assert _link_reachable([L.ERROR], no_reset) == {L.ERROR}
 
 
+@pytest.mark.requirement("SR-LINK-10")
 def test_a_reset_link_needs_a_valid_frame_before_it_counts_as_connected() -> None:
     for state in L:
         assert LINK_TRANSITIONS[(state, IN.RESET)] == L.AWAITING_FIRST
@@ -236,6 +250,7 @@ def test_a_reset_link_needs_a_valid_frame_before_it_counts_as_connected() -> Non
             assert event == IN.FRAME_ACCEPTED, (state, event)
 
 
+@pytest.mark.requirement("SR-LINK-10")
 def test_every_link_state_is_reachable_and_none_is_a_dead_end() -> None:
     assert _link_reachable([L.AWAITING_FIRST]) == set(L)
     for state in L:
@@ -325,6 +340,7 @@ def _apply(receiver: _Reference | _Compiled, event: Input, seq: int) -> None:
     inputs[event]()
 
 
+@pytest.mark.requirement("SR-LINK-11")
 @pytest.mark.parametrize("implementation", [_Reference, _Compiled], ids=["endpoint", "compiled"])
 @pytest.mark.parametrize(("state", "event"), LINK_COMBINATIONS, ids=lambda v: v.name)
 def test_both_receivers_follow_the_table(

@@ -34,6 +34,7 @@ def assert_command(c, kind, reason, *, sensor=-1, person=-1, zone=-1):
     assert got == (kind, reason, sensor, person, zone)
 
 
+@pytest.mark.requirement("SR-RST-1")
 def test_not_armed_until_a_reset_edge():
     cell = zones_only()
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_NO_DATA, sensor=0)  # robot reports, sensor never did
@@ -44,6 +45,7 @@ def test_not_armed_until_a_reset_edge():
     assert cell.controller_state == ControllerState.RUNNING
 
 
+@pytest.mark.requirement("SR-RST-1")
 def test_a_reset_held_high_from_start_up_does_not_arm():
     cell = zones_only()
     for _ in range(5):
@@ -55,6 +57,7 @@ def test_a_reset_held_high_from_start_up_does_not_arm():
     assert K(cell.tick(reset=1)["kind"]) == K.RUN
 
 
+@pytest.mark.requirement("SR-ZONE-6")
 def test_run_carries_the_robot_maximum_speed():
     cell = zones_only()
     cell.arm()
@@ -64,6 +67,7 @@ def test_run_carries_the_robot_maximum_speed():
     assert c["speed_limit_mps"] == 1.0
 
 
+@pytest.mark.requirement("SR-ZONE-2")
 def test_warning_zone_slows_to_its_limit_and_names_sensor_person_zone():
     cell = zones_only()
     cell.arm()
@@ -73,6 +77,7 @@ def test_warning_zone_slows_to_its_limit_and_names_sensor_person_zone():
     assert c["speed_limit_mps"] == 0.25
 
 
+@pytest.mark.requirement("SR-ZONE-1", "SR-RST-2")
 def test_protective_zone_stops_with_its_category_then_needs_clear_zones_and_a_reset_edge():
     cell = zones_only()
     cell.arm()
@@ -95,6 +100,7 @@ def test_protective_zone_stops_with_its_category_then_needs_clear_zones_and_a_re
     assert_command(cell.tick(reset=1), K.RUN, R.NONE)
 
 
+@pytest.mark.requirement("SR-RST-4")
 def test_restart_into_a_warning_zone_is_slowed_not_run():
     cell = zones_only()
     cell.arm()
@@ -106,6 +112,7 @@ def test_restart_into_a_warning_zone_is_slowed_not_run():
     assert K(cell.tick(reset=1)["kind"]) == K.SLOW
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 def test_hysteresis_only_delays_release():
     cell = zones_only()  # release hysteresis 0.1 m, Z_d 0.1 m, warning zone edge at x = 3.0
     cell.arm([(5.0, 0.0)])
@@ -120,6 +127,7 @@ def test_hysteresis_only_delays_release():
     assert K(cell.tick()["kind"]) == K.RUN
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 def test_a_protective_stop_is_held_within_the_hysteresis_band():
     cell = zones_only()  # protective zone edge 1.5: strict within 1.6, held within 1.7
     cell.arm([(5.0, 0.0)])
@@ -133,6 +141,7 @@ def test_a_protective_stop_is_held_within_the_hysteresis_band():
     assert_command(cell.tick(), K.PROTECTIVE_STOP, R.RESTART_INTERLOCK)
 
 
+@pytest.mark.requirement("SR-RST-2")
 def test_automatic_restart_after_the_configured_clear_time():
     cell = Harness(example_config(separation=False, restart="automatic", auto_restart_clear_ms=50.0))
     cell.arm()
@@ -150,6 +159,7 @@ def test_automatic_restart_after_the_configured_clear_time():
     assert waited == 50_000_000
 
 
+@pytest.mark.requirement("SR-RST-3")
 def test_automatic_restart_never_follows_a_fault():
     cell = Harness(example_config(separation=False, restart="automatic", auto_restart_clear_ms=10.0))
     cell.arm()
@@ -166,6 +176,7 @@ def ssm_cell(speed=0.5):
     return Harness(example_config(zones=False), robot_speed_mps=speed)
 
 
+@pytest.mark.requirement("SR-SSM-1")
 def test_separation_stops_inside_sp_at_the_current_speed_and_not_outside():
     cell = ssm_cell(0.5)
     sp = separation_m(cell.params[0], 0.5, 0.1)
@@ -178,6 +189,7 @@ def test_separation_stops_inside_sp_at_the_current_speed_and_not_outside():
     assert c["stop_category"] == 1
 
 
+@pytest.mark.requirement("SR-SSM-1")
 def test_separation_depends_on_the_robots_current_speed():
     slow_sp = separation_m(build_params(example_config())[0], 0.1, 0.1)
     fast_sp = separation_m(build_params(example_config())[0], 1.0, 0.1)
@@ -190,6 +202,7 @@ def test_separation_depends_on_the_robots_current_speed():
         assert K(cell.tick()["kind"]) == expected
 
 
+@pytest.mark.requirement("SR-SSM-2")
 def test_separation_uses_the_larger_of_reported_and_declared_z_d():
     cell = ssm_cell(0.5)
     sp_declared = separation_m(cell.params[0], 0.5, 0.1)
@@ -201,6 +214,7 @@ def test_separation_uses_the_larger_of_reported_and_declared_z_d():
     assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
 
 
+@pytest.mark.requirement("SR-SSM-3")
 def test_separation_and_stopping_match_the_budget_module():
     budget = pytest.importorskip("cobotguard.safety.budget")
     from cobotguard.safety.step import protective_separation_m, stopping_at
@@ -230,6 +244,7 @@ SENSOR_FAULTS = {
 }
 
 
+@pytest.mark.requirement("SR-SENS-1", "SR-SENS-2", "SR-SENS-3", "SR-SENS-4", "SR-SENS-5", "SR-SENS-6")
 @pytest.mark.parametrize("name", sorted(SENSOR_FAULTS))
 def test_sensor_faults_fault_stop_naming_the_sensor(name):
     act, reason = SENSOR_FAULTS[name]
@@ -240,6 +255,7 @@ def test_sensor_faults_fault_stop_naming_the_sensor(name):
     assert cell.command[0]["stop_category"] == 1  # the category the stopping data was measured for
 
 
+@pytest.mark.requirement("SR-SENS-3")
 def test_tolerated_missed_frames_and_counter_wrap_are_fine():
     cell = zones_only()  # tolerates 2 missed frames
     cell.arm()
@@ -253,6 +269,7 @@ def test_tolerated_missed_frames_and_counter_wrap_are_fine():
         assert K(cell.tick()["kind"]) == K.RUN
 
 
+@pytest.mark.requirement("SR-SENS-6")
 def test_frame_from_the_wrong_sensor_slot_is_a_fault():
     cell = zones_only()
     cell.arm()
@@ -261,6 +278,7 @@ def test_frame_from_the_wrong_sensor_slot_is_a_fault():
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_BAD_VALUE, sensor=0)
 
 
+@pytest.mark.requirement("SR-SENS-7")
 def test_timestamps_out_of_order_are_a_fault():
     cell = zones_only()
     cell.arm()
@@ -278,6 +296,7 @@ def test_timestamps_out_of_order_are_a_fault():
         (lambda c: setattr(c, "robot_speed_mps", 1.2) or c.tick(), R.ROBOT_OVERSPEED),
     ],
 )
+@pytest.mark.requirement("SR-ROB-1", "SR-ROB-2")
 def test_robot_state_faults(change, reason):
     cell = zones_only()
     cell.arm()
@@ -286,6 +305,7 @@ def test_robot_state_faults(change, reason):
     assert_command(cell.command[0], K.FAULT_STOP, reason)
 
 
+@pytest.mark.requirement("SR-EXE-1")
 def test_overrun_flag_fault_stops():
     cell = zones_only()
     cell.arm()
@@ -293,6 +313,7 @@ def test_overrun_flag_fault_stops():
     assert_command(cell.tick(overrun=1), K.FAULT_STOP, R.LOOP_OVERRUN)
 
 
+@pytest.mark.requirement("SR-EXE-2")
 def test_invalid_state_value_and_time_going_backwards_fail_closed():
     cell = zones_only()
     cell.arm()
@@ -306,6 +327,7 @@ def test_invalid_state_value_and_time_going_backwards_fail_closed():
     assert_command(cell.tick(advance_ns=-5), K.FAULT_STOP, R.STATE_INVALID)
 
 
+@pytest.mark.requirement("SR-ZONE-4", "SR-SENS-8")
 def test_several_sensors_most_restrictive_wins_and_a_faulty_one_stops_the_cell():
     cell = Harness(example_config(n_sensors=3, separation=False))
     cell.arm()
@@ -323,6 +345,7 @@ def test_several_sensors_most_restrictive_wins_and_a_faulty_one_stops_the_cell()
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_HEALTH, sensor=2)
 
 
+@pytest.mark.requirement("SR-SENS-1")
 def test_no_data_never_means_no_person():
     cell = Harness(example_config(n_sensors=2, separation=False))
     cell.arm()
@@ -331,6 +354,7 @@ def test_no_data_never_means_no_person():
     assert K(c["kind"]) == K.FAULT_STOP and c["reason"] == R.SENSOR_STALE
 
 
+@pytest.mark.requirement("SR-ZONE-5")
 def test_a_stop_category_never_relaxes_during_a_stop():
     cfg = example_config(separation=False)
     zones = dict(cfg.zones)
@@ -396,6 +420,7 @@ def run_until_report_at(cell, persons, report_ns):
     return commands
 
 
+@pytest.mark.requirement("SR-ROB-3")
 def test_the_grace_covers_step_link_both_ways_and_stop_input_reaction():
     p = build_params(example_config())[0]
     # 0.2 ms step + 10 ms command accepted up to max_delay + 24 ms reaction + 10 ms report up to max_delay
@@ -403,6 +428,7 @@ def test_the_grace_covers_step_link_both_ways_and_stop_input_reaction():
     assert p["robot_speed_tolerance_mps"] == 0.02
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_a_robot_that_keeps_a_slow_limit_in_time_is_not_faulted():
     cell = slowed_cell(0.5)
     deadline = grace_deadline(cell, cell.now, 0.5)
@@ -412,6 +438,7 @@ def test_a_robot_that_keeps_a_slow_limit_in_time_is_not_faulted():
     assert {(K(c["kind"]), R(c["reason"])) for c in commands} == {(K.SLOW, R.PERSON_IN_WARNING_ZONE)}
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_a_robot_that_ignores_slow_is_fault_stopped_at_the_grace_deadline_not_before():
     cell = slowed_cell(0.5)
     deadline = grace_deadline(cell, cell.now, 0.5)
@@ -426,6 +453,7 @@ def test_a_robot_that_ignores_slow_is_fault_stopped_at_the_grace_deadline_not_be
     assert_command(cell.tick(), K.FAULT_STOP, R.RESTART_INTERLOCK)  # latched until a reset edge
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_a_robot_that_keeps_moving_after_a_protective_stop_is_fault_stopped():
     cell = zones_only()  # robot at 0.5 m/s
     cell.arm()
@@ -455,6 +483,7 @@ def test_a_robot_at_rest_in_time_after_a_stop_is_not_faulted_and_restarts():
     assert_command(cell.tick(reset=0), K.RUN, R.NONE)
 
 
+@pytest.mark.requirement("SR-ROB-2")
 @pytest.mark.parametrize(("jitter", "faulted"), [(0.0, False), (0.019, False), (-0.05, False), (0.021, True)])
 def test_speed_jitter_within_the_tolerance_is_no_fault(jitter, faulted):
     cell = slowed_cell(0.25 + jitter)
@@ -464,6 +493,7 @@ def test_speed_jitter_within_the_tolerance_is_no_fault(jitter, faulted):
     assert kinds == ({K.SLOW, K.FAULT_STOP} if faulted else {K.SLOW})
 
 
+@pytest.mark.requirement("SR-ROB-3")
 def test_a_robot_still_speeding_up_gets_the_stopping_time_of_its_higher_speed():
     cell = slowed_cell(0.2)  # T_s(0.2) = 120 ms (the 0.25 m/s row)
     commanded = cell.now
@@ -476,6 +506,7 @@ def test_a_robot_still_speeding_up_gets_the_stopping_time_of_its_higher_speed():
     assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
 
 
+@pytest.mark.requirement("SR-ROB-3")
 def test_a_stop_while_a_slow_down_is_pending_keeps_the_earlier_grace_running():
     cell = slowed_cell(1.0)  # SLOW at 1.0 m/s: T_s = 380 ms
     slow_deadline = grace_deadline(cell, cell.now, 1.0)
@@ -490,6 +521,7 @@ def test_a_stop_while_a_slow_down_is_pending_keeps_the_earlier_grace_running():
     assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
 
 
+@pytest.mark.requirement("SR-SSM-1")
 def test_separation_uses_the_reported_speed_not_the_commanded_limit():
     cell = Harness(example_config(), robot_speed_mps=1.0)
     p = cell.params[0]

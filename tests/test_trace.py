@@ -71,6 +71,7 @@ def test_writer_rejects_wrong_dtype_and_unknown_stream(tmp_path: Path) -> None:
             writer.write("nope", _cycles(1))
 
 
+@pytest.mark.requirement("SR-EVD-1")
 @given(cut=st.integers(min_value=1, max_value=10_000))
 def test_every_truncation_is_detected_with_its_offset(
     tmp_path_factory: pytest.TempPathFactory, cut: int
@@ -86,6 +87,7 @@ def test_every_truncation_is_detected_with_its_offset(
     assert 0 <= info.value.offset <= keep
 
 
+@pytest.mark.requirement("SR-EVD-1")
 @given(data=st.data())
 def test_every_flipped_bit_is_detected(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     path = tmp_path_factory.mktemp("flip") / "t"
@@ -137,6 +139,7 @@ def test_future_format_version_is_refused(tmp_path: Path) -> None:
         read_trace(path)
 
 
+@pytest.mark.requirement("SR-EVD-1")
 def test_ring_counts_overflow_and_keeps_order() -> None:
     ring = Ring(CYCLE_DTYPE, capacity=4)
     one = np.zeros(1, dtype=CYCLE_DTYPE)
@@ -220,6 +223,7 @@ def test_drain_waits_for_the_loop_to_be_quiet(tmp_path: Path) -> None:
     assert len(read_trace(tmp_path / "t").streams["cycles"]) == 1
 
 
+@pytest.mark.requirement("SR-EVD-1")
 @given(cut=st.integers(min_value=1, max_value=2_000))
 def test_a_tear_names_its_byte_and_the_intact_prefix(
     tmp_path_factory: pytest.TempPathFactory, cut: int
