@@ -164,6 +164,23 @@ def test_sender_time_ahead_of_the_receiver_is_a_delay_error() -> None:
 
 
 @pytest.mark.requirement("SR-LINK-5")
+def test_a_sender_clock_exactly_the_default_lead_ahead_is_accepted_one_ns_more_is_not() -> None:
+    # docs/protocol.md: the maximum clock lead defaults to 1 ms, and the bound itself is acceptable
+    assert isinstance(receive(synced(Role.ROBOT), frame(t=10 * MS), t=9 * MS)[0], Received)
+    err = only_error(receive(synced(Role.ROBOT), frame(t=10 * MS), t=9 * MS - 1))
+    assert err.reason is Reason.LINK_UNACCEPTABLE_DELAY
+
+
+@pytest.mark.requirement("SR-LINK-3")
+def test_half_the_sequence_space_ahead_is_out_of_order_just_below_it_is_loss() -> None:
+    # a difference of 2**31 is as far behind as ahead: the receiver must not take it for frames lost
+    events = receive(synced(Role.ROBOT), frame(seq=0, t=MS), frame(seq=2**31, t=MS + 10))
+    assert only_error(events).reason is Reason.LINK_INCORRECT_SEQUENCE
+    events = receive(synced(Role.ROBOT), frame(seq=0, t=MS), frame(seq=2**31 - 1, t=MS + 10))
+    assert only_error(events).reason is Reason.LINK_LOSS
+
+
+@pytest.mark.requirement("SR-LINK-5")
 def test_clock_offset_is_applied() -> None:
     policy = LinkPolicy(max_delay_ns=20 * MS, watchdog_ns=50 * MS, clock_offset_ns=1_000 * MS)
     events = receive(synced(Role.ROBOT, policy), frame(t=MS), t=1_001 * MS + 5 * MS)
@@ -263,6 +280,15 @@ def test_local_protocol_error_names_our_fault() -> None:
 def test_invalid_policies_are_refused() -> None:
     with pytest.raises(ValueError, match="disable"):
         LinkPolicy(max_delay_ns=0, watchdog_ns=1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        LinkPolicy(max_delay_ns=1, watchdog_ns=1, max_clock_lead_ns=-1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        LinkPolicy(max_delay_ns=1, watchdog_ns=1, tolerated_losses=-1)
+    # the smallest valid policy: no losses tolerated, no clock lead allowed
+    assert (
+        LinkPolicy(max_delay_ns=1, watchdog_ns=1, tolerated_losses=0, max_clock_lead_ns=0).max_clock_lead_ns
+        == 0
+    )
     with pytest.raises(ValueError, match="connection_id"):
         Endpoint(Role.ROBOT, 0, POLICY, 0)
 
