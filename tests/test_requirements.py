@@ -63,8 +63,13 @@ def test_every_requirement_has_a_test_and_every_test_names_a_known_one(requireme
 
 def test_every_reason_named_is_a_reason_and_every_reason_is_named(requirements: list) -> None:
     named = {reason for r in requirements for reason in r.reasons}
-    assert named <= set(Reason.__members__), f"not Reason members: {sorted(named - set(Reason.__members__))}"
-    assert set(Reason.__members__) <= named, f"no requirement names {sorted(set(Reason.__members__) - named)}"
+    unknown = sorted(named - set(Reason.__members__))
+    assert not unknown, f"docs/requirements.md names reasons that are not Reason members: {unknown}"
+    unnamed = sorted(set(Reason.__members__) - named)
+    assert not unnamed, (
+        f"Reason {', '.join(unnamed)} is named by no requirement: add it to the reasons column of the "
+        "requirement in docs/requirements.md whose behaviour produces it"
+    )
 
 
 def test_every_link_error_class_has_its_own_link_requirement(requirements: list) -> None:
@@ -74,7 +79,11 @@ def test_every_link_error_class_has_its_own_link_requirement(requirements: list)
             for reason in r.reasons:
                 by_reason.setdefault(reason, []).append(r.id)
     for reason in link_error_reasons():
-        assert len(by_reason.get(reason.name, [])) == 1, f"{reason.name}: {by_reason.get(reason.name)}"
+        ids = by_reason.get(reason.name, [])
+        assert len(ids) == 1, (
+            f"link error class {reason.name} must be named by exactly one SR-LINK requirement in "
+            f"docs/requirements.md, is named by {ids or 'none'}"
+        )
 
 
 def test_the_marker_is_registered_and_the_doc_links_the_matrix() -> None:
