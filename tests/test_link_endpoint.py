@@ -280,6 +280,8 @@ def test_local_protocol_error_names_our_fault() -> None:
 def test_invalid_policies_are_refused() -> None:
     with pytest.raises(ValueError, match="disable"):
         LinkPolicy(max_delay_ns=0, watchdog_ns=1)
+    with pytest.raises(ValueError, match="disable"):
+        LinkPolicy(max_delay_ns=1, watchdog_ns=0)
     with pytest.raises(ValueError, match="must be >= 0"):
         LinkPolicy(max_delay_ns=1, watchdog_ns=1, max_clock_lead_ns=-1)
     with pytest.raises(ValueError, match="must be >= 0"):

@@ -7,12 +7,14 @@ import pytest
 
 from cobotguard.hil.sim import Harness, example_config
 from cobotguard.safety import stopping
+from cobotguard.safety.config import CellConfig
 from cobotguard.safety.params import build_params
 from cobotguard.safety.reasons import CommandKind, HealthFlag, Reason
 from cobotguard.safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from cobotguard.safety.reference import separation_m
 from cobotguard.safety.states import ControllerState
 from cobotguard.safety.step import new_state, step_py, warm_up
+from cobotguard.safety.warmup import write_robot
 
 K, R = CommandKind, Reason
 WARNING_ZONE, PROTECTIVE_ZONE = 0, 1  # zone indices in example_config
@@ -202,6 +204,40 @@ def test_separation_depends_on_the_robots_current_speed():
         assert K(cell.tick()["kind"]) == expected
 
 
+def with_a_far_category_0_zone(*, separation=True, speed=0.5):
+    """The example cell plus a category-0 protective zone far from everyone: a category-1 stop then does
+    not settle the cycle (a stop of category 0 remains possible), so every person is weighed."""
+    raw = example_config(separation=separation).model_dump()
+    far = [(5.0, 5.0), (6.0, 5.0), (6.0, 6.0), (5.0, 6.0)]
+    raw["zones"]["far"] = {"type": "protective", "polygon_m": far, "stop_category": 0}
+    return Harness(CellConfig.model_validate(raw), robot_speed_mps=speed)
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_two_persons_inside_sp_name_the_first_when_a_lower_category_is_possible():
+    cell = with_a_far_category_0_zone()
+    sp = separation_m(cell.params[0], 0.5, 0.1)
+    d = 1.75 - HAZARD_EDGE_X  # clear of the protective zone (1.5) by more than Z_d + hysteresis
+    assert sp > d + 0.05
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(HAZARD_EDGE_X + d, 0.0), (0.0, HAZARD_EDGE_X + d)])
+    c = cell.tick()
+    assert_command(c, K.PROTECTIVE_STOP, R.SEPARATION_BELOW_SP, sensor=0, person=0)
+    assert c["stop_category"] == 1
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_a_separation_stop_held_by_two_persons_in_the_hysteresis_band_names_the_first():
+    cell = ssm_cell(0.5)
+    sp = separation_m(cell.params[0], 0.5, 0.1)
+    cell.arm()
+    cell.frame([(HAZARD_EDGE_X + sp - 0.01, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    band = HAZARD_EDGE_X + sp + 0.05  # beyond S_p, within S_p + hysteresis (0.1)
+    cell.frame([(band, 0.0), (0.0, band)])
+    assert_command(cell.tick(), K.PROTECTIVE_STOP, R.SEPARATION_BELOW_SP, sensor=0, person=0)
+
+
 @pytest.mark.requirement("SR-SSM-2")
 def test_separation_uses_the_larger_of_reported_and_declared_z_d():
     cell = ssm_cell(0.5)
@@ -228,6 +264,20 @@ def test_separation_and_stopping_match_the_budget_module():
                 expected = budget.separation_required_m(cfg, speed, z_d_m=z_d)
                 assert protective_separation_m(p, speed, z_d) == expected, (speed, z_d)
                 assert separation_m(p, speed, z_d) == expected, (speed, z_d)
+
+
+@pytest.mark.requirement("SR-SSM-3")
+def test_a_speed_beyond_the_stopping_table_takes_its_fastest_row():
+    from cobotguard.safety.step import stopping_at
+
+    cfg = example_config()
+    p = build_params(cfg)[0]
+    n = int(p["n_stop_points"])
+    fastest = (int(p["stop_time_ns"][n - 1]), float(p["stop_distance_m"][n - 1]))
+    assert fastest[0] > 0 and fastest[1] > 0.0
+    top = float(p["stop_speed_mps"][n - 1])
+    for speed in (top, top + 0.01, 2 * top, 100.0):
+        assert tuple(stopping_at(p, speed)) == fastest, speed
 
 
 SENSOR_FAULTS = {
@@ -303,6 +353,88 @@ def test_robot_state_faults(change, reason):
     cell.frame()
     change(cell)
     assert_command(cell.command[0], K.FAULT_STOP, reason)
+
+
+def _robot_report(cell, *, at_rest=0, speed_mps=0.0, received_after_ns=0):
+    """Run one cycle whose robot report is written by hand: received `received_after_ns` after the tick."""
+    cell.robot_silent = True
+    write_robot(cell.robot, speed_mps, cell.now + cell.cycle_ns + received_after_ns, at_rest=at_rest)
+    cell.frame([(10.0, 0.0)])
+    return cell.tick()
+
+
+@pytest.mark.requirement("SR-ROB-1")
+@pytest.mark.parametrize(("at_rest", "kind"), [(0, K.RUN), (1, K.RUN), (2, K.FAULT_STOP), (-1, K.FAULT_STOP)])
+def test_at_rest_is_valid_as_0_or_1_only(at_rest, kind):
+    cell = zones_only()
+    cell.arm()
+    c = _robot_report(cell, at_rest=at_rest, received_after_ns=-1)
+    assert_command(c, kind, R.NONE if kind == K.RUN else R.ROBOT_BAD_VALUE)
+
+
+@pytest.mark.requirement("SR-ROB-1")
+def test_a_robot_report_received_exactly_now_is_valid_one_ns_later_is_in_the_future():
+    cell = zones_only()
+    cell.arm()
+    assert_command(_robot_report(cell, received_after_ns=0), K.RUN, R.NONE)
+    assert_command(_robot_report(cell, received_after_ns=1), K.FAULT_STOP, R.ROBOT_BAD_VALUE)
+
+
+@pytest.mark.requirement("SR-SENS-7")
+def test_stage_times_may_be_equal():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0)], latency_ns=0)  # exposed, inferred, sent and received at one instant ...
+    d = cell.detections[0]
+    assert d["t_exposure_ns"] == d["t_inference_done_ns"] == d["t_sent_ns"] == d["t_received_ns"]
+    assert_command(cell.tick(advance_ns=0), K.RUN, R.NONE)  # ... and stepped at that instant too
+
+
+@pytest.mark.requirement("SR-SENS-6")
+def test_an_inference_time_of_zero_is_valid_a_negative_one_is_not():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0)])
+    cell.detections[0]["inference_us"] = 0
+    assert_command(cell.tick(), K.RUN, R.NONE)
+    cell.frame([(10.0, 0.0)])
+    cell.detections[0]["inference_us"] = -1
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_BAD_VALUE, sensor=0)
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_two_persons_in_one_warning_zone_name_the_first():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(2.5, 0.0), (0.0, 2.5)])
+    assert_command(cell.tick(), K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=WARNING_ZONE)
+    cell.frame([(3.15, 0.0), (0.0, 3.15)])  # both in the hysteresis band only: the slow-down holds
+    assert_command(cell.tick(), K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=WARNING_ZONE)
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_two_persons_in_one_protective_zone_name_the_first_when_a_lower_category_is_possible():
+    cell = with_a_far_category_0_zone(separation=False)
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(1.2, 0.0), (0.0, 1.2)])
+    c = cell.tick()
+    assert_command(
+        c, K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=PROTECTIVE_ZONE
+    )
+    assert c["stop_category"] == 1
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_a_stop_held_by_two_persons_in_the_hysteresis_band_names_the_first():
+    cell = zones_only()  # protective zone edge 1.5: strict within 1.6, held within 1.7
+    cell.arm([(5.0, 0.0)])
+    cell.frame([(1.55, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    cell.frame([(1.65, 0.0), (0.0, 1.65)])
+    c = cell.tick()
+    assert_command(
+        c, K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=PROTECTIVE_ZONE
+    )
 
 
 @pytest.mark.requirement("SR-EXE-1")
