@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import shapely
 from config_support import DEFAULT_CELL, EXAMPLES, default_raw, round_number_raw, square
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from cobotguard.safety import budget as budget_module
 from cobotguard.safety.budget import (
     Stage,
+    distance_to_outside_m,
     evaluate,
     iso13855_distance_m,
     link_loss_reaction_ns,
+    max_safe_speed_mps,
     reaction_stages,
     reaction_time_ns,
+    robot_silence_reaction_ns,
     sensor_stages,
     separation_required_m,
     zone_required_m,
@@ -48,6 +53,16 @@ def test_reaction_time_by_hand() -> None:
     assert reaction_time_ns(cfg) == 200 * MS
     # Link loss: the robot's watchdog (100 ms) replaces frame + receiver (15 ms): 200 - 15 + 100 = 285 ms.
     assert link_loss_reaction_ns(cfg) == 285 * MS
+
+
+@pytest.mark.requirement("SR-BUD-1")
+def test_robot_silence_reaction_by_hand() -> None:
+    raw = round_number_raw()
+    raw["controller"].update(worst_step_ms=7.5, robot_state_timeout_ms=30.0)
+    cfg = config_from_dict(raw)
+    # state timeout 30 + wait for the tick max(5, 7.5) + worst step 7.5 + command frame 5 + receiver 10
+    # + stop input 40 = 100 ms
+    assert robot_silence_reaction_ns(cfg) == 100 * MS
 
 
 def _controller_stages(cfg: CellConfig) -> dict[str, Stage]:
@@ -156,6 +171,27 @@ def test_iso13855_near_rules() -> None:
     assert iso13855_distance_m(280 * MS, 0.0) == pytest.approx((1.6, 0.5))
     # T = 0.5 s, C = 0.85: 1.85 > 0.5, K = 1.6: 0.8 + 0.85 = 1.65 m.
     assert iso13855_distance_m(500 * MS, 0.85) == pytest.approx((1.6, 1.65))
+    # T = 0.25 s, C = 0: 2.0 x 0.25 = 0.5 m exactly is still "not more than 0.5 m": K = 2.0.
+    assert iso13855_distance_m(250 * MS, 0.0) == (2.0, 0.5)
+
+
+@pytest.mark.requirement("SR-BUD-2", "SR-BUD-3")
+def test_distance_to_outside_counts_only_an_area_around_the_hazard() -> None:
+    hazard = shapely.box(-1.0, -1.0, 1.0, 1.0)
+    assert distance_to_outside_m(shapely.box(-3.0, -3.0, 2.5, 4.0), hazard) == 1.5  # nearest edge: x = 2.5
+    assert distance_to_outside_m(shapely.box(5.0, 5.0, 6.0, 6.0), hazard) == 0.0  # beside it: no protection
+    assert distance_to_outside_m(shapely.box(0.0, -3.0, 3.0, 3.0), hazard) == 0.0  # overlaps it: none either
+    assert distance_to_outside_m(shapely.Polygon(), hazard) == 0.0
+
+
+@pytest.mark.requirement("SR-BUD-2")
+def test_a_margin_of_exactly_zero_is_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config_from_dict(round_number_raw())
+    # the distance equals the ISO 13855 minimum: that meets it (the margins are computed elsewhere)
+    monkeypatch.setattr(budget_module, "_margins", lambda *args: [0.0])
+    assert max_safe_speed_mps(cfg) == cfg.robot.max_speed_mps
+    monkeypatch.setattr(budget_module, "_margins", lambda *args: [-1e-12])
+    assert max_safe_speed_mps(cfg) == 0.0
 
 
 @pytest.mark.requirement("SR-SSM-3")

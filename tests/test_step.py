@@ -337,6 +337,15 @@ def test_timestamps_out_of_order_are_a_fault():
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_TIME_INCONSISTENT, sensor=0)
 
 
+@pytest.mark.requirement("SR-ROB-1")
+def test_a_robot_that_never_reported_is_no_data_and_never_arms():
+    cell = zones_only()
+    cell.robot_silent = True
+    for reset in (0, 1, 0, 1):
+        cell.frame()
+        assert_command(cell.tick(reset=reset), K.FAULT_STOP, R.ROBOT_NO_DATA)
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
