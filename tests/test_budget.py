@@ -63,6 +63,8 @@ def test_robot_silence_reaction_by_hand() -> None:
     # state timeout 30 + wait for the tick max(5, 7.5) + worst step 7.5 + command frame 5 + receiver 10
     # + stop input 40 = 100 ms
     assert robot_silence_reaction_ns(cfg) == 100 * MS
+    terms = {t.symbol: t for t in evaluate(cfg).terms}
+    assert (terms["T_robot_silent"].value, terms["T_robot_silent"].unit) == (100.0, "ms")
 
 
 def _controller_stages(cfg: CellConfig) -> dict[str, Stage]:
