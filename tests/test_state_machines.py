@@ -112,6 +112,16 @@ def test_every_edge_from_a_stop_into_motion_is_a_permitted_restart_when_clear() 
             assert DEMAND[event][1] <= 1, (state, event, permission)
 
 
+@pytest.mark.requirement("SR-RST-2", "SR-RST-3")
+def test_only_a_waiting_state_restarts_so_a_reset_pressed_before_the_cause_went_counts_for_nothing() -> None:
+    # The step reads the reset input once a cycle: an edge seen in the cycle a stop's or a fault's cause goes
+    # away may have been pressed while the person was still inside. It leads to the waiting state only.
+    waiting = {S.NOT_ARMED, S.AWAITING_RESET, S.AWAITING_FAULT_RESET}
+    for state, event, permission in ALL_COMBINATIONS:
+        if state in STOPPED_STATES - waiting:
+            assert TRANSITIONS[state][event][permission] not in MOTION, (state, event, permission)
+
+
 @pytest.mark.requirement("SR-RST-3")
 @pytest.mark.parametrize("state", sorted(S))
 def test_every_fault_latches(state: ControllerState) -> None:
