@@ -122,6 +122,31 @@ def test_only_a_waiting_state_restarts_so_a_reset_pressed_before_the_cause_went_
             assert TRANSITIONS[state][event][permission] not in MOTION, (state, event, permission)
 
 
+def _stop_states_allowed(state: ControllerState, event: Event) -> set[ControllerState]:
+    """The states a cycle may lead to, motion aside: each stop state is entered by its own cause only."""
+    strict, release = DEMAND[event]
+    if event == E.FAULT:  # the fault is named (start-up keeps waiting for its first reset edge)
+        return {S.NOT_ARMED} if state == INITIAL else {S.FAULT_STOPPED}
+    if state in FAULT_STATES:  # the fault is gone: the interlock, whatever the zones demand
+        return {S.AWAITING_FAULT_RESET}
+    if state == INITIAL:
+        return {S.NOT_ARMED}
+    if strict >= 2 or (release >= 2 and state in STOPPED_STATES):  # a person stops it, or holds its stop
+        return {S.PROTECTIVE_STOPPED}
+    return {S.AWAITING_RESET} if state in STOPPED_STATES else set()
+
+
+@pytest.mark.requirement("SR-RST-3", "SR-ZONE-4")
+def test_each_stop_state_is_entered_by_its_own_cause_only() -> None:
+    # The command of a stop state names its cause (FAULT_STOPPED the fault, PROTECTIVE_STOPPED the person,
+    # the waiting states the interlock): a stop state entered without its cause would stop without cause
+    # or misreport why. Which motion a cycle may lead to is checked by the tests above and below.
+    for state, event, permission in ALL_COMBINATIONS:
+        target = TRANSITIONS[state][event][permission]
+        if target not in MOTION:
+            assert target in _stop_states_allowed(state, event), (state, event, permission, target)
+
+
 @pytest.mark.requirement("SR-RST-3")
 @pytest.mark.parametrize("state", sorted(S))
 def test_every_fault_latches(state: ControllerState) -> None:
