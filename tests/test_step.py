@@ -412,6 +412,23 @@ def test_an_inference_time_of_zero_is_valid_a_negative_one_is_not():
 
 
 @pytest.mark.requirement("SR-ZONE-4")
+def test_of_two_warning_zones_the_lower_limit_wins_wherever_it_comes_in_the_table():
+    raw = example_config(separation=False).model_dump()
+    near = [(-2.0, -2.0), (2.0, -2.0), (2.0, 2.0), (-2.0, 2.0)]
+    raw["zones"]["near"] = {"type": "warning", "polygon_m": near, "speed_limit_mps": 0.1}  # zone index 2
+    cell = Harness(CellConfig.model_validate(raw))
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(2.5, 0.0)])  # the outer zone only
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=WARNING_ZONE)
+    assert c["speed_limit_mps"] == 0.25
+    cell.frame([(1.8, 0.0)])  # both: the second zone of the table is the stricter one
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=2)
+    assert c["speed_limit_mps"] == 0.1
+
+
+@pytest.mark.requirement("SR-ZONE-4")
 def test_two_persons_in_one_warning_zone_name_the_first():
     cell = zones_only()
     cell.arm()
