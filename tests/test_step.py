@@ -428,6 +428,18 @@ def test_of_two_warning_zones_the_lower_limit_wins_wherever_it_comes_in_the_tabl
     assert c["speed_limit_mps"] == 0.1
 
 
+@pytest.mark.requirement("SR-ZONE-3", "SR-ZONE-4")
+def test_a_slow_down_held_by_a_stops_hysteresis_band_keeps_its_limit_and_names_that_person_and_zone():
+    cell = with_a_far_category_0_zone(separation=False)  # the far zone (index 2) is outside the warning one
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(2.5, 0.0)])
+    assert K(cell.tick()["kind"]) == K.SLOW
+    cell.frame([(4.85, 5.5)])  # 0.15 m from the far zone: beyond Z_d (0.1), within Z_d + hysteresis (0.2)
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=2)
+    assert c["speed_limit_mps"] == 0.25
+
+
 @pytest.mark.requirement("SR-ZONE-4")
 def test_two_persons_in_one_warning_zone_name_the_first():
     cell = zones_only()
