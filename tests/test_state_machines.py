@@ -167,6 +167,14 @@ def test_a_reset_during_a_fault_or_a_stop_demand_restarts_nothing() -> None:
 
 
 @pytest.mark.requirement("SR-ZONE-3")
+def test_a_restriction_is_released_only_beyond_its_hysteresis() -> None:
+    # the release evaluation (with hysteresis) keeps what the cell already does, up to what it still demands
+    for state, event, permission in ALL_COMBINATIONS:
+        target = TRANSITIONS[state][event][permission]
+        assert LEVEL[target] >= min(LEVEL[state], DEMAND[event][1]), (state, event, permission, target)
+
+
+@pytest.mark.requirement("SR-ZONE-3")
 def test_no_transition_is_less_restrictive_than_the_demand() -> None:
     for state, event, permission in ALL_COMBINATIONS:
         target = TRANSITIONS[state][event][permission]

@@ -475,6 +475,28 @@ def test_a_stop_held_by_two_persons_in_the_hysteresis_band_names_the_first():
     )
 
 
+@pytest.mark.requirement("SR-LINK-10")
+@pytest.mark.parametrize(
+    ("kind", "category", "expected_category"),
+    [
+        (K.RUN, 0, 1),
+        (K.SLOW, 0, 1),
+        (K.PROTECTIVE_STOP, 0, 0),
+        (K.PROTECTIVE_STOP, 1, 1),
+        (K.FAULT_STOP, 0, 0),
+    ],
+)
+def test_a_link_error_fault_stops_naming_it_and_never_weakens_a_stop(kind, category, expected_category):
+    from cobotguard.safety.step import apply_link_fault
+
+    params = build_params(example_config())  # the stopping data's category: 1
+    command = np.zeros(1, dtype=COMMAND_DTYPE)
+    command[0]["kind"], command[0]["stop_category"], command[0]["reason_person"] = kind, category, 3
+    apply_link_fault(params, command, int(R.LINK_CORRUPTION))
+    assert_command(command[0], K.FAULT_STOP, R.LINK_CORRUPTION)
+    assert (command[0]["stop_category"], command[0]["speed_limit_mps"]) == (expected_category, 0.0)
+
+
 @pytest.mark.requirement("SR-EXE-1")
 def test_overrun_flag_fault_stops():
     cell = zones_only()
