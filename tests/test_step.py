@@ -280,6 +280,19 @@ def test_a_speed_beyond_the_stopping_table_takes_its_fastest_row():
         assert tuple(stopping_at(p, speed)) == fastest, speed
 
 
+@pytest.mark.requirement("SR-SENS-3")
+def test_a_counter_wrapped_to_zero_is_supervised_like_any_other():
+    cell = zones_only()
+    cell.arm()
+    while cell.counters[0] != 255:
+        cell.frame([(10.0, 0.0)])
+        assert K(cell.tick()["kind"]) == K.RUN
+    cell.frame([(10.0, 0.0)])  # 255 -> 0: the 8-bit wrap, not a fault
+    assert_command(cell.tick(), K.RUN, R.NONE)
+    cell.frame([(10.0, 0.0)], counter_step=0)  # 0 again: repeated
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_COUNTER_REPEATED, sensor=0)
+
+
 SENSOR_FAULTS = {
     "stale": (lambda c: c.tick(advance_ns=200_000_000), R.SENSOR_STALE),
     "late frame": (lambda c: (c.frame(latency_ns=40_000_000), c.tick()), R.SENSOR_STALE),
