@@ -377,10 +377,11 @@ def test_robot_state_faults(change, reason):
     assert_command(cell.command[0], K.FAULT_STOP, reason)
 
 
-def _robot_report(cell, *, at_rest=0, speed_mps=0.0, received_after_ns=0):
+def _robot_report(cell, *, at_rest=0, mode=0, speed_mps=0.0, received_after_ns=0):
     """Run one cycle whose robot report is written by hand: received `received_after_ns` after the tick."""
     cell.robot_silent = True
-    write_robot(cell.robot, speed_mps, cell.now + cell.cycle_ns + received_after_ns, at_rest=at_rest)
+    t_received = cell.now + cell.cycle_ns + received_after_ns
+    write_robot(cell.robot, speed_mps, t_received, mode=mode, at_rest=at_rest)
     cell.frame([(10.0, 0.0)])
     return cell.tick()
 
@@ -391,6 +392,17 @@ def test_at_rest_is_valid_as_0_or_1_only(at_rest, kind):
     cell = zones_only()
     cell.arm()
     c = _robot_report(cell, at_rest=at_rest, received_after_ns=-1)
+    assert_command(c, kind, R.NONE if kind == K.RUN else R.ROBOT_BAD_VALUE)
+
+
+@pytest.mark.requirement("SR-ROB-1")
+@pytest.mark.parametrize(
+    ("mode", "kind"), [(0, K.RUN), (len(K) - 1, K.RUN), (len(K), K.FAULT_STOP), (-1, K.FAULT_STOP)]
+)
+def test_the_robot_mode_is_valid_as_a_command_kind_only(mode, kind):
+    cell = zones_only()
+    cell.arm()
+    c = _robot_report(cell, mode=mode, received_after_ns=-1)
     assert_command(c, kind, R.NONE if kind == K.RUN else R.ROBOT_BAD_VALUE)
 
 
