@@ -293,6 +293,21 @@ def test_a_counter_wrapped_to_zero_is_supervised_like_any_other():
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_COUNTER_REPEATED, sensor=0)
 
 
+@pytest.mark.requirement("SR-HOLD-1")
+def test_a_missed_person_exactly_at_the_hold_reach_of_the_hazard_is_still_held():
+    from cobotguard.safety.geometry import region_distance_squared_within
+    from cobotguard.safety.step import may_matter
+
+    p = build_params(example_config(zones=False, person_hold_ms=100.0))[0]
+    z_d = 0.1
+    reach = p["hold_hazard_reach_m"] + z_d + p["release_hysteresis_m"]
+    x = HAZARD_EDGE_X + reach
+    d2 = region_distance_squared_within(p["hazard_edges"], p["hazard_n"], p["hazard_bounds"], x, 0.0, reach)
+    assert d2 == reach * reach  # exactly on the bound, which is inclusive
+    assert may_matter(p, x, 0.0, z_d)
+    assert not may_matter(p, math.nextafter(x, math.inf), 0.0, z_d)
+
+
 SENSOR_FAULTS = {
     "stale": (lambda c: c.tick(advance_ns=200_000_000), R.SENSOR_STALE),
     "late frame": (lambda c: (c.frame(latency_ns=40_000_000), c.tick()), R.SENSOR_STALE),
