@@ -207,6 +207,31 @@ class TraceWriter:
         self.close()
 
 
+@dataclass(frozen=True)
+class Tear:
+    """Where reading a damaged trace stopped, how, and what had been read intact before that byte."""
+
+    offset: int  # byte offset of the first damaged or missing chunk
+    how: str  # what was found there (a torn chunk, a CRC mismatch, no END chunk, ...)
+    records: dict[str, int]  # intact records read per stream before the tear
+    last_cycle: int | None  # the `cycle` field of the last intact "cycles" record, if any
+
+    def describe(self) -> str:
+        """One plain sentence: the byte, what was wrong there, and the intact prefix before it."""
+        counts = ", ".join(f"{n} {name!r} records" for name, n in self.records.items()) or "no records"
+        cycle = "" if self.last_cycle is None else f", the last intact cycle is {self.last_cycle}"
+        return f"torn at byte {self.offset} ({self.how}); intact before it: {counts}{cycle}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The tear as a JSON-serialisable object."""
+        return {
+            "offset": self.offset,
+            "how": self.how,
+            "records": self.records,
+            "last_cycle": self.last_cycle,
+        }
+
+
 @dataclass
 class Trace:
     """A trace read back: header, records per stream, records lost to overflow, and the END summary."""
@@ -222,6 +247,18 @@ class Trace:
     def complete(self) -> bool:
         """True when the file was closed cleanly and read to its END without error."""
         return self.summary is not None and self.error is None
+
+    @property
+    def tear(self) -> Tear | None:
+        """Where and how an incompletely read trace stopped (None for a complete one)."""
+        if self.error is None:
+            return None
+        cycles = self.streams.get("cycles")
+        last_cycle = None
+        if cycles is not None and cycles.size and "cycle" in (cycles.dtype.names or ()):
+            last_cycle = int(cycles["cycle"][-1])
+        records = {name: int(records.size) for name, records in self.streams.items()}
+        return Tear(self.error.offset, self.error.message, records, last_cycle)
 
 
 def _read_header(path: str, data: memoryview) -> tuple[dict[str, Any], int]:

@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import shapely
 from config_support import DEFAULT_CELL, EXAMPLES, default_raw, round_number_raw, square
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from cobotguard.safety import budget as budget_module
 from cobotguard.safety.budget import (
     Stage,
+    distance_to_outside_m,
     evaluate,
     iso13855_distance_m,
     link_loss_reaction_ns,
+    max_safe_speed_mps,
     reaction_stages,
     reaction_time_ns,
+    robot_silence_reaction_ns,
     sensor_stages,
     separation_required_m,
     zone_required_m,
@@ -36,6 +41,7 @@ def schema_only(raw: dict[str, Any]) -> CellConfig:
 # -- hand-computed ------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("SR-BUD-1")
 def test_reaction_time_by_hand() -> None:
     cfg = config_from_dict(round_number_raw())
     # sensor:     frame period 1000/20 = 50 ms, x (1 + 1 missed)  = 100 ms
@@ -49,10 +55,23 @@ def test_reaction_time_by_hand() -> None:
     assert link_loss_reaction_ns(cfg) == 285 * MS
 
 
+@pytest.mark.requirement("SR-BUD-1")
+def test_robot_silence_reaction_by_hand() -> None:
+    raw = round_number_raw()
+    raw["controller"].update(worst_step_ms=7.5, robot_state_timeout_ms=30.0)
+    cfg = config_from_dict(raw)
+    # state timeout 30 + wait for the tick max(5, 7.5) + worst step 7.5 + command frame 5 + receiver 10
+    # + stop input 40 = 100 ms
+    assert robot_silence_reaction_ns(cfg) == 100 * MS
+    terms = {t.symbol: t for t in evaluate(cfg).terms}
+    assert (terms["T_robot_silent"].value, terms["T_robot_silent"].unit) == (100.0, "ms")
+
+
 def _controller_stages(cfg: CellConfig) -> dict[str, Stage]:
     return {st.symbol: st for st in reaction_stages(cfg) if st.symbol in ("T_cycle", "T_step")}
 
 
+@pytest.mark.requirement("SR-BUD-1")
 def test_a_worst_step_longer_than_the_cycle_is_the_wait_on_the_tick_by_hand() -> None:
     raw = round_number_raw()
     raw["controller"]["worst_step_ms"] = 7.5  # the 5 ms tick, some cycles take up to 7.5 ms
@@ -115,6 +134,7 @@ def test_the_controller_share_is_never_below_one_step_plus_the_wait_the_mode_all
     assert reaction_time_ns(wake) <= reaction_time_ns(tick)
 
 
+@pytest.mark.requirement("SR-BUD-2")
 def test_iso13855_static_zone_by_hand() -> None:
     cfg = config_from_dict(round_number_raw())
     report = evaluate(cfg)
@@ -134,6 +154,7 @@ def test_iso13855_static_zone_by_hand() -> None:
     assert report.max_safe_robot_speed_mps == 0.0
 
 
+@pytest.mark.requirement("SR-BUD-2")
 def test_iso13855_safe_when_the_zone_is_wide_enough() -> None:
     raw = round_number_raw()
     raw["robot"]["hazard_polygon_m"] = square(0.05)
@@ -144,6 +165,7 @@ def test_iso13855_safe_when_the_zone_is_wide_enough() -> None:
     assert report.max_safe_robot_speed_mps == 0.5
 
 
+@pytest.mark.requirement("SR-BUD-2")
 def test_iso13855_near_rules() -> None:
     # K = 2.0 while S <= 0.5 m: T = 0.2 s, C = 0 -> S = 0.4 m.
     assert iso13855_distance_m(200 * MS, 0.0) == pytest.approx((2.0, 0.4))
@@ -151,8 +173,30 @@ def test_iso13855_near_rules() -> None:
     assert iso13855_distance_m(280 * MS, 0.0) == pytest.approx((1.6, 0.5))
     # T = 0.5 s, C = 0.85: 1.85 > 0.5, K = 1.6: 0.8 + 0.85 = 1.65 m.
     assert iso13855_distance_m(500 * MS, 0.85) == pytest.approx((1.6, 1.65))
+    # T = 0.25 s, C = 0: 2.0 x 0.25 = 0.5 m exactly is still "not more than 0.5 m": K = 2.0.
+    assert iso13855_distance_m(250 * MS, 0.0) == (2.0, 0.5)
 
 
+@pytest.mark.requirement("SR-BUD-2", "SR-BUD-3")
+def test_distance_to_outside_counts_only_an_area_around_the_hazard() -> None:
+    hazard = shapely.box(-1.0, -1.0, 1.0, 1.0)
+    assert distance_to_outside_m(shapely.box(-3.0, -3.0, 2.5, 4.0), hazard) == 1.5  # nearest edge: x = 2.5
+    assert distance_to_outside_m(shapely.box(5.0, 5.0, 6.0, 6.0), hazard) == 0.0  # beside it: no protection
+    assert distance_to_outside_m(shapely.box(0.0, -3.0, 3.0, 3.0), hazard) == 0.0  # overlaps it: none either
+    assert distance_to_outside_m(shapely.Polygon(), hazard) == 0.0
+
+
+@pytest.mark.requirement("SR-BUD-2")
+def test_a_margin_of_exactly_zero_is_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config_from_dict(round_number_raw())
+    # the distance equals the ISO 13855 minimum: that meets it (the margins are computed elsewhere)
+    monkeypatch.setattr(budget_module, "_margins", lambda *args: [0.0])
+    assert max_safe_speed_mps(cfg) == cfg.robot.max_speed_mps
+    monkeypatch.setattr(budget_module, "_margins", lambda *args: [-1e-12])
+    assert max_safe_speed_mps(cfg) == 0.0
+
+
+@pytest.mark.requirement("SR-SSM-3")
 def test_iso_ts_15066_separation_by_hand() -> None:
     raw = round_number_raw()
     raw["separation"]["enabled"] = True
@@ -179,6 +223,7 @@ def test_iso_ts_15066_separation_by_hand() -> None:
     assert separation_required_m(cfg, 0.25, z_d_m=0.02) == pytest.approx(1.66)
 
 
+@pytest.mark.requirement("SR-BUD-4")
 def test_stopping_uses_the_next_row_up_and_the_next_payload_up() -> None:
     cfg = load_config(DEFAULT_CELL)  # payload 2.0 kg -> the 2.5 kg curve
     assert stopping_at(cfg.robot, 0.25) == (100 * MS, 0.015)
@@ -190,6 +235,7 @@ def test_stopping_uses_the_next_row_up_and_the_next_payload_up() -> None:
         stopping_at(cfg.robot, 1.01)
 
 
+@pytest.mark.requirement("SR-BUD-1")
 def test_every_term_has_a_source_and_the_stages_add_up() -> None:
     report = evaluate(load_config(DEFAULT_CELL))
     terms = {t.symbol: t for t in report.terms}
@@ -240,6 +286,7 @@ def test_slowest_sensor_sets_the_sensor_stage() -> None:
     assert reaction_time_ns(slower) == reaction_time_ns(cfg) + 7 * MS
 
 
+@pytest.mark.requirement("SR-BUD-3")
 def test_unsafe_example_says_why_and_how_fast_is_safe() -> None:
     report = evaluate(load_config(EXAMPLES / "unsafe_full_speed.toml"))
     assert report.verdict == "unsafe"
@@ -290,6 +337,7 @@ def _get(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
     speed=st.floats(0.0, 0.25),
     wake_on_data=st.booleans(),
 )
+@pytest.mark.requirement("SR-BUD-6")
 def test_separation_grows_with_every_time_term(
     term: tuple[str, ...], extra_ms: float, speed: float, wake_on_data: bool
 ) -> None:
@@ -309,6 +357,7 @@ def test_separation_grows_with_every_time_term(
     slower_baud=st.integers(1200, 115200),
     more_bytes=st.integers(0, 200),
 )
+@pytest.mark.requirement("SR-BUD-6")
 def test_separation_grows_with_frame_and_link_terms(
     missed: int, slower_hz: float, slower_baud: int, more_bytes: int
 ) -> None:
@@ -322,6 +371,7 @@ def test_separation_grows_with_frame_and_link_terms(
     assert separation_required_m(worse, 0.25) >= separation_required_m(base, 0.25)
 
 
+@pytest.mark.requirement("SR-BUD-6")
 @given(low=st.floats(0.0, 1.0), high=st.floats(0.0, 1.0), t_r_ms=st.floats(0.0, 2000.0))
 def test_separation_grows_with_robot_speed(low: float, high: float, t_r_ms: float) -> None:
     low, high = sorted((low, high))
@@ -333,6 +383,7 @@ def test_separation_grows_with_robot_speed(low: float, high: float, t_r_ms: floa
     assert zone_required_m(cfg, low, reaction_ns=t_r) <= zone_required_m(cfg, high, reaction_ns=t_r)
 
 
+@pytest.mark.requirement("SR-BUD-6")
 @given(t1=st.integers(0, 3_000_000_000), t2=st.integers(0, 3_000_000_000), c=st.floats(0.0, 2.0))
 def test_iso13855_distance_is_monotone_and_continuous_in_time(t1: int, t2: int, c: float) -> None:
     t1, t2 = sorted((t1, t2))
@@ -341,6 +392,7 @@ def test_iso13855_distance_is_monotone_and_continuous_in_time(t1: int, t2: int, 
     assert iso13855_distance_m(t1 + 1, c)[1] - iso13855_distance_m(t1, c)[1] <= 2.0e-9 + 1e-12
 
 
+@pytest.mark.requirement("SR-BUD-2")
 @given(margin=st.floats(-0.5, 0.5))
 def test_verdict_flips_exactly_where_the_zone_margin_crosses_zero(margin: float) -> None:
     assume(abs(margin) > 1e-9)
@@ -352,6 +404,7 @@ def test_verdict_flips_exactly_where_the_zone_margin_crosses_zero(margin: float)
     assert (report.max_safe_robot_speed_mps == 0.5) == (margin >= 0)
 
 
+@pytest.mark.requirement("SR-BUD-3")
 @given(extra_c=st.floats(-0.3, 0.3))
 def test_verdict_flips_where_the_separation_coverage_margin_crosses_zero(extra_c: float) -> None:
     raw = default_raw()
@@ -363,6 +416,7 @@ def test_verdict_flips_where_the_separation_coverage_margin_crosses_zero(extra_c
     assert report.verdict == ("safe" if report.coverage_margin_m >= 0 else "unsafe")
 
 
+@pytest.mark.requirement("SR-BUD-3")
 @given(speed_limit=st.floats(0.0, 0.5))
 def test_max_safe_speed_is_the_edge_of_safety(speed_limit: float) -> None:
     raw = round_number_raw()

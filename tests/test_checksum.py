@@ -89,6 +89,7 @@ def test_checksum_matches_short_or_long_in_any_case() -> None:
     assert not checksum_matches(BASE, "00000000")
 
 
+@pytest.mark.requirement("SR-CFG-9")
 def test_comments_key_order_and_number_spelling_do_not_change_it() -> None:
     plain = loads_config(to_toml(default_raw()))
     raw = default_raw()
@@ -125,6 +126,7 @@ def test_file_round_trip() -> None:
     assert config_checksum(config_from_canonical(canonical_json(cfg))) == config_checksum(cfg)
 
 
+@pytest.mark.requirement("SR-CFG-9")
 @given(path=st.sampled_from(raw_leaves()), step=st.sampled_from([1e-9, 1e-3, 0.5, 7.0]))
 def test_any_value_change_changes_the_checksum(path: tuple[Any, ...], step: float) -> None:
     raw, cfg = mutated(path, step)

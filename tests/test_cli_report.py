@@ -185,30 +185,91 @@ def test_two_traces_side_by_side_with_plots(tmp_path: Path, capsys: pytest.Captu
     assert "data:image/png;base64," in page and CHECKSUM in page
 
 
-def test_truncated_trace_names_the_byte_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_trace(tmp_path / "t.cgtrace")
+def _torn(tmp_path: Path, name: str, cut: int) -> Path:
+    """A trace of the synthetic run with its last `cut` bytes gone, as a crash leaves it."""
+    path = write_trace(tmp_path / name)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) - 100])
-    assert main(["report", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err and "byte" in err and "trunc" in err
-    assert "Traceback" not in err
+    path.write_bytes(data[: len(data) - cut])
+    return path
 
 
-def test_corrupt_trace_names_the_byte_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.requirement("SR-EVD-1")
+def test_torn_trace_reports_its_intact_prefix_and_where_it_tore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _torn(tmp_path, "t.cgtrace", 1000)  # into the last DATA chunk (detections), past every cycle
+    whole = read_trace(write_trace(tmp_path / "whole.cgtrace"))
+    assert main(["report", str(path)]) == 3
+    captured = capsys.readouterr()
+    assert str(path) in captured.err and "Traceback" not in captured.err
+    tear = read_trace(path, allow_incomplete=True).tear
+    assert tear is not None and "truncated file" in tear.how
+    # where (byte and last intact cycle) and how it tore, on stderr and in the report's heading
+    for text in (captured.err, captured.out):
+        assert f"torn at byte {tear.offset}" in text and "truncated file" in text
+    assert f"the last intact cycle is {int(whole.streams['cycles']['cycle'][-1])}" in captured.err
+    assert "TORN" in captured.out and "trace incomplete" in captured.out
+    # the intact prefix is reported: its cycles and the frames before the tear
+    assert f"{whole.streams['cycles'].size} cycles" in captured.out
+    assert tear.records["detections"] < whole.streams["detections"].size
+
+
+def test_torn_trace_in_json_names_the_tear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _torn(tmp_path, "t.cgtrace", 3)
+    assert main(["report", "--json", "--no-fit", str(path)]) == 3
+    doc = json.loads(capsys.readouterr().out)["traces"][0]
+    assert doc["complete"] is False and doc["deadline_held"] is False
+    assert doc["tear"]["how"].startswith("torn END chunk") and doc["tear"]["offset"] > 0
+    assert doc["tear"]["records"]["cycles"] == doc["cycles"] > 0
+
+
+def test_corrupt_trace_reports_the_prefix_before_the_crc_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_trace(tmp_path / "c.cgtrace")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert main(["report", str(path)]) == 2
+    assert main(["report", "--no-fit", str(path)]) == 3
     err = capsys.readouterr().err
     assert str(path) in err and "byte" in err and "CRC" in err
 
 
-def test_unclosed_trace_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unclosed_trace_is_reported_as_torn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_trace(tmp_path / "open.cgtrace", close=False)
-    assert main(["report", str(path)]) == 2
-    assert "END" in capsys.readouterr().err
+    assert main(["report", "--no-fit", str(path)]) == 3
+    assert "no END chunk" in capsys.readouterr().err
+
+
+def test_torn_exit_code_wins_over_the_verdict_flags(tmp_path: Path) -> None:
+    path = _torn(tmp_path, "t.cgtrace", 3)
+    assert main(["report", "--no-fit", "--fail-on-miss", str(path)]) == 3
+    assert main(["report", "--no-fit", "--strict", str(path)]) == 3
+
+
+def test_strict_fails_on_misses_lost_records_and_unjudged_traces(tmp_path: Path) -> None:
+    stalled = write_trace(tmp_path / "stall.cgtrace")  # the 30 ms stall misses the loop's deadline
+    assert main(["report", "--no-fit", str(stalled)]) == 0
+    assert main(["report", "--no-fit", "--strict", str(stalled)]) == 1
+    cycles, detections = synthetic_streams(stall=False)
+    streams = {"cycles": CYCLE_DTYPE, "detections": DETECTION_TRACE_DTYPE}
+    clean = tmp_path / "clean.cgtrace"
+    with TraceWriter(clean, HEADER, streams) as w:
+        w.write("cycles", cycles)
+        w.write("detections", detections)
+    assert main(["report", "--no-fit", "--strict", str(clean)]) == 0
+    lossy = tmp_path / "lossy.cgtrace"
+    with TraceWriter(lossy, HEADER, streams) as w:
+        w.write("cycles", cycles)
+        w.write("detections", detections)
+        w.note_dropped("detections", 2)
+    assert main(["report", "--no-fit", "--fail-on-miss", str(lossy)]) == 0
+    assert main(["report", "--no-fit", "--strict", str(lossy)]) == 1
+    unjudged = tmp_path / "unjudged.cgtrace"
+    with TraceWriter(unjudged, dict(HEADER, config={"name": "half a cell"}), streams) as w:
+        w.write("cycles", cycles)
+        w.write("detections", detections)
+    assert main(["report", "--no-fit", "--strict", str(unjudged)]) == 1
 
 
 def test_missing_and_foreign_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,6 +62,7 @@ def test_sensor_order_is_kept() -> None:
     assert list(cfg.sensors) == ["west", "east"]
 
 
+@pytest.mark.requirement("SR-BUD-5")
 def test_ns_rounds_up() -> None:
     assert ns(1.0) == 1_000_000
     assert ns(0.0000001) == 1
@@ -71,6 +72,7 @@ def test_ns_rounds_up() -> None:
 # -- schema: unknown key, wrong type, wrong unit, missing, negative -----------------------------------
 
 
+@pytest.mark.requirement("SR-CFG-1")
 def test_unknown_key_names_the_close_match() -> None:
     raw = default_raw()
     raw["robot"]["max_speed"] = raw["robot"].pop("max_speed_mps")
@@ -166,12 +168,14 @@ def test_point_with_too_few_coordinates() -> None:
 # -- stopping table ----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("SR-CFG-2")
 def test_stopping_time_falling_with_speed() -> None:
     raw = default_raw()
     raw["robot"]["stopping"][2]["stop_time_ms"] = 90.0  # 0.5 m/s faster than at 0.25 m/s (100 ms)
     one_problem(raw, "robot.stopping[2].stop_time_ms", "non-monotone", "0.25 m/s")
 
 
+@pytest.mark.requirement("SR-CFG-2")
 def test_stopping_distance_falling_with_speed_in_an_unsorted_table() -> None:
     raw = default_raw()
     rows = raw["robot"]["stopping"]
@@ -183,6 +187,7 @@ def test_stopping_distance_falling_with_speed_in_an_unsorted_table() -> None:
     assert "grow with speed" in problems[0] and "grow with payload" in problems[1]
 
 
+@pytest.mark.requirement("SR-CFG-2")
 def test_stopping_falling_with_payload() -> None:
     raw = default_raw()
     raw["robot"]["stopping"][6]["stop_time_ms"] = 99.0  # 0.25 m/s at 5 kg, below 2.5 kg's 100 ms
@@ -196,12 +201,14 @@ def test_repeated_speed_row() -> None:
     assert any("robot.stopping[1].speed_mps" in p and "one row per speed" in p for p in problems)
 
 
+@pytest.mark.requirement("SR-CFG-2")
 def test_max_speed_beyond_the_stopping_table() -> None:
     raw = default_raw()
     raw["robot"]["max_speed_mps"] = 1.2
     one_problem(raw, "robot.max_speed_mps", "beyond the stopping table", "at most 1.0")
 
 
+@pytest.mark.requirement("SR-CFG-2")
 def test_payload_beyond_the_stopping_table() -> None:
     raw = default_raw()
     raw["robot"]["payload_kg"] = 6.0
@@ -217,6 +224,7 @@ def test_empty_stopping_table() -> None:
 # -- polygons ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("SR-CFG-3")
 def test_self_intersecting_zone() -> None:
     raw = default_raw()
     raw["zones"]["protective"]["polygon_m"] = [[-1.9, -1.9], [1.9, 1.9], [1.9, -1.9], [-1.9, 1.9]]
@@ -229,12 +237,14 @@ def test_self_intersecting_hazard_region() -> None:
     one_problem(raw, "robot.hazard_polygon_m", "Self-intersection")
 
 
+@pytest.mark.requirement("SR-CFG-3")
 def test_too_few_vertices() -> None:
     raw = default_raw()
     raw["zones"]["warning"]["polygon_m"] = [[0, 0], [1, 0]]
     one_problem(raw, "zones.warning.polygon_m", "2 vertices", "at least 3")
 
 
+@pytest.mark.requirement("SR-CFG-3")
 def test_too_many_vertices() -> None:
     import math
 
@@ -254,6 +264,7 @@ def test_repeated_closing_vertex() -> None:
     one_problem(raw, "zones.protective.polygon_m[0]", "repeats", "closes itself")
 
 
+@pytest.mark.requirement("SR-CFG-3")
 def test_collinear_polygon_has_no_area() -> None:
     raw = default_raw()
     raw["zones"]["warning"]["polygon_m"] = [[0, 0], [1, 0], [2, 0]]
@@ -264,12 +275,14 @@ def test_collinear_polygon_has_no_area() -> None:
 # -- coverage ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("SR-CFG-4")
 def test_zone_outside_every_sensor_covered_area() -> None:
     raw = default_raw()
     raw["zones"]["warning"]["polygon_m"] = square(0.5, cx=-9.0)  # behind the camera
     one_problem(raw, "zones.warning.polygon_m", "outside every sensor's covered area", "x=-9")
 
 
+@pytest.mark.requirement("SR-CFG-4")
 def test_zone_partly_outside_the_covered_area() -> None:
     raw = default_raw()
     raw["zones"]["protective"]["polygon_m"] = square(2.3)  # the camera sees to about x = 1.97 m
@@ -277,6 +290,7 @@ def test_zone_partly_outside_the_covered_area() -> None:
     assert "lies outside" not in line
 
 
+@pytest.mark.requirement("SR-CFG-4")
 def test_second_camera_covers_what_the_first_misses() -> None:
     raw = default_raw()
     raw["zones"]["protective"]["polygon_m"] = [[-2.3, -1.5], [2.3, -1.5], [2.3, 1.5], [-2.3, 1.5]]
@@ -343,18 +357,21 @@ def test_mounting_and_calibration_points_together() -> None:
     one_problem(raw, "sensors.cam0.calibration_points", "one geometry source")
 
 
+@pytest.mark.requirement("SR-CFG-8")
 def test_too_many_persons() -> None:
     raw = default_raw()
     raw["sensors"]["cam0"]["max_persons"] = MAX_PERSONS + 1
     one_problem(raw, "sensors.cam0.max_persons", f"at most {MAX_PERSONS}")
 
 
+@pytest.mark.requirement("SR-CFG-8")
 def test_inference_slower_than_a_frame() -> None:
     raw = default_raw()
     raw["sensors"]["cam0"]["inference_worst_ms"] = 70.0  # 15 Hz: 66.7 ms per frame
     one_problem(raw, "sensors.cam0.inference_worst_ms", "longer than a frame", "66.667")
 
 
+@pytest.mark.requirement("SR-CFG-8")
 def test_too_many_sensors() -> None:
     raw = default_raw()
     cam = raw["sensors"]["cam0"]
@@ -372,6 +389,7 @@ def test_no_sensor() -> None:
     assert any("sensors: no sensor declared" in p for p in problems), problems
 
 
+@pytest.mark.requirement("SR-CFG-8")
 def test_duplicate_connection_ids() -> None:
     raw = default_raw()
     raw["link"]["connection_id"] = raw["sensors"]["cam0"]["connection_id"]
@@ -388,18 +406,21 @@ def test_too_many_zones() -> None:
     one_problem(raw, "zones", f"{MAX_ZONES + 1} zones", f"at most {MAX_ZONES}")
 
 
+@pytest.mark.requirement("SR-CFG-5")
 def test_warning_zone_needs_a_speed_limit() -> None:
     raw = default_raw()
     del raw["zones"]["warning"]["speed_limit_mps"]
     one_problem(raw, "zones.warning.speed_limit_mps", "missing")
 
 
+@pytest.mark.requirement("SR-CFG-5")
 def test_warning_zone_speed_limit_must_slow_the_robot() -> None:
     raw = default_raw()
     raw["zones"]["warning"]["speed_limit_mps"] = 0.25
     one_problem(raw, "zones.warning.speed_limit_mps", "does not slow")
 
 
+@pytest.mark.requirement("SR-CFG-5")
 def test_protective_zone_needs_a_stop_category() -> None:
     raw = default_raw()
     del raw["zones"]["protective"]["stop_category"]
@@ -418,6 +439,7 @@ def test_warning_zone_rejects_a_stop_category() -> None:
     one_problem(raw, "zones.warning.stop_category", "only on protective zones")
 
 
+@pytest.mark.requirement("SR-CFG-5")
 def test_stop_category_must_match_the_stopping_data() -> None:
     raw = default_raw()
     raw["zones"]["protective"]["stop_category"] = 0
@@ -427,6 +449,7 @@ def test_stop_category_must_match_the_stopping_data() -> None:
     assert all("robot's stopping data is for category 1" in p for p in problems)
 
 
+@pytest.mark.requirement("SR-CFG-5")
 def test_nothing_would_stop_the_robot() -> None:
     raw = default_raw()
     raw["separation"]["enabled"] = False
@@ -437,6 +460,7 @@ def test_nothing_would_stop_the_robot() -> None:
 # -- controller and link -----------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("SR-CFG-6")
 def test_automatic_restart_needs_a_clear_time() -> None:
     raw = default_raw()
     raw["controller"]["restart"] = "automatic"
@@ -449,6 +473,7 @@ def test_automatic_restart_with_a_clear_time() -> None:
     assert config_from_dict(raw, SOURCE).controller.auto_restart_clear_ms == 2000.0
 
 
+@pytest.mark.requirement("SR-CFG-6")
 def test_manual_restart_rejects_a_clear_time() -> None:
     raw = default_raw()
     raw["controller"]["auto_restart_clear_ms"] = 2000.0
@@ -462,6 +487,7 @@ def test_a_worst_step_longer_than_the_cycle_is_valid() -> None:
     assert cfg.controller.worst_step_ms > cfg.controller.cycle_period_ms
 
 
+@pytest.mark.requirement("SR-CFG-7")
 def test_a_worst_step_too_long_for_the_robot_watchdog_names_both_keys() -> None:
     raw = default_raw()
     raw["controller"]["worst_step_ms"] = 38.0  # 2 + 38 + 0.32 + 10 = 50.32 ms >= the 50 ms watchdog
@@ -486,6 +512,7 @@ def test_a_file_without_the_robot_state_period_keeps_the_protocols_old_heartbeat
     assert config_from_dict(raw, SOURCE).robot.state_period_ms == DEFAULT_STATE_PERIOD_MS == 4.0
 
 
+@pytest.mark.requirement("SR-CFG-7")
 def test_the_robot_state_timeout_must_hold_the_period_a_frame_and_a_cycle() -> None:
     raw = default_raw()
     raw["robot"]["state_period_ms"] = 10.0  # 10 + 0.48 (48 B at 1 Mbaud) + max(2, 10) = 20.48 >= 20 ms
@@ -510,6 +537,7 @@ def test_speed_supervision_keys_default_to_the_old_fixed_behaviour() -> None:
     assert cfg.robot.overspeed_grace_ms is None
 
 
+@pytest.mark.requirement("SR-CFG-10")
 def test_a_speed_tolerance_must_stay_below_every_slow_limit() -> None:
     raw = default_raw()
     raw["robot"]["speed_tolerance_mps"] = 0.1  # the warning zone slows to 0.1 m/s
@@ -522,6 +550,7 @@ def test_a_speed_tolerance_must_stay_below_every_slow_limit() -> None:
     one_problem(raw, "robot.speed_tolerance_mps", "greater than or equal to 0")
 
 
+@pytest.mark.requirement("SR-CFG-10")
 def test_a_fixed_overspeed_grace_must_cover_an_obeying_robot() -> None:
     raw = default_raw()
     raw["robot"]["overspeed_grace_ms"] = 173.0  # 74 ms to the robot and back + T_s 100 ms at 0.25 m/s
@@ -562,6 +591,7 @@ def test_link_frame_sizes_against_the_protocol(key: str, needed: int) -> None:
     config_from_dict(raw, SOURCE)
 
 
+@pytest.mark.requirement("SR-CFG-7")
 def test_command_frame_longer_than_the_cycle() -> None:
     raw = default_raw()
     # 32 B x 10 bit / 150 000 baud = 2.133 ms > 2 ms cycle; the 30 B state frame takes 2.000 ms: fits.
@@ -589,6 +619,7 @@ def test_the_old_115200_baud_default_cannot_carry_a_2_ms_cycle() -> None:
     assert "2.778 ms" in problems[0] and "4.167 ms" in problems[1]
 
 
+@pytest.mark.requirement("SR-CFG-7")
 def test_sensor_serial_line_must_carry_the_largest_frame_within_the_transport_latency() -> None:
     raw = default_raw()
     # max_persons 8: 241 B x 10 bit / 115 200 baud = 20.9201 ms, shown rounded up: 20.921 ms > 8 ms.
@@ -634,6 +665,7 @@ def test_default_cell_lines_run_at_1_mbaud() -> None:
 # -- all problems at once, files, TOML syntax ---------------------------------------------------------
 
 
+@pytest.mark.requirement("SR-CFG-1")
 def test_every_problem_is_reported_at_once() -> None:
     raw = default_raw()
     raw["robot"]["max_speed"] = 1.0  # unknown key (robot table now fails the schema)
@@ -662,6 +694,7 @@ def test_a_broken_sensor_does_not_make_zones_look_unseen() -> None:
     one_problem(raw, "sensors.east.frame_rate_hz", "'fast'")
 
 
+@pytest.mark.requirement("SR-CFG-1")
 def test_load_config_from_file_names_the_file(tmp_path: Path) -> None:
     raw = default_raw()
     raw["controller"]["auto_restart_clear_ms"] = 2000.0
@@ -675,6 +708,7 @@ def test_load_config_from_file_names_the_file(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.requirement("SR-CFG-1")
 def test_toml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text('schema_version = 1\nname = "x"\n[robot]\nmax_speed_mps = = 1\n')
@@ -685,6 +719,7 @@ def test_toml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
     assert "TOML syntax error" in line and "expected" in line
 
 
+@pytest.mark.requirement("SR-CFG-1")
 def test_not_utf8_gives_the_byte(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'name = "caf\xe9"\n')
@@ -763,6 +798,7 @@ def test_person_hold_defaults_to_off_and_the_default_cell_holds() -> None:
     assert load_config(DEFAULT_CELL).controller.person_hold_ms == 199.0
 
 
+@pytest.mark.requirement("SR-CFG-11")
 def test_person_hold_up_to_the_stale_limit() -> None:
     # the default camera: 2 x 66.666667 ms (15 fps, one tolerated missed frame) + 8 + 50 + 8 ms
     raw = default_raw()
@@ -779,6 +815,7 @@ def test_person_hold_up_to_the_stale_limit() -> None:
     assert config_from_dict(raw, SOURCE).controller.person_hold_ms == 250.0
 
 
+@pytest.mark.requirement("SR-CFG-11")
 def test_person_hold_bound_names_each_sensor_it_exceeds() -> None:
     raw = default_raw()
     second = dict(raw["sensors"]["cam0"], connection_id=102, tolerated_missed_frames=3)

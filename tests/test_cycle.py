@@ -128,6 +128,7 @@ def test_tick_mode_steps_only_on_releases(tmp_path) -> None:  # type: ignore[no-
     assert not np.any(cycles["trigger"] == cycle.TRIGGER_DATA)
 
 
+@pytest.mark.requirement("SR-LINK-8")
 def test_a_frame_naming_another_sensor_latches_addressing_until_reset() -> None:
     run = Running(cell_config(n_sensors=2))
     try:
@@ -165,6 +166,7 @@ def test_the_loop_keeps_running_while_another_thread_holds_the_gil() -> None:
         run.close()
 
 
+@pytest.mark.requirement("SR-EXE-6")
 def test_the_loop_allocates_nothing_while_it_runs() -> None:
     """numba's runtime counts every allocation: none while the loop runs (its arrays are all preallocated)."""
     _nrt_python.memsys_enable_stats()
@@ -181,6 +183,7 @@ def test_the_loop_allocates_nothing_while_it_runs() -> None:
     assert after.alloc == before.alloc and after.mi_alloc == before.mi_alloc
 
 
+@pytest.mark.requirement("SR-LINK-9")
 def test_a_peer_that_goes_silent_stops_the_cell_with_a_link_timeout() -> None:
     run = Running(cell_config())
     try:

@@ -47,6 +47,7 @@ def _run_and_reset(controller: Controller, before_ms: int = 50, after_ms: int = 
     controller.run(duration_ns=after_ms * MS)
 
 
+@pytest.mark.requirement("SR-EXE-5")
 def test_a_command_every_cycle_on_the_period_grid(tmp_path: Path) -> None:
     controller, _sensor, robot = _controller(tmp_path)
     controller.run(duration_ns=100 * MS)
@@ -62,6 +63,7 @@ def test_a_command_every_cycle_on_the_period_grid(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cycles["command"], command_array(robot.commands[:100]))
 
 
+@pytest.mark.requirement("SR-RST-1")
 def test_starts_stopped_and_runs_only_after_a_reset_edge() -> None:
     controller, _sensor, robot = _controller()
     controller.run(duration_ns=50 * MS)
@@ -82,6 +84,7 @@ def test_a_person_close_by_stops_the_robot() -> None:
     assert int(last["reason_sensor"]) == 0 and int(last["reason_person"]) == 0
 
 
+@pytest.mark.requirement("SR-EXE-1")
 def test_a_late_wake_up_is_an_overrun_and_fault_stops() -> None:
     late_release = START_NS + 40 * MS  # the release of one cycle, woken 2.5 periods late
 
@@ -101,6 +104,7 @@ def test_a_late_wake_up_is_an_overrun_and_fault_stops() -> None:
     assert controller.stats.skipped_releases >= 1
 
 
+@pytest.mark.requirement("SR-EXE-1")
 def test_a_command_written_after_the_deadline_fault_stops_the_next_cycle(tmp_path: Path) -> None:
     slow_cycle = 30
 
@@ -120,6 +124,7 @@ def test_a_command_written_after_the_deadline_fault_stops_the_next_cycle(tmp_pat
     assert controller.stats.overruns == 1
 
 
+@pytest.mark.requirement("SR-EXE-1")
 def test_a_command_later_than_the_worst_step_time_is_an_overrun_even_inside_the_period() -> None:
     cell = make_cell(cycle_period_ms=2.0, worst_step_ms=0.5)  # the budget counts on 0.5 ms, not 2 ms
 
@@ -187,6 +192,7 @@ def test_a_cycle_late_within_its_worst_step_is_no_overrun_and_skips_the_releases
     assert np.all(np.diff(cycles["t_scheduled_ns"]) % MS == 0)
 
 
+@pytest.mark.requirement("SR-EXE-1")
 @pytest.mark.parametrize("how", ["wake", "write"])
 def test_a_cycle_later_than_its_worst_step_is_an_overrun_and_fault_stops(tmp_path: Path, how: str) -> None:
     # the same 3.5 ms worst step, but cycle SLOW wakes, or writes its command, 4 ms after its release
@@ -203,6 +209,7 @@ def test_a_cycle_later_than_its_worst_step_is_an_overrun_and_fault_stops(tmp_pat
     assert int(cycles["overrun"][late + 1]) == 1  # its command was late either way
 
 
+@pytest.mark.requirement("SR-EXE-1")
 def test_a_worst_step_equal_to_the_lateness_is_still_in_time(tmp_path: Path) -> None:
     # written exactly at release + worst step: the deadline is met (only later is an overrun)
     controller, robot, _cycles = _one_late_cycle(tmp_path, "write", 3 * MS, worst_step_ms=3.0)
@@ -274,6 +281,7 @@ def test_wake_on_data_refuses_to_arm_the_tick_executor(tmp_path: Path) -> None:
     assert controller.armed
 
 
+@pytest.mark.requirement("SR-EXE-3")
 def test_checksum_mismatch_refuses_to_arm(tmp_path: Path) -> None:
     controller, _sensor, robot = _controller(tmp_path, expected_checksum="deadbeef")
     with pytest.raises(ArmError) as info:
@@ -286,6 +294,7 @@ def test_checksum_mismatch_refuses_to_arm(tmp_path: Path) -> None:
     assert not (tmp_path / "run.cgtrace").exists()
 
 
+@pytest.mark.requirement("SR-EXE-3")
 @pytest.mark.parametrize("which", [0, 1])
 def test_matching_checksum_short_or_long_arms(which: int) -> None:
     expected = config_checksum(make_cell())[which].upper()
@@ -320,6 +329,7 @@ def test_trace_round_trip_header_and_inputs(tmp_path: Path) -> None:
     assert trace.summary is not None and trace.summary["stats"]["cycles"] == 300
 
 
+@pytest.mark.requirement("SR-EVD-1")
 def test_torn_trace_is_detected(tmp_path: Path) -> None:
     controller, _sensor, _robot = _controller(tmp_path)
     controller.run(duration_ns=20 * MS)
@@ -330,6 +340,7 @@ def test_torn_trace_is_detected(tmp_path: Path) -> None:
         read_trace(path)
 
 
+@pytest.mark.requirement("SR-LINK-10")
 def test_link_fault_fault_stops_with_the_link_reason() -> None:
     controller, sensor, robot = _controller()
     _run_and_reset(controller, 20, 20)
@@ -360,6 +371,7 @@ def test_frames_arriving_together_enter_one_per_cycle_in_order(tmp_path: Path) -
     assert int(last["kind"]) == CommandKind.FAULT_STOP and int(last["reason"]) == Reason.SENSOR_STALE
 
 
+@pytest.mark.requirement("SR-EXE-5")
 def test_close_sends_a_final_stop_and_is_idempotent() -> None:
     controller, _sensor, robot = _controller()
     _run_and_reset(controller, 20, 20)
@@ -392,6 +404,7 @@ def test_queue_ports_carry_frames_and_commands() -> None:
     assert int(robot.last_command[0]["reason"]) == Reason.ROBOT_NO_DATA
 
 
+@pytest.mark.requirement("SR-EXE-4")
 def test_an_unsafe_budget_refuses_to_arm_unless_explicitly_allowed() -> None:
     raw = make_cell().model_dump(mode="python")
     raw["robot"]["max_speed_mps"] = 1.0  # far too fast for this cell's zones
@@ -409,6 +422,7 @@ def test_an_unsafe_budget_refuses_to_arm_unless_explicitly_allowed() -> None:
     assert allowed.armed
 
 
+@pytest.mark.requirement("SR-EXE-6")
 def test_memory_does_not_grow_with_cycles(tmp_path: Path) -> None:
     """gc is disabled while running, so a per-cycle allocation that is kept (or a reference cycle) would
     grow without bound: after warm-up, thousands of cycles must leave the loop's memory as it was."""
@@ -434,6 +448,7 @@ def test_memory_does_not_grow_with_cycles(tmp_path: Path) -> None:
     assert grown < 16 * 1024  # a leak of a single small object per cycle would be > 100 KiB
 
 
+@pytest.mark.requirement("SR-EXE-6")
 def test_nothing_compiles_after_arming(tmp_path: Path) -> None:
     """Every compiled function the loop calls was compiled by arm(): running adds no specialisation."""
     from cobotguard.safety import step

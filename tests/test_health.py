@@ -34,6 +34,7 @@ def test_dim_but_textured_frame_is_healthy() -> None:
     assert HealthMonitor(dim.shape).check(noisy(dim, 0)) == HealthFlag.OK
 
 
+@pytest.mark.requirement("SR-SENS-4")
 def test_frozen_frame_is_flagged_and_clears_when_the_image_moves() -> None:
     frame = noisy(data.astronaut(), 0)
     monitor = HealthMonitor(frame.shape)
@@ -44,6 +45,7 @@ def test_frozen_frame_is_flagged_and_clears_when_the_image_moves() -> None:
     assert monitor.check(moved) == HealthFlag.OK
 
 
+@pytest.mark.requirement("SR-SENS-4")
 def test_covered_lens_is_flagged() -> None:
     covered = noisy(np.full((480, 640, 3), 60, np.uint8), 1, sigma=1.5)
     flags = HealthMonitor(covered.shape).check(covered)
@@ -110,10 +112,12 @@ def test_timing_quiet_when_inference_fits_the_frame() -> None:
     assert timing_flags(PERIOD, PERIOD, True, 7, 7) == HealthFlag.OK
 
 
+@pytest.mark.requirement("SR-SENS-4")
 def test_slow_inference_is_flagged() -> None:
     assert timing_flags(PERIOD + 1, PERIOD, True, 7, 7) == HealthFlag.INFERENCE_SLOW
 
 
+@pytest.mark.requirement("SR-SENS-4")
 def test_unfinished_inference_is_invalid() -> None:
     assert timing_flags(PERIOD + 5, PERIOD, False, 7, 7) == HealthFlag.INFERENCE_SLOW | HealthFlag.INVALID
 

@@ -8,6 +8,7 @@ same point, and end in the same receiver state.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from link_support import CONNECTION_ID, POLICY, commands, detections, robot_states
@@ -243,6 +244,7 @@ def streams(draw: st.DrawFn) -> tuple[Role, list[tuple[bytes, int]]]:
     streams(),
     st.sampled_from([POLICY, LinkPolicy(max_delay_ns=2 * MS, watchdog_ns=5 * MS, tolerated_losses=2)]),
 )
+@pytest.mark.requirement("SR-LINK-11")
 def test_compiled_receiver_decides_as_the_reference(
     stream: tuple[Role, list[tuple[bytes, int]]], policy: LinkPolicy
 ) -> None:
@@ -254,6 +256,7 @@ def test_compiled_receiver_decides_as_the_reference(
 @given(
     st.sampled_from(ROLES), st.lists(st.tuples(st.binary(max_size=500), st.integers(0, 10**9)), max_size=6)
 )
+@pytest.mark.requirement("SR-LINK-11")
 def test_garbage_is_judged_as_the_reference_judges_it(role: Role, chunks: list[tuple[bytes, int]]) -> None:
     steps = sorted(chunks, key=lambda c: c[1])
     run_both(role, POLICY, steps)

@@ -101,6 +101,7 @@ def test_awaiting_first_is_not_latched_and_has_no_watchdog() -> None:
 # ------------------------------------------------------------------ the eight error classes + watchdog
 
 
+@pytest.mark.requirement("SR-LINK-1")
 def test_corruption() -> None:
     bad = bytearray(frame())
     bad[10] ^= 0x04
@@ -108,28 +109,33 @@ def test_corruption() -> None:
     assert err.reason is Reason.LINK_CORRUPTION and "CRC" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-1")
 def test_corruption_by_garbage_without_delimiter() -> None:
     err = only_error(receive(synced(Role.ROBOT), b"\x55" * 600))
     assert err.reason is Reason.LINK_CORRUPTION and "no frame delimiter" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-2")
 def test_unintended_repetition() -> None:
     events = receive(synced(Role.ROBOT), frame(seq=3), frame(seq=3))
     assert isinstance(events[0], Received)
     assert only_error(events).reason is Reason.LINK_REPETITION
 
 
+@pytest.mark.requirement("SR-LINK-3")
 def test_incorrect_sequence() -> None:
     events = receive(synced(Role.ROBOT), frame(seq=3, t=MS), frame(seq=4, t=MS + 1), frame(seq=3, t=MS))
     assert only_error(events).reason is Reason.LINK_INCORRECT_SEQUENCE
 
 
+@pytest.mark.requirement("SR-LINK-4")
 def test_loss() -> None:
     events = receive(synced(Role.ROBOT), frame(seq=3, t=MS), frame(seq=5, t=MS + 10))
     err = only_error(events)
     assert err.reason is Reason.LINK_LOSS and "1 frame(s) lost" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-4")
 def test_loss_within_tolerance_is_accepted() -> None:
     policy = LinkPolicy(max_delay_ns=20 * MS, watchdog_ns=50 * MS, tolerated_losses=1)
     events = receive(synced(Role.ROBOT, policy), frame(seq=3, t=MS), frame(seq=5, t=MS + 10))
@@ -138,44 +144,69 @@ def test_loss_within_tolerance_is_accepted() -> None:
     assert only_error(events).reason is Reason.LINK_LOSS
 
 
+@pytest.mark.requirement("SR-LINK-3")
 def test_sequence_wraps_around() -> None:
     events = receive(synced(Role.ROBOT), frame(seq=0xFFFFFFFF, t=MS), frame(seq=0, t=MS + 10))
     assert all(isinstance(e, Received) for e in events)
 
 
+@pytest.mark.requirement("SR-LINK-5")
 def test_unacceptable_delay() -> None:
     err = only_error(receive(synced(Role.ROBOT), frame(t=MS), t=MS + POLICY.max_delay_ns + 1))
     assert err.reason is Reason.LINK_UNACCEPTABLE_DELAY
     assert isinstance(receive(synced(Role.ROBOT), frame(t=MS), t=MS + POLICY.max_delay_ns)[0], Received)
 
 
+@pytest.mark.requirement("SR-LINK-5")
 def test_sender_time_ahead_of_the_receiver_is_a_delay_error() -> None:
     err = only_error(receive(synced(Role.ROBOT), frame(t=10 * MS), t=10 * MS - POLICY.max_clock_lead_ns - 1))
     assert err.reason is Reason.LINK_UNACCEPTABLE_DELAY and "ahead" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-5")
+def test_a_sender_clock_exactly_the_default_lead_ahead_is_accepted_one_ns_more_is_not() -> None:
+    # docs/protocol.md: the maximum clock lead defaults to 1 ms, and the bound itself is acceptable
+    assert isinstance(receive(synced(Role.ROBOT), frame(t=10 * MS), t=9 * MS)[0], Received)
+    err = only_error(receive(synced(Role.ROBOT), frame(t=10 * MS), t=9 * MS - 1))
+    assert err.reason is Reason.LINK_UNACCEPTABLE_DELAY
+
+
+@pytest.mark.requirement("SR-LINK-3")
+def test_half_the_sequence_space_ahead_is_out_of_order_just_below_it_is_loss() -> None:
+    # a difference of 2**31 is as far behind as ahead: the receiver must not take it for frames lost
+    events = receive(synced(Role.ROBOT), frame(seq=0, t=MS), frame(seq=2**31, t=MS + 10))
+    assert only_error(events).reason is Reason.LINK_INCORRECT_SEQUENCE
+    events = receive(synced(Role.ROBOT), frame(seq=0, t=MS), frame(seq=2**31 - 1, t=MS + 10))
+    assert only_error(events).reason is Reason.LINK_LOSS
+
+
+@pytest.mark.requirement("SR-LINK-5")
 def test_clock_offset_is_applied() -> None:
     policy = LinkPolicy(max_delay_ns=20 * MS, watchdog_ns=50 * MS, clock_offset_ns=1_000 * MS)
     events = receive(synced(Role.ROBOT, policy), frame(t=MS), t=1_001 * MS + 5 * MS)
     assert isinstance(events[0], Received)
 
 
+@pytest.mark.requirement("SR-LINK-6")
 def test_insertion() -> None:
     # next sequence number, but a sender time that did not advance: not from the peer's stream
     events = receive(synced(Role.ROBOT), frame(seq=3, t=5 * MS), frame(seq=4, t=5 * MS - 10_000), t=6 * MS)
     assert only_error(events).reason is Reason.LINK_INSERTION
 
 
+@pytest.mark.requirement("SR-LINK-7")
 def test_masquerade_by_foreign_type() -> None:
     err = only_error(receive(synced(Role.SENSOR_RECEIVER), frame(RUN)))
     assert err.reason is Reason.LINK_MASQUERADE and "not a type this end accepts" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-7")
 def test_masquerade_by_echo_of_our_own_frames() -> None:
     err = only_error(receive(synced(Role.CONTROLLER), frame(RUN)))
     assert err.reason is Reason.LINK_MASQUERADE and "echo" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-7")
 def test_masquerade_by_unknown_type_or_version() -> None:
     unknown = cobs_encode(encode_raw_frame(Header(1, 77, CONNECTION_ID, 0, MS), encode_payload(RUN))) + b"\0"
     assert only_error(receive(synced(Role.ROBOT), unknown)).reason is Reason.LINK_MASQUERADE
@@ -183,11 +214,13 @@ def test_masquerade_by_unknown_type_or_version() -> None:
     assert only_error(receive(synced(Role.ROBOT), v2)).reason is Reason.LINK_MASQUERADE
 
 
+@pytest.mark.requirement("SR-LINK-8")
 def test_addressing() -> None:
     err = only_error(receive(synced(Role.ROBOT), frame(cid=0x0202)))
     assert err.reason is Reason.LINK_ADDRESSING and "0x0202" in err.detail
 
 
+@pytest.mark.requirement("SR-LINK-9")
 def test_watchdog_timeout() -> None:
     robot = synced(Role.ROBOT)
     receive(robot, frame(t=MS), t=2 * MS)
@@ -215,6 +248,7 @@ def test_every_link_reason_is_reachable() -> None:
 # ------------------------------------------------------------------ latching and reset
 
 
+@pytest.mark.requirement("SR-LINK-10")
 def test_error_latches_until_reset() -> None:
     robot = synced(Role.ROBOT)
     events = receive(robot, frame(seq=0), frame(seq=0), frame(seq=1, t=MS + 1))
@@ -246,6 +280,17 @@ def test_local_protocol_error_names_our_fault() -> None:
 def test_invalid_policies_are_refused() -> None:
     with pytest.raises(ValueError, match="disable"):
         LinkPolicy(max_delay_ns=0, watchdog_ns=1)
+    with pytest.raises(ValueError, match="disable"):
+        LinkPolicy(max_delay_ns=1, watchdog_ns=0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        LinkPolicy(max_delay_ns=1, watchdog_ns=1, max_clock_lead_ns=-1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        LinkPolicy(max_delay_ns=1, watchdog_ns=1, tolerated_losses=-1)
+    # the smallest valid policy: no losses tolerated, no clock lead allowed
+    assert (
+        LinkPolicy(max_delay_ns=1, watchdog_ns=1, tolerated_losses=0, max_clock_lead_ns=0).max_clock_lead_ns
+        == 0
+    )
     with pytest.raises(ValueError, match="connection_id"):
         Endpoint(Role.ROBOT, 0, POLICY, 0)
 

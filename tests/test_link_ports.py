@@ -92,6 +92,7 @@ def test_commands_and_frames_cross_the_link_and_the_cell_runs(wired: tuple[Contr
     assert controller.stats.frames_in >= 2 and controller.stats.link_faults == 0
 
 
+@pytest.mark.requirement("SR-LINK-10")
 def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controller, Peers]) -> None:
     controller, peers = wired
     _run(controller, peers, 150)
@@ -113,6 +114,7 @@ def test_a_corrupt_frame_stops_with_its_reason_until_reset(wired: tuple[Controll
     assert peers.ports.sensor_source.take_fault() == 0
 
 
+@pytest.mark.requirement("SR-LINK-8")
 def test_a_frame_naming_another_sensor_latches_addressing_until_reset(
     wired: tuple[Controller, Peers],
 ) -> None:
@@ -149,6 +151,7 @@ def _running_then_sensor_link_latched(wired: tuple[Controller, Peers]) -> None:
     assert _kind_reason(controller) == (CommandKind.FAULT_STOP, Reason.LINK_CORRUPTION)
 
 
+@pytest.mark.requirement("SR-RST-6")
 def test_one_reset_edge_clears_a_latched_link_and_restarts_when_the_data_is_still_fresh(
     wired: tuple[Controller, Peers],
 ) -> None:
@@ -167,6 +170,7 @@ def test_one_reset_edge_clears_a_latched_link_and_restarts_when_the_data_is_stil
     assert peers.ports.robot_port.take_fault() == 0
 
 
+@pytest.mark.requirement("SR-RST-6")
 def test_a_latch_that_outlasted_the_data_takes_a_second_edge_once_data_is_fresh(
     wired: tuple[Controller, Peers],
 ) -> None:
@@ -185,6 +189,7 @@ def test_a_latch_that_outlasted_the_data_takes_a_second_edge_once_data_is_fresh(
     assert _kind_reason(controller)[0] == CommandKind.RUN
 
 
+@pytest.mark.requirement("SR-RST-6")
 def test_a_reset_held_high_clears_the_latch_once_and_never_restarts(wired: tuple[Controller, Peers]) -> None:
     controller, peers = wired
     _running_then_sensor_link_latched(wired)

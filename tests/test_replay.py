@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +58,14 @@ def _rewrite(src: Path, dst: Path, edit: object) -> None:
             writer.write(name, arr)
 
 
+@pytest.mark.requirement("SR-EVD-2")
 def test_a_recorded_run_replays_identically(recorded: Path) -> None:
     result = replay(read_trace(recorded))
     assert result.identical
     assert result.cycles == len(read_trace(recorded).streams["cycles"])
 
 
+@pytest.mark.requirement("SR-EVD-2")
 def test_a_changed_command_is_the_first_divergence(recorded: Path, tmp_path: Path) -> None:
     def edit(streams: dict[str, np.ndarray]) -> None:
         streams["cycles"]["command"]["reason"][700] += 1
@@ -84,6 +87,7 @@ def test_a_changed_input_diverges_where_it_matters(recorded: Path, tmp_path: Pat
     assert d is not None and d.index == 900 and d.field.startswith("command.")
 
 
+@pytest.mark.requirement("SR-EVD-2")
 def test_a_different_step_is_found(recorded: Path) -> None:
     real = default_core()
 
@@ -129,10 +133,18 @@ def test_cli_exit_codes(recorded: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
     torn = tmp_path / "torn"
     torn.write_bytes(recorded.read_bytes()[:-50])
-    assert main(["replay", str(torn)]) == 2
-    err = capsys.readouterr().err
-    assert str(torn) in err and "byte" in err and "Traceback" not in err
+    assert main(["replay", str(torn)]) == 3
+    captured = capsys.readouterr()
+    tear = read_trace(torn, allow_incomplete=True).tear
+    assert tear is not None and tear.last_cycle is not None
+    assert str(torn) in captured.err and "Traceback" not in captured.err
+    assert f"torn at byte {tear.offset}" in captured.err and "torn END chunk" in captured.err
+    assert f"the last intact cycle is {tear.last_cycle}" in captured.err
+    assert f"{tear.records['cycles']} cycles replayed, identical" in captured.out
     assert main(["replay", "--allow-incomplete", str(torn)]) == 0
+    capsys.readouterr()
+    assert main(["replay", "--allow-incomplete", "--json", str(torn)]) == 0
+    assert json.loads(capsys.readouterr().out)["tear"]["offset"] == tear.offset
 
     assert main(["replay", str(tmp_path / "missing")]) == 2
     assert "cannot read" in capsys.readouterr().err

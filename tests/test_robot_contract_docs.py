@@ -322,6 +322,7 @@ def test_the_documented_wire_example_120_mm_s_passes_121_stops(default_cfg: Cell
         assert Reason(int(report(cell.copy(), after, wire.speed_mps)["reason"])) is expected, mm_per_s
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_above_the_maximum_speed_there_is_neither_tolerance_nor_grace(default_cfg: CellConfig) -> None:
     cell, commanded_ns = slowed_at_full_speed(default_cfg)
     command = report(cell, commanded_ns + MS, default_cfg.robot.max_speed_mps + EPS_MPS)
@@ -611,6 +612,7 @@ def test_both_documents_give_the_same_priority() -> None:
     ]
 
 
+@pytest.mark.requirement("SR-ZONE-4")
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_each_cause_alone_gives_its_documented_reason(
     path: Path, default_cfg: CellConfig, running: Cell
@@ -623,6 +625,7 @@ def test_each_cause_alone_gives_its_documented_reason(
         assert got in reasons_of(row), (row, got)
 
 
+@pytest.mark.requirement("SR-ZONE-4")
 def test_the_higher_ranked_cause_wins_every_pair(default_cfg: CellConfig, running: Cell) -> None:
     catalogue = causes(default_cfg)
     rows = [r for r in priority(PROTOCOL) if r.cause != "link"]
@@ -647,6 +650,7 @@ def test_a_link_fault_wins_over_every_cause(default_cfg: CellConfig, running: Ce
             assert what(command) == (CommandKind.FAULT_STOP, link), name
 
 
+@pytest.mark.requirement("SR-ZONE-4")
 def test_tied_stops_go_to_the_first_person_and_separation_before_zones(running: Cell) -> None:
     # rank 23: equal categories (the configuration makes them so), then the first found
     zone_first = outcome(running, _person(0, PROTECTIVE_SPOT), _person(1, SEPARATION_SPOT))
@@ -659,6 +663,7 @@ def test_tied_stops_go_to_the_first_person_and_separation_before_zones(running: 
     assert Reason(int(both["reason"])) is Reason.SEPARATION_BELOW_SP
 
 
+@pytest.mark.requirement("SR-ZONE-4")
 def test_a_lower_sensor_index_wins_over_any_fault_of_a_higher_one() -> None:
     cell = Cell(load_config(TWO_CAMERAS)).arm()
 
@@ -775,6 +780,7 @@ def test_release_rows_by_the_step(path: Path, default_cfg: CellConfig) -> None:
             assert cell.controller_state is then, row
 
 
+@pytest.mark.requirement("SR-RST-2")
 def test_slow_needs_no_reset_but_a_stop_does(default_cfg: CellConfig) -> None:
     # the sentence both documents make about SLOW, with the hysteresis band in between
     for path in DOCS:

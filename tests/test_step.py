@@ -7,12 +7,14 @@ import pytest
 
 from cobotguard.hil.sim import Harness, example_config
 from cobotguard.safety import stopping
+from cobotguard.safety.config import CellConfig
 from cobotguard.safety.params import build_params
 from cobotguard.safety.reasons import CommandKind, HealthFlag, Reason
 from cobotguard.safety.records import COMMAND_DTYPE, MAX_SENSORS, ROBOT_STATE_DTYPE, empty_detections
 from cobotguard.safety.reference import separation_m
 from cobotguard.safety.states import ControllerState
 from cobotguard.safety.step import new_state, step_py, warm_up
+from cobotguard.safety.warmup import write_robot
 
 K, R = CommandKind, Reason
 WARNING_ZONE, PROTECTIVE_ZONE = 0, 1  # zone indices in example_config
@@ -34,6 +36,7 @@ def assert_command(c, kind, reason, *, sensor=-1, person=-1, zone=-1):
     assert got == (kind, reason, sensor, person, zone)
 
 
+@pytest.mark.requirement("SR-RST-1")
 def test_not_armed_until_a_reset_edge():
     cell = zones_only()
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_NO_DATA, sensor=0)  # robot reports, sensor never did
@@ -44,6 +47,7 @@ def test_not_armed_until_a_reset_edge():
     assert cell.controller_state == ControllerState.RUNNING
 
 
+@pytest.mark.requirement("SR-RST-1")
 def test_a_reset_held_high_from_start_up_does_not_arm():
     cell = zones_only()
     for _ in range(5):
@@ -55,6 +59,7 @@ def test_a_reset_held_high_from_start_up_does_not_arm():
     assert K(cell.tick(reset=1)["kind"]) == K.RUN
 
 
+@pytest.mark.requirement("SR-ZONE-6")
 def test_run_carries_the_robot_maximum_speed():
     cell = zones_only()
     cell.arm()
@@ -64,6 +69,7 @@ def test_run_carries_the_robot_maximum_speed():
     assert c["speed_limit_mps"] == 1.0
 
 
+@pytest.mark.requirement("SR-ZONE-2")
 def test_warning_zone_slows_to_its_limit_and_names_sensor_person_zone():
     cell = zones_only()
     cell.arm()
@@ -73,6 +79,7 @@ def test_warning_zone_slows_to_its_limit_and_names_sensor_person_zone():
     assert c["speed_limit_mps"] == 0.25
 
 
+@pytest.mark.requirement("SR-ZONE-1", "SR-RST-2")
 def test_protective_zone_stops_with_its_category_then_needs_clear_zones_and_a_reset_edge():
     cell = zones_only()
     cell.arm()
@@ -95,6 +102,7 @@ def test_protective_zone_stops_with_its_category_then_needs_clear_zones_and_a_re
     assert_command(cell.tick(reset=1), K.RUN, R.NONE)
 
 
+@pytest.mark.requirement("SR-RST-4")
 def test_restart_into_a_warning_zone_is_slowed_not_run():
     cell = zones_only()
     cell.arm()
@@ -106,6 +114,7 @@ def test_restart_into_a_warning_zone_is_slowed_not_run():
     assert K(cell.tick(reset=1)["kind"]) == K.SLOW
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 def test_hysteresis_only_delays_release():
     cell = zones_only()  # release hysteresis 0.1 m, Z_d 0.1 m, warning zone edge at x = 3.0
     cell.arm([(5.0, 0.0)])
@@ -120,6 +129,7 @@ def test_hysteresis_only_delays_release():
     assert K(cell.tick()["kind"]) == K.RUN
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 def test_a_protective_stop_is_held_within_the_hysteresis_band():
     cell = zones_only()  # protective zone edge 1.5: strict within 1.6, held within 1.7
     cell.arm([(5.0, 0.0)])
@@ -133,6 +143,7 @@ def test_a_protective_stop_is_held_within_the_hysteresis_band():
     assert_command(cell.tick(), K.PROTECTIVE_STOP, R.RESTART_INTERLOCK)
 
 
+@pytest.mark.requirement("SR-RST-2")
 def test_automatic_restart_after_the_configured_clear_time():
     cell = Harness(example_config(separation=False, restart="automatic", auto_restart_clear_ms=50.0))
     cell.arm()
@@ -150,6 +161,7 @@ def test_automatic_restart_after_the_configured_clear_time():
     assert waited == 50_000_000
 
 
+@pytest.mark.requirement("SR-RST-3")
 def test_automatic_restart_never_follows_a_fault():
     cell = Harness(example_config(separation=False, restart="automatic", auto_restart_clear_ms=10.0))
     cell.arm()
@@ -166,6 +178,7 @@ def ssm_cell(speed=0.5):
     return Harness(example_config(zones=False), robot_speed_mps=speed)
 
 
+@pytest.mark.requirement("SR-SSM-1")
 def test_separation_stops_inside_sp_at_the_current_speed_and_not_outside():
     cell = ssm_cell(0.5)
     sp = separation_m(cell.params[0], 0.5, 0.1)
@@ -178,6 +191,7 @@ def test_separation_stops_inside_sp_at_the_current_speed_and_not_outside():
     assert c["stop_category"] == 1
 
 
+@pytest.mark.requirement("SR-SSM-1")
 def test_separation_depends_on_the_robots_current_speed():
     slow_sp = separation_m(build_params(example_config())[0], 0.1, 0.1)
     fast_sp = separation_m(build_params(example_config())[0], 1.0, 0.1)
@@ -190,6 +204,41 @@ def test_separation_depends_on_the_robots_current_speed():
         assert K(cell.tick()["kind"]) == expected
 
 
+def with_a_far_category_0_zone(*, separation=True, speed=0.5):
+    """The example cell plus a category-0 protective zone far from everyone: a category-1 stop then does
+    not settle the cycle (a stop of category 0 remains possible), so every person is weighed."""
+    raw = example_config(separation=separation).model_dump()
+    far = [(5.0, 5.0), (6.0, 5.0), (6.0, 6.0), (5.0, 6.0)]
+    raw["zones"]["far"] = {"type": "protective", "polygon_m": far, "stop_category": 0}
+    return Harness(CellConfig.model_validate(raw), robot_speed_mps=speed)
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_two_persons_inside_sp_name_the_first_when_a_lower_category_is_possible():
+    cell = with_a_far_category_0_zone()
+    sp = separation_m(cell.params[0], 0.5, 0.1)
+    d = 1.75 - HAZARD_EDGE_X  # clear of the protective zone (1.5) by more than Z_d + hysteresis
+    assert sp > d + 0.05
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(HAZARD_EDGE_X + d, 0.0), (0.0, HAZARD_EDGE_X + d)])
+    c = cell.tick()
+    assert_command(c, K.PROTECTIVE_STOP, R.SEPARATION_BELOW_SP, sensor=0, person=0)
+    assert c["stop_category"] == 1
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_a_separation_stop_held_by_two_persons_in_the_hysteresis_band_names_the_first():
+    cell = ssm_cell(0.5)
+    sp = separation_m(cell.params[0], 0.5, 0.1)
+    cell.arm()
+    cell.frame([(HAZARD_EDGE_X + sp - 0.01, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    band = HAZARD_EDGE_X + sp + 0.05  # beyond S_p, within S_p + hysteresis (0.1)
+    cell.frame([(band, 0.0), (0.0, band)])
+    assert_command(cell.tick(), K.PROTECTIVE_STOP, R.SEPARATION_BELOW_SP, sensor=0, person=0)
+
+
+@pytest.mark.requirement("SR-SSM-2")
 def test_separation_uses_the_larger_of_reported_and_declared_z_d():
     cell = ssm_cell(0.5)
     sp_declared = separation_m(cell.params[0], 0.5, 0.1)
@@ -201,6 +250,7 @@ def test_separation_uses_the_larger_of_reported_and_declared_z_d():
     assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
 
 
+@pytest.mark.requirement("SR-SSM-3")
 def test_separation_and_stopping_match_the_budget_module():
     budget = pytest.importorskip("cobotguard.safety.budget")
     from cobotguard.safety.step import protective_separation_m, stopping_at
@@ -214,6 +264,48 @@ def test_separation_and_stopping_match_the_budget_module():
                 expected = budget.separation_required_m(cfg, speed, z_d_m=z_d)
                 assert protective_separation_m(p, speed, z_d) == expected, (speed, z_d)
                 assert separation_m(p, speed, z_d) == expected, (speed, z_d)
+
+
+@pytest.mark.requirement("SR-SSM-3")
+def test_a_speed_beyond_the_stopping_table_takes_its_fastest_row():
+    from cobotguard.safety.step import stopping_at
+
+    cfg = example_config()
+    p = build_params(cfg)[0]
+    n = int(p["n_stop_points"])
+    fastest = (int(p["stop_time_ns"][n - 1]), float(p["stop_distance_m"][n - 1]))
+    assert fastest[0] > 0 and fastest[1] > 0.0
+    top = float(p["stop_speed_mps"][n - 1])
+    for speed in (top, top + 0.01, 2 * top, 100.0):
+        assert tuple(stopping_at(p, speed)) == fastest, speed
+
+
+@pytest.mark.requirement("SR-SENS-3")
+def test_a_counter_wrapped_to_zero_is_supervised_like_any_other():
+    cell = zones_only()
+    cell.arm()
+    while cell.counters[0] != 255:
+        cell.frame([(10.0, 0.0)])
+        assert K(cell.tick()["kind"]) == K.RUN
+    cell.frame([(10.0, 0.0)])  # 255 -> 0: the 8-bit wrap, not a fault
+    assert_command(cell.tick(), K.RUN, R.NONE)
+    cell.frame([(10.0, 0.0)], counter_step=0)  # 0 again: repeated
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_COUNTER_REPEATED, sensor=0)
+
+
+@pytest.mark.requirement("SR-HOLD-1")
+def test_a_missed_person_exactly_at_the_hold_reach_of_the_hazard_is_still_held():
+    from cobotguard.safety.geometry import region_distance_squared_within
+    from cobotguard.safety.step import may_matter
+
+    p = build_params(example_config(zones=False, person_hold_ms=100.0))[0]
+    z_d = 0.1
+    reach = p["hold_hazard_reach_m"] + z_d + p["release_hysteresis_m"]
+    x = HAZARD_EDGE_X + reach
+    d2 = region_distance_squared_within(p["hazard_edges"], p["hazard_n"], p["hazard_bounds"], x, 0.0, reach)
+    assert d2 == reach * reach  # exactly on the bound, which is inclusive
+    assert may_matter(p, x, 0.0, z_d)
+    assert not may_matter(p, math.nextafter(x, math.inf), 0.0, z_d)
 
 
 SENSOR_FAULTS = {
@@ -230,6 +322,7 @@ SENSOR_FAULTS = {
 }
 
 
+@pytest.mark.requirement("SR-SENS-1", "SR-SENS-2", "SR-SENS-3", "SR-SENS-4", "SR-SENS-5", "SR-SENS-6")
 @pytest.mark.parametrize("name", sorted(SENSOR_FAULTS))
 def test_sensor_faults_fault_stop_naming_the_sensor(name):
     act, reason = SENSOR_FAULTS[name]
@@ -240,6 +333,7 @@ def test_sensor_faults_fault_stop_naming_the_sensor(name):
     assert cell.command[0]["stop_category"] == 1  # the category the stopping data was measured for
 
 
+@pytest.mark.requirement("SR-SENS-3")
 def test_tolerated_missed_frames_and_counter_wrap_are_fine():
     cell = zones_only()  # tolerates 2 missed frames
     cell.arm()
@@ -253,6 +347,7 @@ def test_tolerated_missed_frames_and_counter_wrap_are_fine():
         assert K(cell.tick()["kind"]) == K.RUN
 
 
+@pytest.mark.requirement("SR-SENS-6")
 def test_frame_from_the_wrong_sensor_slot_is_a_fault():
     cell = zones_only()
     cell.arm()
@@ -261,12 +356,22 @@ def test_frame_from_the_wrong_sensor_slot_is_a_fault():
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_BAD_VALUE, sensor=0)
 
 
+@pytest.mark.requirement("SR-SENS-7")
 def test_timestamps_out_of_order_are_a_fault():
     cell = zones_only()
     cell.arm()
     cell.frame()
     cell.detections[0]["t_sent_ns"] = cell.detections[0]["t_received_ns"] + 1
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_TIME_INCONSISTENT, sensor=0)
+
+
+@pytest.mark.requirement("SR-ROB-1")
+def test_a_robot_that_never_reported_is_no_data_and_never_arms():
+    cell = zones_only()
+    cell.robot_silent = True
+    for reset in (0, 1, 0, 1):
+        cell.frame()
+        assert_command(cell.tick(reset=reset), K.FAULT_STOP, R.ROBOT_NO_DATA)
 
 
 @pytest.mark.parametrize(
@@ -278,6 +383,7 @@ def test_timestamps_out_of_order_are_a_fault():
         (lambda c: setattr(c, "robot_speed_mps", 1.2) or c.tick(), R.ROBOT_OVERSPEED),
     ],
 )
+@pytest.mark.requirement("SR-ROB-1", "SR-ROB-2")
 def test_robot_state_faults(change, reason):
     cell = zones_only()
     cell.arm()
@@ -286,6 +392,152 @@ def test_robot_state_faults(change, reason):
     assert_command(cell.command[0], K.FAULT_STOP, reason)
 
 
+def _robot_report(cell, *, at_rest=0, mode=0, speed_mps=0.0, received_after_ns=0):
+    """Run one cycle whose robot report is written by hand: received `received_after_ns` after the tick."""
+    cell.robot_silent = True
+    t_received = cell.now + cell.cycle_ns + received_after_ns
+    write_robot(cell.robot, speed_mps, t_received, mode=mode, at_rest=at_rest)
+    cell.frame([(10.0, 0.0)])
+    return cell.tick()
+
+
+@pytest.mark.requirement("SR-ROB-1")
+@pytest.mark.parametrize(("at_rest", "kind"), [(0, K.RUN), (1, K.RUN), (2, K.FAULT_STOP), (-1, K.FAULT_STOP)])
+def test_at_rest_is_valid_as_0_or_1_only(at_rest, kind):
+    cell = zones_only()
+    cell.arm()
+    c = _robot_report(cell, at_rest=at_rest, received_after_ns=-1)
+    assert_command(c, kind, R.NONE if kind == K.RUN else R.ROBOT_BAD_VALUE)
+
+
+@pytest.mark.requirement("SR-ROB-1")
+@pytest.mark.parametrize(
+    ("mode", "kind"), [(0, K.RUN), (len(K) - 1, K.RUN), (len(K), K.FAULT_STOP), (-1, K.FAULT_STOP)]
+)
+def test_the_robot_mode_is_valid_as_a_command_kind_only(mode, kind):
+    cell = zones_only()
+    cell.arm()
+    c = _robot_report(cell, mode=mode, received_after_ns=-1)
+    assert_command(c, kind, R.NONE if kind == K.RUN else R.ROBOT_BAD_VALUE)
+
+
+@pytest.mark.requirement("SR-ROB-1")
+def test_a_robot_report_received_exactly_now_is_valid_one_ns_later_is_in_the_future():
+    cell = zones_only()
+    cell.arm()
+    assert_command(_robot_report(cell, received_after_ns=0), K.RUN, R.NONE)
+    assert_command(_robot_report(cell, received_after_ns=1), K.FAULT_STOP, R.ROBOT_BAD_VALUE)
+
+
+@pytest.mark.requirement("SR-SENS-7")
+def test_stage_times_may_be_equal():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0)], latency_ns=0)  # exposed, inferred, sent and received at one instant ...
+    d = cell.detections[0]
+    assert d["t_exposure_ns"] == d["t_inference_done_ns"] == d["t_sent_ns"] == d["t_received_ns"]
+    assert_command(cell.tick(advance_ns=0), K.RUN, R.NONE)  # ... and stepped at that instant too
+
+
+@pytest.mark.requirement("SR-SENS-6")
+def test_an_inference_time_of_zero_is_valid_a_negative_one_is_not():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0)])
+    cell.detections[0]["inference_us"] = 0
+    assert_command(cell.tick(), K.RUN, R.NONE)
+    cell.frame([(10.0, 0.0)])
+    cell.detections[0]["inference_us"] = -1
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_BAD_VALUE, sensor=0)
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_of_two_warning_zones_the_lower_limit_wins_wherever_it_comes_in_the_table():
+    raw = example_config(separation=False).model_dump()
+    near = [(-2.0, -2.0), (2.0, -2.0), (2.0, 2.0), (-2.0, 2.0)]
+    raw["zones"]["near"] = {"type": "warning", "polygon_m": near, "speed_limit_mps": 0.1}  # zone index 2
+    cell = Harness(CellConfig.model_validate(raw))
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(2.5, 0.0)])  # the outer zone only
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=WARNING_ZONE)
+    assert c["speed_limit_mps"] == 0.25
+    cell.frame([(1.8, 0.0)])  # both: the second zone of the table is the stricter one
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=2)
+    assert c["speed_limit_mps"] == 0.1
+
+
+@pytest.mark.requirement("SR-ZONE-3", "SR-ZONE-4")
+def test_a_slow_down_held_by_a_stops_hysteresis_band_keeps_its_limit_and_names_that_person_and_zone():
+    cell = with_a_far_category_0_zone(separation=False)  # the far zone (index 2) is outside the warning one
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(2.5, 0.0)])
+    assert K(cell.tick()["kind"]) == K.SLOW
+    cell.frame([(4.85, 5.5)])  # 0.15 m from the far zone: beyond Z_d (0.1), within Z_d + hysteresis (0.2)
+    c = cell.tick()
+    assert_command(c, K.SLOW, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=2)
+    assert c["speed_limit_mps"] == 0.25
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_two_persons_in_one_warning_zone_name_the_first():
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(2.5, 0.0), (0.0, 2.5)])
+    assert_command(cell.tick(), K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=WARNING_ZONE)
+    cell.frame([(3.15, 0.0), (0.0, 3.15)])  # both in the hysteresis band only: the slow-down holds
+    assert_command(cell.tick(), K.SLOW, R.PERSON_IN_WARNING_ZONE, sensor=0, person=0, zone=WARNING_ZONE)
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_two_persons_in_one_protective_zone_name_the_first_when_a_lower_category_is_possible():
+    cell = with_a_far_category_0_zone(separation=False)
+    cell.arm([(10.0, 0.0)])
+    cell.frame([(1.2, 0.0), (0.0, 1.2)])
+    c = cell.tick()
+    assert_command(
+        c, K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=PROTECTIVE_ZONE
+    )
+    assert c["stop_category"] == 1
+
+
+@pytest.mark.requirement("SR-ZONE-4")
+def test_a_stop_held_by_two_persons_in_the_hysteresis_band_names_the_first():
+    cell = zones_only()  # protective zone edge 1.5: strict within 1.6, held within 1.7
+    cell.arm([(5.0, 0.0)])
+    cell.frame([(1.55, 0.0)])
+    assert K(cell.tick()["kind"]) == K.PROTECTIVE_STOP
+    cell.frame([(1.65, 0.0), (0.0, 1.65)])
+    c = cell.tick()
+    assert_command(
+        c, K.PROTECTIVE_STOP, R.PERSON_IN_PROTECTIVE_ZONE, sensor=0, person=0, zone=PROTECTIVE_ZONE
+    )
+
+
+@pytest.mark.requirement("SR-LINK-10")
+@pytest.mark.parametrize(
+    ("kind", "category", "expected_category"),
+    [
+        (K.RUN, 0, 1),
+        (K.SLOW, 0, 1),
+        (K.PROTECTIVE_STOP, 0, 0),
+        (K.PROTECTIVE_STOP, 1, 1),
+        (K.FAULT_STOP, 0, 0),
+    ],
+)
+def test_a_link_error_fault_stops_naming_it_and_never_weakens_a_stop(kind, category, expected_category):
+    from cobotguard.safety.step import apply_link_fault
+
+    params = build_params(example_config())  # the stopping data's category: 1
+    command = np.zeros(1, dtype=COMMAND_DTYPE)
+    command[0]["kind"], command[0]["stop_category"], command[0]["reason_person"] = kind, category, 3
+    apply_link_fault(params, command, int(R.LINK_CORRUPTION))
+    assert_command(command[0], K.FAULT_STOP, R.LINK_CORRUPTION)
+    assert (command[0]["stop_category"], command[0]["speed_limit_mps"]) == (expected_category, 0.0)
+
+
+@pytest.mark.requirement("SR-EXE-1")
 def test_overrun_flag_fault_stops():
     cell = zones_only()
     cell.arm()
@@ -293,6 +545,7 @@ def test_overrun_flag_fault_stops():
     assert_command(cell.tick(overrun=1), K.FAULT_STOP, R.LOOP_OVERRUN)
 
 
+@pytest.mark.requirement("SR-EXE-2")
 def test_invalid_state_value_and_time_going_backwards_fail_closed():
     cell = zones_only()
     cell.arm()
@@ -306,6 +559,7 @@ def test_invalid_state_value_and_time_going_backwards_fail_closed():
     assert_command(cell.tick(advance_ns=-5), K.FAULT_STOP, R.STATE_INVALID)
 
 
+@pytest.mark.requirement("SR-ZONE-4", "SR-SENS-8")
 def test_several_sensors_most_restrictive_wins_and_a_faulty_one_stops_the_cell():
     cell = Harness(example_config(n_sensors=3, separation=False))
     cell.arm()
@@ -323,6 +577,7 @@ def test_several_sensors_most_restrictive_wins_and_a_faulty_one_stops_the_cell()
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_HEALTH, sensor=2)
 
 
+@pytest.mark.requirement("SR-SENS-1")
 def test_no_data_never_means_no_person():
     cell = Harness(example_config(n_sensors=2, separation=False))
     cell.arm()
@@ -331,6 +586,7 @@ def test_no_data_never_means_no_person():
     assert K(c["kind"]) == K.FAULT_STOP and c["reason"] == R.SENSOR_STALE
 
 
+@pytest.mark.requirement("SR-ZONE-5")
 def test_a_stop_category_never_relaxes_during_a_stop():
     cfg = example_config(separation=False)
     zones = dict(cfg.zones)
@@ -396,6 +652,7 @@ def run_until_report_at(cell, persons, report_ns):
     return commands
 
 
+@pytest.mark.requirement("SR-ROB-3")
 def test_the_grace_covers_step_link_both_ways_and_stop_input_reaction():
     p = build_params(example_config())[0]
     # 0.2 ms step + 10 ms command accepted up to max_delay + 24 ms reaction + 10 ms report up to max_delay
@@ -403,6 +660,7 @@ def test_the_grace_covers_step_link_both_ways_and_stop_input_reaction():
     assert p["robot_speed_tolerance_mps"] == 0.02
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_a_robot_that_keeps_a_slow_limit_in_time_is_not_faulted():
     cell = slowed_cell(0.5)
     deadline = grace_deadline(cell, cell.now, 0.5)
@@ -412,6 +670,7 @@ def test_a_robot_that_keeps_a_slow_limit_in_time_is_not_faulted():
     assert {(K(c["kind"]), R(c["reason"])) for c in commands} == {(K.SLOW, R.PERSON_IN_WARNING_ZONE)}
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_a_robot_that_ignores_slow_is_fault_stopped_at_the_grace_deadline_not_before():
     cell = slowed_cell(0.5)
     deadline = grace_deadline(cell, cell.now, 0.5)
@@ -426,6 +685,7 @@ def test_a_robot_that_ignores_slow_is_fault_stopped_at_the_grace_deadline_not_be
     assert_command(cell.tick(), K.FAULT_STOP, R.RESTART_INTERLOCK)  # latched until a reset edge
 
 
+@pytest.mark.requirement("SR-ROB-2")
 def test_a_robot_that_keeps_moving_after_a_protective_stop_is_fault_stopped():
     cell = zones_only()  # robot at 0.5 m/s
     cell.arm()
@@ -455,6 +715,7 @@ def test_a_robot_at_rest_in_time_after_a_stop_is_not_faulted_and_restarts():
     assert_command(cell.tick(reset=0), K.RUN, R.NONE)
 
 
+@pytest.mark.requirement("SR-ROB-2")
 @pytest.mark.parametrize(("jitter", "faulted"), [(0.0, False), (0.019, False), (-0.05, False), (0.021, True)])
 def test_speed_jitter_within_the_tolerance_is_no_fault(jitter, faulted):
     cell = slowed_cell(0.25 + jitter)
@@ -464,6 +725,7 @@ def test_speed_jitter_within_the_tolerance_is_no_fault(jitter, faulted):
     assert kinds == ({K.SLOW, K.FAULT_STOP} if faulted else {K.SLOW})
 
 
+@pytest.mark.requirement("SR-ROB-3")
 def test_a_robot_still_speeding_up_gets_the_stopping_time_of_its_higher_speed():
     cell = slowed_cell(0.2)  # T_s(0.2) = 120 ms (the 0.25 m/s row)
     commanded = cell.now
@@ -476,6 +738,7 @@ def test_a_robot_still_speeding_up_gets_the_stopping_time_of_its_higher_speed():
     assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
 
 
+@pytest.mark.requirement("SR-ROB-3")
 def test_a_stop_while_a_slow_down_is_pending_keeps_the_earlier_grace_running():
     cell = slowed_cell(1.0)  # SLOW at 1.0 m/s: T_s = 380 ms
     slow_deadline = grace_deadline(cell, cell.now, 1.0)
@@ -490,6 +753,7 @@ def test_a_stop_while_a_slow_down_is_pending_keeps_the_earlier_grace_running():
     assert_command(cell.tick(advance_ns=1), K.FAULT_STOP, R.ROBOT_OVERSPEED)
 
 
+@pytest.mark.requirement("SR-SSM-1")
 def test_separation_uses_the_reported_speed_not_the_commanded_limit():
     cell = Harness(example_config(), robot_speed_mps=1.0)
     p = cell.params[0]

@@ -9,6 +9,7 @@ state records must be byte-identical.
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
@@ -188,6 +189,7 @@ def describe(c):
     )
 
 
+@pytest.mark.requirement("SR-ZONE-4")
 @given(scenarios())
 def test_compiled_step_and_reference_agree_bit_for_bit(scenario):
     agree_bit_for_bit(scenario)

@@ -58,6 +58,7 @@ def kind(command: np.void) -> CommandKind:
     return CommandKind(int(command["kind"]))
 
 
+@pytest.mark.requirement("SR-HOLD-1")
 @IMPLEMENTATIONS
 def test_a_missed_person_keeps_the_stop_until_the_hold_ends(step_fn):
     h = harness(step_fn)
@@ -86,6 +87,7 @@ def test_without_a_hold_the_missed_frame_releases_at_once(step_fn):
     assert Reason(int(h.tick()["reason"])) == Reason.RESTART_INTERLOCK
 
 
+@pytest.mark.requirement("SR-HOLD-1")
 @IMPLEMENTATIONS
 def test_the_held_uncertainty_grows_at_the_iso_13855_walking_speed(step_fn):
     # 0.25 m outside the warning zone (edge at x = 3.0), Z_d 0.1 m: held, the disc reaches the zone when
@@ -134,6 +136,7 @@ def test_a_missed_person_whose_largest_disc_reaches_nothing_is_dropped(step_fn, 
     assert int(h.state[0]["held_count"][0]) == held
 
 
+@pytest.mark.requirement("SR-HOLD-2")
 @IMPLEMENTATIONS
 def test_more_held_persons_than_the_sensor_may_report_is_a_fault_stop(step_fn):
     h = harness(step_fn)
@@ -236,6 +239,7 @@ def permitted_speed(command: np.void) -> float:
     return float(command["speed_limit_mps"])
 
 
+@pytest.mark.requirement("SR-HOLD-2")
 @given(hold_scenarios())
 def test_holding_never_permits_more_than_not_holding(scenario):
     options, hold_ms, sequence = scenario

@@ -41,6 +41,7 @@ def test_a_fault_always_fault_stops(state):
         assert next_state(state, E.FAULT, permission) == S.FAULT_STOPPED
 
 
+@pytest.mark.requirement("SR-ZONE-3")
 @pytest.mark.parametrize("state", [S.RUNNING, S.SLOWED, S.AWAITING_RESET])
 def test_a_stop_always_stops_at_once(state):
     for permission in P:
@@ -57,6 +58,7 @@ def test_no_stopped_state_restarts_without_permission():
         assert next_state(state, event, P.NONE) in STOPPED_STATES, (state, event)
 
 
+@pytest.mark.requirement("SR-RST-3")
 def test_faults_and_start_up_never_restart_automatically():
     for state, event in itertools.product([S.FAULT_STOPPED, S.AWAITING_FAULT_RESET, S.NOT_ARMED], E):
         assert next_state(state, event, P.AUTO) in STOPPED_STATES, (state, event)

@@ -33,12 +33,14 @@ def link(**changes: float) -> SimpleNamespace:
     return SimpleNamespace(**(fields | changes))
 
 
+@pytest.mark.requirement("SR-BUD-5")
 def test_milliseconds_round_up_to_whole_nanoseconds() -> None:
     assert timing.ns(2.41) == 2_410_000
     assert timing.ns(0.0000001) == 1  # 0.1 ns is not 0 ns
     assert timing.ns(33.3333333333) == 33_333_334
 
 
+@pytest.mark.requirement("SR-BUD-5")
 def test_frame_period_rounds_up() -> None:
     assert timing.frame_period_ns(30.0) == 33_333_334  # 33_333_333.3 ns: up, never to nearest
     assert timing.frame_period_ns(15.0) == 66_666_667

@@ -71,6 +71,7 @@ def test_writer_rejects_wrong_dtype_and_unknown_stream(tmp_path: Path) -> None:
             writer.write("nope", _cycles(1))
 
 
+@pytest.mark.requirement("SR-EVD-1")
 @given(cut=st.integers(min_value=1, max_value=10_000))
 def test_every_truncation_is_detected_with_its_offset(
     tmp_path_factory: pytest.TempPathFactory, cut: int
@@ -86,6 +87,7 @@ def test_every_truncation_is_detected_with_its_offset(
     assert 0 <= info.value.offset <= keep
 
 
+@pytest.mark.requirement("SR-EVD-1")
 @given(data=st.data())
 def test_every_flipped_bit_is_detected(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     path = tmp_path_factory.mktemp("flip") / "t"
@@ -137,6 +139,7 @@ def test_future_format_version_is_refused(tmp_path: Path) -> None:
         read_trace(path)
 
 
+@pytest.mark.requirement("SR-EVD-1")
 def test_ring_counts_overflow_and_keeps_order() -> None:
     ring = Ring(CYCLE_DTYPE, capacity=4)
     one = np.zeros(1, dtype=CYCLE_DTYPE)
@@ -218,3 +221,33 @@ def test_drain_waits_for_the_loop_to_be_quiet(tmp_path: Path) -> None:
     recorder.close()
     assert written_at_answer and written_at_answer[0] == 4  # drained right after the first "yes"
     assert len(read_trace(tmp_path / "t").streams["cycles"]) == 1
+
+
+@pytest.mark.requirement("SR-EVD-1")
+@given(cut=st.integers(min_value=1, max_value=2_000))
+def test_a_tear_names_its_byte_and_the_intact_prefix(
+    tmp_path_factory: pytest.TempPathFactory, cut: int
+) -> None:
+    path = tmp_path_factory.mktemp("tear") / "t"
+    _write(path)
+    whole = read_trace(path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) - cut])
+    trace = read_trace(path, allow_incomplete=True)
+    tear = trace.tear
+    assert tear is not None and not trace.complete
+    assert tear.offset == trace.error.offset and tear.offset <= len(raw) - cut  # type: ignore[union-attr]
+    assert tear.records == {name: len(records) for name, records in trace.streams.items()}
+    cycles = trace.streams["cycles"]
+    assert tear.last_cycle == (int(cycles["cycle"][-1]) if len(cycles) else None)
+    # the prefix is exactly the whole file's first records: nothing invented, nothing reordered
+    for name, records in trace.streams.items():
+        np.testing.assert_array_equal(records, whole.streams[name][: len(records)])
+    text = tear.describe()
+    assert f"byte {tear.offset}" in text and tear.how in text
+
+
+def test_a_complete_trace_has_no_tear(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    _write(path)
+    assert read_trace(path).tear is None

@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     OK = 0  # safe, identical, clean shutdown, every run passed, every deadline held
     FAILED = 1  # the subcommand's negative verdict
     INVALID_INPUT = 2  # configuration, options or files; argparse's own usage errors exit 2 as well
+    TORN = 3  # report, replay: a trace was torn or unclosed; the intact records before the tear were used
     INTERRUPTED = 130  # Ctrl-C, as a shell reports a SIGINT death (128 + 2)
     # the same numbers in each subcommand's own words
     SAFE = 0

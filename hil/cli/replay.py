@@ -1,6 +1,7 @@
 """`cobotguard replay TRACE`: re-run the safety step on a recorded trace and report the first divergence.
 
-Exit codes: 0 identical, 1 divergence, 2 invalid input (unreadable, corrupt or non-replayable trace).
+Exit codes: 0 identical, 1 divergence, 2 invalid input (unreadable or non-replayable trace), 3 a torn or
+unclosed trace whose intact prefix was replayed (with --allow-incomplete: that prefix's verdict, 0 or 1).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from cobotguard.hil.cli.common import CommandError, ExitCode, add_json_option
+from cobotguard.hil.cli.common import CommandError, ExitCode, add_json_option, print_error
 
 _ENUM_FIELDS = {
     "command.kind": "CommandKind",
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-incomplete",
         action="store_true",
-        help="replay the cycles before a torn or unclosed end instead of refusing the file",
+        help="accept a torn or unclosed trace: exit with the verdict of the cycles before the tear "
+        "instead of 3",
     )
     add_json_option(parser)
 
@@ -51,13 +53,18 @@ def run(args: argparse.Namespace) -> int:
     from cobotguard.safety.trace import TraceError, read_trace
 
     try:
-        trace = read_trace(args.trace, allow_incomplete=args.allow_incomplete)
+        trace = read_trace(args.trace, allow_incomplete=True)
+        tear = trace.tear
+        if tear is not None:
+            # the cycles before the tear are the evidence of what happened: replay them, never as whole
+            print_error("replay", f"{args.trace}: {tear.describe()}; replaying that prefix")
         result = replay(trace)
     except (TraceError, ReplayError) as exc:
         raise CommandError(str(exc)) from None
     d = result.divergence
     if args.json:
         out: dict[str, Any] = {"trace": args.trace, "cycles_replayed": result.cycles, "identical": d is None}
+        out["tear"] = None if tear is None else tear.as_json()
         if d is not None:
             out["divergence"] = {
                 "index": d.index,
@@ -78,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.trace}: first divergence at cycle {d.cycle} (record {d.index}), {d.field}: "
                 f"recorded {_named(d.field, d.recorded)}, replayed {_named(d.field, d.replayed)}"
             )
+    if tear is not None and not args.allow_incomplete:
+        return ExitCode.TORN
     return ExitCode.IDENTICAL if d is None else ExitCode.DIVERGED

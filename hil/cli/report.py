@@ -16,10 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_option(parser)
     parser.add_argument("--html", metavar="PATH", help="also write an HTML report with plots")
     parser.add_argument("--png", metavar="PATH", help="also write the plots as a PNG image")
+    parser.add_argument("--fail-on-miss", action="store_true", help="exit 1 when any deadline was missed")
     parser.add_argument(
-        "--fail-on-miss",
+        "--strict",
         action="store_true",
-        help="exit 1 when any deadline was missed (or a trace is incomplete)",
+        help="exit 1 unless every trace is full evidence of a pass: every deadline held, no record lost, "
+        "nothing it could not judge (a torn trace exits 3 either way)",
     )
     parser.add_argument(
         "--no-fit", action="store_true", help="skip the extreme value fit (faster on very large traces)"
@@ -34,13 +36,19 @@ def run(args: argparse.Namespace) -> int:
     from cobotguard.safety.trace import TraceError, read_trace
 
     traces = []
-    failed = False
+    failed = torn = False
     for path in args.traces:
         try:
-            traces.append(stages_from_trace(read_trace(path)))
+            trace = read_trace(path, allow_incomplete=True)
         except TraceError as exc:
             print_error("report", str(exc))  # every unreadable trace is named before giving up
             failed = True
+            continue
+        if trace.tear is not None:
+            # the records before the tear are the evidence of what happened: report them, never as whole
+            print_error("report", f"{path}: {trace.tear.describe()}; reporting that prefix")
+            torn = True
+        traces.append(stages_from_trace(trace))
     if failed:
         return ExitCode.INVALID_INPUT
     results = analyze(traces, fit=not args.no_fit)
@@ -49,8 +57,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(terminal_table(results))
     _write_files(results, args.html, args.png)
-    if args.fail_on_miss and not all(r.deadline_held for r in results):
+    return _exit_code(results, torn=torn, fail_on_miss=args.fail_on_miss, strict=args.strict)
+
+
+def _exit_code(results: list, *, torn: bool, fail_on_miss: bool, strict: bool) -> ExitCode:
+    """TORN for any torn trace, else the verdict the options ask for (docs/trace.md, "Torn traces")."""
+    if torn:
+        return ExitCode.TORN
+    if (fail_on_miss or strict) and any(r.deadline_misses for r in results):
         return ExitCode.DEADLINE_MISSED
+    if strict and any(any(r.trace.dropped.values()) or r.trace.notes for r in results):
+        return ExitCode.FAILED
     return ExitCode.OK
 
 

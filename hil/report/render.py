@@ -52,7 +52,9 @@ def trace_heading(result: TraceResult, index: int = 0, count: int = 1) -> list[s
         lines.append(f"    RECORDS LOST to full trace buffers: {lost}")
     for note in t.notes:
         lines.append(f"    NOTE: {note}")
-    if not t.complete:
+    if t.tear is not None:
+        lines.append(f"    TORN: {t.tear.describe()}; the report covers that intact prefix only")
+    elif not t.complete:
         lines.append("    INCOMPLETE: the trace was not closed cleanly; statistics cover what was read")
     return lines
 
@@ -262,6 +264,7 @@ def to_json(results: Sequence[TraceResult]) -> dict[str, Any]:
                 "reaction_time_ns": h.get("reaction_time_ns"),
                 "cycle_period_ns": h.get("cycle_period_ns"),
                 "complete": t.complete,
+                "tear": None if t.tear is None else t.tear.as_json(),
                 "cycles": t.cycles,
                 "frames": t.frames,
                 "frames_missed": t.frames_missed,

@@ -30,6 +30,7 @@ import numpy as np
 from cobotguard.hil.report.stats import latencies_against_schedule
 from cobotguard.safety import stopping
 from cobotguard.safety.reasons import CommandKind, Reason
+from cobotguard.safety.trace import Tear
 
 PERSON_REASONS = (
     Reason.PERSON_IN_WARNING_ZONE,
@@ -82,6 +83,7 @@ class TraceStages:
     dropped: dict[str, int] = field(default_factory=dict)
     complete: bool = True
     notes: list[str] = field(default_factory=list)  # why something could not be judged
+    tear: Tear | None = None  # where and how a torn trace stopped: the report covers the prefix before it
 
     @property
     def checksum(self) -> str:
@@ -204,6 +206,7 @@ def stages_from_streams(
     rig: np.ndarray | None = None,
     dropped: dict[str, int] | None = None,
     complete: bool = True,
+    tear: Tear | None = None,
 ) -> TraceStages:
     """Per-stage latencies and deadlines of one trace's streams."""
     d = _Deadlines(header)
@@ -318,6 +321,7 @@ def stages_from_streams(
         dropped=dict(dropped or {}),
         complete=complete,
         notes=[d.problem] if d.problem else [],
+        tear=tear,
     )
 
 
@@ -389,4 +393,5 @@ def stages_from_trace(trace: Any) -> TraceStages:
         streams.get("rig"),
         dropped=trace.dropped,
         complete=trace.complete,
+        tear=trace.tear,
     )
