@@ -78,6 +78,7 @@ ROBOT_LINK = 0  # receivers and descriptors: index 0 is the robot link, 1 + s is
 _R_LOSS = int(Reason.LINK_LOSS)
 _R_ADDRESSING = int(Reason.LINK_ADDRESSING)
 _ROBOT_STATE = int(MessageType.ROBOT_STATE)
+_DETECTIONS = int(MessageType.DETECTIONS)
 _ERROR_STATE = cl.STATE_ERROR
 _DETECTION_BYTES = DETECTION_DTYPE.itemsize
 
@@ -126,7 +127,7 @@ def _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pendin
                 break
             if rx[k].message_type == _ROBOT_STATE:
                 cl.decode_robot_state(rx, k, raw, robot)
-            else:
+            elif rx[k].message_type == _DETECTIONS:
                 _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, stats, loop)
                 frames += 1
     return frames

@@ -162,14 +162,14 @@ class LinkSensorSource:
 
     def receive(self, now_ns: int, frames: np.ndarray) -> int:
         """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
-        from cobotguard.safety.link import NEED_DATA, Received
+        from cobotguard.safety.link import NEED_DATA, Detections, Received
 
         for index, (endpoint, inbox) in enumerate(zip(self.endpoints, self.inboxes, strict=True)):
             inbox.feed_into(endpoint, now_ns)
             while (event := endpoint.next_event()) is not NEED_DATA:
-                if not isinstance(event, Received):
+                if not isinstance(event, Received) or not isinstance(event.message, Detections):
                     continue
-                claimed = int(event.message.sensor_index)  # type: ignore[union-attr]
+                claimed = int(event.message.sensor_index)
                 if claimed != index:  # another sensor's frame on this sensor's line: latched until reset
                     endpoint.reject(
                         Reason.LINK_ADDRESSING,

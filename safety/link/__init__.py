@@ -46,7 +46,15 @@ from cobotguard.safety.link.endpoint import (
     Role,
     link_error_reasons,
 )
-from cobotguard.safety.link.messages import Command, Detections, Message, MessageType, RobotState
+from cobotguard.safety.link.messages import (
+    Command,
+    Detections,
+    Message,
+    MessageType,
+    RobotState,
+    SyncReply,
+    SyncRequest,
+)
 from cobotguard.safety.link.pair import Pair, drain
 from cobotguard.safety.link.setup import (
     robot_link_endpoint,
@@ -88,6 +96,8 @@ __all__ = [
     "Received",
     "RobotState",
     "Role",
+    "SyncReply",
+    "SyncRequest",
     "cobs_decode",
     "cobs_encode",
     "crc32",
