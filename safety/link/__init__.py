@@ -59,6 +59,8 @@ from cobotguard.safety.link.pair import Pair, drain
 from cobotguard.safety.link.setup import (
     robot_link_endpoint,
     robot_link_policy,
+    sensor_clock_policy,
+    sensor_end_policy,
     sensor_link_endpoint,
     sensor_link_policy,
 )
@@ -111,6 +113,8 @@ __all__ = [
     "parse_frame",
     "robot_link_endpoint",
     "robot_link_policy",
+    "sensor_clock_policy",
+    "sensor_end_policy",
     "sensor_link_endpoint",
     "sensor_link_policy",
     "warm_up",

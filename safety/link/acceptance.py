@@ -15,6 +15,7 @@ from cobotguard.safety.reasons import Reason
 
 Verdict = tuple[Reason, str] | None
 _MESSAGE_TYPES = {int(m): m for m in MessageType}
+DEFAULT_MAX_CLOCK_LEAD_NS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,9 @@ class LinkPolicy:
     watchdog_ns: int  # no valid frame for longer than this after the first one: timeout
     tolerated_losses: int = 0  # sequence gaps of up to this many missing frames are accepted
     clock_offset_ns: int = 0  # receiver clock minus sender clock; 0 when both read one CLOCK_MONOTONIC
-    max_clock_lead_ns: int = 1_000_000  # sender time may be ahead of the receiver's by this much
+    max_clock_lead_ns: int = (
+        DEFAULT_MAX_CLOCK_LEAD_NS  # sender time may be ahead of the receiver's by this much
+    )
 
     def __post_init__(self) -> None:
         if self.max_delay_ns <= 0 or self.watchdog_ns <= 0:
