@@ -16,9 +16,10 @@ an age measured from it (now - exposure) is never underestimated (docs/protocol.
 Faults (each a Reason, latched by the caller like a link error until the operator's reset):
   SENSOR_CLOCK_SYNC_LOST  a request unanswered for longer than the sync timeout
   SENSOR_CLOCK_BOUND      the error bound now exceeds the sensor's limit
-  SENSOR_CLOCK_STEP       a new estimate outside the previous one's bound (plus its own): a clock step
-  SENSOR_CLOCK_DRIFT      consistent with the previous estimate, but not with the first one since the reset
-                          grown at the declared drift: the clocks drift apart faster than declared
+  SENSOR_CLOCK_STEP       a sample outside the previous sample's bound (plus its own): a clock step
+  SENSOR_CLOCK_DRIFT      consistent with the previous sample, but not with the kept estimate or the first
+                          one since the reset, grown at the declared drift: the clocks drift apart faster
+                          than declared
 
 One link is one CLOCK_DTYPE record; every function takes (clocks, k, ...) and works in place, with no
 allocation and no Python object, so the compiled loop runs it. Plain Python may call them as well.
@@ -65,6 +66,7 @@ CLOCK_DTYPE = np.dtype(
         ("last_rtt_ns", np.int64),
         ("last_sample_offset_ns", np.int64),
         ("last_sample_bound_ns", np.int64),
+        ("last_sample_t_ns", np.int64),  # the last sample's t4 (the step check's reference)
         ("requests", np.int64),
         ("replies", np.int64),
         ("replies_ignored", np.int64),  # replies to no request in flight (late after a timeout, or stray)
@@ -195,20 +197,22 @@ def take_reply(clocks, k, echo_seq, echo_t_ns, s2_ns, s3_ns, t4_ns):
         return _R_STEP
     offset = low + (high - low) // 2
     bound = high - offset  # >= offset - low: rounded towards the larger half
-    c.last_sample_offset_ns = offset
-    c.last_sample_bound_ns = bound
     fault = 0
     if c.has_estimate != 0:
+        previous = c.last_sample_bound_ns + drift_ns(c.drift_ppb, t4_ns - c.last_sample_t_ns)
         kept = bound_at(clocks, k, t4_ns)
-        if _abs(offset - c.offset_ns) > bound + kept:
-            fault = _R_STEP
-        else:
-            anchor = c.anchor_bound_ns + drift_ns(c.drift_ppb, t4_ns - c.anchor_t_ref_ns)
-            if _abs(offset - c.anchor_offset_ns) > bound + anchor:
-                fault = _R_DRIFT
-        if fault != 0:
-            c.fault = fault
-            return fault
+        anchor = c.anchor_bound_ns + drift_ns(c.drift_ppb, t4_ns - c.anchor_t_ref_ns)
+        if _abs(offset - c.last_sample_offset_ns) > bound + previous:
+            fault = _R_STEP  # one sync period apart, the two samples cannot both hold: a jump
+        elif _abs(offset - c.offset_ns) > bound + kept or _abs(offset - c.anchor_offset_ns) > bound + anchor:
+            fault = _R_DRIFT  # consistent step by step, not over a longer baseline: drift beyond the limit
+    c.last_sample_offset_ns = offset
+    c.last_sample_bound_ns = bound
+    c.last_sample_t_ns = t4_ns
+    if fault != 0:
+        c.fault = fault
+        return fault
+    if c.has_estimate != 0:
         if bound >= kept:
             return 0  # minimum-delay filter: the kept estimate is still the tighter one
     else:
@@ -253,11 +257,15 @@ def to_controller_ns(clocks, k, t_sensor_ns):
 
 @njit(cache=False, nogil=True)
 def delay_fault(clocks, k, t_sent_controller_ns, t_received_ns):
-    """LINK_UNACCEPTABLE_DELAY (as an int) when a converted sender time is too old or ahead, else 0."""
+    """The link's delay check on a converted sender time: LINK_UNACCEPTABLE_DELAY when it is too old;
+    SENSOR_CLOCK_STEP when it is ahead of the receive time (the earliest time it can be is later than its
+    arrival: the sensor's clock jumped forward since the estimate); else 0."""
     c = clocks[k]
     age = t_received_ns - t_sent_controller_ns
-    if age > c.max_delay_ns or age < -c.max_clock_lead_ns:
+    if age > c.max_delay_ns:
         return _R_DELAY
+    if age < -c.max_clock_lead_ns:
+        return _R_STEP
     return 0
 
 
