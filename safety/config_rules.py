@@ -357,6 +357,16 @@ def clock_bound_floor_ns(sensor: Sensor) -> int:
     return -(-wire_ns // 2) + int(drift_ns(drift_ppb, age_ns))
 
 
+def clock_age_error_floor_ns(sensor: Sensor) -> int:
+    """The least a converted age may be overstated by (twice the bound floor, with the drift margin): the
+    error limit must exceed it, or the cell stops for SENSOR_CLOCK_BOUND while the sync works."""
+    from cobotguard.safety.link.clock_sync import PPB_PER_PPM, drift_ns
+
+    floor = clock_bound_floor_ns(sensor)
+    drift_ppb = int(-(-(sensor.clock_max_drift_ppm or 0.0) * PPB_PER_PPM // 1))
+    return 2 * floor + 2 * int(drift_ns(drift_ppb, floor))
+
+
 def sensor_clock_problems(name: str, sensor: Sensor) -> list[str]:
     """A sensor on its own clock: the error limit must leave room above the bound the sync can keep, and
     the sync timeout must cover a round trip's line time."""
@@ -376,13 +386,13 @@ def sensor_clock_problems(name: str, sensor: Sensor) -> list[str]:
             for key in missing
         ]
     out = []
-    floor_ns = clock_bound_floor_ns(sensor)
+    floor_ns = clock_age_error_floor_ns(sensor)
     if ns(sensor.clock_error_limit_ms or 0.0) <= floor_ns:
         out.append(
-            f"{path}.clock_error_limit_ms: {sensor.clock_error_limit_ms} ms is not above the bound the "
-            f"clock sync can keep ({_ms_up(floor_ns):.3f} ms: half the sync round trip's line time plus "
-            f"{sensor.clock_max_drift_ppm} ppm over a sync period and a timeout); expected more, a shorter "
-            "clock_sync_period_ms, or a faster serial_baud"
+            f"{path}.clock_error_limit_ms: {sensor.clock_error_limit_ms} ms is not above what the clock "
+            f"sync can keep ({_ms_up(floor_ns):.3f} ms: twice the bound of half the sync round trip's line "
+            f"time plus {sensor.clock_max_drift_ppm} ppm over a sync period and a timeout); expected "
+            "more, a shorter clock_sync_period_ms, or a faster serial_baud"
         )
     if sensor.serial_baud is not None:
         trip_ns = line_time_ns(SYNC_REQUEST_FRAME_BYTES + SYNC_REPLY_FRAME_BYTES, sensor.serial_baud)

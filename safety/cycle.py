@@ -88,11 +88,12 @@ _DETECTION_BYTES = DETECTION_DTYPE.itemsize
 @njit(cache=False, nogil=True)
 def _to_controller_clock(clocks, k, rx, frame):
     """A sensor-clock frame's timestamps in controller time (earliest possible: its age is never
-    underestimated), then the link's delay check on them; returns the fault to latch, or 0."""
-    frame.t_exposure_ns = cs.to_controller_ns(clocks, k, frame.t_exposure_ns)
+    underestimated), then its checks (clock_sync.frame_fault); returns the fault to latch, or 0."""
+    exposure = frame.t_exposure_ns
+    frame.t_exposure_ns = cs.to_controller_ns(clocks, k, exposure)
     frame.t_inference_done_ns = cs.to_controller_ns(clocks, k, frame.t_inference_done_ns)
     frame.t_sent_ns = cs.to_controller_ns(clocks, k, frame.t_sent_ns)
-    return cs.delay_fault(clocks, k, frame.t_sent_ns, rx[k].t_received_ns)
+    return cs.frame_fault(clocks, k, exposure, frame.t_sent_ns, rx[k].t_received_ns)
 
 
 @njit(cache=False, nogil=True)
@@ -120,7 +121,9 @@ def _check_clocks(n_links, clocks, rx, now_ns):
 def _send_sync_requests(n_links, clocks, rx, pollfds, scratch, out, ts):
     """Send the SYNC_REQUESTs that are due (after the command: they never delay it)."""
     for k in range(1, n_links):
-        if clocks[k].own == 0 or rx[k].state == _ERROR_STATE:
+        # not before the receiver has seen a delimiter since its reset: a reply arriving first would be
+        # dropped as the tail of a frame, and the sync lost (the sensor's next frame brings one)
+        if clocks[k].own == 0 or rx[k].state == _ERROR_STATE or rx[k].synced == 0:
             continue
         now = syscalls.monotonic_ns(ts)
         if cs.request_due(clocks, k, now):

@@ -220,10 +220,11 @@ class LinkSensorSource:
 
         if not self.clocks[index]["has_estimate"]:
             return False  # its age cannot be known yet: the step sees no data
+        exposure = int(record["t_exposure_ns"][0])
         for key in ("t_exposure_ns", "t_inference_done_ns", "t_sent_ns"):
             record[key] = clock_sync.to_controller_ns(self.clocks, index, int(record[key][0]))
         t_rx = int(record["t_received_ns"][0])
-        fault = clock_sync.delay_fault(self.clocks, index, int(record["t_sent_ns"][0]), t_rx)
+        fault = clock_sync.frame_fault(self.clocks, index, exposure, int(record["t_sent_ns"][0]), t_rx)
         if fault:
             self.endpoint_fault(index, int(fault), "DETECTIONS", t_rx)
             return False
@@ -239,7 +240,8 @@ class LinkSensorSource:
         fault = clock_sync.check(self.clocks, index, now_ns)
         if fault:
             self.endpoint_fault(index, int(fault), "clock sync", now_ns)
-        elif clock_sync.request_due(self.clocks, index, now_ns):
+        elif endpoint.synced and clock_sync.request_due(self.clocks, index, now_ns):
+            # not before a delimiter since the reset: the reply would be dropped as a frame's tail
             seq = endpoint.next_seq
             _write(self.inboxes[index].transport, endpoint.send(SyncRequest(), now_ns))
             clock_sync.request_sent(self.clocks, index, seq, now_ns)

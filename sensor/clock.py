@@ -39,6 +39,11 @@ class OwnClock:
         """Now, on this clock."""
         return self.at(self.base())
 
+    @property
+    def drift_ppm(self) -> float:
+        """The drift it runs at now."""
+        return self._drift_ppb / PPB_PER_PPM
+
     def step(self, step_ns: int) -> None:
         """Jump by step_ns from now on (as a clock set while running)."""
         self._at_origin += step_ns

@@ -201,6 +201,15 @@ def test_estimator_rows_of_section_14() -> None:
     e = exposure + offset
     b = int(cs.bound_at(clocks, 0, e))
     assert numbers(rows[exposure_row]) == [e, b, int(cs.to_controller_ns(clocks, 0, exposure))]
+    assert numbers(rows[next(k for k in rows if k.startswith("that frame's age error"))]) == [
+        int(cs.age_error_ns(clocks, 0, e))
+    ]
+    for seconds, row in ((8, "no better estimate for 8 s"), (9, "for 9 s, checked")):
+        key = next(k for k in rows if k.startswith(row))
+        t = t4 + seconds * S
+        assert numbers(rows[key]) == [int(cs.bound_at(clocks, 0, t)), int(cs.age_error_ns(clocks, 0, t))]
+        fault = int(cs.check(clocks, 0, t))
+        assert (fault == 0) if seconds == 8 else Reason(fault).name in rows[key]
     step_row = next(k for k in rows if k.startswith("the sensor's clock steps back 1 s"))
     *_, t1b, s2b, s3b, t4b = numbers(step_row)
     assert cs.request_due(clocks, 0, t1b) == 1

@@ -15,7 +15,8 @@ an age measured from it (now - exposure) is never underestimated (docs/protocol.
 
 Faults (each a Reason, latched by the caller like a link error until the operator's reset):
   SENSOR_CLOCK_SYNC_LOST  a request unanswered for longer than the sync timeout
-  SENSOR_CLOCK_BOUND      the error bound now exceeds the sensor's limit
+  SENSOR_CLOCK_BOUND      twice the error bound (the most a converted age can be overstated) exceeds the
+                          sensor's limit, so that a frame within its budget is never judged stale
   SENSOR_CLOCK_STEP       a sample outside the previous sample's bound (plus its own): a clock step
   SENSOR_CLOCK_DRIFT      consistent with the previous sample, but not with the kept estimate or the first
                           one since the reset, grown at the declared drift: the clocks drift apart faster
@@ -227,16 +228,25 @@ def take_reply(clocks, k, echo_seq, echo_t_ns, s2_ns, s3_ns, t4_ns):
 
 
 @njit(cache=False, nogil=True)
+def age_error_ns(clocks, k, t_ns):
+    """The most a timestamp converted at controller time t_ns overstates an age: the offset's error one
+    way plus the bound subtracted, 2 x bound, and the drift margin of `to_controller_ns`."""
+    c = clocks[k]
+    b = bound_at(clocks, k, t_ns)
+    return 2 * b + 2 * drift_ns(c.drift_ppb, b)
+
+
+@njit(cache=False, nogil=True)
 def check(clocks, k, now_ns):
     """Every cycle: SENSOR_CLOCK_SYNC_LOST for a request unanswered past the timeout, SENSOR_CLOCK_BOUND
-    for an error bound past the limit, else 0."""
+    when ages converted now could be overstated by more than the limit, else 0."""
     c = clocks[k]
     if c.own == 0:
         return 0
     if c.outstanding != 0 and now_ns - c.request_t_ns > c.timeout_ns:
         c.fault = _R_SYNC_LOST
         return _R_SYNC_LOST
-    if c.has_estimate != 0 and bound_at(clocks, k, now_ns) > c.limit_ns:
+    if c.has_estimate != 0 and age_error_ns(clocks, k, now_ns) > c.limit_ns:
         c.fault = _R_BOUND
         return _R_BOUND
     return 0
@@ -256,11 +266,15 @@ def to_controller_ns(clocks, k, t_sensor_ns):
 
 
 @njit(cache=False, nogil=True)
-def delay_fault(clocks, k, t_sent_controller_ns, t_received_ns):
-    """The link's delay check on a converted sender time: LINK_UNACCEPTABLE_DELAY when it is too old;
-    SENSOR_CLOCK_STEP when it is ahead of the receive time (the earliest time it can be is later than its
-    arrival: the sensor's clock jumped forward since the estimate); else 0."""
+def frame_fault(clocks, k, t_exposure_sensor_ns, t_sent_controller_ns, t_received_ns):
+    """A frame's checks after conversion: SENSOR_CLOCK_BOUND when its exposure's age could be overstated
+    by more than the limit (so a frame within its budget is never judged stale); then the link's delay
+    check on the converted sender time: LINK_UNACCEPTABLE_DELAY when it is too old, SENSOR_CLOCK_STEP when
+    it is ahead of the receive time (the sensor's clock jumped forward since the estimate); else 0."""
     c = clocks[k]
+    if age_error_ns(clocks, k, t_exposure_sensor_ns + c.offset_ns) > c.limit_ns:
+        c.fault = _R_BOUND
+        return _R_BOUND
     age = t_received_ns - t_sent_controller_ns
     if age > c.max_delay_ns:
         return _R_DELAY
@@ -277,5 +291,5 @@ def warm_up() -> None:
     request_sent(clocks, 0, 0, 0)
     take_reply(clocks, 0, 0, 0, 5, 6, 10)
     check(clocks, 0, 20)
-    delay_fault(clocks, 0, to_controller_ns(clocks, 0, 7), 20)
+    frame_fault(clocks, 0, 7, to_controller_ns(clocks, 0, 7), 20)
     reset(clocks, 0, 0)

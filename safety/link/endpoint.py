@@ -158,6 +158,11 @@ class Endpoint:
         return self._error
 
     @property
+    def synced(self) -> bool:
+        """Whether a delimiter was received since the last reset: a frame that arrives now is read whole."""
+        return self._synced
+
+    @property
     def last_received_seq(self) -> int:
         """Sequence number of the last accepted frame, -1 if none since the last reset."""
         return -1 if self._last is None else self._last.seq

@@ -31,7 +31,7 @@ def sensor_link_policy(cfg: CellConfig, sensor_name: str) -> LinkPolicy:
 
     A sensor on its own clock: the receiver does not compare raw sender times with its clock (they are on
     another one); the delay check applies to sender times converted with the measured offset and its
-    bound instead (`sensor_clock_policy`, safety.link.clock_sync.delay_fault).
+    bound instead (`sensor_clock_policy`, safety.link.clock_sync.frame_fault).
     """
     sensor = cfg.sensors[sensor_name]
     own = sensor.clock == "own"
