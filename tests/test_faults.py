@@ -364,3 +364,17 @@ def test_drift_and_sync_faults_act_and_are_undone_at_the_end():
     assert not stream.answer_sync
     mute.end()
     assert stream.answer_sync
+
+
+def test_the_rig_refuses_a_sensor_clock_it_cannot_apply():
+    from cobotguard.hil.cli.common import CommandError
+    from cobotguard.hil.cli.hil import _check_sensor_clock
+
+    _check_sensor_clock(make_cell(), 0.0, 0.0)  # nothing asked: any cell
+    with pytest.raises(CommandError, match='clock = "own"'):
+        _check_sensor_clock(make_cell(), -42.0, 0.0)
+    _check_sensor_clock(own_clock_cell(), -42.0, -100.0)
+    with pytest.raises(CommandError, match="beyond sensors.cam.clock_max_drift_ppm"):
+        _check_sensor_clock(own_clock_cell(), -42.0, -150.0)
+    with pytest.raises(CommandError, match="finite"):
+        _check_sensor_clock(own_clock_cell(), float("nan"), 0.0)
