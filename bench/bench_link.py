@@ -6,7 +6,9 @@ message construction) one frame per call, in interleaved rounds so that load fro
 all cases alike. Baseline in the same run: `struct.pack` of the same header + payload and `zlib.crc32`
 (C, no COBS, no checks, no message objects) - the least any framing in Python can cost. Also the CRC kernel
 alone against the `crc` library (the test oracle), and the pty transfer of a command frame (write on the
-master, read through pyserial on the slave).
+master, read through pyserial on the slave). With the robot on its own clock, the controller's end records
+each command's send time and ages each ROBOT_STATE by its echo (`DelayCheck.ECHO`): the cases "/echo" time
+that end beside the same frames on one clock ("COMMAND" and "ROBOT_STATE"), in the same rounds.
 
 Prints distributions (median, p99, p99.9, max, in microseconds); never asserts. On a shared VM the tails
 come from the machine: read the medians for cost and the tails for the environment.
@@ -29,6 +31,7 @@ import numpy as np
 from cobotguard.safety.link import (  # noqa: E402
     NEED_DATA,
     Command,
+    DelayCheck,
     Detections,
     Endpoint,
     LinkPolicy,
@@ -45,6 +48,8 @@ from cobotguard.safety.timing import line_time_ns  # noqa: E402
 
 CID = 0x0101
 POLICY = LinkPolicy(max_delay_ns=10**15, watchdog_ns=10**15)  # timing checks pass: we time the code
+ECHO_POLICY = LinkPolicy(max_delay_ns=10**15, watchdog_ns=10**15, delay_check=DelayCheck.ECHO, echo_ring=72)
+ECHOED = 41  # the command sequence number the timed robot states echo
 BAUDS = (115_200, 1_000_000)
 HEADER = struct.Struct("<BBHIq")
 
@@ -66,7 +71,7 @@ CASES: list[tuple[str, Role, Role, Message]] = [
         Role.ROBOT,
         Command(CommandKind.SLOW, 0.1, StopCategory.CAT1, Reason.PERSON_IN_WARNING_ZONE, 0, 1, 1),
     ),
-    ("ROBOT_STATE", Role.ROBOT, Role.CONTROLLER, RobotState(0.25, CommandKind.RUN, False, 41)),
+    ("ROBOT_STATE", Role.ROBOT, Role.CONTROLLER, RobotState(0.25, CommandKind.RUN, False, ECHOED)),
     *[
         (
             f"DETECTIONS/{n}",
@@ -101,15 +106,25 @@ def time_calls(fn: Callable[[int], object], n: int) -> list[int]:
     return out
 
 
-def bench_case(sender_role: Role, receiver_role: Role, message: Message, n: int) -> dict[str, list[int]]:
-    """encode, decode and baseline samples for one message kind."""
-    sender = Endpoint(sender_role, CID, POLICY, 0)
+ECHO_CASES = ("COMMAND/echo", "ROBOT_STATE/echo")  # the controller's end aging states by echo
+
+
+def bench_case(
+    sender_role: Role, receiver_role: Role, message: Message, n: int, echo: bool = False
+) -> dict[str, list[int]]:
+    """encode, decode and baseline samples for one message kind (echo: the controller's end ages by echo)."""
+    sender_policy = ECHO_POLICY if echo and sender_role is Role.CONTROLLER else POLICY
+    sender = Endpoint(sender_role, CID, sender_policy, 0)
     sender.send(message, 0)  # the preamble byte goes with the first frame: keep it out of the samples
     encode = time_calls(lambda i: sender.send(message, i + 1), n)
 
     frames = [encode_frame(message, CID, i, i + 1) for i in range(n)]
-    receiver = Endpoint(receiver_role, CID, POLICY, 0)
+    receiver_policy = ECHO_POLICY if echo and receiver_role is Role.CONTROLLER else POLICY
+    receiver = Endpoint(receiver_role, CID, receiver_policy, 0)
     receiver.feed(b"\x00", 0)
+    if receiver_policy is ECHO_POLICY:
+        for _ in range(ECHOED + 1):  # the command the states echo was sent, at time 0
+            receiver.send(Command(CommandKind.RUN, 0.25), 0)
 
     def decode(i: int) -> None:
         receiver.feed(frames[i], i + 1)
@@ -185,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     samples: dict[str, dict[str, list[int]]] = {name: {} for name, *_ in CASES}
+    samples.update({name: {} for name in ECHO_CASES})
     gc.disable()
     try:
         bench_case(*CASES[0][1:], 200)  # warm-up: numba kernel compiled, caches filled
@@ -193,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                 n = args.frames if not name.endswith("/16") else args.frames // 4
                 for op, values in bench_case(tx, rx, message, n).items():
                     samples[name].setdefault(op, []).extend(values)
+                if name in ("COMMAND", "ROBOT_STATE"):
+                    for op, values in bench_case(tx, rx, message, n, echo=True).items():
+                        samples[f"{name}/echo"].setdefault(op, []).extend(values)
         crc_samples = bench_crc(args.frames)
         pty = None if args.skip_pty else bench_pty(min(args.frames, 5_000))
     finally:
@@ -210,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
             if op != "baseline":
                 note = f"{stats_us(s)[0] / base_med:.1f}x baseline; " + note
             print(row(name, op, s, note))
+    print()
+    print('the controller\'s end aging states by echo (robot.clock = "own") against one clock, same rounds')
+    for name in ECHO_CASES:
+        one_clock = name.split("/")[0]
+        op = "encode" if one_clock == "COMMAND" else "decode"
+        s, ref = samples[name][op], samples[one_clock][op]
+        ratios = " ".join(f"{a / b:.2f}" for a, b in zip(stats_us(s), stats_us(ref), strict=True))
+        print(row(name, op, s, f"vs one clock (median p99 p99.9 max): {ratios}"))
     print()
     print("CRC-32 (0xF4ACFB13)")
     for op, s in crc_samples.items():

@@ -197,6 +197,21 @@ class Insert(Once):
         return [(frame.t_ns, extra), (frame.t_ns, frame.wire)]
 
 
+class ClockStep(Injector):
+    """The sender's clock steps by delta_ns: this frame and every later one carries a sender time moved by
+    it (a clock set by hand, or by a bad time sync). Stepped back, the next frame's sender time does not
+    increase: insertion, whichever clock the link's delay check uses."""
+
+    def __init__(self, delta_ns: int) -> None:
+        super().__init__()
+        self.delta_ns = delta_ns
+
+    def push(self, frame: OutFrame, codec: Codec) -> Writes:
+        """The frame with its sender time moved by the step."""
+        self._act(frame.t_ns)
+        return [(frame.t_ns, reencode(codec, frame, t_sent_ns=frame.t_sent_ns + self.delta_ns))]
+
+
 class Masquerade(Once):
     """Masquerade: a correctly protected frame of another message type posing on this link."""
 
@@ -602,6 +617,24 @@ FAULTS: tuple[Fault, ...] = (
         lambda cfg: SyncMute(),
         CLOCK,
         endpoint_detects=False,  # the controller's clock estimate tells, not the endpoint
+    ),
+    Fault(
+        "robot_state_delay",
+        "robot state frames held back 10 ms beyond the robot link's delay tolerance (with the robot on its "
+        "own clock: beyond the echo limit)",
+        "robot",
+        frozenset({Reason.LINK_UNACCEPTABLE_DELAY, Reason.LINK_TIMEOUT, Reason.ROBOT_STALE}),
+        lambda cfg: delay_injected_ns(cfg, "robot") + receipt_deadline_ns(cfg),
+        lambda cfg: Delay(delay_injected_ns(cfg, "robot")),
+    ),
+    Fault(
+        "robot_clock_back",
+        "the robot's clock steps back by 1 s (its sender times stop increasing)",
+        "robot",
+        frozenset({Reason.LINK_INSERTION}),
+        receipt_deadline_ns,
+        lambda cfg: ClockStep(-1_000_000_000),
+        IEC,
     ),
     Fault(
         "robot_corruption",

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,22 @@ class RigOptions:
     # this fast (ppm; negative: slow). Sensors on the shared clock read the rig's.
     sensor_clock_offset_s: float = 0.0
     sensor_drift_ppm: float = 0.0
+    # The emulated robot's own clock (robot.clock = "own" in the cell): offset from the rig's clock and
+    # drift; both 0 for a robot on the controller's clock.
+    robot_clock_offset_s: float = 0.0
+    robot_drift_ppm: float = 0.0
+
+
+def robot_clock_problem(cfg: CellConfig, options: RigOptions) -> str | None:
+    """Why the cell cannot run with the options' robot clock, or None."""
+    if (options.robot_clock_offset_s or options.robot_drift_ppm) and cfg.robot.clock != "own":
+        return (
+            f"--robot-clock-offset {options.robot_clock_offset_s} / --robot-drift {options.robot_drift_ppm}: "
+            f'the cell {options.config_path} says robot.clock = "{cfg.robot.clock}", so the controller '
+            "would compare the robot's sender times with its own clock; expected a cell with "
+            '[robot] clock = "own" (e.g. hil/defaults/robot_own_clock.toml)'
+        )
+    return None
 
 
 @dataclass
@@ -319,6 +336,9 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     from cobotguard.safety.budget import reaction_time_ns
     from cobotguard.safety.checksum import config_checksum
 
+    problem = robot_clock_problem(cfg, options)
+    if problem is not None:
+        raise RigError(problem)
     budget = cell_budget(cfg)
     required = required_separation_m(cfg)
     plans = [sc.build_plan(sc.get_scenario(name), cfg, required) for name in options.scenarios]
@@ -392,16 +412,18 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
 
             realtime = apply_realtime(options.rt_priority, cpu=None, lock_memory=False)
             report.notes += [f"rig: {w}" for w in realtime.warnings]
-        session = Session(
-            cfg,
-            robot_io,
-            sensor_io,
-            press,
-            alive,
-            inference_fraction=options.inference_fraction,
-            sensor_clock_offset_ns=round(options.sensor_clock_offset_s * 1e9),
-            sensor_drift_ppm=options.sensor_drift_ppm,
+        from cobotguard.hil.robot import RobotClock
+
+        robot_clock = RobotClock(
+            offset_ns=round(options.robot_clock_offset_s * 1e9),
+            drift_ppm=options.robot_drift_ppm,
+            origin_ns=time.monotonic_ns(),
         )
+        session = Session(
+            cfg, robot_io, sensor_io, press, alive, inference_fraction=options.inference_fraction,
+            robot_clock=robot_clock, sensor_clock_offset_ns=round(options.sensor_clock_offset_s * 1e9),
+            sensor_drift_ppm=options.sensor_drift_ppm,
+        )  # fmt: skip
         progress("hil: waiting for the controller's first command (it compiles before arming)")
         try:
             session.wait_first_command(int(options.startup_timeout_s * 1e9))

@@ -12,6 +12,9 @@ on how often `advance` is called:
   a robot that is braking finishes the stop before it starts again;
 - the robot's own command watchdog (`link.command_watchdog_ms`), and every other link error, stop it
   (FAULT_STOP, after the same reaction delay) and latch until `reset(now_ns)`.
+
+Every time passed in is the rig's (true) time. With a `RobotClock`, the robot's link endpoint (its sender
+times and its watchdog) runs on a clock of its own, offset and drifting from that; the motion does not.
 """
 
 from __future__ import annotations
@@ -82,6 +85,31 @@ class Phase:
         return x, (self.v0_mps * rest**self.k if rest > 0.0 else 0.0)
 
 
+@dataclass(slots=True)
+class RobotClock:
+    """The robot's own clock: robot time = true time + offset, running fast by drift_ppm (slow if < 0),
+    from `origin_ns` of true time; `jump(delta_ns)` steps it (a clock set by hand or by a bad sync)."""
+
+    offset_ns: int = 0
+    drift_ppm: float = 0.0
+    origin_ns: int = 0
+    step_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if not -1000.0 <= self.drift_ppm <= 1000.0:
+            raise ValueError(f"drift_ppm: expected -1000..1000 (a quartz clock), got {self.drift_ppm}")
+
+    def robot_ns(self, true_ns: int) -> int:
+        """The robot clock's reading at true time `true_ns` (exact integer arithmetic, rounded down)."""
+        elapsed = true_ns - self.origin_ns
+        ppb = round(self.drift_ppm * 1000)
+        return true_ns + self.offset_ns + self.step_ns + elapsed * ppb // 1_000_000_000
+
+    def jump(self, delta_ns: int) -> None:
+        """Step the clock by delta_ns from now on."""
+        self.step_ns += delta_ns
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     t_effective_ns: int
@@ -99,10 +127,18 @@ class RobotEmulator:
         program_speed_mps: float | None = None,
         accel_mps2: float = DEFAULT_ACCEL_MPS2,
         stopping: Callable[[float], tuple[int, float]] | None = None,
+        clock: RobotClock | None = None,
     ) -> None:
         """A robot at rest at path position 0, its link endpoint awaiting the first command."""
         self.cfg = cfg
-        self.endpoint: Endpoint = robot_link_endpoint(cfg, Role.ROBOT, now_ns)
+        self.clock = RobotClock(origin_ns=now_ns) if clock is None else clock
+        if self.clock.robot_ns(now_ns) != now_ns and cfg.robot.clock != "own":
+            raise ValueError(
+                'a robot clock offset or drift needs robot.clock = "own" in the cell (with "shared" the '
+                "controller compares the robot's sender times with its own clock)"
+            )
+        self.endpoint: Endpoint = robot_link_endpoint(cfg, Role.ROBOT, self.clock.robot_ns(now_ns))
+        self._sent_robot_ns = self.clock.robot_ns(now_ns) - 1  # the last sender time used
         self.reaction_ns = ns(cfg.robot.stop_input_reaction_ms)
         self.program_speed_mps = cfg.robot.max_speed_mps if program_speed_mps is None else program_speed_mps
         if not 0.0 <= self.program_speed_mps <= cfg.robot.max_speed_mps:
@@ -124,29 +160,33 @@ class RobotEmulator:
 
     def receive(self, data: bytes, now_ns: int) -> list[Event]:
         """Feed bytes from the controller; accepted commands are scheduled, link errors stop the robot."""
-        self.endpoint.feed(data, now_ns)
+        self.endpoint.feed(data, self.clock.robot_ns(now_ns))
         events: list[Event] = []
         while (event := self.endpoint.next_event()) is not NEED_DATA:
             events.append(event)
             if isinstance(event, Received) and isinstance(event.message, Command):
-                self._schedule(event.message, event.t_received_ns)
+                self._schedule(event.message, now_ns)
             elif isinstance(event, LinkError):
-                self._self_stop(event)
+                self._self_stop(event, now_ns)
         return events
 
     def check_watchdog(self, now_ns: int) -> LinkError | None:
-        """The robot's own command watchdog; a timeout stops the robot (latched)."""
-        err = self.endpoint.check_watchdog(now_ns)
+        """The robot's own command watchdog (on the robot's clock); a timeout stops the robot (latched)."""
+        err = self.endpoint.check_watchdog(self.clock.robot_ns(now_ns))
         if err is not None:
-            self._self_stop(err)
+            self._self_stop(err, now_ns)
         return err
 
     def reset(self, now_ns: int) -> None:
         """Operator reset: clear a latched self-stop; the robot stays at rest until commanded."""
         self.advance(now_ns)
-        self.endpoint.reset(now_ns)
+        self.endpoint.reset(self.clock.robot_ns(now_ns))
         self.fault = None
         self._target_mps = 0.0
+
+    def reset_link(self, now_ns: int) -> None:
+        """Reset the link endpoint only (the rig keeps listening after a self-stop, which stays latched)."""
+        self.endpoint.reset(self.clock.robot_ns(now_ns))
 
     def _schedule(self, command: Command, t_received_ns: int) -> None:
         if command.kind in (CommandKind.PROTECTIVE_STOP, CommandKind.FAULT_STOP):
@@ -165,10 +205,10 @@ class RobotEmulator:
         self._slow_delay_ns = delay_ns
         self._slow_hold_until_ns = None
 
-    def _self_stop(self, err: LinkError) -> None:
+    def _self_stop(self, err: LinkError, now_ns: int) -> None:
         if self.fault is None:
             self.fault = err
-        self._pending.append(_Pending(err.t_ns + self.reaction_ns, CommandKind.FAULT_STOP, 0.0))
+        self._pending.append(_Pending(now_ns + self.reaction_ns, CommandKind.FAULT_STOP, 0.0))
 
     # ------------------------------------------------------------ motion
 
@@ -266,7 +306,9 @@ class RobotEmulator:
     def state_frame(self, now_ns: int) -> bytes:
         """Advance to now_ns and encode the state message."""
         self.advance(now_ns)
-        return self.endpoint.send(self.state(), now_ns)
+        # a slow clock can read the same nanosecond twice: sender times must still strictly increase
+        self._sent_robot_ns = max(self.clock.robot_ns(now_ns), self._sent_robot_ns + 1)
+        return self.endpoint.send(self.state(), self._sent_robot_ns)
 
 
 class RobotRunner:

@@ -106,10 +106,12 @@ class Session:
         clock: Callable[[], int] = time.monotonic_ns,
         inference_fraction: float = 0.5,
         robot_speed_mps: float | None = None,
+        robot_clock: Any = None,
         sensor_clock_offset_ns: int = 0,
         sensor_drift_ppm: float = 0.0,
     ) -> None:
-        """sensor_io: one transport per configured sensor, in configuration order (or one transport).
+        """sensor_io: one transport per configured sensor, in configuration order (or one transport);
+        robot_clock: the emulated robot's own clock (hil.robot.RobotClock), None for the rig's.
 
         Sensors with `clock = "own"` run on a clock `sensor_clock_offset_ns` ahead of the rig's, drifting
         by `sensor_drift_ppm`, and answer SYNC_REQUESTs; the others read the rig's clock."""
@@ -123,7 +125,7 @@ class Session:
         self._press = press_reset
         self._alive = alive
         now = clock()
-        self.robot = RobotEmulator(cfg, now, program_speed_mps=robot_speed_mps)  # None: max speed
+        self.robot = RobotEmulator(cfg, now, program_speed_mps=robot_speed_mps, clock=robot_clock)
         ios = list(sensor_io) if isinstance(sensor_io, (list, tuple)) else [sensor_io]
         if len(ios) != len(cfg.sensors):
             raise RigError(f"{len(ios)} sensor port(s) for {len(cfg.sensors)} configured sensor(s)")
@@ -263,7 +265,7 @@ class Session:
         still measure: the endpoint is reset, the robot's self-stop is not."""
         self.log.add(RigEvent.LINK_ERROR, now, reason=int(err.reason))
         fault = self.robot.fault
-        self.robot.endpoint.reset(now)
+        self.robot.reset_link(now)
         self.robot.fault = fault
 
     def _send_state(self, now: int) -> None:

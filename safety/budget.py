@@ -195,8 +195,26 @@ def reaction_stages(cfg: CellConfig) -> list[Stage]:
               f"{timing.UART_BITS_PER_BYTE} bit / {cfg.link.baud} baud)", timing.command_frame_ns(cfg.link),
               "link.command_frame_bytes, link.baud"),
         Stage("T_receiver", "robot polls its port", ns(cfg.link.receiver_cycle_ms), "link.receiver_cycle_ms"),
+        *echo_stages(cfg),
         Stage("T_stop_input", "robot stop input -> braking starts", ns(cfg.robot.stop_input_reaction_ms),
               "robot.stop_input_reaction_ms"),
+    ]  # fmt: skip
+
+
+def echo_stages(cfg: CellConfig) -> list[Stage]:
+    """With the robot on its own clock (robot.clock = "own"), T_echo: the robot cannot time a command,
+    and the controller's echo check lets a command's delivery pass up to the whole echo limit (cycle, worst
+    step, both link delays), so T_r counts that limit beyond T_frame + T_receiver. None on one clock."""
+    if cfg.robot.clock != "own":
+        return []
+    period_ns, worst_ns = ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms)
+    echo_ns = timing.robot_echo_max_age_ns(period_ns, worst_ns, ns(cfg.link.max_delay_ms), cfg.link)
+    counted = timing.command_delivery_ns(cfg.link)
+    return [
+        Stage("T_echo", "robot on its own clock: a command may arrive as late as the echo limit lets pass "
+              "(beyond T_frame + T_receiver)", max(0, echo_ns - counted),
+              "controller.cycle_period_ms + controller.worst_step_ms + max(link.max_delay_ms, T_frame + "
+              "T_receiver) + link.max_delay_ms - T_frame - T_receiver"),
     ]  # fmt: skip
 
 

@@ -31,7 +31,10 @@ def _normalised(value: Any) -> Any:
 
 # Keys that joined the model after cells were checksummed, left out of the canonical form while they hold
 # this value (off): the cells written before keep their checksum, any other value is part of it.
-OMITTED_WHEN_OFF: dict[tuple[str, str], Any] = {("controller", "person_hold_ms"): 0.0}
+OMITTED_WHEN_OFF: dict[tuple[str, str], Any] = {
+    ("controller", "person_hold_ms"): 0.0,
+    ("robot", "clock"): "shared",
+}
 # Optional sensor keys introduced after checksums were in use: left out of the canonical form while
 # absent (None), so that existing cells keep their checksums; present, they count like any value.
 OMITTED_WHEN_ABSENT = (

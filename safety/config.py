@@ -81,6 +81,11 @@ class Robot(_Strict):
     # command from the link, the stop input reaction and the stopping time at the robot's speed
     # (safety.params.robot_obey_ns + T_s); given: that fixed time, at least the derived one at max speed.
     overspeed_grace_ms: PosFloat | None = None
+    # Whose clock the robot's sender times are on. "shared": the controller's CLOCK_MONOTONIC (one host),
+    # so the robot link's delay check compares them with ours. "own": a clock of its own (a robot
+    # controller, a safety PLC); the controller then ages each ROBOT_STATE by the command it echoes
+    # (docs/protocol.md, section 7.1) and the robot's sender time only has to increase.
+    clock: Literal["shared", "own"] = "shared"
 
 
 class Intrinsics(_Strict):

@@ -43,6 +43,9 @@ from cobotguard.safety.timing import (
     frame_period_ns,
     line_time_ns,
     min_baud,
+    robot_echo_max_age_ns,
+    robot_echo_ring_entries,
+    robot_echo_stale_ns,
     robot_obey_ns,
     robot_state_gap_ns,
     sensor_clock_sync_timeout_ns,
@@ -164,6 +167,7 @@ def _problems(
         out += link_problems(link, controller, sensors)
     if robot is not None and controller is not None and link is not None:
         out += robot_timing_problems(robot, controller, link)
+        out += robot_clock_problems(robot, controller, link, sensors)
     if complete:
         out += coverage_problems(sensors, zones)
     return out
@@ -581,6 +585,42 @@ def robot_timing_problems(robot: Robot, controller: Controller, link: Link) -> l
         )
     if robot.overspeed_grace_ms is not None:
         out += _grace_problems(robot, controller, link, robot.overspeed_grace_ms)
+    return out
+
+
+def robot_clock_problems(
+    robot: Robot, controller: Controller, link: Link, sensors: dict[str, Sensor]
+) -> list[str]:
+    """robot.clock = "own": the staleness limit must cover the echo bound, and its ring must fit."""
+    from cobotguard.safety.link.acceptance import ECHO_RING_CAPACITY
+
+    if robot.clock != "own":
+        return []
+    out: list[str] = []
+    period_ns, worst_ns = ns(controller.cycle_period_ms), ns(controller.worst_step_ms)
+    wait_ms = max(controller.cycle_period_ms, controller.worst_step_ms)
+    echo_ns = robot_echo_max_age_ns(period_ns, worst_ns, ns(link.max_delay_ms), link)
+    stale_ns = robot_echo_stale_ns(echo_ns, period_ns, worst_ns)
+    if ns(controller.robot_state_timeout_ms) <= stale_ns:
+        out.append(
+            f'controller.robot_state_timeout_ms: {controller.robot_state_timeout_ms} ms with robot.clock = '
+            f'"own"; expected more than {_ms_up(stale_ns):.3f} ms (the echo limit {_ms_up(echo_ns):.3f} ms: '
+            f"controller.cycle_period_ms {controller.cycle_period_ms} + controller.worst_step_ms "
+            f"{controller.worst_step_ms} + the command's delivery max(link.max_delay_ms, one command frame "
+            f"+ link.receiver_cycle_ms) + the state's link.max_delay_ms {link.max_delay_ms}; then the wait "
+            f"for the next cycle, max(cycle, worst step) {wait_ms}"
+            "): a state is as old as the command it echoes, else a robot that answers in time stops the cell"
+        )
+    data_periods = (
+        [frame_period_ns(s.frame_rate_hz) for s in sensors.values()] if controller.wake_on_data else []
+    )
+    entries = robot_echo_ring_entries(echo_ns, period_ns, worst_ns, data_periods)
+    if entries > ECHO_RING_CAPACITY:
+        out.append(
+            f'robot.clock: "own" needs {entries} remembered command send times for the echo limit of '
+            f"{_ms_up(echo_ns):.3f} ms at controller.cycle_period_ms {controller.cycle_period_ms}; expected "
+            f"at most {ECHO_RING_CAPACITY}: a longer cycle or a shorter link.max_delay_ms"
+        )
     return out
 
 

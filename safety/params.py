@@ -38,6 +38,7 @@ PARAMS_DTYPE = np.dtype(
         ("robot_max_speed_mps", np.float64),  # RUN speed limit; above it the robot is overspeeding
         ("robot_z_r_m", np.float64),
         ("robot_state_timeout_ns", np.int64),
+        ("robot_age_by_echo", np.int32),  # 1: robot.clock = "own", a state's age runs from its echoed command
         ("fault_stop_category", np.int32),  # the category the stopping data was measured for
         ("n_stop_points", np.int32),
         ("stop_speed_mps", np.float64, (MAX_STOP_POINTS,)),  # ascending
@@ -149,6 +150,7 @@ def build_params(cfg: CellConfig) -> np.ndarray:
     r["robot_max_speed_mps"] = cfg.robot.max_speed_mps
     r["robot_z_r_m"] = cfg.robot.position_uncertainty_m
     r["robot_state_timeout_ns"] = ns(cfg.controller.robot_state_timeout_ms)
+    r["robot_age_by_echo"] = 1 if cfg.robot.clock == "own" else 0
     r["fault_stop_category"] = cfg.robot.stop_category
 
     rows = stopping.stopping_curve_ns(cfg.robot)

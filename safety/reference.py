@@ -131,7 +131,13 @@ def _robot_fault(p: np.void, r: np.void, now: int) -> Reason:
         return Reason.ROBOT_NO_DATA
     if t > now:
         return Reason.ROBOT_BAD_VALUE
-    if now - t > int(p["robot_state_timeout_ns"]):
+    if int(p["robot_age_by_echo"]) == 0:
+        origin = t
+    elif int(r["last_command_seq"]) < 0:
+        origin = None  # echoes no command: its age cannot be bounded
+    else:
+        origin = int(r["t_sent_ns"])  # the echoed command's send time, on our clock
+    if origin is None or now - origin > int(p["robot_state_timeout_ns"]):
         return Reason.ROBOT_STALE
     if not math.isfinite(speed) or speed < 0.0 or r["at_rest"] not in (0, 1):
         return Reason.ROBOT_BAD_VALUE

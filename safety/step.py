@@ -145,6 +145,7 @@ _R_BAD_VALUE = int(Reason.SENSOR_BAD_VALUE)
 _R_TIME = int(Reason.SENSOR_TIME_INCONSISTENT)
 _R_ROBOT_NO_DATA = int(Reason.ROBOT_NO_DATA)
 _R_ROBOT_STALE = int(Reason.ROBOT_STALE)
+_AGE_UNKNOWN_NS = -(1 << 62)  # an origin older than any timeout at any monotonic time (no overflow)
 _R_ROBOT_BAD = int(Reason.ROBOT_BAD_VALUE)
 _R_ROBOT_OVERSPEED = int(Reason.ROBOT_OVERSPEED)
 _R_OVERRUN = int(Reason.LOOP_OVERRUN)
@@ -354,6 +355,18 @@ def hold_persons(p, s, detections, now_ns: int) -> None:
         s.hold_count[i] = n
 
 
+@njit(cache=False, inline="always")
+def robot_state_origin_ns(p, r) -> int:
+    """Our clock's time the robot state is at least as new as: its receive time, or with the robot on its
+    own clock the send time of the command it echoes (its sender time field; one that echoes no command
+    has no known age and counts as infinitely old)."""
+    if p.robot_age_by_echo == 0:
+        return r.t_received_ns
+    if r.last_command_seq < 0:
+        return _AGE_UNKNOWN_NS
+    return r.t_sent_ns
+
+
 @njit(cache=False)
 def check_robot(p, r, now_ns: int) -> int:
     """The first fault of the robot's reported state, or Reason.NONE."""
@@ -361,7 +374,7 @@ def check_robot(p, r, now_ns: int) -> int:
         return _R_ROBOT_NO_DATA
     if r.t_received_ns > now_ns:
         return _R_ROBOT_BAD
-    if now_ns - r.t_received_ns > p.robot_state_timeout_ns:
+    if now_ns - robot_state_origin_ns(p, r) > p.robot_state_timeout_ns:
         return _R_ROBOT_STALE
     if not math.isfinite(r.speed_mps) or r.speed_mps < 0.0:
         return _R_ROBOT_BAD

@@ -210,3 +210,42 @@ def robot_obey_ns(
     """
     delivery = max(max_delay_ns, command_delivery_ns(link))
     return worst_step_ns + delivery + stop_input_reaction_ns + max_delay_ns
+
+
+# -- the robot link on the robot's own clock (age by echo) -----------------------------------------------
+
+
+def robot_echo_max_age_ns(
+    cycle_period_ns: int, worst_step_ns: int, max_delay_ns: int, link: LinkTiming
+) -> int:
+    """The oldest a ROBOT_STATE may be on arrival, measured from the command it echoes (own robot clock).
+
+    The robot echoes its newest accepted command, so a state is answered by a command stamped at most one
+    gap earlier (a cycle and a worst step), delivered to the robot (accepted up to the link's max delay;
+    at least its line time + the robot's receive cycle) and, once answered, back within the max delay.
+    """
+    delivery = max(max_delay_ns, command_delivery_ns(link))
+    return cycle_period_ns + worst_step_ns + delivery + max_delay_ns
+
+
+def robot_echo_stale_ns(echo_max_age_ns: int, cycle_period_ns: int, worst_step_ns: int) -> int:
+    """The oldest the newest robot state's echo may be at a step: its age on arrival, then the wait for
+    the next cycle (max(period, worst step): robot states do not wake a data step)."""
+    return echo_max_age_ns + max(cycle_period_ns, worst_step_ns)
+
+
+def robot_echo_ring_entries(
+    window_ns: int, cycle_period_ns: int, worst_step_ns: int, data_periods_ns: list[int]
+) -> int:
+    """Send times the controller keeps for echo ageing: twice the commands it can write within `window_ns`.
+
+    Commands are stamped up to a worst step after their release: one per release of the cycle in the
+    window widened by a worst step, one per sensor frame taken in (data steps, `data_periods_ns`; empty
+    when the loop does not wake on data) plus one bunched frame each, and a reset step. Doubled, so that
+    jitter beyond the declared times cannot push a still acceptable echo out of the ring.
+    """
+    span = window_ns + worst_step_ns
+    commands = ceil_div(span, cycle_period_ns) + 1 + 1
+    for period in data_periods_ns:
+        commands += ceil_div(span, period) + 2
+    return 2 * commands

@@ -9,6 +9,7 @@ import pytest
 from cobotguard.safety.link import (
     NEED_DATA,
     Command,
+    DelayCheck,
     Detections,
     Endpoint,
     LinkError,
@@ -59,6 +60,7 @@ VECTORS = {
         17,
         1_003_000_000,
     ),
+    "robot_state_own_clock": (RobotState(0.25, CommandKind.RUN, False, 2), 0x0101, 3, 3_601_012_101_200),
     "detections_empty": (Detections(0, 255, 0, 0, 3100, 990_000_000, 996_000_000), 101, 5, 1_000_000_000),
     "detections_two_persons": (
         Detections(1, 12, 2, 0, 22_000, 980_000_000, 1_002_000_000, _persons()),
@@ -219,3 +221,62 @@ def test_estimator_rows_of_section_14() -> None:
     cs.request_sent(fresh, 0, 0, t1)
     lost = Reason(int(cs.check(fresh, 0, t1 + 50 * MS + 1)))
     assert lost.name in rows[next(k for k in rows if k.startswith("no reply to a request"))]
+
+
+# -- the echo vectors table (section 7.1) -------------------------------------------------------------
+
+ECHO_POLICY = LinkPolicy(max_delay_ns=30 * MS, watchdog_ns=100 * MS, delay_check=DelayCheck.ECHO, echo_ring=8)
+
+
+def ahead(t_ns: int) -> int:
+    """r(t): a robot clock 3600 s ahead and 100 ppm fast."""
+    return 3600 * S + t_ns + t_ns * 100 // 1_000_000
+
+
+def behind(t_ns: int) -> int:
+    """r'(t): a robot clock 42 s behind and 100 ppm slow."""
+    return -42 * S + t_ns - t_ns * 100 // 1_000_000
+
+
+def echo_outcome(
+    sent: list[int], states: list[tuple[int, int, int]]
+) -> tuple[Reason | ReceiverState, list[int]]:
+    """A controller end sends commands at `sent`, then takes states (echo, robot sender time, received at);
+    the outcome and the accepted states' sender times on the controller's clock."""
+    ep = Endpoint(Role.CONTROLLER, 0x0101, ECHO_POLICY, 0)
+    ep.feed(b"\x00", 0)
+    for t in sent:
+        ep.send(Command(CommandKind.RUN, 0.25), t)
+    origins: list[int] = []
+    for seq, (echo, t_robot, t_rx) in enumerate(states):
+        ep.feed(encode_frame(RobotState(0.1, CommandKind.RUN, False, echo), 0x0101, seq, t_robot), t_rx)
+        for event in drain(ep):
+            if isinstance(event, LinkError):
+                return event.reason, origins
+            assert isinstance(event, Received)
+            origins.append(event.to_record()["t_sent_ns"][0])
+    return ep.state, origins
+
+
+def test_echo_vectors() -> None:
+    ms = MS
+    t = S  # 1.000 s
+    assert echo_outcome([t], [(0, ahead(t + 10 * ms), t + 12 * ms)]) == (ReceiverState.CONNECTED, [t])
+    three = [t, t + 2 * ms, t + 4 * ms]
+    states = [(0, behind(t + ms), t + 3 * ms), (2, behind(t + 5 * ms), t + 6 * ms),
+              (2, behind(t + 10 * ms), t + 34 * ms)]  # fmt: skip
+    assert echo_outcome(three, states) == (ReceiverState.CONNECTED, [t, t + 4 * ms, t + 4 * ms])
+    late = [(0, ahead(t + 5 * ms), t + 30 * ms + 1)]
+    assert echo_outcome([t], late)[0] is Reason.LINK_UNACCEPTABLE_DELAY
+    assert echo_outcome([t], [(1, ahead(t + ms), t + 2 * ms)])[0] is Reason.LINK_INSERTION
+    assert echo_outcome([], [(0, ahead(t + ms), t + 2 * ms)])[0] is Reason.LINK_INSERTION
+    back = [(1, ahead(t + 3 * ms), t + 4 * ms), (0, ahead(t + 5 * ms), t + 6 * ms)]
+    assert echo_outcome([t, t + 2 * ms], back)[0] is Reason.LINK_INCORRECT_SEQUENCE
+    nine = [t + k * ms for k in range(9)]
+    assert echo_outcome(nine, [(0, ahead(t + 9 * ms), t + 10 * ms)])[0] is Reason.LINK_UNACCEPTABLE_DELAY
+    first = (0, ahead(t + ms), t + 2 * ms)
+    stepped_back = [first, (0, ahead(t + 3 * ms) - S, t + 4 * ms)]
+    assert echo_outcome([t], stepped_back)[0] is Reason.LINK_INSERTION
+    stepped_forward = [first, (0, ahead(t + 3 * ms) + S, t + 4 * ms)]
+    assert echo_outcome([t], stepped_forward) == (ReceiverState.CONNECTED, [t, t])
+    assert echo_outcome([t], [(-1, behind(t + ms), t + 2 * ms)]) == (ReceiverState.CONNECTED, [0])

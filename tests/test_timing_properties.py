@@ -10,13 +10,18 @@ when the controller holds a missed person (controller.person_hold_ms) for as lon
 Beyond the assumptions (sensor silent, late frames, counter jumps, corrupt metadata, loop overrun, robot
 silent) a fault stop is commanded within the watchdog time. Inside the assumptions, nothing stops a cell
 where nobody comes near.
+
+The robot link with the robot on its own clock (robot.clock = "own"): whatever the robot clock's offset
+and a drift within +-100 ppm, with every delay within its declared worst case, the controller accepts every
+state, never ages one younger than it is, and its newest state never exceeds the staleness limit; a state
+later than the echo limit is an unacceptable delay.
 """
 
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-from hypothesis import given, note
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 from cobotguard.hil.sim import CellSim, Fault, Run, Walk, example_config, watchdog_ns
@@ -291,3 +296,135 @@ def test_late_cycles_skip_releases_in_the_simulation_as_in_the_executor():
     on_time = cell(1, 0, True).run(run, until_ns=500_000_000)
     assert on_time.stop_command_ns is None and on_time.skipped_releases == 0
     assert watchdog_ns(cell(1, 0, True).params, Fault.LOOP_OVERRUN) == 1_000_000 + 200_000
+
+
+# -- the robot link on the robot's own clock ------------------------------------------------------------
+
+
+@cache
+def own_clock_cell() -> CellConfig:
+    """The shipped default cell with the robot on its own clock (hil/defaults/robot_own_clock.toml)."""
+    return load_config(DEFAULT_CELL.with_name("robot_own_clock.toml"))
+
+
+@st.composite
+def robot_link_runs(draw):
+    """A robot clock (offset in s, drift in ppm) and per cycle: the command's stamp within its worst step
+    after the release, its delivery and the answering state's delivery, as fractions of their worst case."""
+    fraction = st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0)
+    offset_s = draw(st.integers(-(10**7), 10**7))
+    drift_ppm = draw(st.sampled_from([-100.0, 0.0, 100.0]) | st.floats(-100.0, 100.0))
+    cycles = draw(st.lists(st.tuples(fraction, fraction, fraction), min_size=5, max_size=120))
+    return offset_s, drift_ppm, cycles
+
+
+def run_robot_link(offset_s: int, drift_ppm: float, cycles, state_delay_extra_ns: int = 0):
+    """Discrete events on one timeline: the controller's releases (it takes in the states that arrived,
+    judges the newest one's age, sends a command stamped up to a worst step later); the robot on its own
+    clock answering each command and sending its period; each frame delayed within its worst case.
+    Returns (controller link errors, robot link errors, worst age seen at a step)."""
+    import heapq
+
+    from cobotguard.hil.robot import RobotClock, RobotEmulator
+    from cobotguard.safety.link import NEED_DATA, Command, LinkError, Received, Role, robot_link_endpoint
+    from cobotguard.safety.timing import command_delivery_ns, ns
+
+    cfg = own_clock_cell()
+    period, worst = ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms)
+    command_worst = max(ns(cfg.link.max_delay_ms), command_delivery_ns(cfg.link))
+    state_worst = ns(cfg.link.max_delay_ms) + state_delay_extra_ns
+    state_period = ns(cfg.robot.state_period_ms)
+    t0 = 1_000_000_000
+    controller = robot_link_endpoint(cfg, Role.CONTROLLER, t0)
+    robot = RobotEmulator(cfg, t0, clock=RobotClock(offset_s * 1_000_000_000, drift_ppm, origin_ns=t0))
+    events: list[tuple[int, int, int, bytes]] = []  # (time, order: states first, counter, bytes)
+    counter = 0
+    state_fraction = [cycles[0][2]]  # this cycle's, for the states the robot sends in it
+    last_command_arrival = last_state_arrival = 0
+    last_stamp = 0
+    sent_at: dict[bytes, int] = {}
+    newest_origin = None
+    worst_age = 0
+    robot_errors: list[LinkError] = []
+
+    last_sent = [0]
+
+    def robot_sends(now: int) -> None:
+        nonlocal counter, last_state_arrival
+        if now <= last_sent[0]:
+            return  # one state per instant: its sender time must increase (as the rig sends them)
+        last_sent[0] = now
+        wire = robot.state_frame(now)
+        arrival = max(last_state_arrival, now + int(state_fraction[0] * state_worst))
+        last_state_arrival = arrival
+        sent_at[wire] = now
+        heapq.heappush(events, (arrival, 0, counter, wire))
+        counter += 1
+
+    last_state = t0
+    robot_sends(t0)
+    for k, (stamp_fraction, command_fraction, this_state_fraction) in enumerate(cycles):
+        state_fraction[0] = this_state_fraction
+        release = t0 + (k + 1) * period
+        horizon = release
+        while events and events[0][0] <= horizon:  # everything due before this release
+            t, kind, _, data = heapq.heappop(events)
+            while last_state + state_period < t:  # the robot's period, on the way (a reply at t covers t)
+                last_state += state_period
+                robot_sends(last_state)
+            if kind == 0:  # a state reaches the controller
+                controller.feed(data, t)
+                while (event := controller.next_event()) is not NEED_DATA:
+                    if isinstance(event, LinkError):
+                        return [event], robot_errors, worst_age
+                    assert isinstance(event, Received)
+                    if event.message.last_command_seq >= 0:  # type: ignore[union-attr]
+                        assert event.t_origin_ns is not None
+                        assert event.t_origin_ns <= sent_at[data]  # never aged younger than it is
+                        newest_origin = event.t_origin_ns
+            else:  # a command reaches the robot, which answers it
+                replied = any(isinstance(e, Received) for e in robot.receive(data, t))
+                if (err := robot.check_watchdog(t)) is not None:
+                    robot_errors.append(err)
+                robot_errors += [e for e in robot.receive(b"", t) if isinstance(e, LinkError)]
+                if replied:
+                    robot_sends(t)
+                    last_state = t
+        if (err := controller.check_watchdog(release)) is not None:
+            return [err], robot_errors, worst_age
+        stamp = max(last_stamp + 1, release + int(stamp_fraction * worst))
+        last_stamp = stamp
+        if newest_origin is not None:
+            worst_age = max(worst_age, stamp - newest_origin)  # the step's now is before its stamp
+        wire = controller.send(Command(CommandKind.RUN, 0.25), stamp)
+        arrival = max(last_command_arrival, stamp + int(command_fraction * command_worst))
+        last_command_arrival = arrival
+        heapq.heappush(events, (arrival, 1, counter, wire))
+        counter += 1
+    return [], robot_errors, worst_age
+
+
+@given(robot_link_runs())
+@example((3600, 100.0, [(1.0, 1.0, 1.0), (0.0, 1.0, 1.0)] * 30))  # the worst case: late, then early stamps
+@example((-42, -100.0, [(1.0, 1.0, 1.0)] * 60))
+def test_robot_on_its_own_clock_inside_the_assumptions_never_stops(case):
+    from cobotguard.safety.timing import ns
+
+    errors, robot_errors, worst_age = run_robot_link(*case)
+    note(f"worst age at a step {worst_age} ns")
+    assert errors == [] and robot_errors == []
+    assert worst_age <= ns(own_clock_cell().controller.robot_state_timeout_ms)
+
+
+@given(robot_link_runs())
+def test_robot_states_later_than_the_echo_limit_are_an_unacceptable_delay(case):
+    from cobotguard.safety.link import Role, robot_link_policy
+    from cobotguard.safety.timing import ns
+
+    offset_s, drift_ppm, cycles = case
+    echo_limit = robot_link_policy(own_clock_cell(), Role.CONTROLLER).max_delay_ns
+    late = [(a, b, 1.0) for a, b, _ in cycles] + [(0.0, 0.0, 1.0)] * 40
+    # every state takes 1 ms longer than the whole echo limit (still within the 70 ms watchdog)
+    extra = echo_limit + 1_000_000 - ns(own_clock_cell().link.max_delay_ms)
+    errors, _, _ = run_robot_link(offset_s, drift_ppm, late, state_delay_extra_ns=extra)
+    assert errors and errors[0].reason is Reason.LINK_UNACCEPTABLE_DELAY

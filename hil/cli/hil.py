@@ -82,6 +82,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "clock_max_drift_ppm",
     )
     parser.add_argument(
+        "--robot-clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help='the emulated robot\'s clock runs this far ahead of the controller\'s (negative: behind); '
+        'needs a cell with [robot] clock = "own"',
+    )
+    parser.add_argument(
+        "--robot-drift",
+        type=float,
+        default=0.0,
+        metavar="PPM",
+        help='the emulated robot\'s clock runs fast by this many parts per million (negative: slow; '
+        '-1000..1000); needs a cell with [robot] clock = "own"',
+    )
+    parser.add_argument(
         "--startup-timeout",
         type=float,
         default=120.0,
@@ -161,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--reset-command is for real ports (--virtual resets by itself)")
     if args.sensor_port is not None and args.robot_port is None:
         raise CommandError("--sensor-port needs --robot-port (or use --virtual)")
+    if not -1000.0 <= args.robot_drift <= 1000.0:
+        raise CommandError(f"--robot-drift must be within -1000..1000 ppm, got {args.robot_drift}")
     cfg = load_cell_config(args.config)
     _check_sensor_clock(cfg, args.sensor_clock_offset, args.sensor_drift)
     trace_dir = Path(args.trace_dir) if args.trace_dir else None
@@ -184,7 +202,14 @@ def run(args: argparse.Namespace) -> int:
         progress=_progress,
         sensor_clock_offset_s=args.sensor_clock_offset,
         sensor_drift_ppm=args.sensor_drift,
+        robot_clock_offset_s=args.robot_clock_offset,
+        robot_drift_ppm=args.robot_drift,
     )
+    from cobotguard.hil.rig import robot_clock_problem
+
+    problem = robot_clock_problem(cfg, options)
+    if problem is not None:
+        raise CommandError(problem)
     import signal
 
     def on_term(_signum: int, _frame: object) -> None:

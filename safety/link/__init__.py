@@ -11,7 +11,7 @@
 Frame layout, CRC parameters and test vectors: docs/protocol.md. Transports: safety.link.transport.
 """
 
-from cobotguard.safety.link.acceptance import LinkPolicy
+from cobotguard.safety.link.acceptance import DelayCheck, LinkPolicy
 from cobotguard.safety.link.cobs import cobs_decode, cobs_encode
 from cobotguard.safety.link.codec import (
     COMMAND_FRAME_BYTES,
@@ -80,6 +80,7 @@ __all__ = [
     "ROLE_SENDS",
     "TRANSITIONS",
     "Command",
+    "DelayCheck",
     "Detections",
     "Endpoint",
     "Event",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from cobotguard.safety.link.acceptance import LinkPolicy
+from cobotguard.safety.link.acceptance import ECHO_RING_CAPACITY, DelayCheck, LinkPolicy
 from cobotguard.safety.link.codec import (
     COMMAND_PAYLOAD,
     CRC_BYTES,
@@ -52,6 +52,9 @@ _ERROR = STATE_ERROR = STATE_CODES[ReceiverState.ERROR]  # latched: the applicat
 EVENT_NONE = 0  # every byte consumed, no frame completed (need data)
 EVENT_ACCEPTED = 1  # a frame passed every check: it is decoded in `raw`
 EVENT_ERROR = 2  # a frame was rejected: the receiver is latched in ERROR
+
+_DELAY_SENDER = int(DelayCheck.SENDER_TIME)
+_DELAY_ECHO = int(DelayCheck.ECHO)
 
 RECEIVER_DTYPE = np.dtype(
     [
@@ -89,6 +92,14 @@ RECEIVER_DTYPE = np.dtype(
         # sending side
         ("tx_seq", np.int64),
         ("preamble", np.int32),  # the next sent frame is preceded by a delimiter
+        # age by echo (DelayCheck.ECHO, a robot on its own clock): the reference's EchoRing
+        ("delay_check", np.int32),  # DelayCheck
+        ("t_origin_ns", np.int64),  # the accepted frame's sender time on our clock (echo: command's)
+        ("last_echo", np.int64),  # the previous accepted state's echo; -1 none since reset
+        ("echo_ring", np.int64),  # entries of echo_sent_ns in use (LinkPolicy.echo_ring)
+        ("echo_sent", np.int64),  # commands recorded (not wrapped)
+        ("echo_newest", np.int64),  # sequence number of the newest command recorded
+        ("echo_sent_ns", np.int64, (ECHO_RING_CAPACITY,)),  # send times by sequence mod echo_ring
     ]
 )
 
@@ -148,6 +159,10 @@ def new_receivers(
         r["tolerated_losses"] = policy.tolerated_losses
         r["clock_offset_ns"] = policy.clock_offset_ns
         r["max_clock_lead_ns"] = policy.max_clock_lead_ns
+        if policy.echo_ring > ECHO_RING_CAPACITY:
+            raise ValueError(f"echo_ring: {policy.echo_ring} entries, expected at most {ECHO_RING_CAPACITY}")
+        r["delay_check"] = int(policy.delay_check)
+        r["echo_ring"] = policy.echo_ring
         r["preamble"] = 1
         reset(rx, k, now_ns)
     return rx
@@ -234,6 +249,7 @@ def reset(rx, k, now_ns):
     r.synced = 0
     r.buffered = 0
     r.event = EVENT_NONE
+    r.last_echo = -1  # the send times stay: the sequence numbers we send are not reset
 
 
 @njit(cache=False)
@@ -316,9 +332,21 @@ def _accept(rx, k, chunk, n, t_rx, raw, table, reasons):
             return _R_INSERTION
         if gap > 1 + r.tolerated_losses:
             return _R_LOSS
-    age = t_rx - (t_sent + r.clock_offset_ns)
-    if age > r.max_delay_ns or age < -r.max_clock_lead_ns:
-        return _R_DELAY
+    origin = t_sent
+    echo = np.int64(-1)
+    if r.delay_check == _DELAY_SENDER:
+        age = t_rx - (t_sent + r.clock_offset_ns)
+        if age > r.max_delay_ns or age < -r.max_clock_lead_ns:
+            return _R_DELAY
+    elif r.delay_check == _DELAY_ECHO:  # only a controller end, which accepts nothing but ROBOT_STATE
+        if raw[HEADER_BYTES + 3] & FLAG_HAS_COMMAND:
+            echo = u32_at(raw, HEADER_BYTES + 4)
+        bad, origin = check_echo(r, echo, t_rx)
+        if bad:
+            return bad
+    r.t_origin_ns = origin
+    if echo >= 0:
+        r.last_echo = echo
     r.state = _CONNECTED
     r.has_last = 1
     r.last_seq = seq
@@ -332,6 +360,25 @@ def _accept(rx, k, chunk, n, t_rx, raw, table, reasons):
     r.t_received_ns = t_rx
     r.frame_bytes = size
     return 0
+
+
+@njit(cache=False)
+def check_echo(r, echo, t_rx):
+    """(Reason or 0, send time of the echoed command): the reference's acceptance.check_echo on record r."""
+    if echo < 0:
+        return 0, np.int64(0)  # no command accepted yet: age unknown (the step treats it as stale)
+    back = (r.echo_newest - echo) % SEQ_MODULO
+    if r.echo_sent == 0 or back >= _HALF_SEQ or back >= r.echo_sent:
+        return _R_INSERTION, np.int64(0)
+    if r.last_echo >= 0 and (echo - r.last_echo) % SEQ_MODULO >= _HALF_SEQ:
+        return _R_SEQUENCE, np.int64(0)
+    if back >= r.echo_ring:
+        return _R_DELAY, np.int64(0)
+    sent = r.echo_sent_ns[echo % r.echo_ring]
+    age = t_rx - sent
+    if age > r.max_delay_ns or age < -r.max_clock_lead_ns:
+        return _R_DELAY, np.int64(0)
+    return 0, sent
 
 
 @njit(cache=False)
@@ -443,7 +490,7 @@ def decode_robot_state(rx, k, raw, out):
     o.mode = raw[p + 2]
     o.at_rest = 1 if flags & FLAG_AT_REST else 0
     o.last_command_seq = u32_at(raw, p + 4) if flags & FLAG_HAS_COMMAND else -1
-    o.t_sent_ns = r.t_sent_ns
+    o.t_sent_ns = r.t_origin_ns  # the header's sender time, or with age by echo the echoed command's
     o.t_received_ns = r.t_received_ns
 
 
@@ -549,7 +596,7 @@ def encode_command(rx, k, command, t_ns, scratch, out, table):
     scratch[p + 4] = np.uint8(c.reason_person & 0xFF)
     scratch[p + 5] = np.uint8(c.reason_zone & 0xFF)
     put_u16(scratch, p + 6, mm_per_s_down(c.speed_limit_mps))
-    return _finish_frame(rx, k, scratch, p + _COMMAND_PAYLOAD, out, table)
+    return _finish_frame(rx, k, scratch, p + _COMMAND_PAYLOAD, out, table, t_ns)
 
 
 @njit(cache=False, inline="always")
@@ -564,9 +611,10 @@ def _put_header(rx, k, message_type, t_ns, scratch):
 
 
 @njit(cache=False)
-def _finish_frame(rx, k, scratch, body, out, table):
+def _finish_frame(rx, k, scratch, body, out, table, t_ns):
     """CRC after scratch[:body], COBS and the delimiter into out (a delimiter before the link's first
-    frame); advances the send sequence number. Returns the frame's length in out."""
+    frame); with the robot link aged by echo, remembers the send time t_ns under its sequence number;
+    advances the send sequence number. Returns the frame's length in out."""
     r = rx[k]
     put_u32(scratch, body, np.int64(crc32_kernel(scratch, body, table)))
     at = 0
@@ -576,6 +624,10 @@ def _finish_frame(rx, k, scratch, body, out, table):
         at = 1
     end = cobs_encode_into(scratch, body + CRC_BYTES, out, at)
     out[end] = 0
+    if r.delay_check == _DELAY_ECHO:
+        r.echo_sent_ns[r.tx_seq % r.echo_ring] = t_ns
+        r.echo_sent += 1
+        r.echo_newest = r.tx_seq
     r.tx_seq = (r.tx_seq + 1) % SEQ_MODULO
     return end + 1
 
@@ -585,7 +637,7 @@ def encode_sync_request(rx, k, t_ns, scratch, out, table):
     """One SYNC_REQUEST frame (empty payload) on sensor link k into out; returns its length. Its sequence
     number is rx[k].tx_seq before the call."""
     _put_header(rx, k, _SYNC_REQUEST, t_ns, scratch)
-    return _finish_frame(rx, k, scratch, HEADER_BYTES, out, table)
+    return _finish_frame(rx, k, scratch, HEADER_BYTES, out, table, t_ns)
 
 
 @njit(cache=False, inline="always")

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from cobotguard.safety.link import acceptance
-from cobotguard.safety.link.acceptance import LinkPolicy, PeerHistory
+from cobotguard.safety.link.acceptance import DelayCheck, EchoRing, LinkPolicy, PeerHistory
 from cobotguard.safety.link.codec import (
     DELIMITER,
     MAX_FRAME_BYTES,
@@ -31,7 +31,14 @@ from cobotguard.safety.link.codec import (
     parse_frame,
 )
 from cobotguard.safety.link.crc import warm_up
-from cobotguard.safety.link.messages import Command, Message, MessageType, SyncReply, SyncRequest
+from cobotguard.safety.link.messages import (
+    Command,
+    Message,
+    MessageType,
+    RobotState,
+    SyncReply,
+    SyncRequest,
+)
 from cobotguard.safety.link.states import Input, ReceiverState, transition
 from cobotguard.safety.reasons import Reason
 
@@ -82,6 +89,9 @@ class Received:
     t_sent_ns: int  # sender's timestamp from the header
     t_received_ns: int  # now_ns of the feed() call that completed the frame
     connection_id: int
+    # Aged by echo (DelayCheck.ECHO): the send time, on our clock, of the command the state echoes (0: it
+    # echoes none, its age is unknown); the record's sender time. None: the header's sender time counts.
+    t_origin_ns: int | None = None
 
     def to_record(self) -> np.ndarray:
         """The message as a one-element record array (COMMAND_DTYPE, ROBOT_STATE_DTYPE, DETECTION_DTYPE)."""
@@ -89,7 +99,8 @@ class Received:
             return self.message.to_record(self.t_sent_ns)
         if isinstance(self.message, SyncRequest | SyncReply):
             raise TypeError(f"{self.message.message_type.name} has no record form")
-        return self.message.to_record(self.t_sent_ns, self.t_received_ns)
+        t_sent = self.t_sent_ns if self.t_origin_ns is None else self.t_origin_ns
+        return self.message.to_record(t_sent, self.t_received_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +151,8 @@ class Endpoint:
         self._state = ReceiverState.AWAITING_FIRST
         self._error: LinkError | None = None
         self._last: PeerHistory | None = None
+        self._echo_ring = EchoRing(policy.echo_ring) if policy.delay_check is DelayCheck.ECHO else None
+        self._last_echo = -1
         self._last_valid_ns = now_ns
         self._buffer = bytearray()
         self._synced = False
@@ -227,17 +240,27 @@ class Endpoint:
             if verdict is not None:
                 raise FrameError(*verdict)
         message = decode_payload(header.message_type, payload)
-        for verdict in (
-            acceptance.check_sequence(header, self._last, self.policy.tolerated_losses),
-            acceptance.check_delay(header, chunk.t_received_ns, self.policy),
-        ):
-            if verdict is not None:
-                raise FrameError(*verdict)
+        verdict = acceptance.check_sequence(header, self._last, self.policy.tolerated_losses)
+        if verdict is not None:
+            raise FrameError(*verdict)
+        origin: int | None = None
+        if self._echo_ring is not None and isinstance(message, RobotState):
+            verdict, origin = acceptance.check_echo(
+                message.last_command_seq, self._last_echo, chunk.t_received_ns, self._echo_ring, self.policy
+            )
+        elif self.policy.delay_check is DelayCheck.SENDER_TIME:
+            verdict = acceptance.check_delay(header, chunk.t_received_ns, self.policy)
+        if verdict is not None:
+            raise FrameError(*verdict)
         self._enter(Input.FRAME_ACCEPTED)
         self._last = PeerHistory(header.seq, header.t_sent_ns)
+        if origin is not None and isinstance(message, RobotState) and message.last_command_seq >= 0:
+            self._last_echo = message.last_command_seq
         self._last_valid_ns = chunk.t_received_ns
         self.stats.frames_accepted += 1
-        return Received(message, header.seq, header.t_sent_ns, chunk.t_received_ns, header.connection_id)
+        return Received(
+            message, header.seq, header.t_sent_ns, chunk.t_received_ns, header.connection_id, origin
+        )
 
     def reject(self, reason: Reason, detail: str, t_ns: int) -> LinkError:
         """Latch an error the application found in an accepted frame (e.g. a sensor line carrying another
@@ -266,6 +289,7 @@ class Endpoint:
         self._enter(Input.RESET)
         self._error = None
         self._last = None
+        self._last_echo = -1
         self._last_valid_ns = now_ns
         self._buffer.clear()
         self._chunks.clear()
@@ -280,6 +304,8 @@ class Endpoint:
                 f"a {self.role.value} endpoint does not send {message.message_type.name}"
             )
         frame = encode_frame(message, self.connection_id, self._tx_seq, now_ns)
+        if self._echo_ring is not None:
+            self._echo_ring.record(self._tx_seq, now_ns)
         self._tx_seq = (self._tx_seq + 1) % SEQ_MODULO
         self.stats.frames_sent += 1
         if self._preamble:

@@ -6,7 +6,7 @@ import math
 
 from cobotguard.safety import timing
 from cobotguard.safety.config import CellConfig, ns
-from cobotguard.safety.link.acceptance import DEFAULT_MAX_CLOCK_LEAD_NS, LinkPolicy
+from cobotguard.safety.link.acceptance import DEFAULT_MAX_CLOCK_LEAD_NS, DelayCheck, LinkPolicy
 from cobotguard.safety.link.clock_sync import PPB_PER_PPM, ClockPolicy
 from cobotguard.safety.link.endpoint import Endpoint, Role
 
@@ -15,14 +15,54 @@ UNCHECKED_NS = 1 << 62  # a limit no time difference reaches: the check is done 
 
 def robot_link_policy(cfg: CellConfig, role: Role) -> LinkPolicy:
     """Timing of the robot link: the controller's watchdog is robot_state_timeout_ms, the robot's is
-    link.command_watchdog_ms; both reject frames older than link.max_delay_ms. No loss is tolerated."""
+    link.command_watchdog_ms; both reject frames older than link.max_delay_ms. No loss is tolerated.
+
+    With the robot on its own clock (robot.clock = "own") the controller ages states by echo instead
+    (`robot_echo_policy`) and the robot's end has no delay check: its command watchdog bounds command age.
+    """
     if role is Role.CONTROLLER:
         watchdog = ns(cfg.controller.robot_state_timeout_ms)
     elif role is Role.ROBOT:
         watchdog = ns(cfg.link.command_watchdog_ms)
     else:
         raise ValueError(f"{role} is not an end of the robot link")
+    if cfg.robot.clock == "own":
+        if role is Role.CONTROLLER:
+            return robot_echo_policy(cfg)
+        return LinkPolicy(max_delay_ns=ns(cfg.link.max_delay_ms), watchdog_ns=watchdog,
+                          delay_check=DelayCheck.NONE)  # fmt: skip
     return LinkPolicy(max_delay_ns=ns(cfg.link.max_delay_ms), watchdog_ns=watchdog)
+
+
+def robot_echo_max_age_ns(cfg: CellConfig) -> int:
+    """The robot link's echo limit: the oldest a ROBOT_STATE may be on arrival, from its echoed command."""
+    return timing.robot_echo_max_age_ns(
+        ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms), ns(cfg.link.max_delay_ms),
+        cfg.link,
+    )  # fmt: skip
+
+
+def robot_echo_ring_entries(cfg: CellConfig) -> int:
+    """How many command send times the controller keeps to age robot states by echo."""
+    data_periods = (
+        [timing.frame_period_ns(s.frame_rate_hz) for s in cfg.sensors.values()]
+        if cfg.controller.wake_on_data
+        else []
+    )
+    return timing.robot_echo_ring_entries(
+        robot_echo_max_age_ns(cfg), ns(cfg.controller.cycle_period_ms), ns(cfg.controller.worst_step_ms),
+        data_periods,
+    )  # fmt: skip
+
+
+def robot_echo_policy(cfg: CellConfig) -> LinkPolicy:
+    """The controller's end of the robot link with the robot on its own clock: states aged by echo."""
+    return LinkPolicy(
+        max_delay_ns=robot_echo_max_age_ns(cfg),
+        watchdog_ns=ns(cfg.controller.robot_state_timeout_ms),
+        delay_check=DelayCheck.ECHO,
+        echo_ring=robot_echo_ring_entries(cfg),
+    )
 
 
 def sensor_link_policy(cfg: CellConfig, sensor_name: str) -> LinkPolicy:
