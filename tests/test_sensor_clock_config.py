@@ -103,3 +103,25 @@ def test_error_limit_must_exceed_what_the_sync_can_keep():
     (line,) = problems(**{**OWN, "clock_error_limit_ms": 0.68})
     assert line.startswith("sensors.cam0.clock_error_limit_ms: 0.68 ms is not above") and "0.681 ms" in line
     cell(**{**OWN, "clock_error_limit_ms": 0.681})
+
+
+def test_the_shipped_own_clock_cells_are_the_default_cells_with_the_clock_keys():
+    """examples/sensor_own_clock.toml is hil/defaults/cell.toml, examples/own_clocks.toml is
+    hil/defaults/robot_own_clock.toml, each with only the camera's clock keys (and the name) changed, and
+    both are SAFE with the error limit in T_r."""
+    from config_support import DEFAULT_CELL, EXAMPLES
+
+    from cobotguard.safety.config_load import load_config
+
+    keys = {"clock", "clock_sync_period_ms", "clock_error_limit_ms", "clock_max_drift_ppm"}
+    pairs = (("sensor_own_clock.toml", "cell.toml"), ("own_clocks.toml", "robot_own_clock.toml"))
+    for own_name, base_name in pairs:
+        own, base = load_config(EXAMPLES / own_name), load_config(DEFAULT_CELL.with_name(base_name))
+        mine, theirs = own.model_dump(), base.model_dump()
+        cam, base_cam = mine["sensors"]["cam0"], theirs["sensors"]["cam0"]
+        assert cam["clock"] == "own" and {k for k in cam if cam[k] != base_cam[k]} <= keys
+        for data in (mine, theirs):
+            data.pop("name"), data.pop("sensors")
+        assert mine == theirs, own_name
+        assert evaluate(own).verdict == "safe"
+        assert reaction_time_ns(own) == reaction_time_ns(base) + timing.ns(2.0)  # T_clock: the 2 ms limit
