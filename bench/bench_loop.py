@@ -28,7 +28,10 @@ waits in select, it does not spin); this process's other threads (supervision, t
 executor's port readers) pinned to --peer-cpu too. --variants adds, for the compiled loop: not pinned
 (SCHED_FIFO), pinned without SCHED_FIFO (and without mlockall), neither, no spin before the release
 (spin_ns = 0: ppoll sleeps until the release), and socket pairs instead of ptys (everything else as the
-default: it shows what the tty layer adds). --load runs
+default: it shows what the tty layer adds). --own-clock adds the compiled loop with every sensor on a clock
+of its own (clock = "own", a SYNC_REQUEST every 50 ms, error limit 2 ms; the peers' clocks 42 s behind,
+100 ppm slow, answering each request at once), beside the compiled loop on one clock in the same rounds:
+the cost of the clock sync in the loop (docs/protocol.md, section 14). --load runs
 `stress-ng --cpu 1 --cpu-load 50` (not pinned: the kernel places it) for the whole run.
 
 Each mode's note says what else was going on: the hypervisor's steal time (/proc/stat) and other processes'
@@ -41,8 +44,8 @@ state). The machine's noise (a shared VM) dominates the tails: read distribution
 Not a test: nothing is asserted. Targets printed: compiled p99.9 <= 2 x cyclictest p99.9 (same period,
 same run); controller share p99 <= 0.3 ms and p99.9 <= 1 ms.
 
-    python bench/bench_loop.py [--seconds 10] [--periods-ms 2,1] [--load] [--variants] [--sample-waits]
-                               [--json]
+    python bench/bench_loop.py [--seconds 10] [--periods-ms 2,1] [--load] [--variants] [--own-clock]
+                               [--sample-waits] [--json]
     python bench/bench_loop.py --sleep-modes --no-executor   # plain/spin sleeps and cyclictest only
 
 --sleep-modes adds the Python sleep modes (plain sleep vs sleep-then-spin, with and without SCHED_FIFO).
@@ -219,9 +222,11 @@ def bench_config(
     worst_step_ms: float | None = None,
     wake_on_data: bool | None = True,
     frame_hz: float | None = None,
+    own_clock: bool = False,
 ) -> Any:
     """The cell of `path` with the given overrides (None: as in the file). wake_on_data is set only when
-    the configuration model has the key."""
+    the configuration model has the key. own_clock: every sensor on a clock of its own (OWN_CLOCK_KEYS
+    unless the file sets clock = "own" already)."""
     from cobotguard.safety.config import CellConfig, Controller
     from cobotguard.safety.config_load import load_config
 
@@ -235,7 +240,23 @@ def bench_config(
     if frame_hz is not None:
         for sensor in data["sensors"].values():
             sensor["frame_rate_hz"] = frame_hz
+    if own_clock:
+        for sensor in data["sensors"].values():
+            if sensor.get("clock") != "own":
+                sensor.update(OWN_CLOCK_KEYS)
     return CellConfig.model_validate(data)
+
+
+# The own-clock mode's sensor clock (examples/sensor_own_clock.toml's sync settings), and how far the
+# peers' own clocks run from the controller's (the issue's target: 42 s behind, 100 ppm slow).
+OWN_CLOCK_KEYS = {
+    "clock": "own",
+    "clock_sync_period_ms": 50.0,
+    "clock_error_limit_ms": 2.0,
+    "clock_max_drift_ppm": 200.0,
+}
+PEER_CLOCK_OFFSET_NS = -42_000_000_000
+PEER_CLOCK_DRIFT_PPM = -100.0
 
 
 def _warm_peers(cfg: Any) -> None:
@@ -278,6 +299,8 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
     while not go.wait(0.05):
         if stop.is_set():
             return {"sent": [], "robot_faults": [], "lost_writes": 0}
+    from cobotguard.sensor.clock import OwnClock, SyncResponder
+
     cycle_ns = max(ns(cfg.link.receiver_cycle_ms), 100_000)
     now = time.monotonic_ns()
     emulator = RobotEmulator(cfg, now)
@@ -289,6 +312,18 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
          frame_period_ns(cfg.sensors[name].frame_rate_hz), now, 0]
         for k, (name, io) in enumerate(zip(cfg.sensors, sensor_io, strict=True))
     ]  # fmt: skip
+    # sensors on their own clock: that clock stamps their frames, and their responder answers SYNC_REQUESTs
+    clocks = [
+        OwnClock(PEER_CLOCK_OFFSET_NS, PEER_CLOCK_DRIFT_PPM) if cfg.sensors[name].clock == "own" else None
+        for name in cfg.sensors
+    ]
+    responders = [
+        SyncResponder(s[0], c) if c is not None else None for s, c in zip(sensors, clocks, strict=True)
+    ]
+    synced = [io.fileno() for io, r in zip(sensor_io, responders, strict=True) if r is not None]
+    listen = [robot_io.fileno(), *synced]
+    if len(listen) == 1:
+        listen = []  # every sensor on our clock: the robot's read waits, as before
     sent: list[
         tuple[int, int, int, int]
     ] = []  # (t_sent_ns in the frame, write called, write returned, sensor)
@@ -300,6 +335,15 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
         now = time.monotonic_ns()
         due = min(s[4] for s in sensors) if sensors else now + cycle_ns
         robot_io.read_timeout_ns = max(0, min(cycle_ns, due - now))
+        if listen:  # wait for a command or a SYNC_REQUEST, whichever comes first
+            ready, _, _ = select.select(listen, [], [], robot_io.read_timeout_ns / 1e9)
+            for io, responder, clock in zip(sensor_io, responders, clocks, strict=True):
+                if responder is not None and io.fileno() in ready:
+                    try:
+                        io.write(responder.receive(io.read(4096), clock()))
+                    except TransportError:
+                        lost_writes += 1
+            robot_io.read_timeout_ns = 0  # the command is there, or none came in time
         try:
             runner.poll()
         except TransportError:
@@ -315,8 +359,9 @@ def _serve_peers(cfg: Any, robot_io: Any, sensor_io: list[Any], go: Any, stop: A
         for s in sensors:
             if now < s[4]:
                 continue
-            det = Detections(s[2], s[5] % 256, 0, 0, 3100, now - 10_000_000, now - 2_000_000, empty)
-            frame = s[0].send(det, now)
+            at = clocks[s[2]].at if clocks[s[2]] is not None else int  # the sensor's clock, or ours
+            det = Detections(s[2], s[5] % 256, 0, 0, 3100, at(now - 10_000_000), at(now - 2_000_000), empty)
+            frame = s[0].send(det, at(now))
             t_write = time.monotonic_ns()
             try:
                 s[1].write(frame)
@@ -356,6 +401,9 @@ class SocketPeerTransport:
             return self.sock.recv(max_bytes)
         except (BlockingIOError, TimeoutError):
             return b""
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
     def close(self) -> None:
         self.sock.close()
@@ -676,9 +724,14 @@ def skip_warmup(cycles: Any, t_run_ns: int, warmup_s: float) -> Any:
     return cycles[cycles["t_scheduled_ns"] >= t_run_ns + int(warmup_s * 1e9)]
 
 
-def controller_share(run: ControllerRun, warmup_s: float = 0.0) -> dict[str, Any]:
+def controller_share(run: ControllerRun, warmup_s: float = 0.0, clock_error_ns: int = 0) -> dict[str, Any]:
     """Per frame taken in: peer write() called -> command written by the step that took it in (ns arrays),
-    and its two parts; frames that could not be joined are counted."""
+    and its two parts; frames that could not be joined are counted.
+
+    Frames join the peer's record by sender time: exactly on one clock; from a sensor on its own clock the
+    trace holds the sender time converted to ours, up to `clock_error_ns` earlier than the true one (the
+    clock error limit, below a frame period), so it joins the first frame sent at or after it within that.
+    """
     import numpy as np
 
     from cobotguard.safety.cycle import TRIGGER_DATA
@@ -702,7 +755,8 @@ def controller_share(run: ControllerRun, warmup_s: float = 0.0) -> dict[str, Any
     by_sent = np.argsort(sent[:, 0])
     sent_t = sent[by_sent, 0]
     j = np.minimum(np.searchsorted(sent_t, frames["t_sent_ns"]), sent_t.size - 1)
-    matched = sent_t[j] == frames["t_sent_ns"]
+    early = sent_t[j] - frames["t_sent_ns"]
+    matched = (early >= 0) & (early <= clock_error_ns)
     t_write = sent[by_sent, 1][j]
     keep = in_trace & matched & (frames["t_received_ns"] >= t_run_after(run, warmup_s))
     written = step["t_command_written_ns"]
@@ -817,19 +871,21 @@ class ModeTally:
 
 def controller_variants(
     args: argparse.Namespace,
-) -> list[tuple[str, bool, int | None, bool, str, int | None]]:
+) -> list[tuple[str, bool, int | None, bool, str, int | None, bool]]:
     """(name, SCHED_FIFO + mlockall, loop CPU, pin from outside, transport, spin_ns or None for the
-    controller's default) of each compiled-loop mode."""
-    variants: list[tuple[str, bool, int | None, bool, str, int | None]] = [
-        ("compiled", True, args.cpu, False, "pty", None)
+    controller's default, sensors on their own clock) of each compiled-loop mode."""
+    variants: list[tuple[str, bool, int | None, bool, str, int | None, bool]] = [
+        ("compiled", True, args.cpu, False, "pty", None, False)
     ]
+    if args.own_clock:
+        variants.append(("compiled, sensor on its own clock", True, args.cpu, False, "pty", None, True))
     if args.variants:
         variants += [
-            ("compiled, not pinned (SCHED_FIFO)", True, None, False, "pty", None),
-            ("compiled, pinned, no SCHED_FIFO", False, args.cpu, True, "pty", None),
-            ("compiled, not pinned, no SCHED_FIFO", False, None, False, "pty", None),
-            ("compiled, no spin before the release", True, args.cpu, False, "pty", 0),
-            ("compiled, socket pairs (no tty layer)", True, args.cpu, False, "socket", None),
+            ("compiled, not pinned (SCHED_FIFO)", True, None, False, "pty", None, False),
+            ("compiled, pinned, no SCHED_FIFO", False, args.cpu, True, "pty", None, False),
+            ("compiled, not pinned, no SCHED_FIFO", False, None, False, "pty", None, False),
+            ("compiled, no spin before the release", True, args.cpu, False, "pty", 0, False),
+            ("compiled, socket pairs (no tty layer)", True, args.cpu, False, "socket", None, False),
         ]
     return variants
 
@@ -842,6 +898,7 @@ def measure_period(
     alike); the distributions pool every round."""
     import numpy as np
 
+    from cobotguard.safety.config import ns
     from cobotguard.safety.cycle import TRIGGER_TICK
     from cobotguard.safety.reasons import Reason
 
@@ -863,8 +920,8 @@ def measure_period(
             add("cyclictest wake-up (C)", samples)
         if args.no_executor:
             continue
-        for name, realtime, cpu, pin_outside, transport, spin_ns in controller_variants(args):
-            cfg = bench_config(args.config, period_ms, args.worst_step_ms, True, args.frame_hz)
+        for name, realtime, cpu, pin_outside, transport, spin_ns, own in controller_variants(args):
+            cfg = bench_config(args.config, period_ms, args.worst_step_ms, True, args.frame_hz, own)
             tally = tallies.setdefault(name, ModeTally())
             before = steal_ticks()
             run = run_controller(cfg, seconds, compiled=True, realtime=realtime, cpu=cpu,
@@ -877,9 +934,10 @@ def measure_period(
             release_to_written = ticks["t_command_written_ns"] - ticks["t_scheduled_ns"]
             add(f"{name}: release->command written (ticks)", release_to_written)
             add(f"{name}: wake-up (ticks)", ticks["t_wake_ns"] - ticks["t_scheduled_ns"])
-            share = controller_share(run, args.warmup_s)
+            error_ns = max((ns(s.clock_error_limit_ms or 0.0) for s in cfg.sensors.values()), default=0)
+            share = controller_share(run, args.warmup_s, error_ns)
             add(f"{name}: controller share (peer write->command written)", share["total"])
-            if name == "compiled":
+            if name in ("compiled", "compiled, sensor on its own clock"):
                 add(f"{name}:   peer write->controller read", share["to_read"])
                 add(f"{name}:   controller read->command written", share["read_to_written"])
             tally.rounds += 1
@@ -972,6 +1030,16 @@ def verdicts(period_ms: float, results: dict[str, dict[str, float]]) -> list[str
                         for q, k in (("median", "median_us"), ("p99", "p99_us"), ("p99.9", "p99.9_us"),
                                      ("max", "max_us")))
         )  # fmt: skip
+    own = "compiled, sensor on its own clock"
+    for what in ("release->command written (ticks)", "controller share (peer write->command written)"):
+        base, mine = results.get(f"compiled: {what}"), results.get(f"{own}: {what}")
+        if base and mine and base["n"] and mine["n"]:
+            lines.append(
+                f"sensor on its own clock / one clock ({what}): "
+                + ", ".join(f"{q} {ratio(mine[k], base[k]):.3f}"
+                            for q, k in (("median", "median_us"), ("p99", "p99_us"), ("p99.9", "p99.9_us"),
+                                         ("max", "max_us")))
+            )  # fmt: skip
     share = results.get("compiled: controller share (peer write->command written)")
     if share and share["n"]:
         ok99 = share["p99_us"] <= SHARE_P99_TARGET_US
@@ -1013,6 +1081,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--load", action="store_true", help="run stress-ng --cpu 1 --cpu-load 50 meanwhile")
     parser.add_argument("--variants", action="store_true", help="also: compiled loop unpinned / without FIFO")
+    parser.add_argument(
+        "--own-clock",
+        action="store_true",
+        help="also: the compiled loop with every sensor on its own clock (42 s behind, 100 ppm slow), "
+        "synchronised over its link; ratios against the compiled loop on one clock, same rounds",
+    )
     parser.add_argument("--no-python", action="store_true", help="skip the Python executor baseline")
     parser.add_argument(
         "--sample-waits", action="store_true", help="sample the compiled loop thread's kernel wait channel"
@@ -1025,7 +1099,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     periods = [float(p) for p in args.periods_ms.split(",") if p.strip()]
     notes = host_notes()
-    modes = 1 + (0 if args.no_executor else (6 if args.variants else 1) + (0 if args.no_python else 1))
+    compiled_modes = (6 if args.variants else 1) + (1 if args.own_clock else 0)
+    modes = 1 + (0 if args.no_executor else compiled_modes + (0 if args.no_python else 1))
     total_s = len(periods) * modes * args.seconds
     load = Load(total_s + 120) if args.load else None
     if load is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from cobotguard.safety import timing
 from cobotguard.safety.config import CellConfig, ns
@@ -64,10 +64,21 @@ def reencode(codec: Codec, frame: OutFrame, **changes: int | bytes) -> bytes:
 
 
 class Injector:
-    """Base: passes frames through unchanged. `acted` becomes the time it first changed something."""
+    """Base: passes frames through unchanged. `acted` becomes the time it first changed something.
+
+    On the sensor link it sees DETECTIONS frames only, unless `every_frame` (then SYNC_REPLYs too).
+    """
+
+    every_frame = False
 
     def __init__(self) -> None:
         self.acted_ns: int | None = None
+
+    def bind(self, stream: object) -> None:
+        """The sensor stream it acts on (hil.session.SensorStream); only clock faults need it."""
+
+    def end(self) -> None:
+        """The run is over: undo what would outlast it (a clock's drift, a muted sync)."""
 
     def _act(self, t_ns: int) -> None:
         if self.acted_ns is None:
@@ -156,6 +167,8 @@ class Drop(Injector):
 
 class Delay(Injector):
     """Unacceptable delay: every frame from now on written `delay_ns` late, order kept."""
+
+    every_frame = True  # sync replies too, or they would overtake the frames it holds back
 
     def __init__(self, delay_ns: int) -> None:
         super().__init__()
@@ -260,6 +273,75 @@ class Silence(Injector):
         return []
 
 
+class SensorClockFault(Injector):
+    """Acts on the sensor's own clock (a `sensor.clock.OwnClock`) when the first frame after it is armed
+    goes out; the frames themselves pass unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: object | None = None
+
+    def bind(self, stream: object) -> None:
+        """The sensor stream whose clock this fault acts on."""
+        self.stream = stream
+
+    def push(self, frame: OutFrame, codec: Codec) -> Writes:
+        """Act on the clock at the first frame, pass every frame."""
+        if self.acted_ns is None:
+            self._act(frame.t_ns)
+            self.act_on(self.stream)
+        return [(frame.t_ns, frame.wire)]
+
+    def act_on(self, stream: object) -> None:
+        """What the fault does to the stream's clock."""
+        raise NotImplementedError
+
+
+class ClockJump(SensorClockFault):
+    """The sensor's clock is set forward or back by `step_ns` while running."""
+
+    def __init__(self, step_ns: int) -> None:
+        super().__init__()
+        self.step_ns = step_ns
+
+    def act_on(self, stream: object) -> None:
+        """Jump."""
+        stream.clock.step(self.step_ns)  # type: ignore[attr-defined]
+
+
+class ClockDrift(SensorClockFault):
+    """The sensor's clock runs at `drift_ppm` from now on (beyond the declared limit); restored after."""
+
+    def __init__(self, drift_ppm: float) -> None:
+        super().__init__()
+        self.drift_ppm = drift_ppm
+        self._before: float | None = None
+
+    def act_on(self, stream: object) -> None:
+        """Change the drift."""
+        clock = stream.clock  # type: ignore[attr-defined]
+        self._before = clock.drift_ppm
+        clock.set_drift(self.drift_ppm)
+
+    def end(self) -> None:
+        """Back to the drift before."""
+        if self._before is not None:
+            self.stream.clock.set_drift(self._before)  # type: ignore[union-attr]
+
+
+class SyncMute(SensorClockFault):
+    """The sensor stops answering SYNC_REQUESTs (its detections keep coming); restored after."""
+
+    def act_on(self, stream: object) -> None:
+        """Stop answering."""
+        stream.answer_sync = False  # type: ignore[attr-defined]
+
+    def end(self) -> None:
+        """Answer again."""
+        if self.stream is not None:
+            self.stream.answer_sync = True  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Deadlines: how long after the fault acts the controller may take to command the stop
 
@@ -273,10 +355,10 @@ def _cycle_ns(cfg: CellConfig) -> int:
 def link_max_delay_ns(cfg: CellConfig, link: LinkName) -> int:
     """The receiving endpoint's delay tolerance on this link (safety.link.setup decides it)."""
     from cobotguard.safety.link.endpoint import Role
-    from cobotguard.safety.link.setup import robot_link_policy, sensor_link_policy
+    from cobotguard.safety.link.setup import robot_link_policy
 
-    if link == "sensor":
-        return max(sensor_link_policy(cfg, name).max_delay_ns for name in cfg.sensors)
+    if link == "sensor":  # on converted times for a sensor on its own clock (its receiver checks none)
+        return max(timing.sensor_link_max_delay_ns(sensor) for sensor in cfg.sensors.values())
     return robot_link_policy(cfg, Role.CONTROLLER).max_delay_ns
 
 
@@ -295,6 +377,52 @@ def sensor_silence_deadline_ns(cfg: CellConfig) -> int:
     from cobotguard.safety.budget import reaction_time_ns
 
     return reaction_time_ns(cfg)
+
+
+def _own_clock_sensor(cfg: CellConfig) -> Any:
+    """The first sensor (faults act on its link), which these faults need on a clock of its own."""
+    sensor = next(iter(cfg.sensors.values()))
+    if sensor.clock != "own":
+        raise ValueError("the first sensor shares the controller's clock: no clock to fault")
+    return sensor
+
+
+def _clock_policy(cfg: CellConfig) -> Any:
+    from cobotguard.safety.link.setup import sensor_clock_policy
+
+    _own_clock_sensor(cfg)
+    return sensor_clock_policy(cfg, next(iter(cfg.sensors)))
+
+
+def clock_jump_deadline_ns(cfg: CellConfig) -> int:
+    """A jump shows in the next frame that leaves the sensor (a detection or a sync reply): within a frame
+    period or a sync period, whichever is shorter, then its time on the link and one controller cycle."""
+    sensor, policy = _own_clock_sensor(cfg), _clock_policy(cfg)
+    first = min(timing.frame_period_ns(sensor.frame_rate_hz), policy.period_ns)
+    return first + timing.sensor_link_max_delay_ns(sensor) + _cycle_ns(cfg)
+
+
+def sync_lost_deadline_ns(cfg: CellConfig) -> int:
+    """The next request goes out within a sync period; unanswered for the timeout, one cycle to stop."""
+    policy = _clock_policy(cfg)
+    return policy.period_ns + policy.timeout_ns + _cycle_ns(cfg)
+
+
+EXCESS_DRIFT_PPM = 300.0  # the drift fault's clock runs this much beyond the declared limit
+
+
+def excess_drift_ppm(cfg: CellConfig) -> float:
+    """The drift fault's rate: the declared limit plus EXCESS_DRIFT_PPM."""
+    return float(_own_clock_sensor(cfg).clock_max_drift_ppm or 0.0) + EXCESS_DRIFT_PPM
+
+
+def drift_deadline_ns(cfg: CellConfig) -> int:
+    """Beyond the declared drift by EXCESS_DRIFT_PPM, the estimates part by more than two bounds (each at
+    most the error limit) within 2 x limit / excess; then the next reply (a sync period and a timeout)
+    shows it and one controller cycle stops."""
+    policy = _clock_policy(cfg)
+    apart_ns = -(-2 * policy.limit_ns * 10**6 // int(EXCESS_DRIFT_PPM))
+    return apart_ns + policy.period_ns + policy.timeout_ns + _cycle_ns(cfg)
 
 
 def heartbeat_deadline_ns(cfg: CellConfig) -> int:
@@ -332,6 +460,7 @@ def _foreign_id(cfg: CellConfig, link: LinkName) -> int:
 UNKNOWN_CONNECTION_ID = 0xBEEF
 COMMAND_TYPE = 1  # safety.link.messages.MessageType.COMMAND: what a masquerading frame claims to be
 IEC = ("iec61784-3",)
+CLOCK = ("sensor-clock",)  # need a first sensor with clock = "own"; skipped on a shared clock
 
 FAULTS: tuple[Fault, ...] = (
     Fault(
@@ -449,6 +578,47 @@ FAULTS: tuple[Fault, ...] = (
         lambda cfg: Readdress(UNKNOWN_CONNECTION_ID),
     ),
     Fault(
+        "sensor_clock_jump_forward",
+        "the sensor's own clock is set 1 s forward while running",
+        "sensor",
+        frozenset({Reason.SENSOR_CLOCK_STEP}),
+        clock_jump_deadline_ns,
+        lambda cfg: ClockJump(1_000_000_000),
+        CLOCK,
+        endpoint_detects=False,  # the controller's clock estimate tells, not the endpoint
+    ),
+    Fault(
+        "sensor_clock_jump_back",
+        "the sensor's own clock is set 1 s back while running (its sender times go back: the link may "
+        "name the insertion before the estimate sees the step)",
+        "sensor",
+        frozenset({Reason.SENSOR_CLOCK_STEP, Reason.LINK_INSERTION}),
+        clock_jump_deadline_ns,
+        lambda cfg: ClockJump(-1_000_000_000),
+        CLOCK,
+        endpoint_detects=False,  # the controller's clock estimate tells, not the endpoint
+    ),
+    Fault(
+        "sensor_clock_drift",
+        f"the sensor's own clock drifts {EXCESS_DRIFT_PPM:.0f} ppm beyond its declared clock_max_drift_ppm",
+        "sensor",
+        frozenset({Reason.SENSOR_CLOCK_DRIFT}),
+        drift_deadline_ns,
+        lambda cfg: ClockDrift(excess_drift_ppm(cfg)),
+        CLOCK,
+        endpoint_detects=False,  # the controller's clock estimate tells, not the endpoint
+    ),
+    Fault(
+        "sensor_sync_silence",
+        "the sensor stops answering the controller's clock sync requests (its frames keep coming)",
+        "sensor",
+        frozenset({Reason.SENSOR_CLOCK_SYNC_LOST}),
+        sync_lost_deadline_ns,
+        lambda cfg: SyncMute(),
+        CLOCK,
+        endpoint_detects=False,  # the controller's clock estimate tells, not the endpoint
+    ),
+    Fault(
         "robot_state_delay",
         "robot state frames held back 10 ms beyond the robot link's delay tolerance (with the robot on its "
         "own clock: beyond the echo limit)",
@@ -480,6 +650,11 @@ FAULTS: tuple[Fault, ...] = (
 def fault_names() -> list[str]:
     """Names of the catalogue's faults, in order."""
     return [f.name for f in FAULTS]
+
+
+def applies(fault: Fault, cfg: CellConfig) -> bool:
+    """Whether the fault can be injected into this cell (clock faults: a first sensor on its own clock)."""
+    return "sensor-clock" not in fault.tags or next(iter(cfg.sensors.values())).clock == "own"
 
 
 def get_fault(name: str) -> Fault:

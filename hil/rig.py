@@ -74,6 +74,10 @@ class RigOptions:
     # Runs per scenario or fault at most: a failed run is repeated only when the system detected a stall
     # and failed closed (hil.timeline.stall_evidence); the discarded runs are listed in the notes.
     attempts: int = 1
+    # Sensors with clock = "own" run on a clock this far ahead of the rig's (negative: behind), drifting
+    # this fast (ppm; negative: slow). Sensors on the shared clock read the rig's.
+    sensor_clock_offset_s: float = 0.0
+    sensor_drift_ppm: float = 0.0
     # The emulated robot's own clock (robot.clock = "own" in the cell): offset from the rig's clock and
     # drift; both 0 for a robot on the controller's clock.
     robot_clock_offset_s: float = 0.0
@@ -341,6 +345,13 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
     faults = [fl.get_fault(name) for name in options.faults]
     short, _ = config_checksum(cfg)
     report = RigReport(cfg.name, short, reaction_time_ns(cfg), [])
+    for fault in faults:
+        if not fl.applies(fault, cfg):
+            report.notes.append(
+                f"{fault.name}: not run: the first sensor shares the controller's clock "
+                '(it needs clock = "own")'
+            )
+    faults = [f for f in faults if fl.applies(f, cfg)]
     work = Path(tempfile.mkdtemp(prefix="cobotguard-hil-"))
     trace_dir = options.trace_dir or work  # without a trace directory nothing is kept
     controller_trace = work / "controller.cgtrace"
@@ -410,7 +421,8 @@ def run_rig(cfg: CellConfig, options: RigOptions) -> RigReport:
         )
         session = Session(
             cfg, robot_io, sensor_io, press, alive, inference_fraction=options.inference_fraction,
-            robot_clock=robot_clock,
+            robot_clock=robot_clock, sensor_clock_offset_ns=round(options.sensor_clock_offset_s * 1e9),
+            sensor_drift_ppm=options.sensor_drift_ppm,
         )  # fmt: skip
         progress("hil: waiting for the controller's first command (it compiles before arming)")
         try:

@@ -78,6 +78,11 @@ class SensorStream:
     counter: int = 0
     next_exposure_ns: int = 0
     last_sent_ns: int | None = None
+    # a sensor on a clock of its own (`clock = "own"`): that clock (sensor.clock.OwnClock over the rig's)
+    # stamps its frames, and its responder answers the controller's SYNC_REQUESTs
+    clock: Any = None
+    responder: Any = None
+    answer_sync: bool = True
 
     @property
     def due_ns(self) -> int:
@@ -102,11 +107,17 @@ class Session:
         inference_fraction: float = 0.5,
         robot_speed_mps: float | None = None,
         robot_clock: Any = None,
+        sensor_clock_offset_ns: int = 0,
+        sensor_drift_ppm: float = 0.0,
     ) -> None:
         """sensor_io: one transport per configured sensor, in configuration order (or one transport);
-        robot_clock: the emulated robot's own clock (hil.robot.RobotClock), None for the rig's."""
+        robot_clock: the emulated robot's own clock (hil.robot.RobotClock), None for the rig's.
+
+        Sensors with `clock = "own"` run on a clock `sensor_clock_offset_ns` ahead of the rig's, drifting
+        by `sensor_drift_ppm`, and answer SYNC_REQUESTs; the others read the rig's clock."""
         from cobotguard.hil.robot import RobotEmulator
         from cobotguard.safety.link import Role, sensor_link_endpoint
+        from cobotguard.sensor.clock import OwnClock, SyncResponder
 
         self.cfg = cfg
         self.clock = clock
@@ -131,6 +142,10 @@ class Session:
             )
             for index, ((name, sensor), io) in enumerate(zip(cfg.sensors.items(), ios, strict=True))
         ]
+        for stream in self.sensors:
+            if stream.sensor.clock == "own":
+                stream.clock = OwnClock(sensor_clock_offset_ns, sensor_drift_ppm, base=clock)
+                stream.responder = SyncResponder(stream.endpoint, stream.clock)
         self.codec = fl.LinkCodec()
         self.log = EventLog()
         self.streaming = False
@@ -297,9 +312,14 @@ class Session:
             t_exp,
             inference_fraction=self.inference_fraction,
         )
-        msg = Detections.from_record(frame[0])
         now = self.now()  # the sender time is when the frame is handed to the port
-        wire = stream.endpoint.send(msg, now)
+        t_sent = now
+        if stream.clock is not None:  # its own clock stamps it: the rig's times, read on that clock
+            for key in ("t_exposure_ns", "t_inference_done_ns"):
+                frame[key] = stream.clock.at(int(frame[key][0]))
+            t_sent = stream.clock.at(now)
+        msg = Detections.from_record(frame[0])
+        wire = stream.endpoint.send(msg, t_sent)
         self._send("sensor", wire, now, stream)
         self.log.add(
             RigEvent.DETECTION_SENT,
@@ -314,6 +334,19 @@ class Session:
         stream.next_exposure_ns += stream.period_ns
         stream.last_sent_ns = now
 
+    def _on_sensor_bytes(self, stream: SensorStream, data: bytes) -> None:
+        """SYNC_REQUESTs from the controller: answered at once on the sensor's clock (unless muted)."""
+        if stream.responder is None or not stream.answer_sync:
+            return
+        replies = stream.responder.receive(data, stream.clock())
+        if not replies:
+            return
+        injector = self.injectors["sensor"] if stream.index == 0 else None
+        if injector is not None and not injector.every_frame:
+            self._write_to(stream.io, replies)  # this fault acts on DETECTIONS only
+        else:
+            self._send("sensor", replies, self.now(), stream)  # in order with the frames it delays
+
     # ------------------------------------------------------------ the loop
 
     def start_streaming(self) -> None:
@@ -327,6 +360,7 @@ class Session:
     def pump(self, until_ns: int, stop_when: Callable[[], bool] | None = None) -> None:
         """Run the loop until `until_ns` (or until `stop_when()` is true)."""
         fd = self.robot_io.fileno()
+        synced = [s.io.fileno() for s in self.sensors if s.responder is not None]  # they read requests
         heartbeat = fl.robot_state_period_ns(self.cfg)
         while True:
             now = self.now()
@@ -342,14 +376,17 @@ class Session:
             if self.reset_presses:
                 deadlines.append(self.reset_presses[0])
             timeout = max(0, min(deadlines) - now) / 1e9
-            ready, _, _ = select.select([fd], [], [], min(timeout, 0.05))
+            ready, _, _ = select.select([fd, *synced], [], [], min(timeout, 0.05))
             now = self.now()
-            if ready:
+            if fd in ready:
                 data = self.robot_io.read(4096)
                 if data:
                     self._on_robot_bytes(data, now)
                 elif not self._alive():
                     raise RigError("the controller went away")
+            for stream in self.sensors:
+                if stream.responder is not None and stream.io.fileno() in ready:
+                    self._on_sensor_bytes(stream, stream.io.read(4096))
             if (err := self.robot.check_watchdog(now)) is not None:
                 self._robot_link_error(err, now)
             if self.last_state_ns is not None and now - self.last_state_ns >= heartbeat:
@@ -509,6 +546,7 @@ class Session:
         injector = None
         if fault is not None:
             injector = self.injectors[fault.link] = fault.make(self.cfg)
+            injector.bind(self.sensors[0])
         self.robot.obey_lower_limits_late(plan.robot_slow_delay_ns)
         try:
             self.pump(t0 + plan.duration_ns)
@@ -516,6 +554,8 @@ class Session:
             self.robot.obey_lower_limits_late(0)
             self.plan = None
             self.reset_presses.clear()
+            if injector is not None:
+                injector.end()
             if fault is not None:
                 self.injectors[fault.link] = None
                 self.pending.clear()
@@ -539,6 +579,7 @@ class Session:
         t_start = self.now()
         self.log.add(RigEvent.RUN_START, t_start, value=index)
         injector = fault.make(self.cfg)
+        injector.bind(self.sensors[0])
         self.injectors[fault.link] = injector
         deadline = fault.deadline_ns(self.cfg)
         give_up = t_start + deadline + FAULT_GRACE_NS + 500 * MS
@@ -559,6 +600,7 @@ class Session:
             ),
         )
         self.pump(self.now() + FAULT_TAIL_NS)  # the stop must hold (latched) through the tail
+        injector.end()
         self.injectors[fault.link] = None
         self.pending.clear()  # late frames of a delay fault are not sent after it ends
         acted = injector.acted_ns if injector.acted_ns is not None else give_up

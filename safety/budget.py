@@ -5,7 +5,8 @@ stage's number comes from `safety.timing` (rounded up), which the step's paramet
 the rig use too. The arithmetic and the standards are explained in docs/budget.md.
 
 - T_r (reaction time) = worst sensor stage + controller stage + link stage + robot stop input, where
-  sensor = frame period x (1 + tolerated missed frames) + exposure/readout + inference + transport,
+  sensor = frame period x (1 + tolerated missed frames) + exposure/readout + inference + transport
+  (+ the clock offset's error limit for a sensor on a clock of its own),
   controller = wait + worst-case step, link = command frame bits / baud + receiver cycle; the wait is
   max(cycle period, worst step) on the tick, the worst step with controller.wake_on_data.
 - ISO/TS 15066: S_p = S_h + S_r + S_s + C + Z_d + Z_r with S_h = v_h (T_r + T_s), S_r = v_r T_r.
@@ -130,7 +131,9 @@ def sensor_stage_parts(name: str, s: Sensor) -> list[Stage]:
               f"{key}.inference_worst_ms"),
         Stage(f"T_transport[{name}]", "metadata transport", ns(s.transport_latency_ms),
               f"{key}.transport_latency_ms"),
-    ]  # fmt: skip
+    ] + ([Stage(f"T_clock[{name}]", "error bound of the sensor clock's offset",
+                timing.sensor_clock_error_ns(s), f"{key}.clock_error_limit_ms")]
+         if s.clock == "own" else [])  # fmt: skip
 
 
 def sensor_stages(cfg: CellConfig) -> dict[str, list[Stage]]:

@@ -37,7 +37,16 @@ OMITTED_WHEN_OFF: dict[tuple[str, str], Any] = {
 }
 # Optional sensor keys introduced after checksums were in use: left out of the canonical form while
 # absent (None), so that existing cells keep their checksums; present, they count like any value.
-OMITTED_WHEN_ABSENT = ("tiling", "model")
+OMITTED_WHEN_ABSENT = (
+    "tiling",
+    "model",
+    "clock_sync_period_ms",
+    "clock_sync_timeout_ms",
+    "clock_error_limit_ms",
+    "clock_max_drift_ppm",
+)
+# Sensor keys introduced later with a default that keeps the earlier meaning: left out while they hold it.
+OMITTED_SENSOR_DEFAULTS: dict[str, Any] = {"clock": "shared"}
 
 
 def canonical_dict(cfg: CellConfig) -> dict[str, Any]:
@@ -50,6 +59,9 @@ def canonical_dict(cfg: CellConfig) -> dict[str, Any]:
         for key in OMITTED_WHEN_ABSENT:
             if table.get(key) is None:
                 table.pop(key, None)
+        for key, default in OMITTED_SENSOR_DEFAULTS.items():
+            if table.get(key) == default:
+                del table[key]
     data["sensors"] = [[name, table] for name, table in data["sensors"].items()]
     data["zones"] = [[name, table] for name, table in data["zones"].items()]
     return data

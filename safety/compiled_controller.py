@@ -93,7 +93,8 @@ class CompiledController:
     ) -> None:
         from cobotguard.safety.checksum import config_checksum
         from cobotguard.safety.config import ns
-        from cobotguard.safety.link.setup import robot_link_policy, sensor_link_policy
+        from cobotguard.safety.link import clock_sync
+        from cobotguard.safety.link.setup import robot_link_policy, sensor_clock_policy, sensor_link_policy
         from cobotguard.safety.params import build_params
         from cobotguard.safety.step import new_state
 
@@ -131,6 +132,8 @@ class CompiledController:
         policies = [robot_link_policy(cfg, Role.CONTROLLER)]
         policies += [sensor_link_policy(cfg, name) for name in cfg.sensors]
         self.receivers = cl.new_receivers(roles, ids, policies, now)
+        clock_policies = [clock_sync.ClockPolicy()] + [sensor_clock_policy(cfg, name) for name in cfg.sensors]
+        self.clocks = clock_sync.new_clocks(clock_policies, now)  # index as receivers: 0 is the robot link
         # Everything the loop touches is allocated here, once.
         self.params = build_params(cfg)
         self.state = new_state(self.params)
@@ -189,6 +192,7 @@ class CompiledController:
         if self.armed:
             return
         from cobotguard.safety import step
+        from cobotguard.safety.link import clock_sync
 
         check_checksum(self.cfg, self.expected_checksum)
         check_budget(self.cfg, self.allow_unsafe_budget)
@@ -204,6 +208,7 @@ class CompiledController:
         now = time.monotonic_ns()
         for k in range(self.receivers.shape[0]):
             cl.reset(self.receivers, k, now)
+            clock_sync.reset(self.clocks, k, now)
         self._loop[L_NEXT_RELEASE] = now + self.period_ns
         self._loop[L_RESET_PREV] = 1  # like the step: a reset input already high at start-up is no edge
         self.armed = True
@@ -325,7 +330,7 @@ class CompiledController:
             self._write_failed, self.control, self.loop_stats, self._loop, self._cycles,
             self._cycles.view(np.uint8), self._cycles_ctr, self._frames, self._frames.view(np.uint8),
             self._frames_ctr, self.detections.view(np.uint8), self.robot.view(np.uint8),
-            self.command.view(np.uint8), self._ts,
+            self.command.view(np.uint8), self._ts, self.clocks,
         )  # fmt: skip
 
     def _loop_thread(self, duration_ns: int | None) -> None:

@@ -32,6 +32,9 @@ DEFAULT_SPEED_TOLERANCE_MPS = 0.02
 # The heartbeat the link protocol assumed before the period was a key (the rig's robot sent it): files
 # written before then keep loading, and keep their meaning.
 DEFAULT_STATE_PERIOD_MS = 4.0
+# The largest drift a sensor clock may declare (ppm): crystal oscillators drift 20-100 ppm, and the
+# estimator's bound assumes a drift far below one half.
+MAX_CLOCK_DRIFT_PPM = 1000.0
 
 
 def _exact_int(value: Any) -> Any:
@@ -164,6 +167,20 @@ class Sensor(_Strict):
     # The shipped detector this sensor runs (DETECTOR_MODELS); absent: DEFAULT_DETECTOR_MODEL, and absent
     # from the checksum's canonical form like `tiling`.
     model: DetectorModel | None = None
+
+    # Whose clock the sensor's timestamps are on. "shared": the controller's CLOCK_MONOTONIC (one host).
+    # "own": a clock of its own, synchronised over the sensor link (docs/protocol.md, section 14) every
+    # clock_sync_period_ms; a reply later than clock_sync_timeout_ms (default: the period), an offset
+    # error bound above clock_error_limit_ms, a step, or drift beyond clock_max_drift_ppm stop the cell.
+    # The bound counts in the sensor's stage of T_r. Absent keys stay out of the checksum's canonical form.
+    # Which keys go with which clock: safety.config_rules.sensor_clock_problems.
+    clock: Literal["shared", "own"] = "shared"
+    clock_sync_period_ms: PosFloat | None = None
+    clock_sync_timeout_ms: PosFloat | None = None
+    clock_error_limit_ms: PosFloat | None = None
+    clock_max_drift_ppm: (
+        Annotated[float, Field(ge=0.0, le=MAX_CLOCK_DRIFT_PPM, allow_inf_nan=False, strict=True)] | None
+    ) = None
 
     @property
     def detector_model(self) -> str:

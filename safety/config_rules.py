@@ -25,8 +25,15 @@ from cobotguard.safety.config import (
     Zone,
     key_path,
     ns,
+    unit_of,
 )
-from cobotguard.safety.link.codec import COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, detections_frame_bytes
+from cobotguard.safety.link.codec import (
+    COMMAND_FRAME_BYTES,
+    ROBOT_STATE_FRAME_BYTES,
+    SYNC_REPLY_FRAME_BYTES,
+    SYNC_REQUEST_FRAME_BYTES,
+    detections_frame_bytes,
+)
 from cobotguard.safety.records import MAX_PERSONS, MAX_SENSORS, MAX_VERTICES, MAX_ZONES
 from cobotguard.safety.timing import (
     NS_PER_MS,
@@ -41,6 +48,7 @@ from cobotguard.safety.timing import (
     robot_echo_stale_ns,
     robot_obey_ns,
     robot_state_gap_ns,
+    sensor_clock_sync_timeout_ns,
     sensor_max_age_ns,
 )
 
@@ -147,6 +155,7 @@ def _problems(
     for name, sensor in sensors.items():
         out += sensor_problems(name, sensor)
         out += sensor_link_problems(name, sensor)
+        out += sensor_clock_problems(name, sensor)
     for name, zone in zones.items():
         out += zone_problems(name, zone, robot)
     if separation is not None:
@@ -336,6 +345,67 @@ def sensor_link_problems(name: str, sensor: Sensor) -> list[str]:
         f"expected at least {wire_ms:.3f} ms plus the adapter's and the receiver's latency (else full "
         "frames arrive late), or a higher serial_baud, or fewer max_persons"
     ]
+
+
+def clock_bound_floor_ns(sensor: Sensor) -> int:
+    """The smallest error bound a sensor on its own clock can keep just before a fresh estimate: half the
+    sync round trip's line time (0 off a serial line), plus the declared drift over a sync period and a
+    timeout (the oldest a kept estimate gets while the next reply may still come)."""
+    from cobotguard.safety.link.clock_sync import PPB_PER_PPM, drift_ns
+
+    wire_ns = 0
+    if sensor.serial_baud is not None:
+        wire_ns = line_time_ns(SYNC_REQUEST_FRAME_BYTES + SYNC_REPLY_FRAME_BYTES, sensor.serial_baud)
+    age_ns = ns(sensor.clock_sync_period_ms or 0.0) + sensor_clock_sync_timeout_ns(sensor)
+    drift_ppb = int(-(-(sensor.clock_max_drift_ppm or 0.0) * PPB_PER_PPM // 1))
+    return -(-wire_ns // 2) + int(drift_ns(drift_ppb, age_ns))
+
+
+def clock_age_error_floor_ns(sensor: Sensor) -> int:
+    """The least a converted age may be overstated by (twice the bound floor, with the drift margin): the
+    error limit must exceed it, or the cell stops for SENSOR_CLOCK_BOUND while the sync works."""
+    from cobotguard.safety.link.clock_sync import PPB_PER_PPM, drift_ns
+
+    floor = clock_bound_floor_ns(sensor)
+    drift_ppb = int(-(-(sensor.clock_max_drift_ppm or 0.0) * PPB_PER_PPM // 1))
+    return 2 * floor + 2 * int(drift_ns(drift_ppb, floor))
+
+
+def sensor_clock_problems(name: str, sensor: Sensor) -> list[str]:
+    """A sensor on its own clock: the error limit must leave room above the bound the sync can keep, and
+    the sync timeout must cover a round trip's line time."""
+    path = key_path(("sensors", name))
+    keys = ("clock_sync_period_ms", "clock_sync_timeout_ms", "clock_error_limit_ms", "clock_max_drift_ppm")
+    if sensor.clock != "own":
+        return [
+            f'{path}.{key}: only with clock = "own" (a sensor on the controller\'s clock is not '
+            f'synchronised); expected clock = "own" in {path}, or no {key}'
+            for key in keys
+            if getattr(sensor, key) is not None
+        ]
+    missing = [key for key in keys if key != "clock_sync_timeout_ms" and getattr(sensor, key) is None]
+    if missing:
+        return [
+            f'{path}.{key}: missing; expected it with clock = "own" ({unit_of(key) or "parts per million"})'
+            for key in missing
+        ]
+    out = []
+    floor_ns = clock_age_error_floor_ns(sensor)
+    if ns(sensor.clock_error_limit_ms or 0.0) <= floor_ns:
+        out.append(
+            f"{path}.clock_error_limit_ms: {sensor.clock_error_limit_ms} ms is not above what the clock "
+            f"sync can keep ({_ms_up(floor_ns):.3f} ms: twice the bound of half the sync round trip's line "
+            f"time plus {sensor.clock_max_drift_ppm} ppm over a sync period and a timeout); expected "
+            "more, a shorter clock_sync_period_ms, or a faster serial_baud"
+        )
+    if sensor.serial_baud is not None:
+        trip_ns = line_time_ns(SYNC_REQUEST_FRAME_BYTES + SYNC_REPLY_FRAME_BYTES, sensor.serial_baud)
+        if sensor_clock_sync_timeout_ns(sensor) <= trip_ns:
+            out.append(
+                f"{path}.clock_sync_timeout_ms: shorter than a sync round trip on the line "
+                f"({_ms_up(trip_ns):.3f} ms at {sensor.serial_baud} baud); expected more"
+            )
+    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,6 +28,7 @@ from numba import njit
 
 from cobotguard.safety import syscalls
 from cobotguard.safety.executor import fill_cycle_record
+from cobotguard.safety.link import clock_sync as cs
 from cobotguard.safety.link import compiled as cl
 from cobotguard.safety.link.codec import MAX_FRAME_BYTES
 from cobotguard.safety.link.crc import TABLE
@@ -78,14 +79,67 @@ ROBOT_LINK = 0  # receivers and descriptors: index 0 is the robot link, 1 + s is
 _R_LOSS = int(Reason.LINK_LOSS)
 _R_ADDRESSING = int(Reason.LINK_ADDRESSING)
 _ROBOT_STATE = int(MessageType.ROBOT_STATE)
+_DETECTIONS = int(MessageType.DETECTIONS)
+_SYNC_REPLY = int(MessageType.SYNC_REPLY)
 _ERROR_STATE = cl.STATE_ERROR
 _DETECTION_BYTES = DETECTION_DTYPE.itemsize
 
 
 @njit(cache=False, nogil=True)
-def _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, stats, loop):
-    """An accepted DETECTIONS frame of sensor link k into its sensor's pending queue."""
+def _to_controller_clock(clocks, k, rx, frame):
+    """A sensor-clock frame's timestamps in controller time (earliest possible: its age is never
+    underestimated), then its checks (clock_sync.frame_fault); returns the fault to latch, or 0."""
+    exposure = frame.t_exposure_ns
+    frame.t_exposure_ns = cs.to_controller_ns(clocks, k, exposure)
+    frame.t_inference_done_ns = cs.to_controller_ns(clocks, k, frame.t_inference_done_ns)
+    frame.t_sent_ns = cs.to_controller_ns(clocks, k, frame.t_sent_ns)
+    return cs.frame_fault(clocks, k, exposure, frame.t_sent_ns, rx[k].t_received_ns)
+
+
+@njit(cache=False, nogil=True)
+def _take_sync_reply(clocks, k, rx, raw):
+    """An accepted SYNC_REPLY on link k into its clock estimate; a clock fault latches the link."""
+    r = rx[k]
+    fault = cs.take_reply(clocks, k, cl.sync_reply_request_seq(raw), cl.sync_reply_request_t_ns(raw),
+                          cl.sync_reply_received_ns(raw), r.t_sent_ns, r.t_received_ns)  # fmt: skip
+    if fault:
+        cl.latch(rx, k, fault, r.t_received_ns)
+
+
+@njit(cache=False, nogil=True)
+def _check_clocks(n_links, clocks, rx, now_ns):
+    """Latch the sensor links whose clock sync failed (a reply overdue, a bound past its limit)."""
+    for k in range(1, n_links):
+        if clocks[k].own == 0 or rx[k].state == _ERROR_STATE:
+            continue
+        fault = cs.check(clocks, k, now_ns)
+        if fault:
+            cl.latch(rx, k, fault, now_ns)
+
+
+@njit(cache=False, nogil=True)
+def _send_sync_requests(n_links, clocks, rx, pollfds, scratch, out, ts):
+    """Send the SYNC_REQUESTs that are due (after the command: they never delay it)."""
+    for k in range(1, n_links):
+        # not before the receiver has seen a delimiter since its reset: a reply arriving first would be
+        # dropped as the tail of a frame, and the sync lost (the sensor's next frame brings one)
+        if clocks[k].own == 0 or rx[k].state == _ERROR_STATE or rx[k].synced == 0:
+            continue
+        now = syscalls.monotonic_ns(ts)
+        if cs.request_due(clocks, k, now):
+            seq = rx[k].tx_seq
+            n = cl.encode_sync_request(rx, k, now, scratch, out, TABLE)
+            # a request the line does not take is never answered: the sync timeout reports it
+            syscalls.write_all(int(pollfds[k] & np.int64(0x7FFFFFFF)), out, n)
+            cs.request_sent(clocks, k, seq, now)
+
+
+@njit(cache=False, nogil=True)
+def _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, stats, loop, clocks):
+    """An accepted DETECTIONS frame of sensor link k into its sensor's pending queue (in controller time)."""
     s = k - 1
+    if clocks[k].own != 0 and clocks[k].has_estimate == 0:
+        return  # before the first clock estimate its age cannot be known: dropped, the step sees no data
     if pending_count[s] >= PENDING_FRAMES_PER_SENSOR:
         stats[S_FRAMES_LOST] += 1
         if loop[L_FRAMES_FAULT] == 0:
@@ -96,12 +150,17 @@ def _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, sta
     if pending[s, slot].sensor_index != s:  # a frame naming another sensor on this sensor's line
         cl.latch(rx, k, _R_ADDRESSING, rx[k].t_received_ns)
         return
+    if clocks[k].own != 0:
+        fault = _to_controller_clock(clocks, k, rx, pending[s, slot])
+        if fault:
+            cl.latch(rx, k, fault, rx[k].t_received_ns)
+            return
     pending_count[s] += 1
 
 
 @njit(cache=False, nogil=True)
 def _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pending_head, pending_count,
-                u32, f32, port_failed, stats, loop, ts):  # fmt: skip
+                u32, f32, port_failed, stats, loop, ts, clocks):  # fmt: skip
     """Read every readable descriptor and feed its receiver; returns how many sensor frames were queued."""
     frames = 0
     for k in range(n_links):
@@ -126,9 +185,11 @@ def _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pendin
                 break
             if rx[k].message_type == _ROBOT_STATE:
                 cl.decode_robot_state(rx, k, raw, robot)
-            else:
-                _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, stats, loop)
+            elif rx[k].message_type == _DETECTIONS:
+                _queue_frame(rx, k, raw, pending, pending_head, pending_count, u32, f32, stats, loop, clocks)
                 frames += 1
+            elif rx[k].message_type == _SYNC_REPLY:
+                _take_sync_reply(clocks, k, rx, raw)
     return frames
 
 
@@ -209,7 +270,7 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
               wake_on_data, pollfds, rbuf, rx, buffers, raw, tx_scratch, tx_out, pending, pending_head,
               pending_count, u32, f32, port_failed, write_failed, control, stats, loop, cycles_buf,
               cycles_u8, cycles_ctr, frames_buf, frames_u8, frames_ctr, det_u8, robot_u8, command_u8,
-              ts):  # fmt: skip
+              ts, clocks):  # fmt: skip
     """Run releases and data steps until control[C_STOP] is set or the release at control[C_END_NS]."""
     n_links = n_sensors + 1
     robot_fd = int(pollfds[ROBOT_LINK] & np.int64(0x7FFFFFFF))
@@ -242,13 +303,14 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
             for k in range(n_links):
                 if rx[k].state == _ERROR_STATE:
                     cl.reset(rx, k, t_wake)
+                    cs.reset(clocks, k, t_wake)  # a fresh estimate, from a request at once
                 if port_failed[k]:
                     port_failed[k] = 0
                     pollfds[k] = pollfds[k] & np.int64(~0x80000000)
         frames = 0
         if ready > 0:  # woken by data: take it in now; only a detection frame is worth a step
             frames = _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pending_head,
-                                 pending_count, u32, f32, port_failed, stats, loop, ts)  # fmt: skip
+                                 pending_count, u32, f32, port_failed, stats, loop, ts, clocks)  # fmt: skip
         if not (due or reset_edge or (wake_on_data and (frames > 0 or pending_any))):
             continue
         # ---- one step
@@ -256,10 +318,11 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
         scheduled = release if due else t_wake
         if not wake_on_data and syscalls.wait_readable(pollfds, n_links, 0, ts) > 0:  # the tick's inputs
             _read_links(n_links, pollfds, rbuf, rx, buffers, raw, robot, pending, pending_head, pending_count,
-                        u32, f32, port_failed, stats, loop, ts)  # fmt: skip
+                        u32, f32, port_failed, stats, loop, ts, clocks)  # fmt: skip
         t_inputs = syscalls.monotonic_ns(ts)
         for k in range(n_links):
             cl.check_watchdog(rx, k, t_inputs)
+        _check_clocks(n_links, clocks, rx, t_inputs)
         if control[C_RESET_PULSES] > 0:
             control[C_RESET_PULSES] -= 1
         loop[L_RESET_PREV] = reset_level
@@ -281,6 +344,7 @@ def hard_loop(params, state, detections, robot, command, n_sensors, period_ns, d
             write_failed[0] = 1
             stats[S_WRITE_FAILURES] += 1
         t_written = syscalls.monotonic_ns(ts)
+        _send_sync_requests(n_links, clocks, rx, pollfds, tx_scratch, tx_out, ts)
         loop[L_COMMANDS] += 1
         late = t_written > scheduled + deadline_ns
         loop[L_PENDING_OVERRUN] = 1 if late else 0
@@ -312,6 +376,7 @@ def warm_up() -> None:
     """Compile the link kernels, the syscalls and the hard loop (before arming, never in the loop)."""
     syscalls.warm_up()
     cl.warm_up()
+    cs.warm_up()
     if hard_loop.signatures:  # compiled already (one signature: the buffers' types never change)
         return
     r, w = os.pipe()
@@ -351,4 +416,5 @@ def _warm_up_args(read_fd: int, write_fd: int) -> tuple[Any, ...]:
         cycles.view(np.uint8),
         np.zeros(3, dtype=np.int64), frames, frames.view(np.uint8), np.zeros(3, dtype=np.int64),
         detections.view(np.uint8), robot.view(np.uint8), command.view(np.uint8), syscalls.new_timespec(),
+        cs.new_clocks([cs.ClockPolicy(), cs.ClockPolicy()], 0),
     )  # fmt: skip

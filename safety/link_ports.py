@@ -153,23 +153,39 @@ Inbox = PolledInbox | ThreadedInbox
 
 
 class LinkSensorSource:
-    """SensorSource over one sensor link per configured sensor (Role.SENSOR_RECEIVER endpoints)."""
+    """SensorSource over one sensor link per configured sensor (Role.SENSOR_RECEIVER endpoints).
 
-    def __init__(self, endpoints: Sequence[Any], inboxes: Sequence[Inbox]) -> None:
+    `clocks` (safety.link.clock_sync, one record per sensor link): for a sensor on its own clock, the
+    source sends its SYNC_REQUESTs, takes its SYNC_REPLYs into the offset estimate and hands frames on in
+    controller time (docs/protocol.md, section 14); a clock fault latches the link like a link error.
+    """
+
+    def __init__(
+        self, endpoints: Sequence[Any], inboxes: Sequence[Inbox], clocks: np.ndarray | None = None
+    ) -> None:
+        from cobotguard.safety.link import clock_sync
+
         self.endpoints = list(endpoints)
         self.inboxes = list(inboxes)
         self._pending: deque[np.ndarray] = deque()
+        policies = [clock_sync.ClockPolicy()] * len(self.endpoints)
+        self.clocks = clocks if clocks is not None else clock_sync.new_clocks(policies, 0)
 
     def receive(self, now_ns: int, frames: np.ndarray) -> int:
         """Feed what arrived to each endpoint and copy accepted DETECTIONS frames into `frames`."""
-        from cobotguard.safety.link import NEED_DATA, Received
+        from cobotguard.safety.link import NEED_DATA, Detections, Received, SyncReply
 
         for index, (endpoint, inbox) in enumerate(zip(self.endpoints, self.inboxes, strict=True)):
             inbox.feed_into(endpoint, now_ns)
             while (event := endpoint.next_event()) is not NEED_DATA:
                 if not isinstance(event, Received):
                     continue
-                claimed = int(event.message.sensor_index)  # type: ignore[union-attr]
+                if isinstance(event.message, SyncReply):
+                    self._take_sync_reply(index, event)
+                    continue
+                if not isinstance(event.message, Detections):
+                    continue
+                claimed = int(event.message.sensor_index)
                 if claimed != index:  # another sensor's frame on this sensor's line: latched until reset
                     endpoint.reject(
                         Reason.LINK_ADDRESSING,
@@ -177,19 +193,71 @@ class LinkSensorSource:
                         event.t_received_ns,
                     )
                     break
-                self._pending.append(event.to_record())
+                record = event.to_record()
+                if self.clocks[index]["own"] and not self._to_controller_clock(index, record):
+                    continue
+                self._pending.append(record)
             endpoint.check_watchdog(now_ns)
+            self._sync_clock(index, now_ns)
         n = 0
         while self._pending and n < len(frames):
             frames[n] = self._pending.popleft()[0]
             n += 1
         return n
 
+    def _take_sync_reply(self, index: int, event: Any) -> None:
+        from cobotguard.safety.link import clock_sync
+
+        m = event.message
+        times = (m.request_t_ns, m.t_request_received_ns, event.t_sent_ns, event.t_received_ns)
+        fault = clock_sync.take_reply(self.clocks, index, m.request_seq, *times)
+        if fault:
+            self.endpoint_fault(index, int(fault), "SYNC_REPLY", event.t_received_ns)
+
+    def _to_controller_clock(self, index: int, record: np.ndarray) -> bool:
+        """A sensor-clock frame's times in controller time; False: drop it (no estimate yet, or late)."""
+        from cobotguard.safety.link import clock_sync
+
+        if not self.clocks[index]["has_estimate"]:
+            return False  # its age cannot be known yet: the step sees no data
+        exposure = int(record["t_exposure_ns"][0])
+        for key in ("t_exposure_ns", "t_inference_done_ns", "t_sent_ns"):
+            record[key] = clock_sync.to_controller_ns(self.clocks, index, int(record[key][0]))
+        t_rx = int(record["t_received_ns"][0])
+        fault = clock_sync.frame_fault(self.clocks, index, exposure, int(record["t_sent_ns"][0]), t_rx)
+        if fault:
+            self.endpoint_fault(index, int(fault), "DETECTIONS", t_rx)
+            return False
+        return True
+
+    def _sync_clock(self, index: int, now_ns: int) -> None:
+        """Latch a clock fault; send the SYNC_REQUEST that is due."""
+        from cobotguard.safety.link import SyncRequest, clock_sync
+
+        endpoint = self.endpoints[index]
+        if not self.clocks[index]["own"] or endpoint.error is not None:
+            return
+        fault = clock_sync.check(self.clocks, index, now_ns)
+        if fault:
+            self.endpoint_fault(index, int(fault), "clock sync", now_ns)
+        elif endpoint.synced and clock_sync.request_due(self.clocks, index, now_ns):
+            # not before a delimiter since the reset: the reply would be dropped as a frame's tail
+            seq = endpoint.next_seq
+            _write(self.inboxes[index].transport, endpoint.send(SyncRequest(), now_ns))
+            clock_sync.request_sent(self.clocks, index, seq, now_ns)
+
+    def endpoint_fault(self, index: int, reason: int, what: str, t_ns: int) -> None:
+        """Latch sensor link `index` for a clock fault (or a delay on converted times)."""
+        self.endpoints[index].reject(Reason(reason), f"{what}: sensor clock of sensor {index}", t_ns)
+
     def start(self, now_ns: int) -> None:
         """At arming: drop bytes that waited while the step compiled and start the endpoints afresh."""
-        for endpoint, inbox in zip(self.endpoints, self.inboxes, strict=True):
+        from cobotguard.safety.link import clock_sync
+
+        for index, (endpoint, inbox) in enumerate(zip(self.endpoints, self.inboxes, strict=True)):
             inbox.start()
             endpoint.reset(now_ns)
+            clock_sync.reset(self.clocks, index, now_ns)
         self._pending.clear()
 
     def take_fault(self) -> int:
@@ -205,10 +273,13 @@ class LinkSensorSource:
         return 0
 
     def reset_link(self, now_ns: int) -> None:
-        """Operator reset: clear latched errors (AWAITING_FIRST again)."""
-        for endpoint in self.endpoints:
+        """Operator reset: clear latched errors (AWAITING_FIRST again) and their links' clock estimates."""
+        from cobotguard.safety.link import clock_sync
+
+        for index, endpoint in enumerate(self.endpoints):
             if endpoint.error is not None:
                 endpoint.reset(now_ns)
+                clock_sync.reset(self.clocks, index, now_ns)
 
     def stop(self) -> None:
         """Stop the reader threads."""
@@ -317,7 +388,13 @@ def link_ports(
     reader_threads: stamp bytes with their arrival time in a reader thread per transport (give them a
     read timeout); False: the loop polls (give them a zero read timeout) and stamps with the poll time.
     """
-    from cobotguard.safety.link import Role, robot_link_endpoint, sensor_link_endpoint
+    from cobotguard.safety.link import (
+        Role,
+        clock_sync,
+        robot_link_endpoint,
+        sensor_clock_policy,
+        sensor_link_endpoint,
+    )
 
     names = list(cfg.sensors)
     if len(sensors) != len(names):
@@ -329,6 +406,7 @@ def link_ports(
     sensor_source = LinkSensorSource(
         [sensor_link_endpoint(cfg, n, Role.SENSOR_RECEIVER, now_ns) for n in names],
         [inbox(t) for t in sensors],
+        clock_sync.new_clocks([sensor_clock_policy(cfg, n) for n in names], now_ns),
     )
     robot_port = LinkRobotPort(robot_link_endpoint(cfg, Role.CONTROLLER, now_ns), robot, inbox(robot))
     # reader threads stop before anything else is closed

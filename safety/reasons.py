@@ -64,6 +64,11 @@ class Reason(IntEnum):
     LINK_TIMEOUT = 48  # watchdog: nothing valid received in time
     # executor, appended (fault)
     BUDGET_UNSAFE = 33  # the configuration's latency budget is unsafe: the controller refuses to arm
+    # sensor clock synchronisation, for sensors with a clock of their own (fault; docs/protocol.md, 14)
+    SENSOR_CLOCK_SYNC_LOST = 50  # no SYNC_REPLY to a SYNC_REQUEST within the sync timeout
+    SENSOR_CLOCK_BOUND = 51  # the offset estimate's error bound grew past the sensor's limit
+    SENSOR_CLOCK_STEP = 52  # a new estimate contradicts the previous one beyond both bounds: a clock step
+    SENSOR_CLOCK_DRIFT = 53  # estimates drift apart faster than the declared maximum drift allows
 
 
 class HealthFlag(IntFlag):

@@ -92,12 +92,28 @@ def sent_latency_ns(sensor: SensorTiming, inference_fraction: float = 1.0) -> in
     return ns(sensor.exposure_readout_ms) + inference_ns(sensor, inference_fraction)
 
 
+def sensor_clock_error_ns(sensor: SensorTiming) -> int:
+    """The most a sensor's converted timestamps may age a frame beyond its true age: the clock offset's
+    error limit for a sensor with a clock of its own (`clock = "own"`), else 0."""
+    if getattr(sensor, "clock", "shared") != "own":
+        return 0
+    limit = getattr(sensor, "clock_error_limit_ms", None)
+    return 0 if limit is None else ns(limit)  # missing, the configuration check refuses the cell
+
+
+def sensor_clock_sync_timeout_ns(sensor: SensorTiming) -> int:
+    """How long a clock sync request may go unanswered: clock_sync_timeout_ms, else the sync period."""
+    timeout = getattr(sensor, "clock_sync_timeout_ms", None) or sensor.clock_sync_period_ms  # type: ignore[attr-defined]
+    return ns(timeout)
+
+
 def sensor_latency_ns(sensor: SensorTiming) -> int:
-    """Start of exposure -> metadata received, worst case: exposure/readout + worst inference + transport.
+    """Start of exposure -> metadata received, worst case: exposure/readout + worst inference + transport,
+    plus the clock's error limit for a sensor on its own clock (its ages are measured that much older).
 
     The oldest a frame may be when it arrives (the step's per-frame latency supervision).
     """
-    return sent_latency_ns(sensor) + ns(sensor.transport_latency_ms)
+    return sent_latency_ns(sensor) + ns(sensor.transport_latency_ms) + sensor_clock_error_ns(sensor)
 
 
 def sensor_max_age_ns(sensor: SensorTiming) -> int:
@@ -109,8 +125,9 @@ def sensor_max_age_ns(sensor: SensorTiming) -> int:
 
 
 def sensor_link_max_delay_ns(sensor: SensorTiming) -> int:
-    """A sensor link frame older than its transport latency on arrival is late (at least 1 ns)."""
-    return max(1, ns(sensor.transport_latency_ms))
+    """A sensor link frame older than its transport latency (plus the clock's error limit, for a sensor on
+    its own clock) on arrival is late (at least 1 ns)."""
+    return max(1, ns(sensor.transport_latency_ms) + sensor_clock_error_ns(sensor))
 
 
 def sensor_link_watchdog_ns(sensor: SensorTiming) -> int:

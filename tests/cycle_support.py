@@ -6,6 +6,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cobotguard.safety.config import CellConfig, ns
@@ -38,7 +39,11 @@ class SocketTransport(Transport):
 
 @dataclass
 class SensorPeer:
-    """One DETECTIONS frame per period with `persons` (floor x, y), exposed 10 ms before it is sent."""
+    """One DETECTIONS frame per period with `persons` (floor x, y), exposed 10 ms before it is sent.
+
+    `clock`: the sensor's clock (the controller's by default; an `OwnClock` for a sensor with its own).
+    `answer_sync`: answer SYNC_REQUESTs (a sensor on its own clock must; False plays one that cannot).
+    """
 
     endpoint: Endpoint
     sock: socket.socket
@@ -47,6 +52,8 @@ class SensorPeer:
     persons: list[tuple[float, float]] = field(default_factory=list)
     sent: int = 0
     sensor_index_override: int | None = None
+    clock: Callable[[], int] = time.monotonic_ns
+    answer_sync: bool = True
 
     def frame(self, now: int) -> bytes:
         import numpy as np
@@ -62,16 +69,23 @@ class SensorPeer:
         return self.endpoint.send(det, now)
 
     def run(self, stop: threading.Event) -> None:
+        from cobotguard.sensor.clock import SyncResponder
+
+        responder = SyncResponder(self.endpoint, self.clock)
         next_t = time.monotonic_ns()
         while not stop.is_set():
-            now = time.monotonic_ns()
-            if now >= next_t:
-                try:
-                    self.sock.sendall(self.frame(now))
-                except OSError:
-                    return
-                next_t += self.period_ns
-            time.sleep(0.0005)
+            try:
+                ready, _, _ = select.select([self.sock], [], [], 0.0005)
+                if ready:
+                    data = self.sock.recv(4096)
+                    replies = responder.receive(data, self.clock()) if self.answer_sync else b""
+                    if replies:
+                        self.sock.sendall(replies)
+                if time.monotonic_ns() >= next_t:
+                    self.sock.sendall(self.frame(self.clock()))
+                    next_t += self.period_ns
+            except OSError:
+                return
 
 
 class Cell:

@@ -28,9 +28,22 @@ DEFAULT_CELL = Path(__file__).resolve().parent.parent / "hil" / "defaults" / "ce
 GUARD_S = 20.0  # a guard against hanging, never an assertion on speed
 
 
-def cell_config(wake_on_data: bool = True, worst_step_ms: float = 10.0, n_sensors: int = 1) -> CellConfig:
-    """The default cell with a worst step that covers this noisy machine (and a second camera if asked)."""
+OWN_CLOCK = {
+    "clock": "own",
+    "clock_sync_period_ms": 50.0,
+    "clock_error_limit_ms": 5.0,
+    "clock_max_drift_ppm": 200.0,
+}
+
+
+def cell_config(
+    wake_on_data: bool = True, worst_step_ms: float = 10.0, n_sensors: int = 1, own_clock: bool = False
+) -> CellConfig:
+    """The default cell with a worst step that covers this noisy machine (and a second camera if asked;
+    with own_clock, the camera on a clock of its own)."""
     data = load_config(DEFAULT_CELL).model_dump()
+    if own_clock:
+        data["sensors"]["cam0"].update(OWN_CLOCK)
     data["controller"].update(
         worst_step_ms=worst_step_ms, wake_on_data=wake_on_data, robot_state_timeout_ms=60.0
     )
@@ -58,9 +71,18 @@ class Running:
     """A CompiledController over a Cell, its run() in a background thread."""
 
     def __init__(
-        self, cfg: CellConfig, trace_path=None, realtime: bool = False, peers_apart: bool = False
+        self,
+        cfg: CellConfig,
+        trace_path=None,
+        realtime: bool = False,
+        peers_apart: bool = False,
+        sensor_clock=None,
+        answer_sync: bool = True,
     ) -> None:  # type: ignore[no-untyped-def]
         self.cell = Cell(cfg)
+        for peer in self.cell.sensors:
+            peer.clock = sensor_clock or peer.clock
+            peer.answer_sync = answer_sync
         self.ctl = CompiledController(
             cfg, self.cell.robot_fd, self.cell.sensor_fds, trace_path=trace_path, realtime=realtime
         )
@@ -212,5 +234,55 @@ def test_a_port_that_hangs_up_latches_link_loss_once_and_the_loop_keeps_its_tick
         assert run.ctl.stats.cycles - steps < 1000
         assert run.kind() == int(CommandKind.FAULT_STOP)
         assert int(robot_link["error_reason"]) == int(Reason.LINK_LOSS)  # latched until a reset
+    finally:
+        run.close()
+
+
+# -- a sensor on a clock of its own (docs/protocol.md, section 14) ------------------------------------
+
+
+def test_a_sensor_on_its_own_clock_runs_and_stops_for_a_person(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cobotguard.sensor.clock import OwnClock
+
+    clock = OwnClock(offset_ns=-42 * 10**9, drift_ppm=-100.0)
+    run = Running(cell_config(own_clock=True), trace_path=tmp_path / "t.cgtrace", sensor_clock=clock)
+    try:
+        assert run.reset_until_run(), f"never reached RUN: reason {Reason(run.reason()).name}"
+        assert int(run.ctl.clocks[1]["replies"]) > 0 and int(run.ctl.clocks[1]["has_estimate"]) == 1
+        offset = int(run.ctl.clocks[1]["offset_ns"])
+        assert abs(offset - 42 * 10**9) < 5_000_000  # controller minus sensor clock, within the limit
+        run.cell.sensors[0].persons = [(1.0, 0.0)]
+        stopped = wait_for(lambda: run.kind() == int(CommandKind.PROTECTIVE_STOP))
+        assert stopped, f"{CommandKind(run.kind()).name} {Reason(run.reason()).name}"
+    finally:
+        run.close()
+    trace = read_trace(tmp_path / "t.cgtrace")
+    frames = trace.streams["detections"]
+    assert frames.size > 0 and np.all(frames["t_exposure_ns"] <= frames["t_received_ns"])  # controller time
+    result = replay(trace)
+    assert result.identical, result.divergence
+
+
+def test_a_sensor_that_does_not_answer_sync_stops_the_cell_by_name() -> None:
+    run = Running(cell_config(own_clock=True), answer_sync=False)
+    try:
+        assert wait_for(lambda: run.reason() == int(Reason.SENSOR_CLOCK_SYNC_LOST))
+        assert run.kind() == int(CommandKind.FAULT_STOP)
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize("step_s", [1, -1])
+def test_a_sensor_clock_step_stops_the_cell(step_s: int) -> None:
+    from cobotguard.sensor.clock import OwnClock
+
+    clock = OwnClock(offset_ns=3600 * 10**9)
+    run = Running(cell_config(own_clock=True), sensor_clock=clock)
+    try:
+        assert run.reset_until_run()
+        clock.step(step_s * 10**9)
+        # forward: every converted time is ahead of its arrival; backward: sender times go back (rule 2)
+        expected = {int(Reason.SENSOR_CLOCK_STEP)} | ({int(Reason.LINK_INSERTION)} if step_s < 0 else set())
+        assert wait_for(lambda: run.reason() in expected), Reason(run.reason()).name
     finally:
         run.close()

@@ -164,6 +164,9 @@ def test_deadlines_follow_the_configuration():
     )
     assert fl.heartbeat_deadline_ns(cell) == 20 * MS + fl.receipt_deadline_ns(cell)
     for fault in fl.FAULTS:
+        if not fl.applies(fault, cell):
+            assert "sensor-clock" in fault.tags  # only the clock faults need a sensor on its own clock
+            continue
         assert fault.deadline_ns(cell) > 0
         assert isinstance(fault.make(cell), fl.Injector)
     # a misrouted sensor frame carries the robot link's ID, a misrouted robot frame a sensor's
@@ -269,3 +272,109 @@ def test_the_rig_loses_bytes_a_stalled_controller_does_not_take_instead_of_faili
     session._send_frame(session.sensors[0])
     assert (robot.attempts, sensor.attempts) == (1, 1)
     assert session.writes_dropped == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sensor clock faults (a first sensor with clock = "own", docs/protocol.md section 14)
+
+
+def own_clock_cell():  # type: ignore[no-untyped-def]
+    """The test cell with its camera on its own clock: sync every 20 ms, timeout 30 ms, limit 2 ms."""
+    cell = make_cell()
+    cam = cell.sensors["cam"].model_copy(
+        update={
+            "clock": "own",
+            "clock_sync_period_ms": 20.0,
+            "clock_sync_timeout_ms": 30.0,
+            "clock_error_limit_ms": 2.0,
+            "clock_max_drift_ppm": 100.0,
+        }
+    )
+    return cell.model_copy(update={"sensors": {"cam": cam}})
+
+
+def test_clock_faults_apply_only_to_a_sensor_on_its_own_clock():
+    clock_faults = [f for f in fl.FAULTS if "sensor-clock" in f.tags]
+    assert {f.name for f in clock_faults} == {
+        "sensor_clock_jump_forward",
+        "sensor_clock_jump_back",
+        "sensor_clock_drift",
+        "sensor_sync_silence",
+    }
+    shared, own = make_cell(), own_clock_cell()
+    assert not any(fl.applies(f, shared) for f in clock_faults)
+    assert all(fl.applies(f, own) for f in fl.FAULTS)
+    with pytest.raises(ValueError, match="shares the controller's clock"):
+        fl.sync_lost_deadline_ns(shared)
+
+
+def test_clock_fault_deadlines_follow_the_configuration():
+    cell = own_clock_cell()  # cycle 1 ms, worst step 0.1 ms, frame period 33.3 ms, transport 2 ms
+    cycle = 1 * MS + 100_000
+    # a jump shows in the next reply (20 ms) or frame, whichever first, then the link's delay limit (the
+    # transport latency plus the clock error limit) and one cycle
+    assert fl.clock_jump_deadline_ns(cell) == 20 * MS + (2 + 2) * MS + cycle
+    assert fl.sync_lost_deadline_ns(cell) == 20 * MS + 30 * MS + cycle
+    assert fl.excess_drift_ppm(cell) == 100.0 + fl.EXCESS_DRIFT_PPM
+    apart = -(-2 * 2 * MS * 10**6 // int(fl.EXCESS_DRIFT_PPM))  # two limits apart at the excess rate
+    assert fl.drift_deadline_ns(cell) == apart + 20 * MS + 30 * MS + cycle
+
+
+class FakeStream:
+    """What the clock faults act on: a sensor stream's clock and its sync switch."""
+
+    def __init__(self) -> None:
+        from cobotguard.sensor.clock import OwnClock
+
+        self.t = [10**9]
+        self.clock = OwnClock(offset_ns=-42 * 10**9, drift_ppm=-100.0, base=lambda: self.t[0])
+        self.answer_sync = True
+
+
+def frame_at(t_ns: int) -> fl.OutFrame:
+    return fl.OutFrame(t_ns, 2, 0x0101, 7, t_ns, b"", b"\x01\x00")
+
+
+@pytest.mark.parametrize("step_s", [1, -1])
+def test_clock_jump_steps_the_sensor_clock_once_and_passes_frames(step_s: int):
+    stream = FakeStream()
+    name = "sensor_clock_jump_" + ("forward" if step_s > 0 else "back")
+    injector = fl.get_fault(name).make(own_clock_cell())
+    injector.bind(stream)
+    before = stream.clock()
+    assert injector.push(frame_at(5), fl.LinkCodec()) == [(5, b"\x01\x00")]
+    assert injector.acted_ns == 5 and stream.clock() - before == step_s * 10**9
+    injector.push(frame_at(6), fl.LinkCodec())
+    assert stream.clock() - before == step_s * 10**9  # once only
+    injector.end()
+    assert stream.clock() - before == step_s * 10**9  # a clock set stays set
+
+
+def test_drift_and_sync_faults_act_and_are_undone_at_the_end():
+    stream, cell = FakeStream(), own_clock_cell()
+    drift = fl.get_fault("sensor_clock_drift").make(cell)
+    drift.bind(stream)
+    drift.push(frame_at(5), fl.LinkCodec())
+    assert stream.clock.drift_ppm == fl.excess_drift_ppm(cell)
+    drift.end()
+    assert stream.clock.drift_ppm == -100.0
+    mute = fl.get_fault("sensor_sync_silence").make(cell)
+    mute.bind(stream)
+    mute.push(frame_at(5), fl.LinkCodec())
+    assert not stream.answer_sync
+    mute.end()
+    assert stream.answer_sync
+
+
+def test_the_rig_refuses_a_sensor_clock_it_cannot_apply():
+    from cobotguard.hil.cli.common import CommandError
+    from cobotguard.hil.cli.hil import _check_sensor_clock
+
+    _check_sensor_clock(make_cell(), 0.0, 0.0)  # nothing asked: any cell
+    with pytest.raises(CommandError, match='clock = "own"'):
+        _check_sensor_clock(make_cell(), -42.0, 0.0)
+    _check_sensor_clock(own_clock_cell(), -42.0, -100.0)
+    with pytest.raises(CommandError, match="beyond sensors.cam.clock_max_drift_ppm"):
+        _check_sensor_clock(own_clock_cell(), -42.0, -150.0)
+    with pytest.raises(CommandError, match="finite"):
+        _check_sensor_clock(own_clock_cell(), float("nan"), 0.0)

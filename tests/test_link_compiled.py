@@ -32,7 +32,7 @@ from cobotguard.safety.link import (
 from cobotguard.safety.link import compiled as cl
 from cobotguard.safety.link.codec import MAX_FRAME_BYTES, PROTOCOL_VERSION
 from cobotguard.safety.link.crc import TABLE
-from cobotguard.safety.link.messages import MessageType
+from cobotguard.safety.link.messages import MessageType, SyncReply, SyncRequest
 from cobotguard.safety.records import COMMAND_DTYPE, ROBOT_STATE_DTYPE, empty_detections
 
 MS = 1_000_000
@@ -74,6 +74,14 @@ class CompiledReceiver:
             det = empty_detections(1)
             cl.decode_detections(self.rx, 0, self.raw, det, 0, self.u32, self.f32)
             return det
+        if kind == int(MessageType.SYNC_REPLY):
+            return (
+                "sync_reply",
+                int(cl.sync_reply_request_seq(self.raw)),
+                int(cl.sync_reply_request_t_ns(self.raw)),
+                int(cl.sync_reply_received_ns(self.raw)),
+                int(self.rx[0]["t_sent_ns"]),
+            )
         return ("command", int(self.rx[0]["seq"]))
 
     def watchdog(self, now: int) -> list[tuple[str, object]]:
@@ -94,6 +102,11 @@ def reference_feed(ep: Endpoint, data: bytes, t_rx: int) -> list[tuple[str, obje
         if isinstance(event, Received):
             if isinstance(event.message, Command):
                 events.append(("accepted", ("command", event.seq)))
+            elif isinstance(event.message, SyncReply):
+                m = event.message
+                reply = ("sync_reply", m.request_seq, m.request_t_ns, m.t_request_received_ns)
+                reply += (event.t_sent_ns,)
+                events.append(("accepted", reply))
             else:
                 events.append(("accepted", event.to_record()))
         else:
@@ -154,6 +167,11 @@ def _frames_for(role: Role, draw: st.DrawFn) -> list[bytes]:
             person_count=st.integers(0, 20),
             frame_counter=st.integers(0, 255),
             seed=st.integers(0, 9),
+        ) | st.builds(
+            SyncReply,
+            st.integers(0, 0xFFFFFFFF),
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(-(2**63), 2**63 - 1),
         )
     else:
         messages = commands
@@ -318,3 +336,14 @@ def test_detections_decode_every_person_field() -> None:
     wire = b"\x00" + encode_frame(det, CONNECTION_ID, 0, 1 * MS)
     got, expected = fast.feed(wire, 2 * MS), reference_feed(ref, wire, 2 * MS)
     assert len(got) == 1 and same_events(got, expected)
+
+
+@given(seq=st.integers(0, 0xFFFFFFFF), t_ns=st.integers(-(2**63), 2**63 - 1))
+def test_compiled_sync_request_frames_are_the_reference_bytes(seq: int, t_ns: int) -> None:
+    rx = cl.new_receivers([Role.SENSOR_RECEIVER], [CONNECTION_ID], [POLICY], 0)
+    rx[0]["tx_seq"] = seq
+    rx[0]["preamble"] = 0
+    out = np.zeros(64, dtype=np.uint8)
+    n = cl.encode_sync_request(rx, 0, t_ns, np.zeros(64, dtype=np.uint8), out, TABLE)
+    assert out[:n].tobytes() == encode_frame(SyncRequest(), CONNECTION_ID, seq, t_ns)
+    assert int(rx[0]["tx_seq"]) == (seq + 1) % 2**32

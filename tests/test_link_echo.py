@@ -77,6 +77,7 @@ def state_frame(seq: int, echo: int, t_robot_ns: int) -> bytes:
     return encode_frame(RobotState(0.1, CommandKind.RUN, False, echo), CONNECTION_ID, seq, t_robot_ns)
 
 
+@pytest.mark.requirement("SR-ROB-4")
 def test_a_state_is_aged_from_the_command_it_echoes_whatever_the_robot_clock_says():
     both = Both()
     echo = both.send(1000 * MS)
@@ -87,6 +88,7 @@ def test_a_state_is_aged_from_the_command_it_echoes_whatever_the_robot_clock_say
     assert record["t_received_ns"][0] == 1012 * MS
 
 
+@pytest.mark.requirement("SR-ROB-4")
 def test_an_echo_older_than_the_limit_is_an_unacceptable_delay():
     both = Both()
     echo = both.send(1000 * MS)
@@ -101,6 +103,7 @@ def test_an_echo_at_the_limit_passes():
     assert both.feed(state_frame(0, echo, 5), 1030 * MS)[0][0] == "accepted"
 
 
+@pytest.mark.requirement("SR-ROB-4")
 def test_an_echo_of_a_command_never_sent_is_an_insertion():
     both = Both()
     both.send(1000 * MS)
@@ -112,6 +115,7 @@ def test_an_echo_before_any_command_is_an_insertion():
     assert both.feed(state_frame(0, 0, 5), 1001 * MS) == [("error", int(Reason.LINK_INSERTION))]
 
 
+@pytest.mark.requirement("SR-ROB-4")
 def test_an_echo_that_goes_backwards_is_an_incorrect_sequence():
     both = Both()
     first = both.send(1000 * MS)
@@ -195,6 +199,7 @@ def test_the_compiled_receiver_refuses_a_ring_larger_than_its_record():
         max_size=40,
     ),
 )
+@pytest.mark.requirement("SR-ROB-4")
 def test_reference_and_compiled_agree_with_any_robot_clock_offset_and_drift(offset_s, drift_ppm, steps):
     """Commands and states with random timing; the robot's sender times on an offset, drifting clock.
     Both receivers agree on every verdict and age origin, and an accepted state is never aged younger

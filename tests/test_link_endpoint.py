@@ -313,7 +313,9 @@ def test_role_tables_pair_up() -> None:
 
     assert ROLE_SENDS[Role.CONTROLLER] == ROLE_ACCEPTS[Role.ROBOT] == {MessageType.COMMAND}
     assert ROLE_SENDS[Role.ROBOT] == ROLE_ACCEPTS[Role.CONTROLLER] == {MessageType.ROBOT_STATE}
-    assert ROLE_SENDS[Role.SENSOR] == ROLE_ACCEPTS[Role.SENSOR_RECEIVER] == {MessageType.DETECTIONS}
+    sensor_sends = {MessageType.DETECTIONS, MessageType.SYNC_REPLY}
+    assert ROLE_SENDS[Role.SENSOR] == ROLE_ACCEPTS[Role.SENSOR_RECEIVER] == sensor_sends
+    assert ROLE_SENDS[Role.SENSOR_RECEIVER] == ROLE_ACCEPTS[Role.SENSOR] == {MessageType.SYNC_REQUEST}
 
 
 # ------------------------------------------------------------------ built from the configuration

@@ -247,3 +247,101 @@ def test_sensor_lines_open_at_their_own_serial_baud(monkeypatch: pytest.MonkeyPa
     plain = config_from_dict(raw, "no serial_baud")
     lp.open_controller_ports(plain, "robot-line", "sensor-line", now_ns=0)
     assert opened == [("robot-line", 2_000_000), ("sensor-line", 2_000_000)]
+
+
+# -- a sensor on its own clock, on the plain-Python ports (simulated time) ----------------------------
+
+
+def test_a_sensor_on_its_own_clock_syncs_and_its_frames_arrive_in_controller_time() -> None:
+    from config_support import default_raw
+
+    from cobotguard.safety.config_load import config_from_dict
+    from cobotguard.safety.link import Detections, Role, sensor_link_endpoint
+    from cobotguard.safety.link_ports import link_ports
+    from cobotguard.safety.records import empty_detections
+    from cobotguard.sensor.clock import OwnClock, SyncResponder
+
+    raw = default_raw()
+    raw["sensors"]["cam0"].update(
+        clock="own", clock_sync_period_ms=100.0, clock_error_limit_ms=2.0, clock_max_drift_ppm=100.0
+    )
+    cfg = config_from_dict(raw, "own clock")
+    t = [10**9]
+    sensor_clock = OwnClock(offset_ns=-42 * 10**9, drift_ppm=-100.0, base=lambda: t[0])
+    robot_ours, _ = transport.memory_pair(read_timeout_ns=0)
+    sensor_ours, sensor_wire = transport.memory_pair(read_timeout_ns=0)
+    source = link_ports(cfg, robot_ours, [sensor_ours], t[0], reader_threads=False).sensor_source
+    source.start(t[0])
+    peer = sensor_link_endpoint(cfg, "cam0", Role.SENSOR, 0)
+    responder = SyncResponder(peer, sensor_clock)
+    frames = empty_detections(4)
+
+    def frame() -> int:
+        """One DETECTIONS frame exposed 10 ms ago (sensor clock) reaches the controller 0.5 ms later."""
+        s = sensor_clock()
+        sensor_wire.write(
+            peer.send(Detections(0, 1 + source.clocks[0]["replies"] % 200, 0, 0, 10, s - 10**7, s - 10**6), s)
+        )
+        t[0] += 500_000
+        return source.receive(t[0], frames)
+
+    assert source.receive(t[0], frames) == 0 and sensor_wire.read() == b""  # not before a delimiter
+    assert frame() == 0  # dropped (no estimate: its age is unknown); its delimiter lets the request go
+    t[0] += 200_000
+    sensor_wire.write(responder.receive(sensor_wire.read(), sensor_clock()))
+    t[0] += 200_000
+    assert source.receive(t[0], frames) == 0 and source.clocks[0]["has_estimate"] == 1
+    assert frame() == 1
+    exposure_age = t[0] - int(frames[0]["t_exposure_ns"])
+    assert 10_500_000 <= exposure_age <= 10_500_000 + 2 * 400_000  # true age + at most twice the bound
+    assert frames[0]["t_received_ns"] == t[0]
+    while source.take_fault() == 0:  # frames keep coming; the next request is never answered
+        t[0] += 30 * 10**6
+        frame()
+        sensor_wire.read()
+    assert source.take_fault() == int(Reason.SENSOR_CLOCK_SYNC_LOST)
+    request_t = int(source.clocks[0]["request_t_ns"])
+    assert request_t + 100 * 10**6 < source.endpoints[0].error.t_ns <= request_t + 130 * 10**6 + 500_000
+
+
+def test_after_a_reset_the_sync_request_waits_for_a_delimiter() -> None:
+    """A receiver reset mid-stream drops the bytes before the next delimiter: a reply arriving first would
+    be lost with them (and the sync with it), so the request waits for the sensor's next frame."""
+    from config_support import default_raw
+
+    from cobotguard.safety.config_load import config_from_dict
+    from cobotguard.safety.link import Detections, Role, sensor_link_endpoint
+    from cobotguard.safety.link_ports import link_ports
+    from cobotguard.safety.records import empty_detections
+    from cobotguard.sensor.clock import OwnClock, SyncResponder
+
+    raw = default_raw()
+    raw["sensors"]["cam0"].update(
+        clock="own", clock_sync_period_ms=100.0, clock_error_limit_ms=2.0, clock_max_drift_ppm=100.0
+    )
+    cfg = config_from_dict(raw, "own clock")
+    t = [10**9]
+    sensor_clock = OwnClock(offset_ns=3600 * 10**9, base=lambda: t[0])
+    robot_ours, _ = transport.memory_pair(read_timeout_ns=0)
+    sensor_ours, sensor_wire = transport.memory_pair(read_timeout_ns=0)
+    source = link_ports(cfg, robot_ours, [sensor_ours], t[0], reader_threads=False).sensor_source
+    source.start(t[0])
+    peer = sensor_link_endpoint(cfg, "cam0", Role.SENSOR, 0)
+    peer.send(Detections(0, 1, 0, 0, 10, 0, 0), sensor_clock())  # sent before the reset: no preamble now
+    responder = SyncResponder(peer, sensor_clock)
+    frames = empty_detections(4)
+    for _ in range(3):
+        t[0] += 10**6
+        assert source.receive(t[0], frames) == 0
+        sensor_wire.write(responder.receive(sensor_wire.read(), sensor_clock()))
+    assert source.clocks[0]["requests"] == 0  # nothing to answer yet: the sync cannot be lost
+    s = sensor_clock()
+    sensor_wire.write(peer.send(Detections(0, 2, 0, 0, 10, s - 10**7, s - 10**6), s))
+    t[0] += 10**6
+    assert source.receive(t[0], frames) == 0  # the frame's delimiter synchronises; the request goes out
+    assert source.clocks[0]["requests"] == 1
+    t[0] += 200_000
+    sensor_wire.write(responder.receive(sensor_wire.read(), sensor_clock()))
+    t[0] += 200_000
+    assert source.receive(t[0], frames) == 0
+    assert source.clocks[0]["has_estimate"] == 1 and source.take_fault() == 0

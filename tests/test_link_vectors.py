@@ -18,6 +18,8 @@ from cobotguard.safety.link import (
     ReceiverState,
     RobotState,
     Role,
+    SyncReply,
+    SyncRequest,
     drain,
     encode_frame,
 )
@@ -66,6 +68,8 @@ VECTORS = {
         6,
         1_004_000_000,
     ),
+    "sync_request": (SyncRequest(), 0x0065, 7, 3_600_000_000_000),
+    "sync_reply": (SyncReply(7, 3_600_000_000_000, 3_558_000_200_000), 0x0065, 42, 3_558_000_250_000),
     "detections_lens_covered": (
         Detections(0, 0, 0, int(HealthFlag.LENS_COVERED | HealthFlag.FROZEN), 0, 0, 0),
         101,
@@ -85,7 +89,7 @@ def documented_vectors() -> dict[str, dict[str, str]]:
 
 
 def hexbytes(text: str) -> bytes:
-    return bytes.fromhex(text.replace(" ", ""))
+    return b"" if text.strip() == "-" else bytes.fromhex(text.replace(" ", ""))
 
 
 def test_every_vector_is_documented_and_checked() -> None:
@@ -162,6 +166,61 @@ def test_receiver_vectors() -> None:
     assert ep.check_watchdog(t0 + 50 * MS) is None
     err = ep.check_watchdog(t0 + 50 * MS + 100)
     assert err is not None and err.reason is Reason.LINK_TIMEOUT
+
+
+# -- section 14: the clock estimator's worked example ------------------------------------------------------
+
+
+def estimator_rows() -> dict[str, str]:
+    """step -> values, from the estimator table of section 14.4."""
+    text = DOC.read_text().split("### 14.4", 1)[1]
+    rows = re.findall(r"^\| (.+?) \| (.+?) \|$", text, flags=re.M)
+    return {step: values for step, values in rows if step not in ("step", "---")}
+
+
+def numbers(text: str) -> list[int]:
+    """The integers in a row (digits grouped by spaces), not those in names like t1."""
+    found = re.findall(r"(?<![A-Za-z\d])(?:\d[\d ]*\d|\d)", text.replace("10^9", ""))
+    return [int(n.replace(" ", "")) for n in found]
+
+
+def test_estimator_rows_of_section_14() -> None:
+    from cobotguard.safety.link import clock_sync as cs
+
+    rows = estimator_rows()
+    t1, s2, s3, t4 = numbers(rows["the reply above, received at t4"])
+    policy = cs.ClockPolicy(True, 100 * MS, 50 * MS, 2 * MS, 100_000, 4 * MS, MS)
+    clocks = cs.new_clocks([policy], 0)
+    cs.request_sent(clocks, 0, 7, t1)
+    assert cs.take_reply(clocks, 0, 7, t1, s2, s3, t4) == 0
+    assert numbers(rows["slack = drift(400 000)"]) == [400_000 // 10_000]
+    offset, bound = int(clocks[0]["offset_ns"]), int(clocks[0]["bound_ns"])
+    assert numbers(rows["low, high"]) == [t1 - s2 - 40, t4 - s3 + 40]
+    assert numbers(rows["offset, bound (at t_ref = t4)"]) == [offset, bound]
+    assert numbers(rows["bound one second later, at t4 + 10^9"]) == [int(cs.bound_at(clocks, 0, t4 + S))]
+    exposure_row = next(k for k in rows if k.startswith("a frame exposed at sensor time"))
+    exposure = numbers(exposure_row)[0]
+    e = exposure + offset
+    b = int(cs.bound_at(clocks, 0, e))
+    assert numbers(rows[exposure_row]) == [e, b, int(cs.to_controller_ns(clocks, 0, exposure))]
+    assert numbers(rows[next(k for k in rows if k.startswith("that frame's age error"))]) == [
+        int(cs.age_error_ns(clocks, 0, e))
+    ]
+    for seconds, row in ((8, "no better estimate for 8 s"), (9, "for 9 s, checked")):
+        key = next(k for k in rows if k.startswith(row))
+        t = t4 + seconds * S
+        assert numbers(rows[key]) == [int(cs.bound_at(clocks, 0, t)), int(cs.age_error_ns(clocks, 0, t))]
+        fault = int(cs.check(clocks, 0, t))
+        assert (fault == 0) if seconds == 8 else Reason(fault).name in rows[key]
+    step_row = next(k for k in rows if k.startswith("the sensor's clock steps back 1 s"))
+    *_, t1b, s2b, s3b, t4b = numbers(step_row)
+    assert cs.request_due(clocks, 0, t1b) == 1
+    cs.request_sent(clocks, 0, 8, t1b)
+    assert Reason(int(cs.take_reply(clocks, 0, 8, t1b, s2b, s3b, t4b))).name in rows[step_row]
+    fresh = cs.new_clocks([policy], 0)
+    cs.request_sent(fresh, 0, 0, t1)
+    lost = Reason(int(cs.check(fresh, 0, t1 + 50 * MS + 1)))
+    assert lost.name in rows[next(k for k in rows if k.startswith("no reply to a request"))]
 
 
 # -- the echo vectors table (section 7.1) -------------------------------------------------------------

@@ -42,6 +42,7 @@ def test_an_unknown_clock_names_the_key():
         config_from_dict(raw)
 
 
+@pytest.mark.requirement("SR-CFG-12")
 def test_own_with_the_shared_timeout_is_refused_with_the_bound():
     with pytest.raises(ConfigError) as err:
         config_from_dict(own_raw(timeout_ms=20.0))
@@ -56,6 +57,7 @@ def test_own_just_above_the_bound_is_accepted_and_at_it_refused():
         config_from_dict(own_raw(timeout_ms=62.0))
 
 
+@pytest.mark.requirement("SR-CFG-12")
 def test_a_ring_larger_than_the_receiver_holds_is_refused():
     raw = own_raw(timeout_ms=5000.0)
     raw["link"]["max_delay_ms"] = 2000.0
@@ -64,6 +66,7 @@ def test_a_ring_larger_than_the_receiver_holds_is_refused():
         config_from_dict(raw)
 
 
+@pytest.mark.requirement("SR-CFG-12")
 def test_t_r_counts_the_echo_limit_for_a_robot_on_its_own_clock():
     shared, own = config_from_dict(default_raw()), config_from_dict(own_raw())
     assert "T_echo" not in [s.symbol for s in reaction_stages(shared)]

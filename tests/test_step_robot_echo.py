@@ -48,6 +48,7 @@ def test_echo_age_within_the_timeout_runs(step_fn):
     assert tick_with_robot(cell, origin_age_ns=timeout) == (CommandKind.RUN, Reason.NONE)
 
 
+@pytest.mark.requirement("SR-ROB-4")
 @pytest.mark.parametrize("step_fn", STEPS)
 def test_echo_age_beyond_the_timeout_is_stale_though_just_received(step_fn):
     cell = armed(step_fn, 1)
@@ -55,6 +56,7 @@ def test_echo_age_beyond_the_timeout_is_stale_though_just_received(step_fn):
     assert tick_with_robot(cell, origin_age_ns=timeout + 1) == (CommandKind.FAULT_STOP, Reason.ROBOT_STALE)
 
 
+@pytest.mark.requirement("SR-ROB-4")
 @pytest.mark.parametrize("step_fn", STEPS)
 def test_a_state_echoing_no_command_is_stale(step_fn):
     cell = armed(step_fn, 1)

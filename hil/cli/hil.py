@@ -66,6 +66,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "robot's watchdog detected a stall and stopped for it; never after a safety failure; default 1",
     )
     parser.add_argument(
+        "--sensor-clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the emulated sensors' own clocks this far ahead of the controller's (negative: behind); "
+        'needs sensors with clock = "own" in the cell',
+    )
+    parser.add_argument(
+        "--sensor-drift",
+        type=float,
+        default=0.0,
+        metavar="PPM",
+        help="let the emulated sensors' own clocks drift by PPM (negative: slow), within each sensor's "
+        "clock_max_drift_ppm",
+    )
+    parser.add_argument(
         "--robot-clock-offset",
         type=float,
         default=0.0,
@@ -112,6 +128,30 @@ def _select(kind: str, given: list[str] | None, known: list[str]) -> list[str]:
     return list(given)
 
 
+def _check_sensor_clock(cfg: object, offset_s: float, drift_ppm: float) -> None:
+    """An own clock's offset and drift need sensors on their own clock, and a drift within each limit."""
+    import math
+
+    if not (math.isfinite(offset_s) and abs(offset_s) < 9e9 and math.isfinite(drift_ppm)):
+        raise CommandError("--sensor-clock-offset and --sensor-drift must be finite (offset within 9e9 s)")
+    if offset_s == 0.0 and drift_ppm == 0.0:
+        return
+    sensors = cfg.sensors  # type: ignore[attr-defined]
+    shared = [name for name, s in sensors.items() if s.clock != "own"]
+    if len(shared) == len(sensors):
+        raise CommandError(
+            '--sensor-clock-offset/--sensor-drift need a cell whose sensors have clock = "own" '
+            f"(sensors {', '.join(shared)} share the controller's clock; see docs/configuration.md)"
+        )
+    for name, s in sensors.items():
+        if s.clock == "own" and abs(drift_ppm) > (s.clock_max_drift_ppm or 0.0):
+            raise CommandError(
+                f"--sensor-drift {drift_ppm} ppm is beyond sensors.{name}.clock_max_drift_ppm "
+                f"({s.clock_max_drift_ppm} ppm): the cell would stop for it (the sensor_clock_drift fault "
+                "tests that)"
+            )
+
+
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -140,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     if not -1000.0 <= args.robot_drift <= 1000.0:
         raise CommandError(f"--robot-drift must be within -1000..1000 ppm, got {args.robot_drift}")
     cfg = load_cell_config(args.config)
+    _check_sensor_clock(cfg, args.sensor_clock_offset, args.sensor_drift)
     trace_dir = Path(args.trace_dir) if args.trace_dir else None
     if trace_dir is not None:
         try:
@@ -159,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         attempts=args.attempts,
         reset_command=args.reset_command,
         progress=_progress,
+        sensor_clock_offset_s=args.sensor_clock_offset,
+        sensor_drift_ppm=args.sensor_drift,
         robot_clock_offset_s=args.robot_clock_offset,
         robot_drift_ppm=args.robot_drift,
     )

@@ -46,11 +46,21 @@ from cobotguard.safety.link.endpoint import (
     Role,
     link_error_reasons,
 )
-from cobotguard.safety.link.messages import Command, Detections, Message, MessageType, RobotState
+from cobotguard.safety.link.messages import (
+    Command,
+    Detections,
+    Message,
+    MessageType,
+    RobotState,
+    SyncReply,
+    SyncRequest,
+)
 from cobotguard.safety.link.pair import Pair, drain
 from cobotguard.safety.link.setup import (
     robot_link_endpoint,
     robot_link_policy,
+    sensor_clock_policy,
+    sensor_end_policy,
     sensor_link_endpoint,
     sensor_link_policy,
 )
@@ -89,6 +99,8 @@ __all__ = [
     "Received",
     "RobotState",
     "Role",
+    "SyncReply",
+    "SyncRequest",
     "cobs_decode",
     "cobs_encode",
     "crc32",
@@ -102,6 +114,8 @@ __all__ = [
     "parse_frame",
     "robot_link_endpoint",
     "robot_link_policy",
+    "sensor_clock_policy",
+    "sensor_end_policy",
     "sensor_link_endpoint",
     "sensor_link_policy",
     "warm_up",

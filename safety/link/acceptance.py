@@ -19,6 +19,7 @@ Verdict = tuple[Reason, str] | None
 # many; the configuration check keeps a cell's ring within it).
 ECHO_RING_CAPACITY = 512
 _MESSAGE_TYPES = {int(m): m for m in MessageType}
+DEFAULT_MAX_CLOCK_LEAD_NS = 1_000_000
 
 
 class DelayCheck(IntEnum):
@@ -37,7 +38,9 @@ class LinkPolicy:
     watchdog_ns: int  # no valid frame for longer than this after the first one: timeout
     tolerated_losses: int = 0  # sequence gaps of up to this many missing frames are accepted
     clock_offset_ns: int = 0  # receiver clock minus sender clock; 0 when both read one CLOCK_MONOTONIC
-    max_clock_lead_ns: int = 1_000_000  # sender time may be ahead of the receiver's by this much
+    max_clock_lead_ns: int = (
+        DEFAULT_MAX_CLOCK_LEAD_NS  # sender time may be ahead of the receiver's by this much
+    )
     delay_check: DelayCheck = DelayCheck.SENDER_TIME
     echo_ring: int = 0  # with DelayCheck.ECHO: how many command send times the sender side remembers
 

@@ -16,7 +16,15 @@ import numpy as np
 
 from cobotguard.safety.link.cobs import CobsError, cobs_decode, cobs_encode, cobs_encoded_size
 from cobotguard.safety.link.crc import TABLE, crc32, unframe_kernel
-from cobotguard.safety.link.messages import Command, Detections, Message, MessageType, RobotState
+from cobotguard.safety.link.messages import (
+    Command,
+    Detections,
+    Message,
+    MessageType,
+    RobotState,
+    SyncReply,
+    SyncRequest,
+)
 from cobotguard.safety.reasons import Reason
 from cobotguard.safety.records import MAX_PERSONS, PERSON_DTYPE
 
@@ -28,6 +36,7 @@ CRC = struct.Struct("<I")
 COMMAND_PAYLOAD = struct.Struct("<BBBbbbH")  # kind, stop category, reason, sensor, person, zone, mm/s
 ROBOT_STATE_PAYLOAD = struct.Struct("<HBBI")  # mm/s, mode, flags, last command sequence
 DETECTIONS_FIXED = struct.Struct("<BBBIiqq")  # sensor, counter, count, health, inference us, t_exp, t_inf
+SYNC_REPLY_PAYLOAD = struct.Struct("<Iqq")  # request sequence, request sender time, sensor receive time
 WIRE_PERSON_DTYPE = np.dtype(
     [("x_m", "<f4"), ("y_m", "<f4"), ("z_d_m", "<f4"), ("score", "<f4"), ("box", "<f2", (4,))]
 )
@@ -55,6 +64,8 @@ def detections_frame_bytes(person_records: int) -> int:
 COMMAND_FRAME_BYTES = frame_wire_bytes(COMMAND_PAYLOAD.size)  # 30
 ROBOT_STATE_FRAME_BYTES = frame_wire_bytes(ROBOT_STATE_PAYLOAD.size)  # 30
 MAX_DETECTIONS_FRAME_BYTES = detections_frame_bytes(MAX_PERSONS)  # 434
+SYNC_REQUEST_FRAME_BYTES = frame_wire_bytes(0)  # 22
+SYNC_REPLY_FRAME_BYTES = frame_wire_bytes(SYNC_REPLY_PAYLOAD.size)  # 42
 MAX_FRAME_BYTES = max(COMMAND_FRAME_BYTES, ROBOT_STATE_FRAME_BYTES, MAX_DETECTIONS_FRAME_BYTES)
 
 
@@ -138,6 +149,16 @@ def encode_detections(msg: Detections) -> bytes:
     return fixed + wire.tobytes()
 
 
+def encode_sync_request(msg: SyncRequest) -> bytes:
+    """SYNC_REQUEST payload (empty: the header carries the request's number and time)."""
+    return b""
+
+
+def encode_sync_reply(msg: SyncReply) -> bytes:
+    """SYNC_REPLY payload (20 bytes)."""
+    return SYNC_REPLY_PAYLOAD.pack(msg.request_seq, msg.request_t_ns, msg.t_request_received_ns)
+
+
 # ---------------------------------------------------------------- payload decoders
 
 
@@ -196,17 +217,33 @@ def decode_detections(payload: bytes) -> Detections:
         raise FrameError(Reason.LINK_CORRUPTION, f"DETECTIONS payload invalid: {exc}") from None
 
 
+def decode_sync_request(payload: bytes) -> SyncRequest:
+    """SyncRequest from its (empty) payload; raises FrameError."""
+    _expect_length(payload, 0, "SYNC_REQUEST")
+    return SyncRequest()
+
+
+def decode_sync_reply(payload: bytes) -> SyncReply:
+    """SyncReply from its payload; raises FrameError."""
+    _expect_length(payload, SYNC_REPLY_PAYLOAD.size, "SYNC_REPLY")
+    return SyncReply(*SYNC_REPLY_PAYLOAD.unpack(payload))
+
+
 # ---------------------------------------------------------------- tables
 
 ENCODERS: dict[MessageType, Callable[..., bytes]] = {
     MessageType.COMMAND: encode_command,
     MessageType.ROBOT_STATE: encode_robot_state,
     MessageType.DETECTIONS: encode_detections,
+    MessageType.SYNC_REQUEST: encode_sync_request,
+    MessageType.SYNC_REPLY: encode_sync_reply,
 }
 DECODERS: dict[MessageType, Callable[[bytes], Message]] = {
     MessageType.COMMAND: decode_command,
     MessageType.ROBOT_STATE: decode_robot_state,
     MessageType.DETECTIONS: decode_detections,
+    MessageType.SYNC_REQUEST: decode_sync_request,
+    MessageType.SYNC_REPLY: decode_sync_reply,
 }
 
 

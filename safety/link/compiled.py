@@ -34,6 +34,7 @@ from cobotguard.safety.link.codec import (
     PROTOCOL_VERSION,
     ROBOT_STATE_PAYLOAD,
     SEQ_MODULO,
+    SYNC_REPLY_PAYLOAD,
 )
 from cobotguard.safety.link.crc import TABLE, crc32_kernel, unframe_kernel
 from cobotguard.safety.link.endpoint import ROLE_ACCEPTS, ROLE_SENDS, Role
@@ -59,8 +60,8 @@ RECEIVER_DTYPE = np.dtype(
     [
         # configuration (set once by `new_receivers`)
         ("connection_id", np.int32),
-        ("accepts", np.int32),  # the one MessageType this end accepts
-        ("sends", np.int32),  # the MessageType this end sends (0: none)
+        ("accepts", np.int32),  # bit m set: this end accepts MessageType m
+        ("sends", np.int32),  # bit m set: this end sends MessageType m
         ("max_delay_ns", np.int64),
         ("watchdog_ns", np.int64),
         ("tolerated_losses", np.int64),
@@ -107,6 +108,9 @@ _MAX_CHUNK = MAX_FRAME_BYTES - 1
 _COMMAND = int(MessageType.COMMAND)
 _ROBOT_STATE = int(MessageType.ROBOT_STATE)
 _DETECTIONS = int(MessageType.DETECTIONS)
+_SYNC_REQUEST = int(MessageType.SYNC_REQUEST)
+_SYNC_REPLY = int(MessageType.SYNC_REPLY)
+_SYNC_REPLY_PAYLOAD = SYNC_REPLY_PAYLOAD.size
 _COMMAND_PAYLOAD = COMMAND_PAYLOAD.size
 _STATE_PAYLOAD = ROBOT_STATE_PAYLOAD.size
 _DET_FIXED = DETECTIONS_FIXED.size
@@ -146,12 +150,10 @@ def new_receivers(
     for k, (role, cid, policy) in enumerate(zip(roles, connection_ids, policies, strict=True)):
         if not 1 <= cid <= 0xFFFF:
             raise ValueError(f"connection_id: expected 1..65535, got {cid}")
-        accepts = sorted(int(m) for m in ROLE_ACCEPTS[role])
-        sends = sorted(int(m) for m in ROLE_SENDS[role])
         r = rx[k]
         r["connection_id"] = cid
-        r["accepts"] = accepts[0] if accepts else 0
-        r["sends"] = sends[0] if sends else 0
+        r["accepts"] = sum(1 << int(m) for m in ROLE_ACCEPTS[role])
+        r["sends"] = sum(1 << int(m) for m in ROLE_SENDS[role])
         r["max_delay_ns"] = policy.max_delay_ns
         r["watchdog_ns"] = policy.watchdog_ns
         r["tolerated_losses"] = policy.tolerated_losses
@@ -282,6 +284,10 @@ def check_payload(message_type, raw, start, length, reasons):
         if flags & FLAG_HAS_COMMAND == 0 and u32_at(raw, start + 4) != 0:
             return _R_CORRUPTION
         return 0
+    if message_type == _SYNC_REQUEST:
+        return 0 if length == 0 else _R_CORRUPTION
+    if message_type == _SYNC_REPLY:
+        return 0 if length == _SYNC_REPLY_PAYLOAD else _R_CORRUPTION
     # DETECTIONS
     if length < _DET_FIXED:
         return _R_CORRUPTION
@@ -307,9 +313,9 @@ def _accept(rx, k, chunk, n, t_rx, raw, table, reasons):
     if u16_at(raw, 2) != r.connection_id:
         return _R_ADDRESSING
     message_type = np.int64(raw[1])
-    if message_type < _COMMAND or message_type > _DETECTIONS:
+    if message_type < _COMMAND or message_type > _SYNC_REPLY:
         return _R_MASQUERADE  # unknown type
-    if message_type == r.sends or message_type != r.accepts:
+    if (r.sends >> message_type) & 1 or not (r.accepts >> message_type) & 1:
         return _R_MASQUERADE  # an echo of our own type, or a type this end does not accept
     bad = check_payload(message_type, raw, HEADER_BYTES, size - CRC_BYTES - HEADER_BYTES, reasons)
     if bad:
@@ -580,13 +586,8 @@ def encode_command(rx, k, command, t_ns, scratch, out, table):
 
     Uses and advances the link's send sequence number; the first frame is preceded by a delimiter.
     """
-    r = rx[k]
     c = command[0]
-    scratch[0] = PROTOCOL_VERSION
-    scratch[1] = _COMMAND
-    put_u16(scratch, 2, r.connection_id)
-    put_u32(scratch, 4, r.tx_seq)
-    put_i64(scratch, 8, t_ns)
+    _put_header(rx, k, _COMMAND, t_ns, scratch)
     p = HEADER_BYTES
     scratch[p] = c.kind
     scratch[p + 1] = c.stop_category
@@ -595,7 +596,26 @@ def encode_command(rx, k, command, t_ns, scratch, out, table):
     scratch[p + 4] = np.uint8(c.reason_person & 0xFF)
     scratch[p + 5] = np.uint8(c.reason_zone & 0xFF)
     put_u16(scratch, p + 6, mm_per_s_down(c.speed_limit_mps))
-    body = p + _COMMAND_PAYLOAD
+    return _finish_frame(rx, k, scratch, p + _COMMAND_PAYLOAD, out, table, t_ns)
+
+
+@njit(cache=False, inline="always")
+def _put_header(rx, k, message_type, t_ns, scratch):
+    """The header of the next frame link k sends (its send sequence number) into scratch[:16]."""
+    r = rx[k]
+    scratch[0] = PROTOCOL_VERSION
+    scratch[1] = message_type
+    put_u16(scratch, 2, r.connection_id)
+    put_u32(scratch, 4, r.tx_seq)
+    put_i64(scratch, 8, t_ns)
+
+
+@njit(cache=False)
+def _finish_frame(rx, k, scratch, body, out, table, t_ns):
+    """CRC after scratch[:body], COBS and the delimiter into out (a delimiter before the link's first
+    frame); with the robot link aged by echo, remembers the send time t_ns under its sequence number;
+    advances the send sequence number. Returns the frame's length in out."""
+    r = rx[k]
     put_u32(scratch, body, np.int64(crc32_kernel(scratch, body, table)))
     at = 0
     if r.preamble:
@@ -610,6 +630,32 @@ def encode_command(rx, k, command, t_ns, scratch, out, table):
         r.echo_newest = r.tx_seq
     r.tx_seq = (r.tx_seq + 1) % SEQ_MODULO
     return end + 1
+
+
+@njit(cache=False)
+def encode_sync_request(rx, k, t_ns, scratch, out, table):
+    """One SYNC_REQUEST frame (empty payload) on sensor link k into out; returns its length. Its sequence
+    number is rx[k].tx_seq before the call."""
+    _put_header(rx, k, _SYNC_REQUEST, t_ns, scratch)
+    return _finish_frame(rx, k, scratch, HEADER_BYTES, out, table, t_ns)
+
+
+@njit(cache=False, inline="always")
+def sync_reply_request_seq(raw):
+    """The accepted SYNC_REPLY's echoed request sequence number."""
+    return u32_at(raw, HEADER_BYTES)
+
+
+@njit(cache=False, inline="always")
+def sync_reply_request_t_ns(raw):
+    """The accepted SYNC_REPLY's echoed request sender time."""
+    return i64_at(raw, HEADER_BYTES + 4)
+
+
+@njit(cache=False, inline="always")
+def sync_reply_received_ns(raw):
+    """The accepted SYNC_REPLY's sensor time when the request arrived."""
+    return i64_at(raw, HEADER_BYTES + 12)
 
 
 def warm_up() -> None:
@@ -637,3 +683,4 @@ def warm_up() -> None:
     command = Command(CommandKind.RUN, 0.25).to_record(0)
     command_out = np.zeros(64, dtype=np.uint8)
     encode_command(rx, 0, command.astype(COMMAND_DTYPE), 1, np.zeros(64, dtype=np.uint8), command_out, TABLE)
+    encode_sync_request(rx, 0, 2, np.zeros(64, dtype=np.uint8), command_out, TABLE)

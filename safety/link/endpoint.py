@@ -31,7 +31,14 @@ from cobotguard.safety.link.codec import (
     parse_frame,
 )
 from cobotguard.safety.link.crc import warm_up
-from cobotguard.safety.link.messages import Command, Message, MessageType, RobotState
+from cobotguard.safety.link.messages import (
+    Command,
+    Message,
+    MessageType,
+    RobotState,
+    SyncReply,
+    SyncRequest,
+)
 from cobotguard.safety.link.states import Input, ReceiverState, transition
 from cobotguard.safety.reasons import Reason
 
@@ -41,21 +48,22 @@ class Role(Enum):
 
     CONTROLLER = "controller"  # robot link, controller end: sends COMMAND, accepts ROBOT_STATE
     ROBOT = "robot"  # robot link, robot end: sends ROBOT_STATE, accepts COMMAND
-    SENSOR = "sensor"  # sensor link, sensor end: sends DETECTIONS, accepts nothing
-    SENSOR_RECEIVER = "sensor_receiver"  # sensor link, controller end: accepts DETECTIONS
+    SENSOR = "sensor"  # sensor link, sensor end: sends DETECTIONS and SYNC_REPLY, accepts SYNC_REQUEST
+    # sensor link, controller end: accepts DETECTIONS and SYNC_REPLY, sends SYNC_REQUEST
+    SENSOR_RECEIVER = "sensor_receiver"
 
 
 ROLE_SENDS: dict[Role, frozenset[MessageType]] = {
     Role.CONTROLLER: frozenset({MessageType.COMMAND}),
     Role.ROBOT: frozenset({MessageType.ROBOT_STATE}),
-    Role.SENSOR: frozenset({MessageType.DETECTIONS}),
-    Role.SENSOR_RECEIVER: frozenset(),
+    Role.SENSOR: frozenset({MessageType.DETECTIONS, MessageType.SYNC_REPLY}),
+    Role.SENSOR_RECEIVER: frozenset({MessageType.SYNC_REQUEST}),
 }
 ROLE_ACCEPTS: dict[Role, frozenset[MessageType]] = {
     Role.CONTROLLER: frozenset({MessageType.ROBOT_STATE}),
     Role.ROBOT: frozenset({MessageType.COMMAND}),
-    Role.SENSOR: frozenset(),
-    Role.SENSOR_RECEIVER: frozenset({MessageType.DETECTIONS}),
+    Role.SENSOR: frozenset({MessageType.SYNC_REQUEST}),
+    Role.SENSOR_RECEIVER: frozenset({MessageType.DETECTIONS, MessageType.SYNC_REPLY}),
 }
 
 
@@ -89,6 +97,8 @@ class Received:
         """The message as a one-element record array (COMMAND_DTYPE, ROBOT_STATE_DTYPE, DETECTION_DTYPE)."""
         if isinstance(self.message, Command):
             return self.message.to_record(self.t_sent_ns)
+        if isinstance(self.message, SyncRequest | SyncReply):
+            raise TypeError(f"{self.message.message_type.name} has no record form")
         t_sent = self.t_sent_ns if self.t_origin_ns is None else self.t_origin_ns
         return self.message.to_record(t_sent, self.t_received_ns)
 
@@ -159,6 +169,11 @@ class Endpoint:
     def error(self) -> LinkError | None:
         """The latched error, None unless state is ERROR."""
         return self._error
+
+    @property
+    def synced(self) -> bool:
+        """Whether a delimiter was received since the last reset: a frame that arrives now is read whole."""
+        return self._synced
 
     @property
     def last_received_seq(self) -> int:

@@ -1,4 +1,4 @@
-"""The three link messages as small immutable types that validate themselves when constructed.
+"""The link messages as small immutable types that validate themselves when constructed.
 
 Link metadata (sequence number, sender timestamp, connection ID) is not part of a message: the endpoint adds
 it when sending and reports it beside the message when receiving (see `safety.link.endpoint.Received`).
@@ -30,6 +30,8 @@ class MessageType(IntEnum):
     COMMAND = 1  # controller -> robot, every cycle; also the controller's heartbeat
     ROBOT_STATE = 2  # robot -> controller
     DETECTIONS = 3  # sensor -> controller, one detection frame
+    SYNC_REQUEST = 4  # controller -> sensor with a clock of its own: asks for the sensor's time
+    SYNC_REPLY = 5  # sensor -> controller: echoes a SYNC_REQUEST with the sensor's receive time
 
 
 def _require(ok: bool, what: str) -> None:
@@ -252,4 +254,29 @@ class Detections:
         return out
 
 
-Message = Command | RobotState | Detections
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """Controller -> sensor: the controller's send time and the request's number are the frame's header
+    (sender time and sequence number); the payload is empty."""
+
+    message_type = MessageType.SYNC_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReply:
+    """Sensor -> controller, answering one SYNC_REQUEST: its sequence number and sender time echoed, and
+    the sensor's clock when the request arrived. The sensor's reply time is the frame's sender time."""
+
+    request_seq: int
+    request_t_ns: int
+    t_request_received_ns: int
+
+    message_type = MessageType.SYNC_REPLY
+
+    def __post_init__(self) -> None:
+        _int_in("request_seq", self.request_seq, 0, 0xFFFFFFFF)
+        _int_in("request_t_ns", self.request_t_ns, -(2**63), 2**63 - 1)
+        _int_in("t_request_received_ns", self.t_request_received_ns, -(2**63), 2**63 - 1)
+
+
+Message = Command | RobotState | Detections | SyncRequest | SyncReply

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from cobotguard.safety import timing
 from cobotguard.safety.config import CellConfig, ns
-from cobotguard.safety.link.acceptance import DelayCheck, LinkPolicy
+from cobotguard.safety.link.acceptance import DEFAULT_MAX_CLOCK_LEAD_NS, DelayCheck, LinkPolicy
+from cobotguard.safety.link.clock_sync import PPB_PER_PPM, ClockPolicy
 from cobotguard.safety.link.endpoint import Endpoint, Role
+
+UNCHECKED_NS = 1 << 62  # a limit no time difference reaches: the check is done elsewhere, or not at all
 
 
 def robot_link_policy(cfg: CellConfig, role: Role) -> LinkPolicy:
@@ -62,13 +67,44 @@ def robot_echo_policy(cfg: CellConfig) -> LinkPolicy:
 
 def sensor_link_policy(cfg: CellConfig, sensor_name: str) -> LinkPolicy:
     """Timing of a sensor link: frames older than the sensor's transport_latency_ms are late; the watchdog
-    allows the tolerated missed frames plus one period, and the same number of lost link frames."""
+    allows the tolerated missed frames plus one period, and the same number of lost link frames.
+
+    A sensor on its own clock: the receiver does not compare raw sender times with its clock (they are on
+    another one); the delay check applies to sender times converted with the measured offset and its
+    bound instead (`sensor_clock_policy`, safety.link.clock_sync.frame_fault).
+    """
     sensor = cfg.sensors[sensor_name]
+    own = sensor.clock == "own"
     return LinkPolicy(
-        max_delay_ns=timing.sensor_link_max_delay_ns(sensor),
+        max_delay_ns=UNCHECKED_NS if own else timing.sensor_link_max_delay_ns(sensor),
         watchdog_ns=timing.sensor_link_watchdog_ns(sensor),
         tolerated_losses=sensor.tolerated_missed_frames,
+        max_clock_lead_ns=UNCHECKED_NS if own else DEFAULT_MAX_CLOCK_LEAD_NS,
     )
+
+
+def sensor_clock_policy(cfg: CellConfig, sensor_name: str) -> ClockPolicy:
+    """How the controller synchronises with a sensor's clock (`ClockPolicy()` for a shared clock)."""
+    sensor = cfg.sensors[sensor_name]
+    if sensor.clock != "own":
+        return ClockPolicy()
+    assert sensor.clock_sync_period_ms is not None and sensor.clock_error_limit_ms is not None
+    drift_ppm = sensor.clock_max_drift_ppm or 0.0
+    return ClockPolicy(
+        own=True,
+        period_ns=ns(sensor.clock_sync_period_ms),
+        timeout_ns=timing.sensor_clock_sync_timeout_ns(sensor),
+        limit_ns=ns(sensor.clock_error_limit_ms),
+        drift_ppb=math.ceil(drift_ppm * PPB_PER_PPM),
+        max_delay_ns=timing.sensor_link_max_delay_ns(sensor),
+        max_clock_lead_ns=DEFAULT_MAX_CLOCK_LEAD_NS,
+    )
+
+
+def sensor_end_policy(cfg: CellConfig, sensor_name: str) -> LinkPolicy:
+    """The sensor's receiver (SYNC_REQUESTs): every check but time. It cannot know the offset, and its
+    replies' round trip bounds the delay at the controller; it never times out on its own."""
+    return LinkPolicy(max_delay_ns=UNCHECKED_NS, watchdog_ns=UNCHECKED_NS, max_clock_lead_ns=UNCHECKED_NS)
 
 
 def robot_link_endpoint(cfg: CellConfig, role: Role, now_ns: int) -> Endpoint:
@@ -81,4 +117,6 @@ def sensor_link_endpoint(cfg: CellConfig, sensor_name: str, role: Role, now_ns: 
     if role not in (Role.SENSOR, Role.SENSOR_RECEIVER):
         raise ValueError(f"{role} is not an end of a sensor link")
     sensor = cfg.sensors[sensor_name]
+    if role is Role.SENSOR:
+        return Endpoint(role, sensor.connection_id, sensor_end_policy(cfg, sensor_name), now_ns)
     return Endpoint(role, sensor.connection_id, sensor_link_policy(cfg, sensor_name), now_ns)
