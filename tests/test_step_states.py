@@ -1,6 +1,7 @@
 """The controller's transition table: complete, closed, and encoding the restart-interlock rules."""
 
 import itertools
+import re
 
 import pytest
 
@@ -113,3 +114,26 @@ def test_diagram_names_every_state():
     text = diagram()
     for state in S:
         assert state.name in text
+
+
+def test_diagram_draws_each_state_change_once_labelled_by_what_decides_it():
+    edges = re.findall(r'(\w+) -> (\w+) \[label="([\w+]+)"\];', diagram())
+    changes = {
+        (state.name, target.name)
+        for state, by_event in TRANSITIONS.items()
+        for by_permission in by_event.values()
+        for target in by_permission.values()
+        if target != state
+    }
+    assert {(a, b) for a, b, _ in edges} == changes  # every change, no self-loop
+    assert len(edges) == len(set(edges))  # an edge the permission does not decide is drawn once
+    for a, _, label in edges:
+        event, _, permission = label.partition("+")
+        targets = set(TRANSITIONS[S[a]][E[event]].values())
+        assert bool(permission) == (len(targets) > 1), label  # the permission named only where it decides
+
+
+def test_the_compiled_table_is_read_only():
+    assert not TRANSITION_TABLE.flags.writeable
+    with pytest.raises(ValueError):
+        TRANSITION_TABLE[0, 0, 0] = 0
