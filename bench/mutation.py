@@ -51,6 +51,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
             "tests/test_step_states.py",
             "tests/test_step_hold.py",
             "tests/test_step_differential.py",
+            "tests/test_step_robot_echo.py",
         ),
     ),
     "states": ("safety/states.py", ("tests/test_step_states.py", "tests/test_state_machines.py")),

@@ -293,6 +293,16 @@ def test_a_counter_wrapped_to_zero_is_supervised_like_any_other():
     assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_COUNTER_REPEATED, sensor=0)
 
 
+@pytest.mark.requirement("SR-SENS-6")
+@pytest.mark.parametrize("score", [1.0 + 1e-6, 1.5, -1e-6, math.nan])
+def test_a_score_outside_0_to_1_is_a_bad_value(score):
+    cell = zones_only()
+    cell.arm()
+    cell.frame([(10.0, 0.0)])
+    cell.detections[0]["persons"][0]["score"] = score
+    assert_command(cell.tick(), K.FAULT_STOP, R.SENSOR_BAD_VALUE, sensor=0)
+
+
 @pytest.mark.requirement("SR-HOLD-1")
 def test_a_missed_person_exactly_at_the_hold_reach_of_the_hazard_is_still_held():
     from cobotguard.safety.geometry import region_distance_squared_within
